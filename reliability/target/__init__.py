@@ -1,0 +1,1 @@
+"""Subpackage placeholder; see the package docstring."""
