@@ -1,0 +1,44 @@
+"""Shared fixtures: throwaway PostgreSQL and Redis servers and free ports.
+
+Kept light on purpose: nothing here imports locust (importing it monkey-patches the process
+with gevent) or a database driver, so unit tests run in a clean interpreter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import pytest
+
+from tests.servers import PostgresServer, RedisServer
+from tests.servers import free_port as _free_port
+
+ServerT = TypeVar("ServerT", PostgresServer, RedisServer)
+
+
+def _serve(server: ServerT) -> Iterator[ServerT]:
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the session (initdb is slow). Tests that stop or restart it
+    must leave it running; a test that needs a private one builds its own ``PostgresServer``."""
+    yield from _serve(PostgresServer())
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh redis-server per test (it starts in milliseconds)."""
+    yield from _serve(RedisServer())
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """A function returning a TCP port on 127.0.0.1 that was free a moment ago."""
+    return _free_port
