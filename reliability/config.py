@@ -1,0 +1,340 @@
+"""Scenario files: a typed spec parsed from YAML, with errors that name the file and the field.
+
+Example scenario::
+
+    name: checkout under load
+    target:
+      host: http://127.0.0.1:8080
+      dsn: ${CHECKOUT_PG_DSN}          # secrets come from the environment
+    sla:
+      tier: gold
+      percentile: p95
+      rolling_window_s: 60
+      tiers:
+        gold: {uptime_pct: 99.9, p95_ms: 150, error_pct: 0.5}   # override a built-in tier
+        internal: {rank: 0, uptime_pct: 95, p95_ms: 3000, error_pct: 10}
+      endpoints:
+        "GET /api/items": {p95_ms: 300}
+
+``load_scenario(path)`` returns a frozen :class:`ScenarioSpec` or raises
+:class:`~reliability.exceptions.ScenarioError` with one line such as
+``scenarios/x.yaml: sla.tiers.gold.p95_ms: must be greater than 0``. Validation is pydantic's;
+this module only maps its errors to field paths and parses units ("250ms", "2m", "p99.9").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from reliability.exceptions import ScenarioError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_PERCENTILE_KEY = re.compile(r"^p(\d{1,2}(?:\.\d+)?)_ms$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def parse_duration_s(value: object) -> float:
+    """Seconds from a number (seconds) or a string like "250ms", "30s", "2m", "1h"."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30, '30s' or '250ms'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"expected a duration such as 30, '30s' or '250ms', got {value!r}")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def parse_latency_ms(value: object) -> float:
+    """Milliseconds from a number (ms) or a string like "200ms", "1.5s"."""
+    if isinstance(value, str) and value.strip().endswith(("ms", "s", "m", "h")):
+        return parse_duration_s(value) * 1000.0
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a latency such as 200 or '200ms', got {value!r}")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"expected a latency such as 200 or '200ms', got {value!r}") from None
+
+
+def parse_percentile(value: object) -> float:
+    """Percentile (0-100, exclusive) from 95, "95", "p95" or "p99.9"."""
+    text = str(value).strip().lower().removeprefix("p")
+    try:
+        pct = float(text)
+    except ValueError:
+        raise ValueError(f"expected a percentile such as p95 or 99.9, got {value!r}") from None
+    if not 0.0 < pct < 100.0:
+        raise ValueError(f"a percentile must be between 0 and 100 (exclusive), got {value!r}")
+    return pct
+
+
+def percentile_label(pct: float) -> str:
+    """"p95", "p99.9" for 95.0, 99.9."""
+    return f"p{pct:g}"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _collect_percentiles(data: Any) -> Any:
+    """Move ``pNN_ms`` keys into ``percentile_ms`` and parse latency units."""
+    if not isinstance(data, Mapping):
+        return data
+    out: dict[str, Any] = {}
+    pcts: dict[float, float] = {}
+    for key, value in data.items():
+        m = _PERCENTILE_KEY.match(str(key))
+        if m:
+            try:
+                ms = parse_latency_ms(value)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+            if ms <= 0:
+                raise ValueError(f"{key}: must be greater than 0")
+            pcts[parse_percentile(m.group(1))] = ms
+        elif key == "latency_ms" and value is not None:
+            try:
+                out[key] = parse_latency_ms(value)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        else:
+            out[str(key)] = value
+    if pcts:
+        out["percentile_ms"] = pcts
+    return out
+
+
+class EndpointSlaSpec(_Spec):
+    """Latency and error thresholds; alone, extra criteria for one endpoint ("GET /api/items", or
+    a bare name for any request type). Write ``p95_ms: 200`` (any percentile) or ``latency_ms``
+    for the scenario's configured percentile."""
+
+    error_pct: float | None = Field(default=None, ge=0, le=100)
+    latency_ms: float | None = Field(default=None, gt=0)
+    percentile_ms: dict[float, float] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _percentiles(cls, data: Any) -> Any:
+        return _collect_percentiles(data)
+
+    @property
+    def error_ratio(self) -> float | None:
+        return None if self.error_pct is None else self.error_pct / 100.0
+
+    def latency_thresholds(self, default_percentile: float) -> dict[float, float]:
+        """All latency thresholds, ``latency_ms`` placed at the scenario's percentile."""
+        out = dict(self.percentile_ms)
+        if self.latency_ms is not None:
+            out.setdefault(default_percentile, self.latency_ms)
+        return out
+
+
+class TierSpec(EndpointSlaSpec):
+    """Thresholds of one SLA tier; ``rank`` orders tiers from least to most demanding.
+
+    Example: ``TierSpec(rank=3, uptime_pct=99.9, latency_ms=200, error_pct=0.5)`` (built-in gold).
+    """
+
+    rank: float | None = None
+    uptime_pct: float | None = Field(default=None, ge=0, le=100)
+
+    @property
+    def uptime_ratio(self) -> float | None:
+        return None if self.uptime_pct is None else self.uptime_pct / 100.0
+
+
+BUILTIN_TIERS: Mapping[str, TierSpec] = {
+    "bronze": TierSpec(rank=1, uptime_pct=99.0, latency_ms=1000, error_pct=2.0),
+    "silver": TierSpec(rank=2, uptime_pct=99.5, latency_ms=500, error_pct=1.0),
+    "gold": TierSpec(rank=3, uptime_pct=99.9, latency_ms=200, error_pct=0.5),
+    "platinum": TierSpec(rank=4, uptime_pct=99.95, latency_ms=100, error_pct=0.1),
+}
+
+
+class AbortSpec(_Spec):
+    """Stop the run when the rolling verdict fails for ``grace_s`` in a row (like k6 abortOnFail)."""
+
+    enabled: bool = False
+    grace_s: float = 10.0
+
+    @field_validator("grace_s", mode="before")
+    @classmethod
+    def _dur(cls, v: object) -> float:
+        return parse_duration_s(v)
+
+
+class SlaSpec(_Spec):
+    tier: str = "gold"
+    percentile: float = 95.0
+    rolling_window_s: float = Field(default=60.0, ge=5, le=3600)
+    down_error_pct: float = Field(default=5.0, gt=0, le=100)
+    status_interval_s: float = Field(default=5.0, gt=0)
+    abort: AbortSpec = AbortSpec()
+    replace_builtin_tiers: bool = False
+    tiers: dict[str, TierSpec] = Field(default_factory=dict)
+    endpoints: dict[str, EndpointSlaSpec] = Field(default_factory=dict)
+
+    @field_validator("percentile", mode="before")
+    @classmethod
+    def _pct(cls, v: object) -> float:
+        return parse_percentile(v)
+
+    @field_validator("rolling_window_s", "status_interval_s", mode="before")
+    @classmethod
+    def _dur(cls, v: object) -> float:
+        return parse_duration_s(v)
+
+    @field_validator("tier", mode="before")
+    @classmethod
+    def _tier_name(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _tier_names(cls, v: object) -> object:
+        if isinstance(v, Mapping):
+            return {str(k).strip().lower(): t for k, t in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _check_tiers(self) -> SlaSpec:
+        for name, tier in self.tiers.items():
+            if name not in BUILTIN_TIERS and tier.rank is None:
+                raise ValueError(f"tiers.{name}.rank: a custom tier needs a rank (bronze=1 .. platinum=4)")
+        if self.tier not in self.all_tiers():
+            raise ValueError(f"tier: unknown tier {self.tier!r}; known: {', '.join(self.all_tiers())}")
+        return self
+
+    def all_tiers(self) -> dict[str, TierSpec]:
+        """Tiers by rank (least demanding first): built-ins, overridden or replaced by the file's."""
+        merged: dict[str, TierSpec] = {} if self.replace_builtin_tiers else dict(BUILTIN_TIERS)
+        for name, tier in self.tiers.items():
+            base = merged.get(name)
+            if base is not None and tier.rank is None:
+                tier = tier.model_copy(update={"rank": base.rank})
+            merged[name] = tier
+        return dict(sorted(merged.items(), key=lambda kv: (kv[1].rank or 0.0, kv[0])))
+
+    @property
+    def down_error_ratio(self) -> float:
+        return self.down_error_pct / 100.0
+
+
+class TargetSpec(_Spec):
+    """Where the load goes. Put secrets in ``${ENV_VAR}`` references, never in the file."""
+
+    host: str | None = None
+    dsn: str | None = None
+    redis_url: str | None = None
+    ws_url: str | None = None
+
+
+class LoadSpec(_Spec):
+    locustfile: str | None = None
+    users: int = Field(default=10, ge=0)
+    spawn_rate: float = Field(default=10.0, gt=0)
+    run_time_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("run_time_s", mode="before")
+    @classmethod
+    def _dur(cls, v: object) -> float:
+        return parse_duration_s(v)
+
+
+class ScenarioSpec(_Spec):
+    """A whole scenario file. Example in the module docstring."""
+
+    version: int = Field(default=1, ge=1, le=1)
+    name: str = "unnamed scenario"
+    description: str = ""
+    target: TargetSpec = TargetSpec()
+    load: LoadSpec = LoadSpec()
+    sla: SlaSpec = SlaSpec()
+    components: dict[str, str] = Field(default_factory=dict)
+
+
+def _interpolate(node: Any, path: str, source: str, env: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ScenarioError(source, path, f"environment variable {name} is not set")
+
+        return _ENV_REF.sub(repl, node)
+    if isinstance(node, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), source, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, f"{path}[{i}]", source, env) for i, v in enumerate(node)]
+    return node
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif not str(item).startswith(("function-", "model-")):
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def parse_scenario(data: Any, source: str = "<scenario>", env: Mapping[str, str] | None = None) -> ScenarioSpec:
+    """Validate an already-loaded YAML document. ``source`` names it in errors."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ScenarioError(source, "", "the top level must be a mapping of keys to values")
+    data = _interpolate(data, "", source, os.environ if env is None else env)
+    try:
+        return ScenarioSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        path = _field_path(tuple(err["loc"]))
+        msg = str(err["msg"])
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        msg = msg.removeprefix("Value error, ")
+        # errors raised in a model validator name their own sub-field: "tiers.x.rank: ..."
+        if ": " in msg and re.match(r"^[\w.\[\]-]+: ", msg):
+            sub, msg = msg.split(": ", 1)
+            path = f"{path}.{sub}" if path else sub
+        raise ScenarioError(source, path, msg) from None
+
+
+def read_scenario_file(path: str | os.PathLike[str]) -> Any:
+    """The YAML document in ``path``, unvalidated; unreadable files raise ScenarioError."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(source, "", f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(source, "", f"invalid YAML: {where}{problem}") from None
+
+
+def load_scenario(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> ScenarioSpec:
+    """Read and validate a scenario YAML file; raises ScenarioError naming file and field."""
+    return parse_scenario(read_scenario_file(path), str(path), env)

@@ -1,0 +1,193 @@
+"""A latency histogram with a guaranteed relative error, exact merge and a compact wire form.
+
+Bucket boundaries come from DDSketch's logarithmic key mapping (the ``ddsketch`` package): a value
+``v`` falls in bucket ``k = ceil(log_gamma(v))`` and every bucket is reported as the value that is
+within ``relative_accuracy`` of everything in it. So any quantile read back is within
+``relative_accuracy`` (default 0.4 %) of the exact sorted sample at the same rank. Counts live in a
+dense ``array('Q')`` indexed from the lowest key seen: a few hundred integers per window, about an
+order of magnitude smaller in memory and on the wire than DDSketch's own float-bin store (see
+``bench/histogram_choice.py``). Two histograms with the same accuracy merge exactly by adding counts.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from array import array
+from typing import TypedDict
+
+from ddsketch import LogarithmicMapping
+
+from reliability.exceptions import MetricsError
+
+# 0.4 % leaves headroom under the 0.5 % promise for float rounding at bucket edges.
+DEFAULT_RELATIVE_ACCURACY = 0.004
+# Latencies below one microsecond are indistinguishable from timer noise; they share its bucket.
+MIN_TRACKED_MS = 0.001
+
+
+class HistogramPayload(TypedDict):
+    """Wire form of a :class:`LatencyHistogram` (msgpack/JSON friendly)."""
+
+    a: float  # relative accuracy
+    o: int  # key of counts[0]
+    c: list[int]  # dense counts
+    n: int  # total count
+    s: float  # sum of values, ms
+    lo: float  # min value, ms
+    hi: float  # max value, ms
+
+
+class LatencyHistogram:
+    """Counts of latencies (ms) in logarithmic buckets with a bounded relative error.
+
+    Example::
+
+        h = LatencyHistogram()
+        for ms in (12.0, 15.5, 230.0):
+            h.record(ms)
+        h.quantile(0.95)   # within 0.5 % of 230.0
+        h.merge(other)     # exact: counts add
+    """
+
+    __slots__ = ("_mapping", "_accuracy", "_offset", "_counts", "count", "sum_ms", "min_ms", "max_ms")
+
+    def __init__(self, relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY) -> None:
+        if not 0.0 < relative_accuracy < 0.1:
+            raise MetricsError(f"relative_accuracy must be in (0, 0.1), got {relative_accuracy!r}")
+        self._accuracy = relative_accuracy
+        self._mapping = _mapping_for(relative_accuracy)
+        self._offset = 0
+        self._counts: array[int] = array("Q")
+        self.count = 0
+        self.sum_ms = 0.0
+        self.min_ms = math.inf
+        self.max_ms = -math.inf
+
+    @property
+    def relative_accuracy(self) -> float:
+        return self._accuracy
+
+    def record(self, latency_ms: float) -> None:
+        """Add one latency. Negative or NaN values are rejected; tiny ones share the 1 us bucket."""
+        if not latency_ms >= 0.0:  # also catches NaN
+            raise MetricsError(f"latency must be a non-negative number of ms, got {latency_ms!r}")
+        key = self._mapping.key(latency_ms if latency_ms > MIN_TRACKED_MS else MIN_TRACKED_MS)
+        counts = self._counts
+        index = key - self._offset
+        if not counts:
+            self._offset = key
+            counts.append(1)
+        elif 0 <= index < len(counts):
+            counts[index] += 1
+        elif index >= len(counts):
+            counts.extend([0] * (index - len(counts)))
+            counts.append(1)
+        else:  # below the lowest key so far: prepend zeros
+            self._counts = array("Q", [1] + [0] * (-index - 1)) + counts
+            self._offset = key
+        self.count += 1
+        self.sum_ms += latency_ms
+        if latency_ms < self.min_ms:
+            self.min_ms = latency_ms
+        if latency_ms > self.max_ms:
+            self.max_ms = latency_ms
+
+    def merge(self, other: LatencyHistogram) -> None:
+        """Add ``other``'s counts to this one (exact; accuracies must match)."""
+        if other._accuracy != self._accuracy:
+            raise MetricsError(
+                f"cannot merge histograms of relative accuracy {other._accuracy} and {self._accuracy}"
+            )
+        if not other.count:
+            return
+        self._add_counts(other._offset, other._counts)
+        self.count += other.count
+        self.sum_ms += other.sum_ms
+        self.min_ms = min(self.min_ms, other.min_ms)
+        self.max_ms = max(self.max_ms, other.max_ms)
+
+    def _add_counts(self, offset: int, counts: array[int] | list[int]) -> None:
+        if not self._counts:
+            self._offset = offset
+            self._counts = array("Q", counts)
+            return
+        lo = min(self._offset, offset)
+        hi = max(self._offset + len(self._counts), offset + len(counts))
+        if lo != self._offset or hi != self._offset + len(self._counts):
+            grown = array("Q", bytes(8 * (hi - lo)))
+            start = self._offset - lo
+            grown[start : start + len(self._counts)] = self._counts
+            self._counts = grown
+            self._offset = lo
+        base = offset - self._offset
+        mine = self._counts
+        for i, c in enumerate(counts):
+            if c:
+                mine[base + i] += c
+
+    def quantile(self, q: float) -> float | None:
+        """Latency (ms) at quantile ``q`` (0-1), or None when empty.
+
+        Rank convention: the sample at index ``floor(q * (count - 1))`` of the sorted values
+        (numpy's ``method="lower"``); the answer is within ``relative_accuracy`` of it, and clamped
+        to the exact observed min/max.
+        """
+        if not 0.0 <= q <= 1.0:
+            raise MetricsError(f"quantile must be within [0, 1], got {q!r}")
+        if not self.count:
+            return None
+        if q == 1.0:
+            return self.max_ms
+        rank = math.floor(q * (self.count - 1))
+        seen = 0
+        for i, c in enumerate(self._counts):
+            seen += c
+            if seen > rank:
+                value = float(self._mapping.value(i + self._offset))
+                return min(max(value, self.min_ms), self.max_ms)
+        return self.max_ms  # unreachable with consistent counts
+
+    def copy(self) -> LatencyHistogram:
+        dup = LatencyHistogram(self._accuracy)
+        dup.merge(self)
+        return dup
+
+    def to_payload(self) -> HistogramPayload:
+        """Compact wire form: trailing and leading zero buckets are never stored."""
+        return {
+            "a": self._accuracy,
+            "o": self._offset,
+            "c": self._counts.tolist(),
+            "n": self.count,
+            "s": self.sum_ms,
+            "lo": self.min_ms if self.count else 0.0,
+            "hi": self.max_ms if self.count else 0.0,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: HistogramPayload) -> LatencyHistogram:
+        try:
+            hist = cls(float(payload["a"]))
+            counts = [int(c) for c in payload["c"]]
+            if any(c < 0 for c in counts) or sum(counts) != int(payload["n"]):
+                raise MetricsError("histogram payload counts do not add up to its total")
+            if payload["n"]:
+                hist._add_counts(int(payload["o"]), counts)
+                hist.count = int(payload["n"])
+                hist.sum_ms = float(payload["s"])
+                hist.min_ms = float(payload["lo"])
+                hist.max_ms = float(payload["hi"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MetricsError(f"malformed histogram payload: {exc}") from exc
+        return hist
+
+    def nbytes(self) -> int:
+        """Approximate memory held by the bucket counts."""
+        return self._counts.itemsize * len(self._counts)
+
+
+@functools.lru_cache(maxsize=16)
+def _mapping_for(relative_accuracy: float) -> LogarithmicMapping:
+    # Mappings are immutable value objects; sharing one per accuracy saves memory per histogram.
+    return LogarithmicMapping(relative_accuracy)

@@ -1,0 +1,411 @@
+"""The Locust plugin: the only module that touches Locust events.
+
+Add one line to any locustfile::
+
+    import reliability.plugin  # noqa: F401  (SLA grading, run record, exit codes)
+
+and run Locust as usual (``--sla-tier gold --sla-percentile p95 --scenario FILE --run-record PATH
+--sla-abort``). Importing registers two listeners on ``locust.events``: one adds the options,
+one calls :func:`install` on the environment. Code that builds its own ``Environment`` calls
+``install(environment)`` itself.
+
+Who does what:
+
+* load generators (local runner, workers): ``request`` -> per-second windows; workers send
+  closed windows to the master in ``report_to_master`` (every 3 s and a final report on stop);
+* master / local runner: merge windows, note users per second, evaluate the rolling window and
+  print a status line, abort on a sustained breach, watch for lost/joined workers and generator
+  CPU, then in ``quitting`` (after the workers' last reports) grade the whole run, write the
+  record and set the exit code: 0 met, 3 not met, 4 inconclusive.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gevent
+import locust
+import psutil
+from locust import events
+from locust.argument_parser import LocustArgumentParser
+from locust.env import Environment
+from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
+
+from reliability import __version__
+from reliability.config import ScenarioSpec, SlaSpec, parse_scenario, read_scenario_file
+from reliability.exceptions import MetricsError, ReliabilityError
+from reliability.metrics.windows import WindowStore
+from reliability.record import GeneratorUsage, RunInfo, build_record, default_record_path, iso, write_record
+from reliability.sla import EXIT_INCONCLUSIVE, Verdict, evaluate, status_line
+
+logger = logging.getLogger("reliability")
+
+PAYLOAD_KEY = "reliability"
+USAGE_SAMPLE_S = 3.0
+ROLLUP_EVERY_S = 10
+LIVE_EVAL_EVERY_S = 2.0
+EXIT_LISTENER_ERROR = 2
+
+
+def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
+    """Our command-line options (idempotent: Locust may build several parsers)."""
+    group = parser.add_argument_group("locust-reliability", "SLA grading (locust-reliability)")
+    group.add_argument("--sla-tier", default=None, help="SLA tier to grade against (default gold)")
+    group.add_argument("--sla-percentile", default=None, help="latency percentile, e.g. p95 (default), p99")
+    group.add_argument("--scenario", default=None, help="scenario YAML with SLA tiers, endpoints, target")
+    group.add_argument("--run-record", default=None, help="run record path (default reports/run-<UTC>.json)")
+    group.add_argument("--sla-abort", action="store_true", default=False,
+                       help="stop the run when the rolling SLA fails for the grace period")
+    group.add_argument("--sla-abort-grace", default=None, help="seconds of sustained breach before abort (10)")
+    group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)")
+    group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
+
+
+def resolve_spec(options: Any) -> tuple[ScenarioSpec, SlaSpec]:
+    """Scenario file, then command-line options on top (the command line wins)."""
+    path = getattr(options, "scenario", None)
+    data = read_scenario_file(path) if path else {}
+    if not isinstance(data, dict):
+        data = {"": data}  # let parse_scenario report the bad top level
+    sla = dict(data.get("sla") or {})
+    abort = dict(sla.get("abort") or {})
+    for option, key in (("sla_tier", "tier"), ("sla_percentile", "percentile"),
+                        ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s")):
+        value = getattr(options, option, None)
+        if value:
+            sla[key] = value
+    if getattr(options, "sla_abort", False):
+        abort["enabled"] = True
+    if getattr(options, "sla_abort_grace", None):
+        abort["grace_s"] = options.sla_abort_grace
+    if abort:
+        sla["abort"] = abort
+    scenario = parse_scenario({**data, "sla": sla}, path or "command line")
+    return scenario, scenario.sla
+
+
+class ReliabilityPlugin:
+    """Per-environment state and listeners. Created by :func:`install`; one per Environment."""
+
+    def __init__(self, environment: Environment, clock: Callable[[], float] = time.time) -> None:
+        self.environment = environment
+        self.clock = clock
+        self.store = WindowStore(clock=clock)
+        self.scenario = ScenarioSpec()
+        self.sla = self.scenario.sla
+        self.role = self._role()
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.live: Verdict | None = None
+        self.final: Verdict | None = None
+        self.record_path: Path | None = None
+        self.aborted: str | None = None
+        self.problems: list[str] = []  # inconclusive reasons found during the run
+        self.lost_workers: dict[str, dict[str, Any]] = {}
+        self.joined_workers: dict[str, float] = {}
+        self.worker_last_report: dict[str, float] = {}
+        self.workers_seen: set[str] = set()
+        self.generators: dict[str, GeneratorUsage] = {}
+        self._final_drain = False
+        self._ticker: gevent.Greenlet | None = None
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)
+        self._breach_since: float | None = None
+        self._finalized = False
+        self._bad_latency_logged = False
+
+    def _role(self) -> str:
+        runner = self.environment.runner
+        if isinstance(runner, MasterRunner):
+            return "master"
+        if isinstance(runner, WorkerRunner):
+            return "worker"
+        return "local"
+
+    # -- wiring ------------------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        ev = self.environment.events
+        if self.role in ("local", "worker"):
+            ev.request.add_listener(self.on_request)
+        if self.role == "worker":
+            ev.report_to_master.add_listener(self.on_report_to_master)
+        if self.role == "master":
+            ev.worker_report.add_listener(self.on_worker_report)
+            ev.worker_connect.add_listener(self.on_worker_connect)
+        ev.test_start.add_listener(self.on_test_start)
+        ev.test_stop.add_listener(self.on_test_stop)
+        ev.quitting.add_listener(self.on_quitting)
+
+    # -- load generators ---------------------------------------------------------------------------
+
+    def on_request(self, request_type: str, name: str, response_time: float | None,
+                   exception: BaseException | None = None, **_kwargs: Any) -> None:
+        failed = exception is not None
+        try:
+            self.store.record(request_type, name, response_time, failed,
+                              f"{type(exception).__name__}: {exception}" if failed else None)
+        except MetricsError:
+            # a custom user reported a negative/NaN time: count the request, drop the latency
+            self.store.record(request_type, name, None, failed, str(exception) if failed else None)
+            if not self._bad_latency_logged:
+                logger.warning("ignoring invalid response_time %r for %s %s", response_time, request_type, name)
+                self._bad_latency_logged = True
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+        final, self._final_drain = self._final_drain, False
+        rss_mb = self._process.memory_info().rss / 1e6
+        data[PAYLOAD_KEY] = {
+            "windows": self.store.drain(final=final),
+            "usage": [self.clock(), self._process.cpu_percent(None), rss_mb],
+        }
+
+    # -- master ------------------------------------------------------------------------------------
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+        payload = data.get(PAYLOAD_KEY)
+        now = self.clock()
+        self.workers_seen.add(client_id)
+        self.worker_last_report[client_id] = now
+        if payload is None:
+            if data.get("stats"):
+                reason = f"worker {client_id} sends no SLA data (is reliability.plugin imported there?)"
+                if reason not in self.problems:
+                    self.problems.append(reason)
+            return
+        try:
+            self.store.merge_payload(payload["windows"])
+        except MetricsError as exc:
+            self.problems.append(f"worker {client_id} sent unreadable data: {exc}")
+            return
+        t, cpu, rss = payload.get("usage", [now, 0.0, 0.0])
+        self._usage(client_id, "worker").add(float(t), float(cpu), float(rss))
+
+    def on_worker_connect(self, client_id: str, **_kwargs: Any) -> None:
+        if self.started_at is not None and client_id not in self.joined_workers:
+            self.joined_workers[client_id] = self.clock()
+            logger.info("worker %s joined at +%.0f s; counted from its join", client_id,
+                        self.clock() - self.started_at)
+
+    def _usage(self, gen_id: str, role: str) -> GeneratorUsage:
+        usage = self.generators.get(gen_id)
+        if usage is None:
+            usage = self.generators[gen_id] = GeneratorUsage(gen_id, role)
+        return usage
+
+    def _check_workers(self, now: float) -> None:
+        runner = self.environment.runner
+        if not isinstance(runner, MasterRunner):
+            return
+        for node in runner.clients.missing:
+            if node.id in self.lost_workers:
+                continue
+            last = self.worker_last_report.get(node.id)
+            self.lost_workers[node.id] = {"id": node.id, "detected_at": iso(now),
+                                          "last_report_at": iso(last) if last else None}
+            start = int(last) if last else int(self.started_at or now)
+            self.store.mark_partial(start, int(now) + 1)
+            logger.error("worker %s went missing; data since %s is lost, the verdict will be inconclusive",
+                         node.id, iso(last) if last else "the start")
+
+    # -- lifecycle (master / local) -----------------------------------------------------------------
+
+    def on_test_start(self, environment: Environment, **_kwargs: Any) -> None:
+        if self.role == "worker":
+            self._final_drain = False
+            return
+        if self.started_at is not None and not self._finalized and self.store.snapshot().total.requests:
+            self.finalize()  # web UI: a new test begins; keep the previous one's record
+        try:
+            self.scenario, self.sla = resolve_spec(environment.parsed_options)
+        except ReliabilityError as exc:
+            logger.error("%s", exc)
+            environment.process_exit_code = EXIT_INCONCLUSIVE
+            if environment.runner is not None:
+                gevent.spawn(environment.runner.quit)
+            return
+        self.store = WindowStore(clock=self.clock, components=self.scenario.components,
+                                 timeline_quantiles=(0.5, 0.95, 0.99, self.sla.percentile / 100.0))
+        self.started_at = self.clock()
+        self.ended_at = None
+        self._finalized = False
+        self.final = self.live = None
+        self.aborted = None
+        self.problems = []
+        if self._ticker is None or self._ticker.dead:
+            self._ticker = gevent.spawn(self._tick_loop)
+        logger.info("grading against %s (%s), rolling window %g s", self.sla.tier,
+                    f"p{self.sla.percentile:g}", self.sla.rolling_window_s)
+
+    def on_test_stop(self, environment: Environment, **_kwargs: Any) -> None:
+        if self.role == "worker":
+            self._final_drain = True  # the next report carries the current, unfinished second too
+            return
+        self.ended_at = self.clock()
+
+    def on_quitting(self, environment: Environment, **_kwargs: Any) -> None:
+        if self.role == "worker":
+            return
+        if self._ticker is not None:
+            self._ticker.kill(block=False)
+        if self.started_at is None:
+            if environment.process_exit_code is None:
+                logger.error("SLA: no test ran: inconclusive")
+                environment.process_exit_code = EXIT_INCONCLUSIVE
+            return
+        if not self._finalized:
+            self.finalize()
+        assert self.final is not None
+        code = self.final.exit_code
+        if locust.log.unhandled_greenlet_exception:
+            logger.error("a listener or greenlet raised during the run (see above): exit %d", EXIT_LISTENER_ERROR)
+            code = EXIT_LISTENER_ERROR
+        if environment.process_exit_code in (None, 0, 1):
+            environment.process_exit_code = code
+
+    # -- periodic work -----------------------------------------------------------------------------
+
+    def _tick_loop(self) -> None:
+        last_usage = last_eval = last_status = 0.0
+        ticks = 0
+        while True:
+            now = self.clock()
+            runner = self.environment.runner
+            if runner is not None and self.ended_at is None:
+                self.store.note_users(int(now), runner.user_count)
+            if now - last_usage >= USAGE_SAMPLE_S:
+                last_usage = now
+                gen_id, role = ("local", "local") if self.role == "local" else ("master", "master")
+                self._usage(gen_id, role).add(now, self._process.cpu_percent(None),
+                                              self._process.memory_info().rss / 1e6)
+            self._check_workers(now)
+            if now - last_eval >= LIVE_EVAL_EVERY_S and self.ended_at is None:
+                last_eval = now
+                self._evaluate_live(now, print_status=now - last_status >= self.sla.status_interval_s)
+                if now - last_status >= self.sla.status_interval_s:
+                    last_status = now
+            ticks += 1
+            if ticks % ROLLUP_EVERY_S == 0:
+                self.store.rollup(now)
+            gevent.sleep(1.0)
+
+    def _evaluate_live(self, now: float, print_status: bool) -> None:
+        lag = WORKER_REPORT_INTERVAL + 1 if self.role == "master" else 1
+        end = int(now) - int(lag) + 1
+        start = max(end - int(self.sla.rolling_window_s), int(self.started_at or now))
+        if end <= start:
+            return
+        self.live = evaluate(self.store.snapshot(start, end), self.sla)
+        if print_status:
+            logger.info("%s", status_line(self.live, f"SLA live {end - start}s"))
+        if not self.sla.abort.enabled or self.aborted:
+            return
+        if self.live.passed or not self.live.requests:
+            self._breach_since = None
+            return
+        if self._breach_since is None:
+            self._breach_since = now
+        if now - self._breach_since >= self.sla.abort.grace_s:
+            failing = "; ".join(c.describe() for c in self.live.criteria if not c.passed)
+            self.aborted = f"SLA {self.sla.tier} breached for {now - self._breach_since:.0f} s: {failing}"
+            logger.error("aborting: %s", self.aborted)
+            runner = self.environment.runner
+            if runner is not None:
+                gevent.spawn(runner.quit)
+
+    # -- the end -----------------------------------------------------------------------------------
+
+    def finalize(self) -> Verdict:
+        """Grade the whole run, write the record, log the verdict. Master: call after the last
+        worker reports (``quitting``)."""
+        self._finalized = True
+        end = self.ended_at or self.clock()
+        start = self.started_at or end
+        snapshot = self.store.snapshot()
+        verdict = evaluate(snapshot, self.sla)
+        reasons = list(self.problems)
+        for lost in self.lost_workers.values():
+            reasons.append(f"worker {lost['id']} went missing (detected {lost['detected_at']}); its last "
+                           f"reports were lost")
+        for gen in self.generators.values():
+            if gen.role != "master" and gen.saturated:
+                peak = max(s[1] for s in gen.samples)
+                reasons.append(f"load generator {gen.id} CPU above {gen.saturation_pct:g} % (peak {peak:.0f} %): "
+                               "latencies include the generator's own queueing")
+        runner = self.environment.runner
+        if runner is not None and runner.exceptions:
+            count = sum(e["count"] for e in runner.exceptions.values())
+            reasons.append(f"user code raised {count} exception(s) (see Locust's exception report)")
+        verdict = verdict.with_inconclusive(reasons)
+        if self.aborted and verdict.passed:
+            verdict = verdict.with_inconclusive([f"run aborted: {self.aborted}"])
+        self.final = verdict
+        run: RunInfo = {
+            "started_at": iso(start),
+            "ended_at": iso(end),
+            "duration_s": round(end - start, 3),
+            "mode": "master" if self.role == "master" else "local",
+            "workers": len(self.workers_seen),
+            "locust_version": locust.__version__,
+            "reliability_version": __version__,
+            "scenario": self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
+            "aborted": self.aborted,
+        }
+        record = build_record(
+            verdict=verdict,
+            snapshot=snapshot,
+            store=self.store,
+            run=run,
+            down_error_ratio=self.sla.down_error_ratio,
+            generators=list(self.generators.values()),
+            workers={
+                "seen": sorted(self.workers_seen),
+                "lost": list(self.lost_workers.values()),
+                "joined": [{"id": k, "at": iso(v)} for k, v in self.joined_workers.items()],
+            },
+        )
+        option = getattr(self.environment.parsed_options, "run_record", None)
+        path = Path(option) if option else default_record_path()
+        try:
+            self.record_path = write_record(record, path)
+        except OSError as exc:
+            logger.error("cannot write the run record to %s: %s", path, exc)
+            self.record_path = None
+        self._log_verdict(verdict)
+        return verdict
+
+    def _log_verdict(self, verdict: Verdict) -> None:
+        outcome = {0: "MET", 3: "NOT MET", 4: "INCONCLUSIVE"}.get(verdict.exit_code, "?")
+        logger.info("SLA %s (%s): %s", verdict.tier, f"p{verdict.percentile:g}", outcome)
+        for c in verdict.criteria:
+            logger.info("  %s %s", "PASS" if c.passed else "FAIL", c.describe())
+        logger.info("  highest tier met: %s", verdict.highest_tier_met or "none")
+        if verdict.next_tier and verdict.blocked_by:
+            logger.info("  %s blocked by: %s", verdict.next_tier, "; ".join(c.describe() for c in verdict.blocked_by))
+        for reason in verdict.inconclusive:
+            logger.warning("  inconclusive: %s", reason)
+        if self.record_path is not None:
+            logger.info("run record: %s", self.record_path)
+
+
+def install(environment: Environment, clock: Callable[[], float] = time.time) -> ReliabilityPlugin:
+    """Attach the plugin to ``environment`` (idempotent) and return its state."""
+    existing = getattr(environment, "reliability", None)
+    if isinstance(existing, ReliabilityPlugin):
+        return existing
+    plugin = ReliabilityPlugin(environment, clock)
+    plugin.attach()
+    environment.reliability = plugin  # type: ignore[attr-defined]
+    return plugin
+
+
+def on_init(environment: Environment, **_kwargs: Any) -> None:
+    install(environment)
+
+
+events.init_command_line_parser.add_listener(add_arguments)
+events.init.add_listener(on_init)

@@ -1,0 +1,220 @@
+"""SLA grading: tiers, criteria and ``evaluate(snapshot, spec) -> Verdict``.
+
+Service level indicators (defined the same way in the README):
+
+* **latency**: the configured percentile (p95 by default) of every completed request's response
+  time, failures included, from histograms with a bounded relative error;
+* **error ratio**: failed requests / all requests;
+* **uptime** (window-based): of the 1 s windows that had traffic, the share in which the service
+  was up. A window is *down* when its error ratio is at or above ``down_error_pct`` (default 5 %)
+  or nothing in it succeeded;
+* **request availability** (request-based): successful requests / all requests.
+
+A run (or rolling window) with no requests never passes: every criterion reports "no data".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from reliability.config import EndpointSlaSpec, SlaSpec, percentile_label
+from reliability.metrics.histogram import LatencyHistogram
+from reliability.metrics.windows import EndpointStats, SecondCounts, Snapshot
+
+EXIT_PASSED = 0
+EXIT_FAILED = 3
+EXIT_INCONCLUSIVE = 4
+
+
+@dataclass(frozen=True)
+class UptimeResult:
+    """Window-based uptime and request-based availability over a snapshot."""
+
+    window_s: int
+    windows: int  # 1 s windows with traffic
+    up_windows: int
+    ratio: float | None  # None when there was no traffic
+    request_availability: float | None
+    partial_windows: int = 0
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One check: ``actual <comparator> threshold``. ``margin`` > 0 means headroom."""
+
+    name: str  # e.g. "p95_ms", "error_ratio", "uptime", "GET /api/items p95_ms"
+    comparator: str  # "<=" or ">="
+    threshold: float
+    actual: float | None
+    passed: bool
+    margin: float | None
+    scope: str = "total"
+
+    def describe(self) -> str:
+        actual = "no data" if self.actual is None else _fmt(self.name, self.actual)
+        return f"{self.name} {actual} (needs {self.comparator} {_fmt(self.name, self.threshold)})"
+
+
+@dataclass(frozen=True)
+class TierResult:
+    tier: str
+    passed: bool
+    criteria: tuple[Criterion, ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The grade of a snapshot against the selected tier, plus every tier's result."""
+
+    tier: str
+    percentile: float
+    passed: bool
+    criteria: tuple[Criterion, ...]
+    highest_tier_met: str | None
+    next_tier: str | None
+    blocked_by: tuple[Criterion, ...]
+    tiers: tuple[TierResult, ...]
+    uptime: UptimeResult
+    requests: int
+    failures: int
+    inconclusive: tuple[str, ...] = field(default=())
+
+    @property
+    def exit_code(self) -> int:
+        """0 met, 3 not met, 4 inconclusive (takes precedence: the numbers cannot be trusted)."""
+        if self.inconclusive:
+            return EXIT_INCONCLUSIVE
+        return EXIT_PASSED if self.passed else EXIT_FAILED
+
+    def with_inconclusive(self, reasons: Iterable[str]) -> Verdict:
+        extra = tuple(r for r in reasons if r not in self.inconclusive)
+        if not extra:
+            return self
+        return Verdict(**{**self.__dict__, "inconclusive": self.inconclusive + extra})
+
+
+def compute_uptime(seconds: Iterable[SecondCounts], down_error_ratio: float) -> UptimeResult:
+    windows = up = good = total = partial = 0
+    for s in seconds:
+        if s.requests <= 0:
+            continue
+        windows += 1
+        partial += s.partial
+        total += s.requests
+        good += s.requests - s.failures
+        ok = s.requests - s.failures
+        if ok > 0 and s.failures / s.requests < down_error_ratio:
+            up += 1
+    return UptimeResult(
+        window_s=1,
+        windows=windows,
+        up_windows=up,
+        ratio=up / windows if windows else None,
+        request_availability=good / total if total else None,
+        partial_windows=partial,
+    )
+
+
+def _check(name: str, comparator: str, threshold: float, actual: float | None, scope: str) -> Criterion:
+    if actual is None or math.isnan(actual):
+        return Criterion(name, comparator, threshold, None, False, None, scope)
+    if comparator == "<=":
+        return Criterion(name, comparator, threshold, actual, actual <= threshold, threshold - actual, scope)
+    return Criterion(name, comparator, threshold, actual, actual >= threshold, actual - threshold, scope)
+
+
+def _latency_criteria(stats: EndpointStats, spec: EndpointSlaSpec, default_pct: float, prefix: str,
+                      scope: str) -> list[Criterion]:
+    out = []
+    for pct, limit_ms in sorted(spec.latency_thresholds(default_pct).items()):
+        actual = stats.latency_ms(pct / 100.0) if stats.requests else None
+        out.append(_check(f"{prefix}{percentile_label(pct)}_ms", "<=", limit_ms, actual, scope))
+    if spec.error_ratio is not None:
+        actual = stats.error_ratio if stats.requests else None
+        out.append(_check(f"{prefix}error_ratio", "<=", spec.error_ratio, actual, scope))
+    return out
+
+
+def _endpoint_matches(pattern: str, stats: EndpointStats) -> bool:
+    return pattern == f"{stats.request_type} {stats.name}" or pattern == stats.name
+
+
+def _endpoint_criteria(snapshot: Snapshot, spec: SlaSpec) -> list[Criterion]:
+    out: list[Criterion] = []
+    for pattern, ep_spec in spec.endpoints.items():
+        matches = [e for e in snapshot.endpoints if _endpoint_matches(pattern, e)]
+        if not matches:
+            # an endpoint the scenario grades but the run never hit is a failed check, not a skip
+            empty = EndpointStats("", pattern, "", 0, 0, LatencyHistogram(snapshot.total.hist.relative_accuracy))
+            out.extend(_latency_criteria(empty, ep_spec, spec.percentile, f"{pattern} ", pattern))
+            continue
+        for stats in matches:
+            label = f"{stats.request_type} {stats.name}"
+            out.extend(_latency_criteria(stats, ep_spec, spec.percentile, f"{label} ", label))
+    return out
+
+
+def evaluate(snapshot: Snapshot, spec: SlaSpec) -> Verdict:
+    """Grade ``snapshot`` against every tier of ``spec``; the verdict is for ``spec.tier``."""
+    uptime = compute_uptime(snapshot.seconds, spec.down_error_ratio)
+    endpoint_checks = _endpoint_criteria(snapshot, spec)
+    results: list[TierResult] = []
+    for name, tier in spec.all_tiers().items():
+        checks: list[Criterion] = []
+        if tier.uptime_ratio is not None:
+            checks.append(_check("uptime", ">=", tier.uptime_ratio, uptime.ratio, "total"))
+        checks.extend(_latency_criteria(snapshot.total, tier, spec.percentile, "", "total"))
+        checks.extend(endpoint_checks)
+        passed = snapshot.total.requests > 0 and all(c.passed for c in checks)
+        results.append(TierResult(name, passed, tuple(checks)))
+
+    highest: str | None = None
+    for result in results:  # ordered least to most demanding; a tier counts only if all below it pass
+        if not result.passed:
+            break
+        highest = result.tier
+    names = [r.tier for r in results]
+    next_index = 0 if highest is None else names.index(highest) + 1
+    next_result = results[next_index] if next_index < len(results) else None
+    selected = results[names.index(spec.tier)]
+    return Verdict(
+        tier=spec.tier,
+        percentile=spec.percentile,
+        passed=selected.passed,
+        criteria=selected.criteria,
+        highest_tier_met=highest,
+        next_tier=next_result.tier if next_result else None,
+        blocked_by=tuple(c for c in next_result.criteria if not c.passed) if next_result else (),
+        tiers=tuple(results),
+        uptime=uptime,
+        requests=snapshot.total.requests,
+        failures=snapshot.total.failures,
+        inconclusive=() if snapshot.total.requests else ("no requests were made",),
+    )
+
+
+def _fmt(name: str, value: float) -> str:
+    if name.endswith("_ms"):
+        return f"{value:.1f} ms"
+    return f"{value * 100:.3g} %"
+
+
+def status_line(verdict: Verdict, label: str = "SLA") -> str:
+    """One line for the console: tier, latency vs threshold, error ratio, uptime."""
+    by_name = {c.name: c for c in verdict.criteria}
+    lat = by_name.get(f"{percentile_label(verdict.percentile)}_ms")
+    err = by_name.get("error_ratio")
+    parts = [f"{label} {verdict.tier}: {'PASS' if verdict.passed else 'FAIL'}"]
+    if lat is not None:
+        parts.append(f"{percentile_label(verdict.percentile)} "
+                     + ("n/a" if lat.actual is None else f"{lat.actual:.1f}") + f"/{lat.threshold:g} ms")
+    if err is not None:
+        parts.append("errors " + ("n/a" if err.actual is None else f"{err.actual * 100:.2f}")
+                     + f"/{err.threshold * 100:g} %")
+    if verdict.uptime.ratio is not None:
+        parts.append(f"uptime {verdict.uptime.ratio * 100:.2f} %")
+    parts.append(f"best tier {verdict.highest_tier_met or 'none'}")
+    parts.append(f"{verdict.requests} req")
+    return " | ".join(parts)
