@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ from reliability.exceptions import TargetError
 PASSWORD_ENV = "RELIABILITY_TARGET_PASSWORD"
 ADMIN_TOKEN_ENV = "RELIABILITY_ADMIN_TOKEN"
 MASK = "***"
+# libpq key=value syntax: a value is a bare word or single-quoted with backslash escapes.
+_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']+)")
 
 
 @dataclass(frozen=True)
@@ -122,13 +125,13 @@ def _password_of(dsn: str | None) -> str | None:
         return None
     if "://" in dsn:
         return urlsplit(dsn).password
-    try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        value = conninfo_to_dict(dsn).get("password")
-    except Exception:  # an unparsable DSN has no password we could find
+    found = _KV_PASSWORD.search(dsn)
+    if found is None:
         return None
-    return str(value) if value is not None else None
+    value = found.group(2)
+    if value.startswith("'"):
+        value = re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
 
 
 def mask_url(url: str) -> str:
@@ -156,15 +159,8 @@ def mask_dsn(dsn: str) -> str:
     """
     if "://" in dsn:
         return mask_url(dsn)
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    try:
-        params = conninfo_to_dict(dsn)
-    except Exception:
-        return "<unparsable dsn>"
-    if "password" in params:
-        params["password"] = MASK
-    return make_conninfo("", **params)
+    # A substitution rather than parse-and-rebuild, so the rest of the DSN reads as the user wrote it.
+    return _KV_PASSWORD.sub(lambda m: m.group(1) + MASK, dsn)
 
 
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
