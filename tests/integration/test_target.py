@@ -14,7 +14,7 @@ import pytest
 import websocket
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_target_support import Http, TargetProcess, ws_connect, ws_json
+from tests.integration.test_target_support import Http, TargetProcess, logged_in, ws_connect, ws_json
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,11 +27,7 @@ def target() -> Iterator[TargetProcess]:
 
 @pytest.fixture
 def client(target: TargetProcess) -> Iterator[Http]:
-    http = Http(target.port)
-    http.login()
-    yield http
-    http.request("DELETE", "/admin/faults")
-    http.close()
+    yield from logged_in(target)
 
 
 def test_ready_line_names_the_real_port(target: TargetProcess) -> None:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.integration.test_target_support import Http, TargetProcess, wait_for
+from tests.integration.test_target_support import Http, TargetProcess, logged_in, wait_for
 from tests.servers import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.timeout(90)
@@ -49,10 +49,7 @@ def target(target_dsn: str, redis_server: RedisServer) -> Iterator[TargetProcess
 
 @pytest.fixture
 def client(target: TargetProcess) -> Iterator[Http]:
-    http = Http(target.port)
-    http.login()
-    yield http
-    http.close()
+    yield from logged_in(target)
 
 
 def health(client: Http) -> tuple[int, dict[str, object]]:

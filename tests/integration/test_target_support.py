@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,17 @@ class Http:
         assert isinstance(token, str)
         self.token = token
         return token
+
+
+def logged_in(target: TargetProcess) -> Iterator[Http]:
+    """A logged-in client for a fixture to ``yield from``; removes any injected fault afterwards."""
+    http = Http(target.port)
+    http.login()
+    try:
+        yield http
+    finally:
+        http.request("DELETE", "/admin/faults")
+        http.close()
 
 
 def ws_connect(port: int, timeout_s: float = 5.0) -> websocket.WebSocket:
