@@ -52,8 +52,15 @@ def _route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def _under(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix + "/")
+# First path segments of the operator routes (never limited or faulted) and of the user API.
+OPERATOR_SEGMENTS = frozenset(prefix.strip("/") for prefix in PROTECTED_PREFIXES)
+ADMIN_SEGMENT = "admin"
+API_SEGMENT = "api"
+
+
+def _first_segment(path: str) -> str:
+    # One split per request instead of a prefix test per route family.
+    return path.split("/", 2)[1] if path.startswith("/") else ""
 
 
 @web.middleware
@@ -100,8 +107,8 @@ async def _answer(request: web.Request, handler: Handler, state: TargetState) ->
 async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
     path = request.path
-    operator = any(_under(path, prefix) for prefix in PROTECTED_PREFIXES)
-    if state.limiter is not None and not operator:
+    segment = _first_segment(path)
+    if state.limiter is not None and segment not in OPERATOR_SEGMENTS:
         wait_s = state.limiter.take()
         if wait_s > 0:
             return json_error(429, "rate limit exceeded", retry_after(wait_s))
@@ -112,11 +119,11 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
         if action.status is not None:
             headers = retry_after(1.0) if action.status in (429, 503) else None
             return json_error(action.status, "injected fault", headers)
-    if _under(path, "/admin"):
+    if segment == ADMIN_SEGMENT:
         denied = ops.admin_denied(request)
         if denied is not None:
             return denied
-    elif _under(path, "/api"):
+    elif segment == API_SEGMENT:
         outcome = state.auth.check(request.headers.get("Authorization"))
         if outcome is AuthOutcome.MISSING:
             return json_error(401, "missing or malformed bearer token", {"WWW-Authenticate": "Bearer"})
