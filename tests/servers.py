@@ -1,4 +1,4 @@
-"""Throwaway PostgreSQL and Redis servers for tests.
+"""Throwaway PostgreSQL, Redis and reference-target servers for tests.
 
 Each server runs from a fresh temporary directory on a free loopback port and is removed by
 ``close()``. Tests may stop, restart, kill or pause them freely; that is what they are for.
@@ -29,6 +29,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -100,6 +101,18 @@ def _wait_until(check: Callable[[], bool], timeout_s: float, what: str, log: Pat
             return
         time.sleep(0.05)
     raise ServerError(f"{what} not ready after {timeout_s:.0f}s; log tail:\n{_log_tail(log)}")
+
+
+def _terminate(proc: subprocess.Popen[bytes] | None, timeout_s: float, sig: int = signal.SIGTERM) -> None:
+    """Signal a child server and reap it; SIGKILL if it outlives ``timeout_s``. No-op if gone."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
 
 
 def postgres_bindir() -> Path:
@@ -328,19 +341,64 @@ class RedisServer(_Server):
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM and wait; SIGKILL if it does not exit in time. No-op if stopped."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout_s)
+        _terminate(self._proc, timeout_s)
 
     def kill(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGKILL the server (a crash)."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=timeout_s)
+        _terminate(self._proc, timeout_s, sig=signal.SIGKILL)
+
+
+class TargetServer(_Server):
+    """The reference target (``python -m reliability.target``) in its own process.
+
+    It serves the HTTP API and ``/ws`` from the embedded in-memory store unless ``extra_args``
+    point it at PostgreSQL/Redis. ``restart()`` keeps the port.
+    """
+
+    def __init__(self, port: int | None = None, extra_args: tuple[str, ...] = ()) -> None:
+        self.port = port or free_port()
+        self.extra_args = extra_args
+        self.base = Path(tempfile.mkdtemp(prefix="reliability-target-"))
+        self.logfile = self.base / "server.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def pid(self) -> int | None:
+        if self._proc is None or self._proc.poll() is not None:
+            return None
+        return self._proc.pid
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        if self.pid is not None:
+            return
+        repo_root = Path(__file__).resolve().parents[1]
+        env = {**os.environ, "PYTHONPATH": str(repo_root)}
+        cmd = [sys.executable, "-m", "reliability.target", "--host", "127.0.0.1", "--port", str(self.port),
+               *self.extra_args]
+        with self.logfile.open("ab") as log:
+            self._proc = subprocess.Popen(cmd, cwd=self.base, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                          stderr=log)
+        try:
+            _wait_until(self._ready, timeout_s, f"reference target on port {self.port}", self.logfile)
+        except ServerError:
+            self.kill()
+            raise
+
+    def _ready(self) -> bool:
+        if self._proc is not None and self._proc.poll() is not None:
+            raise ServerError(f"target exited with {self._proc.returncode}:\n{_log_tail(self.logfile)}")
+        return port_accepts(self.port)
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        _terminate(self._proc, timeout_s)
+
+    def kill(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        _terminate(self._proc, timeout_s, sig=signal.SIGKILL)

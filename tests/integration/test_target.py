@@ -267,7 +267,8 @@ def test_rate_limit_answers_429_with_retry_after_under_a_burst() -> None:
         http = Http(proc.port)
         statuses = [http.get("/api/items").status for _ in range(30)]
         assert statuses[:5] == [401] * 5, "the first second's worth passes (to the auth check)"
-        assert statuses.count(429) >= 20
+        # 5 pass at once and 5 more per second after; a slow machine may refill a few.
+        assert statuses.count(429) >= 15
         limited = http.get("/api/items")
         assert limited.status == 429 and int(limited.headers["Retry-After"]) >= 1
         assert http.get("/health").status == 200, "operator routes are not rate limited"

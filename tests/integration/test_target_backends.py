@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -126,6 +128,21 @@ def test_cache_bypass_while_redis_is_stopped_then_recovery(client: Http, redis_s
     wait_for(lambda: client.get("/api/items/11").headers["X-Cache"] in ("miss", "hit"), timeout_s=5)
     assert client.get("/api/items/11").headers["X-Cache"] == "hit"
     assert health(client)[1]["status"] == "healthy"
+
+
+def test_a_hung_redis_costs_one_short_timeout_then_is_bypassed(client: Http, redis_server: RedisServer) -> None:
+    assert client.get("/api/items/13").status == 200
+    pid = redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # accepts connections, answers nothing: the worst kind of outage
+    try:
+        replies = [client.get("/api/items/13") for _ in range(10)]
+        assert all(r.status == 200 and r.headers["X-Cache"] == "bypass" for r in replies)
+        assert replies[0].elapsed_s < 0.5, "bounded by the short socket timeout, with no client retry"
+        assert sum(r.elapsed_s for r in replies[1:]) < 0.5, "then skipped for a while, not waited on"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: client.get("/api/items/13").headers["X-Cache"] in ("miss", "hit"), timeout_s=5)
 
 
 def test_breaker_opens_while_items_is_locked_and_closes_after(client: Http, target_dsn: str) -> None:
