@@ -287,25 +287,22 @@ class PostgresServer(_Server):
 
 
 
-class RedisServer(_Server):
-    """A private ``redis-server`` on 127.0.0.1 without persistence.
+class _ChildServer(_Server):
+    """A server that is a direct child process: started from ``_command()``, ready when ``_ready()``."""
 
-    ``restart()`` keeps the port (data is lost, as persistence is off).
-    """
+    name = "server"
 
-    def __init__(self, port: int | None = None, binary: str | None = None) -> None:
-        found = binary or shutil.which("redis-server")
-        if not found:
-            raise ServerError("redis-server not found; install redis-server")
-        self.binary = found
+    def __init__(self, port: int | None, prefix: str) -> None:
         self.port = port or free_port()
-        self.base = Path(tempfile.mkdtemp(prefix="reliability-redis-"))
+        self.base = Path(tempfile.mkdtemp(prefix=prefix))
         self.logfile = self.base / "server.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+    def _command(self) -> tuple[list[str], dict[str, str] | None]:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
 
     @property
     def pid(self) -> int | None:
@@ -314,30 +311,23 @@ class RedisServer(_Server):
         return self._proc.pid
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Start the server and wait until it answers PING."""
+        """Start the server (no-op if running) and wait until it is ready."""
         if self.pid is not None:
             return
-        cmd = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(self.base), "--daemonize", "no", "--logfile", str(self.logfile),
-        ]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
+        cmd, env = self._command()
+        with self.logfile.open("ab") as log:
+            self._proc = subprocess.Popen(cmd, cwd=self.base, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                          stderr=log)
         try:
-            _wait_until(self._ready, timeout_s, f"redis-server on port {self.port}", self.logfile)
+            _wait_until(self._checked_ready, timeout_s, f"{self.name} on port {self.port}", self.logfile)
         except ServerError:
             self.kill()
             raise
 
-    def _ready(self) -> bool:
+    def _checked_ready(self) -> bool:
         if self._proc is not None and self._proc.poll() is not None:
-            raise ServerError(f"redis-server exited with {self._proc.returncode}:\n{_log_tail(self.logfile)}")
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
+            raise ServerError(f"{self.name} exited with {self._proc.returncode}:\n{_log_tail(self.logfile)}")
+        return self._ready()
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM and wait; SIGKILL if it does not exit in time. No-op if stopped."""
@@ -348,19 +338,52 @@ class RedisServer(_Server):
         _terminate(self._proc, timeout_s, sig=signal.SIGKILL)
 
 
-class TargetServer(_Server):
+class RedisServer(_ChildServer):
+    """A private ``redis-server`` on 127.0.0.1 without persistence.
+
+    ``restart()`` keeps the port (data is lost, as persistence is off).
+    """
+
+    name = "redis-server"
+
+    def __init__(self, port: int | None = None, binary: str | None = None) -> None:
+        found = binary or shutil.which("redis-server")
+        if not found:
+            raise ServerError("redis-server not found; install redis-server")
+        self.binary = found
+        super().__init__(port, "reliability-redis-")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _command(self) -> tuple[list[str], dict[str, str] | None]:
+        return [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(self.base), "--daemonize", "no", "--logfile", str(self.logfile),
+        ], None
+
+    def _ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+class TargetServer(_ChildServer):
     """The reference target (``python -m reliability.target``) in its own process.
 
     It serves the HTTP API and ``/ws`` from the embedded in-memory store unless ``extra_args``
     point it at PostgreSQL/Redis. ``restart()`` keeps the port.
     """
 
+    name = "reference target"
+
     def __init__(self, port: int | None = None, extra_args: tuple[str, ...] = ()) -> None:
-        self.port = port or free_port()
         self.extra_args = extra_args
-        self.base = Path(tempfile.mkdtemp(prefix="reliability-target-"))
-        self.logfile = self.base / "server.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        super().__init__(port, "reliability-target-")
 
     @property
     def url(self) -> str:
@@ -370,35 +393,12 @@ class TargetServer(_Server):
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    @property
-    def pid(self) -> int | None:
-        if self._proc is None or self._proc.poll() is not None:
-            return None
-        return self._proc.pid
-
-    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        if self.pid is not None:
-            return
+    def _command(self) -> tuple[list[str], dict[str, str] | None]:
         repo_root = Path(__file__).resolve().parents[1]
         env = {**os.environ, "PYTHONPATH": str(repo_root)}
         cmd = [sys.executable, "-m", "reliability.target", "--host", "127.0.0.1", "--port", str(self.port),
                *self.extra_args]
-        with self.logfile.open("ab") as log:
-            self._proc = subprocess.Popen(cmd, cwd=self.base, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=log)
-        try:
-            _wait_until(self._ready, timeout_s, f"reference target on port {self.port}", self.logfile)
-        except ServerError:
-            self.kill()
-            raise
+        return cmd, env
 
     def _ready(self) -> bool:
-        if self._proc is not None and self._proc.poll() is not None:
-            raise ServerError(f"target exited with {self._proc.returncode}:\n{_log_tail(self.logfile)}")
         return port_accepts(self.port)
-
-    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        _terminate(self._proc, timeout_s)
-
-    def kill(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        _terminate(self._proc, timeout_s, sig=signal.SIGKILL)

@@ -45,6 +45,26 @@ def setting(value: str | None, env_var: str, owner: str, attr: str,
     raise ValueError(f"{owner}: set the class attribute `{attr}` or the environment variable {env_var}")
 
 
+def user_setting(value: str | None, env_var: str, owner: str, attr: str) -> str:
+    """:func:`setting` for a user's ``__init__``: a missing value stops the test with the message,
+    as Locust's own ``FastHttpUser`` does without a host."""
+    try:
+        return setting(value, env_var, owner, attr)
+    except ValueError as exc:
+        from locust.exception import StopTest  # here: this module must not import locust
+
+        raise StopTest(str(exc)) from None
+
+
+class ComponentContext:
+    """Adds ``{"component": <component>}`` to every sample's context (the SLA plugin groups by it)."""
+
+    component: str = "other"
+
+    def context(self) -> dict[str, Any]:
+        return {"component": self.component}
+
+
 class Backoff:
     """Bounded, jittered exponential delay before reconnecting after a failure.
 

@@ -18,11 +18,10 @@ import locust  # noqa: F401  (before any driver: it patches the process for geve
 import gevent
 import psycopg
 from locust import User
-from locust.exception import StopTest
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from reliability.users._base import fire_request, setting
+from reliability.users._base import ComponentContext, fire_request, user_setting
 
 REQUEST_TYPE = "postgres"
 POOL_WAIT_NAME = "pool wait"
@@ -53,7 +52,7 @@ def _redacted_url(dsn: str) -> str:
     return f"postgresql://{parts.get('host', '')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
-class PostgresUser(User):
+class PostgresUser(ComponentContext, User):
     """Abstract base for users that query PostgreSQL; each query is a Locust sample.
 
     Samples have request type ``postgres``, the name you give, ``response_time`` in float ms
@@ -109,14 +108,8 @@ class PostgresUser(User):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        try:
-            self._dsn = setting(self.dsn, DSN_ENV, type(self).__name__, "dsn")
-        except ValueError as exc:
-            raise StopTest(str(exc)) from None
+        self._dsn = user_setting(self.dsn, DSN_ENV, type(self).__name__, "dsn")
         self._shared: _SharedPool | None = None
-
-    def context(self) -> dict[str, Any]:
-        return {"component": self.component}
 
     # -- pool lifecycle ---------------------------------------------------------------------
     def _acquire_pool(self) -> _SharedPool:

@@ -14,11 +14,10 @@ import locust  # noqa: F401  (before any driver: it patches the process for geve
 import gevent
 import redis
 from locust import User
-from locust.exception import StopTest
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from reliability.users._base import Backoff, fire_request, setting
+from reliability.users._base import Backoff, ComponentContext, fire_request, user_setting
 
 REQUEST_TYPE = "redis"
 URL_ENV = "RELIABILITY_REDIS_URL"
@@ -43,7 +42,7 @@ def _length(value: Any) -> int:
     return 0
 
 
-class RedisUser(User):
+class RedisUser(ComponentContext, User):
     """Abstract base for users that send Redis commands; each command is a Locust sample.
 
     Samples have request type ``redis``, the name you give, ``response_time`` in float ms
@@ -101,19 +100,13 @@ class RedisUser(User):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        try:
-            url = setting(self.url, URL_ENV, type(self).__name__, "url")
-        except ValueError as exc:
-            raise StopTest(str(exc)) from None
+        url = user_setting(self.url, URL_ENV, type(self).__name__, "url")
         self._full_url = url
         parts = urlsplit(url)
         # scheme://host:port/db only: the URL may carry a password
         self._url = f"{parts.scheme}://{parts.hostname or ''}:{parts.port or 6379}{parts.path or '/0'}"
         self._client: redis.Redis | None = None
         self._backoff = Backoff(self.backoff_initial_s, self.backoff_max_s)
-
-    def context(self) -> dict[str, Any]:
-        return {"component": self.component}
 
     @property
     def client(self) -> redis.Redis:
