@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -89,10 +90,21 @@ def _fault_schedule(url: str, duration_s: float, latency_ms: float, stop: thread
         log.append(f"+{inject_at:.0f}s injected {latency_ms:g} ms latency on /api")
         print(f"[demo] fault injected: +{latency_ms:g} ms on /api for {hold_s:.0f} s", flush=True)
         stop.wait(hold_s)
+    except OSError as exc:
+        print(f"[demo] could not inject the fault: {exc}", file=sys.stderr, flush=True)
     finally:
-        _admin(url, "DELETE")
-        log.append(f"+{inject_at + hold_s:.0f}s reverted")
-        print("[demo] fault reverted", flush=True)
+        try:
+            _admin(url, "DELETE")
+            log.append(f"+{inject_at + hold_s:.0f}s reverted")
+            print("[demo] fault reverted", flush=True)
+        except OSError as exc:
+            print(f"[demo] revert failed ({exc}); the fault expires by itself within {hold_s + 5:.0f} s",
+                  file=sys.stderr, flush=True)
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C, so every ``finally`` below reverts the fault and stops the children
+    raise KeyboardInterrupt
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -100,6 +112,7 @@ def run_demo(args: argparse.Namespace) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     record_path = Path(args.reports) / f"demo-{stamp}.json"
     print("[demo] starting the reference target (embedded store and cache)", flush=True)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     target, url = _start_target()
     stop = threading.Event()
     fault_log: list[str] = []
@@ -118,13 +131,16 @@ def run_demo(args: argparse.Namespace) -> int:
         try:
             code = locust.wait(timeout=duration_s + 120)
         except subprocess.TimeoutExpired:
-            _stop(locust)
             print("[demo] the load test did not finish in time", file=sys.stderr)
             return 1
+        finally:
+            _stop(locust)  # a no-op after a normal exit; stops it on timeout, Ctrl-C or SIGTERM
     finally:
         stop.set()
-        faults.join(timeout=10) if faults.is_alive() else None
+        if faults.is_alive():
+            faults.join(timeout=10)
         _stop(target)
+        signal.signal(signal.SIGTERM, previous)
     if not record_path.exists():
         print(f"[demo] no run record was written (locust exit {code})", file=sys.stderr)
         return 1
