@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 import locust
@@ -39,7 +39,15 @@ from reliability import __version__
 from reliability.config import ScenarioSpec, SlaSpec, parse_scenario, read_scenario_file
 from reliability.exceptions import MetricsError, ReliabilityError
 from reliability.metrics.windows import WindowStore
-from reliability.record import GeneratorUsage, RunInfo, build_record, default_record_path, iso, write_record
+from reliability.record import (
+    GeneratorUsage,
+    RunInfo,
+    build_record,
+    default_record_path,
+    iso,
+    sla_section,
+    write_record,
+)
 from reliability.sla import EXIT_INCONCLUSIVE, Verdict, evaluate, status_line
 
 logger = logging.getLogger("reliability")
@@ -49,6 +57,25 @@ USAGE_SAMPLE_S = 3.0
 ROLLUP_EVERY_S = 10
 LIVE_EVAL_EVERY_S = 2.0
 EXIT_LISTENER_ERROR = 2
+
+
+class Extension(Protocol):
+    """A feature that runs on the master / local runner alongside the SLA engine (fault schedule,
+    health probes, web UI ...). Every hook is called from the plugin; none may block for long
+    (spawn a greenlet for slow work). Exceptions in a hook are logged and make the run
+    inconclusive, never crash the run."""
+
+    name: str
+
+    def on_test_start(self, plugin: ReliabilityPlugin) -> None: ...
+
+    def on_tick(self, plugin: ReliabilityPlugin, now: float) -> None: ...
+
+    def on_test_stop(self, plugin: ReliabilityPlugin) -> None: ...
+
+    def contribute(self, plugin: ReliabilityPlugin, record: dict[str, Any]) -> list[str]:
+        """Add keys to the run record; return inconclusive reasons (empty when none)."""
+        ...
 
 
 def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
@@ -117,6 +144,24 @@ class ReliabilityPlugin:
         self._breach_since: float | None = None
         self._finalized = False
         self._bad_latency_logged = False
+        self.extensions: list[Extension] = []
+
+    def add_extension(self, extension: Extension) -> None:
+        """Register a master/local-side feature; see :class:`Extension`."""
+        if all(e.name != extension.name for e in self.extensions):
+            self.extensions.append(extension)
+
+    def _call_extensions(self, hook: str, *args: Any) -> list[Any]:
+        results = []
+        for ext in list(self.extensions):
+            try:
+                results.append(getattr(ext, hook)(self, *args))
+            except Exception as exc:  # a broken feature must not take the run down with it
+                logger.exception("%s.%s failed", ext.name, hook)
+                reason = f"{ext.name} failed in {hook}: {type(exc).__name__}: {exc}"
+                if reason not in self.problems:
+                    self.problems.append(reason)
+        return results
 
     def _role(self) -> str:
         runner = self.environment.runner
@@ -238,6 +283,7 @@ class ReliabilityPlugin:
         self.problems = []
         if self._ticker is None or self._ticker.dead:
             self._ticker = gevent.spawn(self._tick_loop)
+        self._call_extensions("on_test_start")
         logger.info("grading against %s (%s), rolling window %g s", self.sla.tier,
                     f"p{self.sla.percentile:g}", self.sla.rolling_window_s)
 
@@ -246,6 +292,7 @@ class ReliabilityPlugin:
             self._final_drain = True  # the next report carries the current, unfinished second too
             return
         self.ended_at = self.clock()
+        self._call_extensions("on_test_stop")
 
     def on_quitting(self, environment: Environment, **_kwargs: Any) -> None:
         if self.role == "worker":
@@ -283,6 +330,8 @@ class ReliabilityPlugin:
                 self._usage(gen_id, role).add(now, self._process.cpu_percent(None),
                                               self._process.memory_info().rss / 1e6)
             self._check_workers(now)
+            if self.ended_at is None:
+                self._call_extensions("on_tick", now)
             if now - last_eval >= LIVE_EVAL_EVERY_S and self.ended_at is None:
                 last_eval = now
                 self._evaluate_live(now, print_status=now - last_status >= self.sla.status_interval_s)
@@ -340,10 +389,9 @@ class ReliabilityPlugin:
         if runner is not None and runner.exceptions:
             count = sum(e["count"] for e in runner.exceptions.values())
             reasons.append(f"user code raised {count} exception(s) (see Locust's exception report)")
-        verdict = verdict.with_inconclusive(reasons)
         if self.aborted and verdict.passed:
-            verdict = verdict.with_inconclusive([f"run aborted: {self.aborted}"])
-        self.final = verdict
+            reasons.append(f"run aborted: {self.aborted}")
+        verdict = verdict.with_inconclusive(reasons)
         run: RunInfo = {
             "started_at": iso(start),
             "ended_at": iso(end),
@@ -368,6 +416,13 @@ class ReliabilityPlugin:
                 "joined": [{"id": k, "at": iso(v)} for k, v in self.joined_workers.items()],
             },
         )
+        known = len(self.problems)
+        extra = [r for found in self._call_extensions("contribute", record) for r in (found or [])]
+        extra += self.problems[known:]  # an extension that failed while contributing
+        if extra:
+            verdict = verdict.with_inconclusive(extra)
+            record["sla"] = sla_section(verdict, self.sla.down_error_ratio)
+        self.final = verdict
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
         try:
