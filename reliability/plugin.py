@@ -151,6 +151,14 @@ class ReliabilityPlugin:
         if all(e.name != extension.name for e in self.extensions):
             self.extensions.append(extension)
 
+    def _features(self) -> list[Extension]:
+        """The master-side features the scenario asks for, built fresh for each test.
+
+        Each feature module is imported only when its scenario section is present, so a plain
+        run loads nothing it does not use."""
+        features: list[Extension] = []
+        return features
+
     def _call_extensions(self, hook: str, *args: Any) -> list[Any]:
         results = []
         for ext in list(self.extensions):
@@ -283,6 +291,8 @@ class ReliabilityPlugin:
         self.problems = []
         if self._ticker is None or self._ticker.dead:
             self._ticker = gevent.spawn(self._tick_loop)
+        for feature in self._features():
+            self.add_extension(feature)
         self._call_extensions("on_test_start")
         logger.info("grading against %s (%s), rolling window %g s", self.sla.tier,
                     f"p{self.sla.percentile:g}", self.sla.rolling_window_s)
