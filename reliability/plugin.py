@@ -291,6 +291,7 @@ class ReliabilityPlugin:
         self.problems = []
         if self._ticker is None or self._ticker.dead:
             self._ticker = gevent.spawn(self._tick_loop)
+        self.extensions = []  # features are per test: a new test in the web UI gets fresh ones
         for feature in self._features():
             self.add_extension(feature)
         self._call_extensions("on_test_start")
