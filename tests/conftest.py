@@ -1,4 +1,4 @@
-"""Shared fixtures: throwaway PostgreSQL and Redis servers and free ports.
+"""Shared fixtures: throwaway PostgreSQL, Redis and reference-target servers, and free ports.
 
 Kept light on purpose: nothing here imports locust (importing it monkey-patches the process
 with gevent) or a database driver, so unit tests run in a clean interpreter.
@@ -11,10 +11,10 @@ from typing import TypeVar
 
 import pytest
 
-from tests.servers import PostgresServer, RedisServer
+from tests.servers import PostgresServer, RedisServer, TargetServer
 from tests.servers import free_port as _free_port
 
-ServerT = TypeVar("ServerT", PostgresServer, RedisServer)
+ServerT = TypeVar("ServerT", PostgresServer, RedisServer, TargetServer)
 
 
 def _serve(server: ServerT) -> Iterator[ServerT]:
@@ -36,6 +36,12 @@ def postgres_server() -> Iterator[PostgresServer]:
 def redis_server() -> Iterator[RedisServer]:
     """A fresh redis-server per test (it starts in milliseconds)."""
     yield from _serve(RedisServer())
+
+
+@pytest.fixture
+def target_server() -> Iterator[TargetServer]:
+    """The reference target (in-memory store) in its own process, fresh per test."""
+    yield from _serve(TargetServer())
 
 
 @pytest.fixture
