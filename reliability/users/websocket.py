@@ -3,20 +3,55 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
+import importlib.util
 import itertools
 import json
+import sys
 import time
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import locust  # noqa: F401  (before any driver: it patches the process for gevent)
 
 # isort: split
 import gevent
-import websocket
 from gevent.event import AsyncResult
 from locust import User
 
 from reliability.users._base import Backoff, ComponentContext, fire_request, user_setting
+
+
+def _websocket_client() -> ModuleType:
+    """The websocket-client package, even when a locustfile named ``websocket.py`` shadows it.
+
+    Locust imports ``-f websocket.py`` as the module ``websocket`` with its folder first on
+    ``sys.path``, so a plain ``import websocket`` would return (or import) that locustfile. The
+    package is therefore looked up by hand: the first ``websocket`` *package* on ``sys.path``,
+    registered under its own name.
+    """
+    loaded = sys.modules.get("websocket")
+    if loaded is not None and hasattr(loaded, "create_connection"):
+        return loaded
+    for entry in sys.path:
+        spec = importlib.machinery.PathFinder.find_spec("websocket", [entry])
+        if spec is None or spec.loader is None or not spec.submodule_search_locations:
+            continue  # absent here, or a plain websocket.py (a locustfile)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["websocket"] = module  # its submodules import relative to this name
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules["websocket"]
+            raise
+        return module
+    raise ImportError("websocket-client is not installed (pip install websocket-client)")
+
+
+if TYPE_CHECKING:
+    import websocket
+else:
+    websocket = _websocket_client()
 
 REQUEST_TYPE = "ws"
 URL_ENV = "RELIABILITY_WS_URL"
