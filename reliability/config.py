@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reliability.exceptions import ScenarioError
+from reliability.health.spec import HealthSpec
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -265,6 +266,7 @@ class ScenarioSpec(_Spec):
     load: LoadSpec = LoadSpec()
     sla: SlaSpec = SlaSpec()
     components: dict[str, str] = Field(default_factory=dict)
+    health: HealthSpec | None = None
 
 
 def _interpolate(node: Any, path: str, source: str, env: Mapping[str, str]) -> Any:

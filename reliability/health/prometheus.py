@@ -1,0 +1,73 @@
+"""Prometheus probe: ``GET /-/healthy``, then an instant query (``up`` by default) via the HTTP API.
+
+Down when Prometheus is not healthy or the query fails; degraded when the query returns no series
+or a series whose value is 0 (with ``up``: a scrape target is down), named in the detail.
+
+Example::
+
+    probe = PrometheusProbe(PrometheusProbeSpec(type="prometheus", url="http://127.0.0.1:9090"), "prom")
+    measure(probe, timeout_s=0.8).detail   # "healthy; up: 1/1 series non-zero"
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from reliability.health import _http
+from reliability.health.base import Deadline, Finding, Status
+from reliability.health.spec import PrometheusProbeSpec
+
+
+def _label(metric: dict[str, Any]) -> str:
+    job, instance = metric.get("job"), metric.get("instance")
+    if job or instance:
+        return "/".join(str(x) for x in (job, instance) if x)
+    return ",".join(f"{k}={v}" for k, v in sorted(metric.items())) or "{}"
+
+
+def grade_query(query: str, body: Any) -> Finding:
+    """The finding for a ``/api/v1/query`` answer (pure, for unit tests)."""
+    if not isinstance(body, dict) or body.get("status") != "success":
+        error = body.get("error") if isinstance(body, dict) else None
+        return Finding(Status.DOWN, f"query {query!r} failed: {error or 'unreadable answer'}")
+    result = body.get("data", {}).get("result", [])
+    if not isinstance(result, list):
+        result = []
+    zero = []
+    for series in result:
+        value = series.get("value", [None, "0"])[1] if isinstance(series, dict) else "0"
+        try:
+            nonzero = float(value) != 0.0
+        except (TypeError, ValueError):
+            nonzero = False
+        if not nonzero:
+            zero.append(_label(series.get("metric", {}) if isinstance(series, dict) else {}))
+    data = {"series": len(result), "zero_series": zero}
+    if not result:
+        return Finding(Status.DEGRADED, f"healthy; {query}: no series", data)
+    detail = f"healthy; {query}: {len(result) - len(zero)}/{len(result)} series non-zero"
+    if zero:
+        return Finding(Status.DEGRADED, f"{detail}; zero: {', '.join(zero)}", data)
+    return Finding(Status.HEALTHY, detail, data)
+
+
+class PrometheusProbe:
+    """Health endpoint and one instant query within the deadline; see the module docstring."""
+
+    kind = "prometheus"
+
+    def __init__(self, spec: PrometheusProbeSpec, target: str) -> None:
+        self.url = spec.url
+        self.query = spec.query
+        self.target = target
+
+    def check(self, deadline: Deadline) -> Finding:
+        healthy = _http.request("GET", _http.join(self.url, "/-/healthy"), deadline)
+        if healthy.status != 200:
+            return Finding(Status.DOWN, f"/-/healthy answered HTTP {healthy.status}")
+        url = _http.join(self.url, "/api/v1/query") + "?" + urlencode({"query": self.query})
+        return grade_query(self.query, _http.request("GET", url, deadline).json())
+
+    def close(self) -> None:
+        pass
