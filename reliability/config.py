@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from reliability.exceptions import ScenarioError
 from reliability.health.spec import HealthSpec
+from reliability.report.spec import CostSpec
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -266,6 +267,7 @@ class ScenarioSpec(_Spec):
     load: LoadSpec = LoadSpec()
     sla: SlaSpec = SlaSpec()
     components: dict[str, str] = Field(default_factory=dict)
+    cost: CostSpec | None = None
     health: HealthSpec | None = None
 
 
