@@ -1,0 +1,257 @@
+"""Tolerant reading of a run record for the renderers.
+
+A record may come from an older or newer writer: every accessor here returns ``None`` or an empty
+collection for a missing or mistyped key ("not measured"), so a renderer never crashes on one.
+Times in the record are seconds since the run started (``t``), epoch seconds or ISO strings; they
+are all turned into seconds since start here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+Record = Mapping[str, Any]
+
+# below this a number is seconds since the run started, above it epoch seconds (year 2001+)
+_EPOCH_FLOOR_S = 1e9
+
+
+def num(value: object) -> float | None:
+    """A finite number, or None (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    out = float(value)
+    return out if math.isfinite(out) else None
+
+
+def dicts(value: object) -> list[Mapping[str, Any]]:
+    """The mapping items of a list; anything else is an empty list."""
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, Mapping)]
+
+
+def mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def text(value: object, default: str = "") -> str:
+    return default if value is None else str(value)
+
+
+def _epoch_of(value: object) -> float | None:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return num(value)
+
+
+def started_epoch_s(record: Record) -> float | None:
+    return _epoch_of(mapping(record.get("run")).get("started_at"))
+
+
+def rel_s(value: object, started_epoch: float | None) -> float | None:
+    """Seconds since the run started from relative seconds, epoch seconds or an ISO string."""
+    if isinstance(value, str):
+        epoch = _epoch_of(value)
+        return None if epoch is None or started_epoch is None else epoch - started_epoch
+    seconds = num(value)
+    if seconds is None or seconds < _EPOCH_FLOOR_S:
+        return seconds
+    return None if started_epoch is None else seconds - started_epoch
+
+
+@dataclass(frozen=True)
+class Second:
+    """One row of the record's per-second timeline."""
+
+    t_s: float
+    users: float | None
+    requests: int
+    failures: int
+    p95_ms: float | None
+    phase: str | None
+    partial: bool
+
+    @property
+    def rps(self) -> float:
+        return float(self.requests)
+
+    @property
+    def error_ratio(self) -> float | None:
+        return self.failures / self.requests if self.requests else None
+
+
+def timeline(record: Record) -> list[Second]:
+    rows: list[Second] = []
+    for row in dicts(record.get("timeline")):
+        t_s = num(row.get("t"))
+        if t_s is None:
+            continue
+        phase = row.get("phase")
+        rows.append(Second(
+            t_s=t_s,
+            users=num(row.get("users")),
+            requests=int(num(row.get("requests")) or 0),
+            failures=int(num(row.get("failures")) or 0),
+            p95_ms=num(row.get("p95_ms")),
+            phase=str(phase) if phase is not None else None,
+            partial=bool(row.get("partial")),
+        ))
+    rows.sort(key=lambda r: r.t_s)
+    return rows
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """When a fault was in force (``start_s``..``end_s``) and until when it recovered."""
+
+    name: str
+    start_s: float
+    end_s: float
+    recovered_s: float | None  # end of the recovery, None when it never recovered
+
+
+def duration_s(record: Record) -> float | None:
+    run_s = num(mapping(record.get("run")).get("duration_s"))
+    if run_s is not None:
+        return run_s
+    rows = timeline(record)
+    return rows[-1].t_s + 1 if rows else None
+
+
+def fault_window(fault: Mapping[str, Any], record: Record) -> FaultWindow | None:
+    started = started_epoch_s(record)
+    start = rel_s(fault.get("injected_at"), started)
+    if start is None:
+        return None
+    end = rel_s(fault.get("reverted_at"), started)
+    if end is None:  # never reverted: in force until the run ended
+        end = duration_s(record) or start
+    ttr = num(fault.get("time_to_recover_s"))
+    return FaultWindow(text(fault.get("name"), "fault"), start, max(end, start),
+                       None if ttr is None else end + ttr)
+
+
+def fault_windows(record: Record) -> list[FaultWindow]:
+    """Windows from the ``faults`` list or, without one, from the timeline's phase labels."""
+    windows = [w for f in dicts(record.get("faults")) if (w := fault_window(f, record)) is not None]
+    if windows or record.get("faults"):
+        return windows
+    out: list[FaultWindow] = []
+    start: float | None = None
+    last = 0.0
+    for row in timeline(record):
+        if row.phase == "fault":
+            start = row.t_s if start is None else start
+            last = row.t_s + 1
+        elif start is not None:
+            out.append(FaultWindow("fault", start, last, row.t_s if row.phase == "recovery" else None))
+            start = None
+    if start is not None:
+        out.append(FaultWindow("fault", start, last, None))
+    return out
+
+
+def total_criterion(record: Record, name: str) -> Mapping[str, Any] | None:
+    for c in dicts(mapping(record.get("sla")).get("criteria")):
+        if c.get("name") == name and c.get("scope", "total") == "total":
+            return c
+    return None
+
+
+def latency_threshold_ms(record: Record) -> float | None:
+    """The SLA's total p95 threshold: the per-second timeline holds p95, so only p95 compares."""
+    criterion = total_criterion(record, "p95_ms")
+    return None if criterion is None else num(criterion.get("threshold"))
+
+
+def down_error_ratio(record: Record) -> float:
+    ratio = num(mapping(record.get("sla")).get("down_error_ratio"))
+    return 0.05 if ratio is None else ratio
+
+
+def is_down(second: Second, down_ratio: float) -> bool:
+    """The README's definition: a window with traffic is down at/above the ratio or with no success."""
+    if second.requests <= 0:
+        return False
+    return second.failures >= second.requests or second.failures / second.requests >= down_ratio
+
+
+def verdict(record: Record) -> tuple[str, str]:
+    """(label, css class): MET / NOT MET / INCONCLUSIVE / UNKNOWN."""
+    sla = mapping(record.get("sla"))
+    if sla.get("inconclusive"):
+        return "INCONCLUSIVE", "warn"
+    passed = sla.get("passed")
+    if passed is True:
+        return "MET", "ok"
+    if passed is False:
+        return "NOT MET", "bad"
+    return "UNKNOWN", "warn"
+
+
+# ---- formatting: "n/a" marks what the record did not measure
+
+NA = "n/a"
+
+
+def fmt_ms(value: object) -> str:
+    v = num(value)
+    return NA if v is None else f"{v:,.1f} ms"
+
+
+def fmt_pct(ratio: object, digits: int = 2) -> str:
+    v = num(ratio)
+    return NA if v is None else f"{v * 100:.{digits}f} %"
+
+
+def fmt_s(value: object) -> str:
+    v = num(value)
+    return NA if v is None else f"{v:,.1f} s"
+
+
+def fmt_num(value: object, digits: int = 1) -> str:
+    v = num(value)
+    if v is None:
+        return NA
+    return f"{v:,.0f}" if v == int(v) and abs(v) < 1e15 else f"{v:,.{digits}f}"
+
+
+def fmt_bool(value: object, yes: str = "yes", no: str = "no") -> str:
+    if value is True:
+        return yes
+    if value is False:
+        return no
+    return NA
+
+
+def fmt_money(amount: float, currency: str) -> str:
+    return f"{amount:,.2f} {currency}"
+
+
+def is_ratio_name(name: str) -> bool:
+    return name.endswith(("error_ratio", "uptime", "availability", "_ratio"))
+
+
+def fmt_criterion(name: str, value: object) -> str:
+    """Criterion values the way the README writes them: ms for latencies, % for ratios."""
+    if name.endswith("_ms"):
+        return fmt_ms(value)
+    if is_ratio_name(name):
+        return fmt_pct(value, 3)
+    return fmt_num(value, 3)
+
+
+def fmt_margin(name: str, value: object) -> str:
+    v = num(value)
+    if v is None:
+        return NA
+    sign = "+" if v >= 0 else "-"
+    return sign + fmt_criterion(name, abs(v))

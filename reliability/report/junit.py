@@ -1,0 +1,103 @@
+"""JUnit XML: one testcase per SLA criterion and one per fault's graceful and recovery checks.
+
+Built with ``xml.etree.ElementTree``, which escapes text and attribute values itself, so names and
+messages from the target stay data. The SLA suite's failure count equals the number of failed
+criteria (zero exactly when the verdict is met); an inconclusive verdict adds one ``<error>``
+testcase so CI cannot read untrustworthy numbers as green.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from typing import Any
+
+from reliability.report.data import Record, dicts, fmt_criterion, fmt_s, mapping, num, text
+
+# XML 1.0 cannot carry these characters at all, escaped or not
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _clean(value: str) -> str:
+    return _XML_INVALID.sub("\ufffd", value)
+
+
+def _case(suite: ET.Element, classname: str, name: str, time_s: float = 0.0) -> ET.Element:
+    return ET.SubElement(suite, "testcase", classname=_clean(classname), name=_clean(name), time=f"{time_s:.3f}")
+
+
+def _outcome(case: ET.Element, tag: str, message: str, detail: str = "") -> None:
+    element = ET.SubElement(case, tag, message=_clean(message), type=tag)
+    element.text = _clean(detail or message)
+
+
+def _criterion_message(c: Mapping[str, Any]) -> str:
+    name = text(c.get("name"))
+    actual = "no data" if num(c.get("actual")) is None else fmt_criterion(name, c.get("actual"))
+    return f"{name} = {actual}, needs {text(c.get('comparator'))} {fmt_criterion(name, c.get('threshold'))}"
+
+
+def _sla_suite(root: ET.Element, record: Record) -> None:
+    sla = mapping(record.get("sla"))
+    tier = text(sla.get("tier"), "sla")
+    suite = ET.SubElement(root, "testsuite", name=_clean(f"SLA {tier} ({text(sla.get('percentile'), 'p95')})"))
+    for c in dicts(sla.get("criteria")):
+        scope = text(c.get("scope"), "total")
+        case = _case(suite, f"sla.{tier}.{scope}", text(c.get("name")))
+        if c.get("passed") is not True:
+            _outcome(case, "failure", _criterion_message(c))
+    if sla.get("passed") is False and not any(c.get("passed") is not True for c in dicts(sla.get("criteria"))):
+        # a verdict that failed with no failed criterion (a writer we do not know): still one failure
+        _outcome(_case(suite, f"sla.{tier}", "verdict"), "failure", "SLA not met")
+    reasons = sla.get("inconclusive")
+    if isinstance(reasons, list) and reasons:
+        _outcome(_case(suite, f"sla.{tier}", "verdict is conclusive"), "error",
+                 "inconclusive: " + "; ".join(text(r) for r in reasons))
+
+
+def _fault_suite(root: ET.Element, record: Record) -> None:
+    faults = dicts(record.get("faults"))
+    if not faults:
+        return
+    suite = ET.SubElement(root, "testsuite", name="faults")
+    for fault in faults:
+        name = text(fault.get("name"), "fault")
+        degradation = mapping(fault.get("degradation"))
+        graceful = _case(suite, f"fault.{name}", "graceful")
+        if fault.get("graceful") is False:
+            _outcome(graceful, "failure", f"{name}: not graceful (peak error ratio "
+                     f"{fmt_criterion('error_ratio', degradation.get('peak_error_ratio'))}, fail_fast="
+                     f"{fault.get('fail_fast')})")
+        elif fault.get("graceful") is None:
+            ET.SubElement(graceful, "skipped", message="graceful degradation was not measured")
+        ttr = num(fault.get("time_to_recover_s"))
+        recovery = _case(suite, f"fault.{name}", "recovery", ttr or 0.0)
+        if ttr is None and fault.get("reverted_at") is not None:
+            _outcome(recovery, "failure", f"{name}: did not recover after the fault was reverted")
+        elif fault.get("verified_healthy") is False:
+            _outcome(recovery, "failure", f"{name}: recovered in {fmt_s(ttr)} but health was not verified")
+        elif ttr is None:
+            ET.SubElement(recovery, "skipped", message="recovery was not measured")
+
+
+def _count(suite: ET.Element) -> None:
+    cases = suite.findall("testcase")
+    suite.set("tests", str(len(cases)))
+    suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
+    suite.set("errors", str(sum(1 for c in cases if c.find("error") is not None)))
+    suite.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
+    suite.set("time", f"{sum(float(c.get('time') or 0) for c in cases):.3f}")
+
+
+def render_junit(record: Record) -> str:
+    root = ET.Element("testsuites", name=_clean(f"reliability {text(mapping(record.get('run')).get('scenario'), '')}"
+                                                 .strip()))
+    _sla_suite(root, record)
+    _fault_suite(root, record)
+    for suite in root.findall("testsuite"):
+        _count(suite)
+    for key in ("tests", "failures", "errors", "skipped"):
+        root.set(key, str(sum(int(s.get(key) or 0) for s in root.findall("testsuite"))))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,135 @@
+"""A Markdown summary sized for a CI job summary (GitHub ``$GITHUB_STEP_SUMMARY``, GitLab notes).
+
+Every value that came from the record goes through :func:`md_escape`: a pipe would split a table
+cell, a backtick or bracket would open code or a link, ``<`` would start raw HTML (which job
+summaries render), and a newline would end the table row.
+"""
+
+from __future__ import annotations
+
+import re
+
+from reliability.report.data import (
+    Record,
+    dicts,
+    fmt_ms,
+    fmt_num,
+    fmt_pct,
+    fmt_s,
+    mapping,
+    num,
+    started_epoch_s,
+    text,
+    verdict,
+)
+from reliability.report.impact import BusinessImpact
+from reliability.report.rules import recommend
+from reliability.report.views import capacity_view, criterion_row, fault_row
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+_ICONS = {"MET": "✅", "NOT MET": "❌", "INCONCLUSIVE": "⚠️", "UNKNOWN": "⚠️"}
+TOP_ENDPOINTS = 10
+TOP_ERRORS = 5
+
+
+def md_escape(value: object) -> str:
+    """Text safe inside a Markdown paragraph or table cell: one line, no markup, no raw HTML."""
+    out = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out = _MD_SPECIAL.sub(r"\\\1", out)
+    return re.sub(r"[\r\n\t\v\f\u2028\u2029]+", " ", out)
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines + [""]
+
+
+def render_markdown(record: Record, impact: BusinessImpact | None = None) -> str:
+    sla = mapping(record.get("sla"))
+    run = mapping(record.get("run"))
+    totals = mapping(record.get("totals"))
+    label, _ = verdict(record)
+    e = md_escape
+    out = [f"## {_ICONS[label]} SLA {e(text(sla.get('tier'), 'n/a'))} ({e(text(sla.get('percentile'), 'p95'))}): "
+           f"{label}", ""]
+    facts = [f"highest tier met: **{e(text(sla.get('highest_tier_met'), 'none'))}**",
+             f"{fmt_num(totals.get('requests'))} requests", f"p95 {fmt_ms(totals.get('p95_ms'))}",
+             f"errors {fmt_pct(totals.get('error_ratio'), 3)}",
+             f"uptime {fmt_pct(mapping(record.get('uptime')).get('ratio'), 3)}",
+             f"{fmt_s(run.get('duration_s'))} {e(text(run.get('mode'), ''))}".strip()]
+    if run.get("scenario"):
+        facts.insert(0, f"scenario {e(run.get('scenario'))}")
+    if num(record.get("resilience_score")) is not None:
+        facts.append(f"resilience score **{fmt_num(record.get('resilience_score'))}**")
+    if impact is not None:
+        facts.append(f"estimated cost **{impact.run.total:,.2f} {e(impact.currency)}**")
+    out += [" · ".join(facts), ""]
+    reasons = sla.get("inconclusive")
+    if isinstance(reasons, list) and reasons:
+        out += ["> **Inconclusive:** " + "; ".join(e(r) for r in reasons), ""]
+    blocked = dicts(sla.get("blocked_by"))
+    if blocked and sla.get("next_tier"):
+        rows = [criterion_row(c) for c in blocked]
+        out += [f"{e(sla.get('next_tier'))} blocked by: "
+                + "; ".join(f"{e(r['name'])} {e(r['actual'])} (needs {e(r['needs'])})" for r in rows), ""]
+
+    criteria = [criterion_row(c) for c in dicts(sla.get("criteria"))]
+    if criteria:
+        out += ["### SLA criteria", ""]
+        out += _table(["criterion", "scope", "needs", "actual", "margin", "result"],
+                      [[e(r["name"]), e(r["scope"]), e(r["needs"]), e(r["actual"]), e(r["margin"]),
+                        "✅ pass" if r["status"] == "pass" else "❌ fail"] for r in criteria])
+
+    faults = dicts(record.get("faults"))
+    if faults:
+        started = started_epoch_s(record)
+        costs = {f.name: f.cost.total for f in impact.faults} if impact else {}
+        fault_rows = []
+        for fault in faults:
+            r = fault_row(fault, started)
+            cost = costs.get(r["name"])
+            fault_rows.append([e(r["name"]), e(r["kind"]), e(r["detect"]), e(r["peak_p95"]), e(r["peak_errors"]),
+                         e(r["recover"]), e(r["graceful"]), e(r["fail_fast"]),
+                         "n/a" if cost is None else f"{cost:,.2f}"])
+        out += ["### Faults", ""]
+        out += _table(["fault", "kind", "time to detect", "peak p95", "peak errors", "time to recover", "graceful",
+                       "fail-fast", f"cost ({e(impact.currency)})" if impact else "cost"], fault_rows)
+
+    if impact is not None:
+        c = impact.run
+        out += ["### Business impact", "",
+                f"Down {c.down_s} s: {c.downtime_cost:,.2f} · failed requests {c.failed_requests:,}: "
+                f"{c.failure_cost:,.2f} · slow {c.slow_s} s (p95 over {fmt_ms(impact.latency_threshold_ms)}): "
+                f"{c.slow_cost:,.2f} · **total {c.total:,.2f} {e(impact.currency)}**", ""]
+
+    capacity = capacity_view(record)
+    if capacity is not None:
+        out += ["### Capacity", ""]
+        if capacity["rows"]:
+            out += _table(["tier", "max users", "req/s"],
+                          [[e(r["tier"]), e(r["users"]), e(r["rps"])] for r in capacity["rows"]])
+        out += [f"Knee: {e(capacity['knee']) or 'not found'}", ""]
+
+    recommendations = recommend(record)
+    if recommendations:
+        out += ["### Recommendations", ""]
+        out += [f"- **{e(r.finding)}** (rule `{r.rule}`, {r.severity}): {e(r.evidence)}. {e(r.action)}."
+                for r in recommendations]
+        out.append("")
+
+    endpoints = sorted(dicts(record.get("endpoints")), key=lambda x: -(num(x.get("p95_ms")) or 0.0))
+    if endpoints:
+        out += [f"### Slowest endpoints (top {min(TOP_ENDPOINTS, len(endpoints))} by p95)", ""]
+        out += _table(["endpoint", "requests", "error ratio", "p95", "p99"],
+                      [[e(f"{text(x.get('type'))} {text(x.get('name'))}".strip()), fmt_num(x.get("requests")),
+                        fmt_pct(x.get("error_ratio"), 3), fmt_ms(x.get("p95_ms")), fmt_ms(x.get("p99_ms"))]
+                       for x in endpoints[:TOP_ENDPOINTS]])
+
+    errors = sorted(dicts(record.get("errors")), key=lambda x: -(num(x.get("count")) or 0.0))
+    if errors:
+        out += [f"### Top errors (top {min(TOP_ERRORS, len(errors))})", ""]
+        out += _table(["endpoint", "message", "count"],
+                      [[e(f"{text(x.get('type'))} {text(x.get('name'))}".strip()), e(x.get("message")),
+                        fmt_num(x.get("count"))] for x in errors[:TOP_ERRORS]])
+    return "\n".join(out).rstrip() + "\n"

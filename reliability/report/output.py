@@ -1,0 +1,66 @@
+"""Render a record in one format, or write every format next to the record file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from reliability.report.data import Record
+from reliability.report.html import render_html
+from reliability.report.impact import BusinessImpact, cost_from_record, estimate_impact
+from reliability.report.junit import render_junit
+from reliability.report.markdown import render_markdown
+from reliability.report.spec import CostSpec
+
+FORMATS = ("html", "junit", "md")
+SUFFIXES = {"html": ".html", "junit": ".junit.xml", "md": ".md"}
+
+
+def _impact(record: Record, cost: CostSpec | None) -> BusinessImpact | None:
+    spec = cost if cost is not None else cost_from_record(record)
+    return None if spec is None else estimate_impact(record, spec)
+
+
+def render(record: Record, fmt: str, *, cost: CostSpec | None = None) -> str:
+    """The record as ``"html"``, ``"junit"`` (XML) or ``"md"``. ``cost`` defaults to the record's
+    own ``cost_model``; without either, business impact is left out."""
+    if fmt == "html":
+        return render_html(record, _impact(record, cost))
+    if fmt == "junit":
+        return render_junit(record)
+    if fmt == "md":
+        return render_markdown(record, _impact(record, cost))
+    raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def report_paths(record_path: str | os.PathLike[str], formats: tuple[str, ...] = FORMATS,
+                 directory: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Where each format goes: ``<stem>.html`` etc. next to the record (or in ``directory``)."""
+    path = Path(record_path)
+    folder = Path(directory) if directory is not None else path.parent
+    return {fmt: folder / f"{path.stem}{SUFFIXES[fmt]}" for fmt in formats}
+
+
+def _write_atomic(target: Path, content: str) -> None:
+    # a CI job that uploads artefacts while the run ends must never pick up half a file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".report-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(content)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_reports(record: Record, record_path: str | os.PathLike[str], *, cost: CostSpec | None = None,
+                  formats: tuple[str, ...] = FORMATS, directory: str | os.PathLike[str] | None = None,
+                  ) -> list[Path]:
+    """Render every format and write it next to the record; returns the paths written."""
+    written = []
+    for fmt, target in report_paths(record_path, formats, directory).items():
+        _write_atomic(target, render(record, fmt, cost=cost))
+        written.append(target)
+    return written

@@ -1,0 +1,225 @@
+"""Recommendations from explicit rules: each names the rule that fired and the evidence it saw.
+
+Every rule is a function ``(record) -> list[Recommendation]`` in ``RULES``; a rule whose inputs are
+absent from the record does not fire. Thresholds are module constants so the README can quote them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reliability.report.data import (
+    Record,
+    dicts,
+    down_error_ratio,
+    fmt_criterion,
+    fmt_ms,
+    fmt_pct,
+    fmt_s,
+    is_down,
+    latency_threshold_ms,
+    mapping,
+    num,
+    text,
+    timeline,
+)
+
+SLOW_DETECTION_S = 10.0
+SLOW_RECOVERY_S = 30.0
+PAGE_BURN_RATE = 14.4  # SRE Workbook: 2 % of a 30-day budget in 1 h pages someone
+GENERATOR_CPU_PCT = 90.0
+KNEE_HEADROOM = 0.8  # peak users at or above 80 % of the knee leave too little headroom
+HEALTH_UPTIME = 0.999
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One finding and what to do about it, with the rule that produced it.
+
+    Example::
+
+        Recommendation(rule="fault-not-graceful", severity="high",
+                       finding="fault 'db down' was not handled gracefully",
+                       evidence="peak error ratio 42.00 %", action="add a fallback ...")
+    """
+
+    rule: str
+    severity: str  # high | medium | info
+    finding: str
+    evidence: str
+    action: str
+
+
+def _sla_failures(record: Record) -> list[Recommendation]:
+    out = []
+    for c in dicts(mapping(record.get("sla")).get("criteria")):
+        if c.get("passed") is not False or num(c.get("actual")) is None:
+            continue
+        name = text(c.get("name"))
+        evidence = (f"{name} = {fmt_criterion(name, c.get('actual'))}, needs {text(c.get('comparator'))} "
+                    f"{fmt_criterion(name, c.get('threshold'))}")
+        if name.endswith("_ms"):
+            action = "profile the slowest endpoints below; check the database and cache latency during the run"
+        elif name.endswith("error_ratio"):
+            action = "fix the most frequent error messages in the error table first"
+        else:
+            action = "find the down seconds in the error-ratio chart and the health timeline; fix their cause"
+        out.append(Recommendation("sla-criterion-failed", "high", f"SLA criterion {name} failed", evidence, action))
+    return out
+
+
+def _no_data(record: Record) -> list[Recommendation]:
+    sla = mapping(record.get("sla"))
+    raw = sla.get("inconclusive")
+    reasons = [text(r) for r in raw] if isinstance(raw, list) else []
+    if not reasons:
+        return []
+    return [Recommendation("verdict-inconclusive", "high", "the verdict is inconclusive", "; ".join(reasons),
+                           "resolve these before trusting any number in this report, then run again")]
+
+
+def _slow_endpoints(record: Record) -> list[Recommendation]:
+    threshold = latency_threshold_ms(record)
+    if threshold is None:
+        return []
+    slow = sorted((e for e in dicts(record.get("endpoints")) if (num(e.get("p95_ms")) or 0.0) > threshold),
+                  key=lambda e: -(num(e.get("p95_ms")) or 0.0))
+    if not slow:
+        return []
+    names = ", ".join(f"{text(e.get('type'))} {text(e.get('name'))} ({fmt_ms(e.get('p95_ms'))})" for e in slow[:3])
+    return [Recommendation("endpoint-over-threshold", "medium",
+                           f"{len(slow)} endpoint(s) have p95 above the {fmt_ms(threshold)} threshold",
+                           names, "start with the first one: it pulls the total percentile up the most")]
+
+
+def _generators(record: Record) -> list[Recommendation]:
+    out = []
+    for g in dicts(record.get("generators")):
+        cpu = num(g.get("cpu_max_pct"))
+        if g.get("saturated") is True or (cpu is not None and cpu >= GENERATOR_CPU_PCT):
+            out.append(Recommendation(
+                "generator-saturated", "high", f"load generator {text(g.get('id'))} ran out of CPU",
+                f"CPU max {cpu if cpu is not None else 'n/a'} %, saturated={g.get('saturated')}",
+                "add workers (--processes or more machines): its latencies include its own queueing"))
+    return out
+
+
+def _workers(record: Record) -> list[Recommendation]:
+    lost = dicts(mapping(record.get("workers")).get("lost"))
+    if not lost:
+        return []
+    ids = ", ".join(text(w.get("id")) for w in lost)
+    return [Recommendation("worker-lost", "high", f"{len(lost)} worker(s) went missing", ids,
+                           "check the worker hosts (memory, network); the seconds they took are flagged partial")]
+
+
+def _fault(fault: Mapping[str, Any]) -> list[Recommendation]:
+    name = text(fault.get("name"), "fault")
+    degradation = mapping(fault.get("degradation"))
+    out = []
+    if fault.get("graceful") is False:
+        out.append(Recommendation(
+            "fault-not-graceful", "high", f"fault {name!r} was not handled gracefully",
+            f"peak error ratio {fmt_pct(degradation.get('peak_error_ratio'))}, "
+            f"min throughput {fmt_pct(degradation.get('min_throughput_ratio'), 0)} of baseline",
+            "add a fallback (cached or degraded answer) or a circuit breaker around this dependency"))
+    if fault.get("fail_fast") is False:
+        out.append(Recommendation(
+            "fault-not-fail-fast", "medium", f"requests hung instead of failing fast during {name!r}",
+            f"peak p95 {fmt_ms(degradation.get('peak_p95_ms'))}",
+            "set client and pool timeouts below the latency threshold so callers get a quick answer"))
+    ttr = num(fault.get("time_to_recover_s"))
+    if fault.get("reverted_at") is not None and ttr is None:
+        out.append(Recommendation("fault-no-recovery", "high", f"the system did not recover after {name!r}",
+                                  "no time to recover was measured before the run ended",
+                                  "check reconnect logic, connection pools and caches that keep bad state"))
+    elif ttr is not None and ttr > SLOW_RECOVERY_S:
+        out.append(Recommendation("fault-slow-recovery", "medium", f"slow recovery after {name!r}",
+                                  f"time to recover {fmt_s(ttr)} > {fmt_s(SLOW_RECOVERY_S)}",
+                                  "shorten retry back-off and health-check intervals; pre-warm caches"))
+    ttd = num(fault.get("time_to_detect_s"))
+    if fault.get("injected_at") is not None and "time_to_detect_s" in fault and (ttd is None or ttd > SLOW_DETECTION_S):
+        out.append(Recommendation("fault-slow-detection", "medium", f"{name!r} was detected late or never",
+                                  f"time to detect {fmt_s(ttd)} (limit {fmt_s(SLOW_DETECTION_S)})",
+                                  "tighten health probes and alert windows so this fault is seen sooner"))
+    burn = num(fault.get("burn_rate"))
+    if burn is not None and burn >= PAGE_BURN_RATE:
+        out.append(Recommendation("fault-budget-burn", "high", f"{name!r} burns the error budget at a paging rate",
+                                  f"burn rate {burn:.1f}x >= {PAGE_BURN_RATE}x",
+                                  "a real incident like this would page; make the dependency optional or redundant"))
+    if fault.get("verified_healthy") is False:
+        out.append(Recommendation("fault-not-verified", "medium", f"health was not verified after {name!r}",
+                                  "verified_healthy = false",
+                                  "check the fault's revert and the probe for its component"))
+    return out
+
+
+def _faults(record: Record) -> list[Recommendation]:
+    return [r for fault in dicts(record.get("faults")) for r in _fault(fault)]
+
+
+def _downtime(record: Record) -> list[Recommendation]:
+    ratio = down_error_ratio(record)
+    down = [s.t_s for s in timeline(record) if is_down(s, ratio)]
+    if not down or record.get("faults"):
+        return []  # with faults the per-fault rules explain the down seconds
+    return [Recommendation("down-seconds", "medium", f"{len(down)} second(s) down without an injected fault",
+                           f"first at +{down[0]:.0f} s, error ratio >= {fmt_pct(ratio, 1)}",
+                           "look up the errors of those seconds: something failed on its own")]
+
+
+def _capacity(record: Record) -> list[Recommendation]:
+    knee = mapping(record.get("capacity")).get("knee")
+    knee_users = num(knee.get("users")) if isinstance(knee, Mapping) else num(knee)
+    peak_users = max((s.users or 0.0 for s in timeline(record)), default=0.0)
+    if not knee_users or not peak_users or peak_users < KNEE_HEADROOM * knee_users:
+        return []
+    return [Recommendation("capacity-headroom", "medium", "the run's load is close to the capacity knee",
+                           f"peak {peak_users:.0f} users vs knee at {knee_users:.0f} users",
+                           "scale out or optimise before traffic grows: latency rises steeply past the knee")]
+
+
+def _health(record: Record) -> list[Recommendation]:
+    health = mapping(record.get("health"))
+    out = []
+    causes = health.get("root_causes")
+    if isinstance(causes, list) and causes:
+        first = causes[0]
+        evidence = ", ".join(f"{k}={v}" for k, v in first.items()) if isinstance(first, Mapping) else text(first)
+        out.append(Recommendation("health-root-cause", "high", "the health graph names a root cause", evidence,
+                                  "start the investigation at this component: the others depend on it"))
+    for name, comp in mapping(health.get("components")).items():
+        uptime = num(mapping(comp).get("uptime"))
+        if uptime is not None and uptime < HEALTH_UPTIME:
+            out.append(Recommendation("component-unhealthy", "medium", f"component {name} was unhealthy",
+                                      f"health uptime {fmt_pct(uptime)} < {fmt_pct(HEALTH_UPTIME, 1)}",
+                                      "check its probe history in the health timeline"))
+    return out
+
+
+def _next_tier(record: Record) -> list[Recommendation]:
+    sla = mapping(record.get("sla"))
+    blocked = dicts(sla.get("blocked_by"))
+    if sla.get("passed") is not True or not blocked or not sla.get("next_tier"):
+        return []
+    evidence = "; ".join(f"{text(c.get('name'))} {fmt_criterion(text(c.get('name')), c.get('actual'))} "
+                         f"needs {text(c.get('comparator'))} {fmt_criterion(text(c.get('name')), c.get('threshold'))}"
+                         for c in blocked)
+    return [Recommendation("next-tier", "info", f"what stands between this run and {text(sla.get('next_tier'))}",
+                           evidence, "improve these criteria to grade one tier higher")]
+
+
+RULES: tuple[Callable[[Record], list[Recommendation]], ...] = (
+    _no_data, _sla_failures, _workers, _generators, _faults, _downtime, _health, _slow_endpoints,
+    _capacity, _next_tier,
+)
+
+
+def recommend(record: Record, rules: tuple[Callable[[Record], list[Recommendation]], ...] = RULES,
+              ) -> list[Recommendation]:
+    """Every recommendation the rules produce, most severe first (stable within a severity)."""
+    order = {"high": 0, "medium": 1, "info": 2}
+    found = [r for rule in rules for r in rule(record)]
+    return sorted(found, key=lambda r: order.get(r.severity, 3))
