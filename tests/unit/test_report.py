@@ -1,0 +1,202 @@
+"""Rendering a run record as HTML, JUnit XML and Markdown: content, escaping, tolerance."""
+
+from __future__ import annotations
+
+import html
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import reliability.report as report
+from reliability.report import render, write_reports
+from reliability.report.html import default_environment
+from tests.unit.test_report_fixtures import BREAKER, NAMES, QUOTE, SCRIPT, hostile, load
+
+
+def _junit(record: dict[str, Any]) -> ET.Element:
+    return ET.fromstring(render(record, "junit"))
+
+
+def _suite(root: ET.Element, name_start: str) -> ET.Element:
+    return next(s for s in root.findall("testsuite") if (s.get("name") or "").startswith(name_start))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_fixture_renders_in_every_format(name: str) -> None:
+    record = load(name)
+    page = render(record, "html")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "<script" not in page.lower()  # no script at all: the page works offline and under its CSP
+    assert "http://" not in page and "https://" not in page  # nothing loaded from anywhere
+    for chart in ("users", "rps", "p95", "errors"):
+        assert f'data-chart="{chart}"' in page
+    assert "<polyline" in page
+    ET.fromstring(render(record, "junit"))
+    assert render(record, "md").startswith("## ")
+
+
+def test_html_shows_verdict_criteria_and_threshold_line() -> None:
+    page = render(load("fail"), "html")
+    assert "SLA gold (p95): NOT MET" in page
+    assert "POST /api/items p95_ms" in page  # endpoint criterion
+    assert "threshold 200 ms" in page
+    assert "HTTPError(&#39;503 Server Error: Service Unavailable&#39;)" in page
+    assert "rule sla-criterion-failed" in page
+
+
+def test_html_of_a_fault_run_shades_windows_and_lists_faults_health_and_cost() -> None:
+    page = render(load("faults"), "html")
+    assert page.count('class="band fault"') == 2 * 4  # two faults on each of the four timeline charts
+    assert 'class="band recovery"' in page
+    assert "postgres latency 500ms" in page and "redis down" in page
+    assert "resilience score: <strong>61.5</strong>" in page
+    assert "Root causes" in page and "cache down 10.5 s before api degraded" in page
+    assert 'aria-label="cache health"' in page and 'class="bad"' in page
+    assert "Business impact" in page and "EUR" in page
+    assert "rule fault-not-graceful" in page and "rule fault-budget-burn" in page
+
+
+def test_html_of_capacity_and_distributed_runs() -> None:
+    capacity = render(load("capacity"), "html")
+    assert "Knee: <strong>users 120, rps 548.9, p95_ms 149.6</strong>" in capacity
+    assert "rule capacity-headroom" in capacity
+    distributed = render(load("distributed"), "html")
+    assert "INCONCLUSIVE" in distributed and "went missing" in distributed
+    assert "worker-c3d4" in distributed and "rule generator-saturated" in distributed
+    assert 'data-chart="gen-cpu"' in distributed and distributed.count('class="line s') >= 3 * 2
+
+
+def test_hostile_text_is_escaped_in_html() -> None:
+    page = render(hostile(), "html")
+    assert SCRIPT not in page and QUOTE not in page
+    assert "<script" not in page.lower() and "<b>" not in page
+    assert 'onmouseover="' not in page  # as text it is harmless; with a raw quote it would be an attribute
+    assert html.escape(SCRIPT) in page
+    assert html.escape(QUOTE, quote=True).replace("&quot;", "&#34;") in page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+
+
+def test_hostile_text_round_trips_through_junit() -> None:
+    xml_text = render(hostile(), "junit")
+    assert SCRIPT not in xml_text
+    root = ET.fromstring(xml_text)  # well-formed despite quotes, markup and newlines
+    names = {c.get("name") for c in root.iter("testcase")}
+    classnames = {c.get("classname") for c in root.iter("testcase")}
+    assert f"GET {BREAKER} p95_ms" in names
+    assert any(BREAKER in (c or "") for c in classnames)
+    messages = [f.get("message") or "" for f in root.iter("failure")]
+    assert any(BREAKER in m for m in messages)
+
+
+def test_hostile_text_is_escaped_in_markdown() -> None:
+    md = render(hostile(), "md")
+    assert "<script" not in md and "<b>" not in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert not re.search(r"(?<!\\)\]\(", md)  # no link can form: brackets are escaped
+    for line in md.splitlines():
+        ours = re.sub(r"rule `[a-z-]+`", "", line)  # the rule ids are the only code spans we write
+        assert not re.search(r"(?<!\\)`", ours), line
+    tables: dict[int, int] = {}
+    for block in md.split("\n\n"):
+        rows = [r for r in block.splitlines() if r.startswith("|")]
+        if rows:
+            widths = {len(re.findall(r"(?<!\\)\|", r)) for r in rows}
+            assert len(widths) == 1, block  # every row has the header's column count
+            tables[len(tables)] = widths.pop()
+    assert tables
+    assert "next line" in md and "\nnext line" not in md
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_junit_failures_match_the_verdict(name: str) -> None:
+    record = load(name)
+    sla = _suite(_junit(record), "SLA")
+    failed = [c for c in record["sla"]["criteria"] if not c["passed"]]
+    assert int(sla.get("failures") or -1) == len(failed) == len(sla.findall("testcase/failure"))
+    assert (int(sla.get("failures") or 0) == 0) == record["sla"]["passed"]
+    assert int(sla.get("tests") or 0) == len(record["sla"]["criteria"]) + bool(record["sla"]["inconclusive"])
+    assert int(sla.get("errors") or 0) == (1 if record["sla"]["inconclusive"] else 0)
+
+
+def test_junit_has_graceful_and_recovery_cases_per_fault() -> None:
+    faults = _suite(_junit(load("faults")), "faults")
+    cases = {(c.get("classname"), c.get("name")): c for c in faults.findall("testcase")}
+    assert set(cases) == {(f"fault.{n}", check) for n in ("postgres latency 500ms", "redis down")
+                          for check in ("graceful", "recovery")}
+    assert cases[("fault.redis down", "graceful")].find("failure") is not None
+    assert cases[("fault.postgres latency 500ms", "graceful")].find("failure") is None
+    assert faults.get("failures") == "1"
+
+
+def test_junit_fails_a_fault_that_never_recovered_and_skips_unmeasured_checks() -> None:
+    record = load("faults")
+    record["faults"][0]["time_to_recover_s"] = None
+    record["faults"][1] = {"name": "bare", "injected_at": 5}
+    faults = _suite(_junit(record), "faults")
+    assert faults.get("failures") == "1" and faults.get("skipped") == "2"
+    failure = faults.find("testcase[@name='recovery']/failure")
+    assert failure is not None and "did not recover" in (failure.get("message") or "")
+
+
+def test_markdown_summary_holds_the_verdict_tables_and_recommendations() -> None:
+    md = render(load("faults"), "md")
+    assert md.startswith("## ❌ SLA gold (p95): NOT MET")
+    assert "| fault | kind | time to detect |" in md
+    assert "### Business impact" in md and "EUR" in md
+    assert "rule `fault-not-graceful`" in md
+    assert "### Slowest endpoints" in md
+    assert render(load("pass"), "md").startswith("## ✅ SLA gold (p95): MET")
+    assert "⚠️" in render(load("distributed"), "md").splitlines()[0]
+
+
+@pytest.mark.parametrize("record", [
+    {},
+    {"schema_version": 1},
+    {"run": None, "sla": [], "timeline": "x", "faults": [None, 3, {}], "health": {"components": {"a": None}}},
+    {"sla": {"criteria": [{"name": "p95_ms"}]}, "timeline": [{"t": 0}, {"t": "bad"}], "capacity": {"knee": 40},
+     "generators": [{"samples": [[1, 2], "x", [None, 1, 2]]}], "faults": [{"injected_at": "not a time"}]},
+])
+def test_missing_or_mistyped_keys_render_as_not_measured(record: dict[str, Any]) -> None:
+    for fmt in report.FORMATS:
+        out = render(record, fmt)
+        assert out
+    assert "not measured" in render(record, "html") or "n/a" in render(record, "html")
+
+
+def test_unknown_format_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown report format"):
+        render(load("pass"), "pdf")
+
+
+def test_write_reports_puts_three_files_next_to_the_record(tmp_path: Path) -> None:
+    record_path = tmp_path / "run-1.json"
+    paths = write_reports(load("pass"), record_path)
+    assert [p.name for p in paths] == ["run-1.html", "run-1.junit.xml", "run-1.md"]
+    assert all(p.parent == tmp_path and p.stat().st_size > 0 for p in paths)
+    assert not list(tmp_path.glob(".report-*"))  # no temp file left behind
+
+
+def test_templates_autoescape_everything() -> None:
+    env = default_environment()
+    assert env.autoescape is True
+    template = env.from_string("{{ value }}")
+    assert template.render(value=SCRIPT) == html.escape(SCRIPT)
+
+
+def test_report_modules_import_without_locust_or_gevent() -> None:
+    code = ("import sys, reliability.report, reliability.report.cli\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent'))\n"
+            "print(bad); sys.exit(1 if bad else 0)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_exported_members() -> None:
+    public = {n for n in dir(report) if not n.startswith("_")} - {"annotations"}
+    submodules = {n for n in public if type(getattr(report, n)).__name__ == "module"}
+    assert public - submodules == set(report.__all__)
