@@ -157,6 +157,9 @@ class ReliabilityPlugin:
         Each feature module is imported only when its scenario section is present, so a plain
         run loads nothing it does not use."""
         features: list[Extension] = []
+        if self.scenario.health is not None:
+            from reliability.health.monitor import HealthMonitor
+            features.append(HealthMonitor(self.scenario.health))
         return features
 
     def _call_extensions(self, hook: str, *args: Any) -> list[Any]:
@@ -430,7 +433,12 @@ class ReliabilityPlugin:
         known = len(self.problems)
         extra = [r for found in self._call_extensions("contribute", record) for r in (found or [])]
         extra += self.problems[known:]  # an extension that failed while contributing
-        if extra:
+        # criteria an extension adds (health_uptime) join the selected tier's verdict
+        added = tuple(c for ext in self.extensions for c in getattr(ext, "criteria", tuple)())
+        if added:
+            verdict = Verdict(**{**verdict.__dict__, "criteria": verdict.criteria + added,
+                                 "passed": verdict.passed and all(c.passed for c in added)})
+        if extra or added:
             verdict = verdict.with_inconclusive(extra)
             record["sla"] = sla_section(verdict, self.sla.down_error_ratio)
         self.final = verdict

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+from pydantic import SecretStr
 
 from reliability.health.base import ProbeResult, Status
 from reliability.health.gateway import GatewayProbe
@@ -102,7 +103,7 @@ def test_suspended_target_holds_no_probe_past_its_timeout(target: TargetServer) 
     specs = [
         HttpProbeSpec(type="http", url=f"{target.url}/health"),
         WebSocketProbeSpec(type="websocket", url=target.ws_url),
-        GatewayProbeSpec(type="gateway", url=target.url, username="demo", password="demo"),
+        GatewayProbeSpec(type="gateway", url=target.url, username="demo", password=SecretStr("demo")),
     ]
     with suspended(target.pid):
         for spec in specs:
@@ -127,7 +128,7 @@ def test_websocket_echo_and_failures(target: TargetServer) -> None:
 
 
 def test_gateway_accepts_valid_and_rejects_the_rest(target: TargetServer) -> None:
-    spec = GatewayProbeSpec(type="gateway", url=target.url, username="demo", password="demo")
+    spec = GatewayProbeSpec(type="gateway", url=target.url, username="demo", password=SecretStr("demo"))
     probe = GatewayProbe(spec, "gw")
     ok = probe_once(spec)
     assert ok.status is Status.HEALTHY, ok
@@ -138,12 +139,13 @@ def test_gateway_accepts_valid_and_rejects_the_rest(target: TargetServer) -> Non
 
 def test_gateway_failures(target: TargetServer) -> None:
     wrong_password = probe_once(GatewayProbeSpec(type="gateway", url=target.url, username="demo",
-                                                 password="not-the-password"))
+                                                 password=SecretStr("not-the-password")))
     assert wrong_password.status is Status.DOWN and "login as 'demo' answered HTTP 401" in wrong_password.detail
     assert "not-the-password" not in wrong_password.detail
-    open_path = probe_once(GatewayProbeSpec(type="gateway", url=target.url, path="/health", token="x" * 20))
+    open_path = probe_once(GatewayProbeSpec(type="gateway", url=target.url, path="/health",
+                                            token=SecretStr("x" * 20)))
     assert open_path.status is Status.DOWN and open_path.detail.startswith("fails open: no_token, malformed_token")
-    revoked = probe_once(GatewayProbeSpec(type="gateway", url=target.url, token="revoked-token-123"))
+    revoked = probe_once(GatewayProbeSpec(type="gateway", url=target.url, token=SecretStr("revoked-token-123")))
     assert revoked.status is Status.DOWN and revoked.detail.startswith("valid token rejected")
     assert "revoked-token-123" not in revoked.detail
 
@@ -152,7 +154,7 @@ def test_gateway_failures(target: TargetServer) -> None:
 
 
 def test_postgres_healthy_reports_connections(postgres_server: PostgresServer) -> None:
-    ok = probe_once(PostgresProbeSpec(type="postgres", dsn=postgres_server.dsn))
+    ok = probe_once(PostgresProbeSpec(type="postgres", dsn=SecretStr(postgres_server.dsn)))
     assert ok.status is Status.HEALTHY, ok
     assert ok.data["max_connections"] == 300 and ok.data["connections"] >= 0 and ok.data["slow_queries"] == 0
 
@@ -170,8 +172,9 @@ def test_postgres_slow_queries_and_busy_connections_degrade(postgres_server: Pos
     try:
         started.wait(5)
         time.sleep(0.4)
-        slow = probe_once(PostgresProbeSpec(type="postgres", dsn=postgres_server.dsn, slow_query_ms=200))
-        busy = probe_once(PostgresProbeSpec(type="postgres", dsn=postgres_server.dsn, max_connections_ratio=0.001))
+        dsn = SecretStr(postgres_server.dsn)
+        slow = probe_once(PostgresProbeSpec(type="postgres", dsn=dsn, slow_query_ms=200))
+        busy = probe_once(PostgresProbeSpec(type="postgres", dsn=dsn, max_connections_ratio=0.001))
     finally:
         thread.join()
     assert slow.status is Status.DEGRADED and slow.data["slow_queries"] >= 1, slow
@@ -181,23 +184,23 @@ def test_postgres_slow_queries_and_busy_connections_degrade(postgres_server: Pos
 
 def test_postgres_failures_hide_the_password(postgres_server: PostgresServer) -> None:
     dsn = f"postgresql://postgres:pg-secret-pw@127.0.0.1:{free_port()}/postgres"
-    refused = probe_once(PostgresProbeSpec(type="postgres", dsn=dsn))
+    refused = probe_once(PostgresProbeSpec(type="postgres", dsn=SecretStr(dsn)))
     assert refused.status is Status.DOWN and "pg-secret-pw" not in refused.detail
-    no_db = probe_once(PostgresProbeSpec(type="postgres", dsn=postgres_server.dsn.rsplit("/", 1)[0] + "/nope"))
+    no_db_dsn = SecretStr(postgres_server.dsn.rsplit("/", 1)[0] + "/nope")
+    no_db = probe_once(PostgresProbeSpec(type="postgres", dsn=no_db_dsn))
     assert no_db.status is Status.DOWN and 'database "nope" does not exist' in no_db.detail
 
 
 def test_suspended_postgres_holds_no_probe_past_its_timeout(postgres_server: PostgresServer) -> None:
     with suspended(postgres_server.pid):
-        assert_bounded(PostgresProbeSpec(type="postgres", dsn=postgres_server.dsn))
-    assert PostgresProbe(PostgresProbeSpec(type="postgres", dsn=postgres_server.dsn), "db").target == "db"
+        assert_bounded(PostgresProbeSpec(type="postgres", dsn=SecretStr(postgres_server.dsn)))
 
 
 # -- Redis --------------------------------------------------------------------------------------------
 
 
 def test_redis_healthy_reports_memory_clients_and_hit_ratio(redis_server: RedisServer) -> None:
-    spec = RedisProbeSpec(type="redis", url=redis_server.url)
+    spec = RedisProbeSpec(type="redis", url=SecretStr(redis_server.url))
     probe = RedisProbe(spec, "cache")
     client = redis.Redis.from_url(redis_server.url)
     client.set("k", "v")
@@ -211,14 +214,14 @@ def test_redis_healthy_reports_memory_clients_and_hit_ratio(redis_server: RedisS
     client.get("missing")
     assert check.run().results["cache"].data["hit_ratio"] == 0.0  # since the previous check
     client.config_set("maxmemory", str(first.data["used_memory_bytes"] * 2))
-    full = probe_once(RedisProbeSpec(type="redis", url=redis_server.url, max_memory_ratio=0.3))
+    full = probe_once(RedisProbeSpec(type="redis", url=SecretStr(redis_server.url), max_memory_ratio=0.3))
     assert full.status is Status.DEGRADED and "of maxmemory" in full.detail, full
     client.close()
     check.close()
 
 
 def test_redis_stopped_and_suspended(redis_server: RedisServer) -> None:
-    spec = RedisProbeSpec(type="redis", url=redis_server.url.replace("redis://", "redis://:redis-pw@"))
+    spec = RedisProbeSpec(type="redis", url=SecretStr(redis_server.url.replace("redis://", "redis://:redis-pw@")))
     with suspended(redis_server.pid):
         assert_bounded(spec)
     redis_server.stop()

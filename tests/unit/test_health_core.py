@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from pydantic import SecretStr
 
 from reliability.health.base import Deadline, Finding, ProbeResult, ProbeTimeout, Status, measure
 from reliability.health.cli import format_table
@@ -83,7 +84,7 @@ def test_measure_names_the_bound_on_timeouts_and_late_answers() -> None:
         return Finding(H, "fine")
 
     late = measure(FakeProbe(slow), 0.25, clock=clock)
-    assert (late.status, late.latency_ms) == (X, pytest.approx(300.0))
+    assert late.status is X and late.latency_ms == pytest.approx(300.0)
 
 
 def test_a_hanging_probe_costs_its_timeout_not_the_round() -> None:
@@ -154,7 +155,8 @@ def test_prometheus_grading() -> None:
 
 
 def test_postgres_grading() -> None:
-    spec = PostgresProbeSpec(type="postgres", dsn="postgresql://x", max_connections_ratio=0.8, slow_query_ms=500)
+    spec = PostgresProbeSpec(type="postgres", dsn=SecretStr("postgresql://x"), max_connections_ratio=0.8,
+                             slow_query_ms=500)
     assert grade_activity(10, 100, 0, 0.1, spec).status is H
     busy = grade_activity(80, 100, 0, 0.0, spec)
     assert busy.status is D and "connections at 80% of max_connections" in busy.detail
@@ -164,7 +166,7 @@ def test_postgres_grading() -> None:
 
 
 def test_redis_grading_uses_the_hit_ratio_since_the_last_check() -> None:
-    spec = RedisProbeSpec(type="redis", url="redis://x", min_hit_ratio=0.5)
+    spec = RedisProbeSpec(type="redis", url=SecretStr("redis://x"), min_hit_ratio=0.5)
     info = {"used_memory": 50, "maxmemory": 100, "connected_clients": 3, "maxclients": 10,
             "keyspace_hits": 90, "keyspace_misses": 10}
     first = grade_info(info, None, spec)
