@@ -1,4 +1,4 @@
-"""The ``reliability`` command: ``validate``, ``target``, ``demo``.
+"""The ``reliability`` command: ``validate``, ``demo``, ``target``, ``health``, ``report``, ``compare``.
 
 Load runs themselves go through Locust (``locust -f FILE`` with ``import reliability.plugin`` in
 the file); this command never imports locust in its own process, so ``validate`` and ``target``
@@ -8,6 +8,7 @@ stay free of gevent's monkey-patching. Errors print as one line, without a trace
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -33,38 +34,36 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _cmd_target(args: argparse.Namespace) -> int:
-    from reliability.target.app import run
-
-    return run(args)
+def _add_validate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE")
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from reliability.demo import run_demo
-
-    return run_demo(args)
+# (command, help, module, function adding its arguments, function running it). Modules are
+# imported when the parser is built, never locust: these commands run outside a Locust process.
+COMMANDS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("validate", "check scenario files; errors name file and field", "reliability.cli", "_add_validate",
+     "_cmd_validate"),
+    ("demo", "start the reference target, run a graded load test with a fault, clean up", "reliability.demo",
+     "add_arguments", "run_demo"),
+    ("target", "run the reference system under test", "reliability.target.app", "add_arguments", "run"),
+    ("health", "probe every component of a scenario once; exit 0 healthy, 1 degraded, 2 down",
+     "reliability.health.cli", "add_arguments", "run"),
+    ("report", "render a run record as HTML, JUnit XML and Markdown", "reliability.report.cli",
+     "add_report_arguments", "run_report"),
+    ("compare", "compare two run records; non-zero exit on a regression", "reliability.report.cli",
+     "add_compare_arguments", "run_compare"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reliability", description="SLA grading and resilience testing for Locust")
     parser.add_argument("--version", action="version", version=f"locust-reliability {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    validate = sub.add_parser("validate", help="check scenario files; errors name file and field")
-    validate.add_argument("files", nargs="+", metavar="FILE")
-    validate.set_defaults(func=_cmd_validate)
-
-    target = sub.add_parser("target", help="run the reference system under test")
-    from reliability.target.app import add_arguments as add_target_arguments
-
-    add_target_arguments(target)
-    target.set_defaults(func=_cmd_target)
-
-    demo = sub.add_parser("demo", help="start the reference target, run a graded load test with a fault, clean up")
-    from reliability.demo import add_arguments as add_demo_arguments
-
-    add_demo_arguments(demo)
-    demo.set_defaults(func=_cmd_demo)
+    for name, help_text, module_name, add, run in COMMANDS:
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        getattr(module, add)(command)
+        command.set_defaults(func=getattr(module, run))
     return parser
 
 
