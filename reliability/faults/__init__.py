@@ -1,1 +1,160 @@
-"""Subpackage placeholder; see the package docstring."""
+"""Faults: one interface (inject, revert, verify), each kind a real mechanism.
+
+==================  ==========================================================================
+kind                mechanism
+==================  ==========================================================================
+redis.pause         ``CLIENT PAUSE`` in renewed slices (all commands, or writes only)
+redis.memory        ``CONFIG SET maxmemory`` / ``maxmemory-policy``, originals restored
+redis.slow          a Lua script busies the server ``block_ms`` every ``period_ms``
+postgres.lock       a chaos session holds ``LOCK TABLE`` on the hot table
+postgres.outage     a chaos session terminates every other client backend, repeatedly
+postgres.exhaust    connections held up to the server's limit
+proxy.latency       Toxiproxy-API toxics on our chaos proxy or a real Toxiproxy; ``proxy.down``
+proxy.bandwidth     disables the proxy; ``proxy.http`` answers requests with an error status
+proxy.timeout       (our proxy in HTTP mode)
+proxy.reset_peer
+proxy.slow_close
+proxy.down
+proxy.http
+http.error          error ratio / status / latency through the reference target's admin API
+http.latency
+process.suspend     SIGSTOP / SIGCONT (psutil), a detached watchdog resumes it if we die
+process.kill        kill, then ``restart_command`` on revert
+load.spike          extra HTTP load from a separate process
+load.ws_storm       a WebSocket connection storm from a separate process
+webhook             an HTTP call on inject and on revert
+shell               a command on inject and on revert
+==================  ==========================================================================
+
+Example::
+
+    from reliability.faults import build_fault, revert_all
+    from reliability.faults.spec import parse_fault_spec
+
+    fault = build_fault(parse_fault_spec({"type": "redis.pause", "url": "redis://127.0.0.1:6379/0"}), "cache-down")
+    fault.inject()
+    ...
+    [check] = revert_all([fault])   # FaultCheck(healthy=True, detail='redis ...: PING ok', ...)
+
+Mechanism modules are imported when a fault of their kind is built, so importing this package
+pulls in no database driver (psycopg must be imported after gevent patches the process).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from reliability.exceptions import FaultError
+from reliability.faults.base import Fault, FaultCheck, one_line
+from reliability.faults.spec import FaultSpec, parse_fault_spec
+
+__all__ = ["Fault", "FaultCheck", "FaultError", "FaultSpec", "build_fault", "kinds", "parse_fault_spec",
+           "revert_all"]
+
+Factory = Callable[[Any, str, Mapping[str, str]], Fault]
+
+
+def _redis(spec: Any, name: str, _env: Mapping[str, str]) -> Fault:
+    from reliability.faults import redis
+
+    classes: dict[str, Any] = {"redis.pause": redis.RedisPauseFault, "redis.memory": redis.RedisMemoryFault,
+                               "redis.slow": redis.RedisSlowFault}
+    fault: Fault = classes[spec.type](spec, name)
+    return fault
+
+
+def _postgres(spec: Any, name: str, _env: Mapping[str, str]) -> Fault:
+    from reliability.faults import postgres
+
+    classes: dict[str, Any] = {"postgres.lock": postgres.PostgresLockFault,
+                               "postgres.outage": postgres.PostgresOutageFault,
+                               "postgres.exhaust": postgres.PostgresExhaustFault}
+    fault: Fault = classes[spec.type](spec, name)
+    return fault
+
+
+def _proxy(spec: Any, name: str, _env: Mapping[str, str]) -> Fault:
+    from reliability.faults.proxy import ProxyDownFault, ProxyToxicFault
+
+    return ProxyDownFault(spec, name) if spec.type == "proxy.down" else ProxyToxicFault.from_spec(spec, name)
+
+
+def _http(spec: Any, name: str, env: Mapping[str, str]) -> Fault:
+    from reliability.faults.http import TargetHttpFault
+
+    return TargetHttpFault(spec, name, env)
+
+
+def _process(spec: Any, name: str, _env: Mapping[str, str]) -> Fault:
+    from reliability.faults.process import ProcessKillFault, ProcessSuspendFault
+
+    return ProcessSuspendFault(spec, name) if spec.type == "process.suspend" else ProcessKillFault(spec, name)
+
+
+def _load(spec: Any, name: str, _env: Mapping[str, str]) -> Fault:
+    from reliability.faults.load import LoadFault
+
+    return LoadFault(spec, name)
+
+
+def _generic(spec: Any, name: str, _env: Mapping[str, str]) -> Fault:
+    from reliability.faults.generic import ShellFault, WebhookFault
+
+    return WebhookFault(spec, name) if spec.type == "webhook" else ShellFault(spec, name)
+
+
+def registry() -> dict[str, Factory]:
+    """Kind -> factory. Built on each call: there is no module-level mutable registry."""
+    groups: dict[Factory, tuple[str, ...]] = {
+        _redis: ("redis.pause", "redis.memory", "redis.slow"),
+        _postgres: ("postgres.lock", "postgres.outage", "postgres.exhaust"),
+        _proxy: ("proxy.latency", "proxy.bandwidth", "proxy.timeout", "proxy.reset_peer", "proxy.slow_close",
+                 "proxy.down", "proxy.http"),
+        _http: ("http.error", "http.latency"),
+        _process: ("process.suspend", "process.kill"),
+        _load: ("load.spike", "load.ws_storm"),
+        _generic: ("webhook", "shell"),
+    }
+    return {kind: factory for factory, group in groups.items() for kind in group}
+
+
+def kinds() -> list[str]:
+    """Every fault kind, sorted."""
+    return sorted(registry())
+
+
+def build_fault(spec: FaultSpec, name: str, environ: Mapping[str, str] | None = None) -> Fault:
+    """The fault for ``spec``, named ``name`` (the scenario's instance name).
+
+    ``environ`` (default ``os.environ``) is where a fault looks up settings the spec leaves to
+    the environment (the target's admin token).
+    """
+    try:
+        factory = registry()[spec.type]
+    except KeyError:
+        raise FaultError(f"{name}: unknown fault kind {spec.type!r}; known: {', '.join(kinds())}") from None
+    return factory(spec, name, os.environ if environ is None else environ)
+
+
+def revert_all(faults: Iterable[Fault]) -> list[FaultCheck]:
+    """Revert every fault (each even if others raise), then verify each: one check per fault,
+    in order. A fault whose revert raised gets an unhealthy check naming the error."""
+    faults = list(faults)
+    errors: dict[int, str] = {}
+    for index, fault in enumerate(faults):
+        try:
+            fault.revert()
+        except Exception as exc:
+            errors[index] = one_line(exc)
+    checks = []
+    for index, fault in enumerate(faults):
+        if index in errors:
+            checks.append(FaultCheck(False, f"{fault.name}: revert failed: {errors[index]}"))
+            continue
+        try:
+            checks.append(fault.verify())
+        except Exception as exc:
+            checks.append(FaultCheck(False, f"{fault.name}: verify failed: {one_line(exc)}"))
+    return checks
