@@ -1,0 +1,85 @@
+"""``reliability proxy`` / ``python -m reliability.chaosproxy``: serve the chaos proxy until
+SIGINT or SIGTERM.
+
+Prints ``reliability-proxy listening on http://HOST:PORT`` once the API answers. ``--config``
+takes a Toxiproxy-style JSON list of proxies to create at start (as ``toxiproxy-server
+-config``). On shutdown every listener and connection is closed, so nothing stays toxic.
+
+Example::
+
+    python -m reliability.chaosproxy --port 8474 --config deploy/toxiproxy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from reliability.chaosproxy.api import build_api
+from reliability.chaosproxy.proxy import ProxyCollection, join_address
+from reliability.chaosproxy.toxics import ApiError
+
+READY_PREFIX = "reliability-proxy listening on "
+DEFAULT_PORT = 8474
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The proxy's flags."""
+    parser.add_argument("--host", default="127.0.0.1", help="API listen address (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"API port, 0 = any free one ({DEFAULT_PORT})")
+    parser.add_argument("--config", metavar="FILE", help="JSON list of proxies to create at start (Toxiproxy format)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for toxicity and jitter draws (random)")
+    parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
+
+
+async def serve(args: argparse.Namespace, announce: Callable[[str], None] | None = None) -> int:
+    """Serve the API and the proxies until SIGINT or SIGTERM; return the exit code."""
+    proxies = ProxyCollection(rng=random.Random(args.seed))
+    if args.config:
+        await proxies.populate(json.loads(Path(args.config).read_text(encoding="utf-8")))
+    runner = web.AppRunner(build_api(proxies), access_log=None)
+    await runner.setup()
+    sweeper = asyncio.create_task(proxies.sweep_forever())
+    try:
+        site = web.TCPSite(runner, args.host, args.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        line = READY_PREFIX + "http://" + join_address(str(host), int(port))
+        (announce or (lambda text: print(text, flush=True)))(line)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        sweeper.cancel()
+        await proxies.close()
+        await runner.cleanup()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``reliability proxy``: 0 on a clean stop, 1 if it cannot listen, 2 on a
+    bad ``--config``."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=str(args.log_level).upper(), stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(serve(args))
+    except (ApiError, ValueError) as exc:
+        print(f"reliability proxy: bad --config: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"reliability proxy: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
