@@ -1,0 +1,320 @@
+"""Network faults through a Toxiproxy API: our chaos proxy (``reliability proxy``) or a real
+Toxiproxy (the docker-compose stack), driven by one client.
+
+Example::
+
+    client = ToxiproxyClient("http://127.0.0.1:8474")
+    client.create_proxy("redis", upstream="127.0.0.1:6379", listen="127.0.0.1:16379")
+    client.add_toxic("redis", "latency", {"latency": 100}, ttl_s=30)
+
+Dead-man: toxics are created with our ``ttl_s`` extension and renewed while held, and
+``proxy.down`` disables the proxy with ``ttl_s``, so our proxy undoes them by itself if the
+driver dies. A real Toxiproxy ignores the field: the answer then lacks ``ttl_s`` and the fault
+records ``dead_man_s = None`` (it stays until reverted or ``POST /reset``).
+"""
+
+from __future__ import annotations
+
+import socket
+import urllib.parse
+from typing import Any
+
+from reliability.exceptions import FaultError
+from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s
+from reliability.faults.httpcall import HttpReply, call
+from reliability.faults.spec import (
+    ProxyBandwidthSpec,
+    ProxyDownSpec,
+    ProxyHttpSpec,
+    ProxyLatencySpec,
+    ProxyResetPeerSpec,
+    ProxySlowCloseSpec,
+    ProxyTimeoutSpec,
+)
+
+TIMEOUT_S = 5.0
+_UNSET: Any = object()
+LOOPBACK = ("127.", "localhost", "[::1]", "::1")
+
+
+class ProxyApiError(FaultError):
+    """The proxy API answered with an error status (``status``) or not at all (``status`` 0)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ToxiproxyClient:
+    """A small synchronous client for the Toxiproxy HTTP API (ours or the real one).
+
+    Every call is bounded by ``timeout_s``; failures raise :class:`ProxyApiError` with a
+    one-line message. ``ttl_s`` arguments are our extension (a real Toxiproxy ignores them).
+
+    Example::
+
+        client = ToxiproxyClient("http://127.0.0.1:8474")
+        client.add_toxic("pg", "latency", {"latency": 200, "jitter": 20}, name="slow-db", ttl_s=30)
+        client.remove_toxic("pg", "slow-db")
+    """
+
+    def __init__(self, api_url: str = "http://127.0.0.1:8474", timeout_s: float = TIMEOUT_S) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Any:
+        try:
+            reply: HttpReply = call(method, self.api_url + path, body, timeout_s=self.timeout_s)
+        except OSError as exc:
+            raise ProxyApiError(f"{method} {self.api_url}{path}: {one_line(exc)}") from None
+        if reply.status == 404 and missing_ok:
+            return None
+        if not reply.ok:
+            raise ProxyApiError(f"{method} {self.api_url}{path}: {reply.error_text()}", reply.status)
+        try:
+            return reply.json()
+        except ValueError:
+            return reply.body.decode("utf-8", "replace").strip()  # old Toxiproxy: /version is text
+
+    @staticmethod
+    def _quote(name: str) -> str:
+        return urllib.parse.quote(name, safe="")
+
+    def version(self) -> str:
+        data = self._call("GET", "/version")
+        return str(data.get("version")) if isinstance(data, dict) else str(data)
+
+    def proxies(self) -> dict[str, dict[str, Any]]:
+        data: dict[str, dict[str, Any]] = self._call("GET", "/proxies")
+        return data
+
+    def proxy(self, name: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._call("GET", f"/proxies/{self._quote(name)}")
+        return data
+
+    def create_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0", enabled: bool = True,
+                     protocol: str | None = None) -> dict[str, Any]:
+        """Create a proxy; ``protocol="http"`` (our extension) enables HTTP-mode toxics."""
+        body: dict[str, Any] = {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled}
+        if protocol is not None:
+            body["protocol"] = protocol
+        data: dict[str, Any] = self._call("POST", "/proxies", body)
+        return data
+
+    def populate(self, proxies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        data = self._call("POST", "/populate", proxies)
+        return list(data.get("proxies") or []) if isinstance(data, dict) else []
+
+    def update_proxy(self, name: str, *, enabled: bool | None = None, listen: str | None = None,
+                     upstream: str | None = None, ttl_s: float | None = None) -> dict[str, Any]:
+        """Update fields of a proxy. With ``enabled=False``, ``ttl_s`` brings it back up after
+        that many seconds (our extension)."""
+        body = {k: v for k, v in {"enabled": enabled, "listen": listen, "upstream": upstream,
+                                  "ttl_s": ttl_s}.items() if v is not None}
+        data: dict[str, Any] = self._call("POST", f"/proxies/{self._quote(name)}", body)
+        return data
+
+    def delete_proxy(self, name: str, missing_ok: bool = False) -> None:
+        self._call("DELETE", f"/proxies/{self._quote(name)}", missing_ok=missing_ok)
+
+    def toxics(self, proxy: str) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self._call("GET", f"/proxies/{self._quote(proxy)}/toxics")
+        return data
+
+    def toxic(self, proxy: str, name: str) -> dict[str, Any] | None:
+        """One toxic, or None if there is none of that name."""
+        data: dict[str, Any] | None = self._call(
+            "GET", f"/proxies/{self._quote(proxy)}/toxics/{self._quote(name)}", missing_ok=True)
+        return data
+
+    def add_toxic(self, proxy: str, type: str, attributes: dict[str, Any], *, name: str | None = None,
+                  stream: str = "downstream", toxicity: float = 1.0, ttl_s: float | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": type, "stream": stream, "toxicity": toxicity, "attributes": attributes}
+        if name is not None:
+            body["name"] = name
+        if ttl_s is not None:
+            body["ttl_s"] = ttl_s
+        data: dict[str, Any] = self._call("POST", f"/proxies/{self._quote(proxy)}/toxics", body)
+        return data
+
+    def update_toxic(self, proxy: str, name: str, *, attributes: dict[str, Any] | None = None,
+                     toxicity: float | None = None, ttl_s: float | None = _UNSET) -> dict[str, Any]:
+        """Update a toxic; ``ttl_s`` restarts its expiry clock (None removes the expiry)."""
+        body: dict[str, Any] = {}
+        if attributes is not None:
+            body["attributes"] = attributes
+        if toxicity is not None:
+            body["toxicity"] = toxicity
+        if ttl_s is not _UNSET:
+            body["ttl_s"] = ttl_s
+        data: dict[str, Any] = self._call(
+            "POST", f"/proxies/{self._quote(proxy)}/toxics/{self._quote(name)}", body)
+        return data
+
+    def remove_toxic(self, proxy: str, name: str, missing_ok: bool = False) -> None:
+        self._call("DELETE", f"/proxies/{self._quote(proxy)}/toxics/{self._quote(name)}", missing_ok=missing_ok)
+
+    def reset(self) -> None:
+        """Enable every proxy and remove every toxic."""
+        self._call("POST", "/reset")
+
+
+def _loopback_port(listen: str) -> int | None:
+    """The port of a proxy listening on loopback (or all interfaces), which we can probe."""
+    host, _, port = listen.rpartition(":")
+    if port.isdigit() and (host.startswith(LOOPBACK) or host in ("", "0.0.0.0", "[::]")):
+        return int(port)
+    return None
+
+
+class _ProxyFault:
+    kind = ""
+
+    def __init__(self, api_url: str, proxy: str, name: str, dead_man_s: float | None) -> None:
+        self.name = name
+        self.proxy = proxy
+        self.dead_man_s = dead_man_s
+        self.client = ToxiproxyClient(api_url)
+        self._lease: Lease | None = None
+
+    def _fail(self, action: str, exc: BaseException) -> FaultError:
+        return FaultError(f"{self.name} ({self.kind}) {action}: {one_line(exc)}")
+
+    def _hold(self, renew: Any) -> None:
+        if self.dead_man_s is not None:
+            self._lease = Lease(renew, renew_interval_s(self.dead_man_s), self.name)
+            self._lease.start()
+
+    def _release(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.stop()
+
+    def _healthy(self) -> str:
+        state = self.client.proxy(self.proxy)
+        if not state.get("enabled"):
+            raise FaultError(f"proxy {self.proxy} is disabled")
+        ours = [t["name"] for t in state.get("toxics") or [] if str(t.get("name", "")).startswith("chaos-")]
+        if ours:
+            raise FaultError(f"proxy {self.proxy} still has toxics {', '.join(ours)}")
+        port = _loopback_port(str(state.get("listen", "")))
+        if port is not None:
+            with socket.create_connection(("127.0.0.1", port), timeout=2.0):
+                pass
+            return f"enabled, no chaos toxics, accepts connections on port {port}"
+        return "enabled, no chaos toxics"
+
+    def verify(self) -> FaultCheck:
+        return probe(f"proxy {self.proxy} at {self.client.api_url}", self._healthy)
+
+
+class ProxyToxicFault(_ProxyFault):
+    """One toxic on one proxy, named ``chaos-<fault name>``; removed on revert.
+
+    Example::
+
+        fault = ProxyToxicFault.from_spec(ProxyLatencySpec(type="proxy.latency", proxy="pg", latency_ms=200), "db-lag")
+    """
+
+    def __init__(self, kind: str, api_url: str, proxy: str, name: str, dead_man_s: float | None,
+                 toxic_type: str, attributes: dict[str, Any], stream: str = "downstream",
+                 toxicity: float = 1.0) -> None:
+        super().__init__(api_url, proxy, name, dead_man_s)
+        self.kind = kind
+        self.toxic_type = toxic_type
+        self.attributes = attributes
+        self.stream = stream
+        self.toxicity = toxicity
+        self.toxic_name = f"chaos-{name}"
+
+    @classmethod
+    def from_spec(cls, spec: ProxyLatencySpec | ProxyBandwidthSpec | ProxyTimeoutSpec | ProxyResetPeerSpec
+                  | ProxySlowCloseSpec | ProxyHttpSpec, name: str) -> ProxyToxicFault:
+        """The fault for a ``proxy.*`` toxic spec."""
+        attributes: dict[str, Any]
+        stream, toxicity = "downstream", 1.0
+        if isinstance(spec, ProxyHttpSpec):
+            toxic_type = "http_error"
+            attributes = {"status": spec.status, "path_prefix": spec.path_prefix}
+            toxicity = spec.error_ratio
+        else:
+            stream, toxicity = spec.stream, spec.toxicity
+            if isinstance(spec, ProxyLatencySpec):
+                toxic_type, attributes = "latency", {"latency": round(spec.latency_ms), "jitter": round(spec.jitter_ms)}
+            elif isinstance(spec, ProxyBandwidthSpec):
+                toxic_type, attributes = "bandwidth", {"rate": spec.rate_kb_s}
+            elif isinstance(spec, ProxyTimeoutSpec):
+                toxic_type, attributes = "timeout", {"timeout": round(spec.timeout_ms)}
+            elif isinstance(spec, ProxyResetPeerSpec):
+                toxic_type, attributes = "reset_peer", {"timeout": round(spec.timeout_ms)}
+            else:
+                toxic_type, attributes = "slow_close", {"delay": round(spec.delay_ms)}
+        return cls(spec.type, spec.api_url, spec.proxy, name, spec.dead_man_s, toxic_type, attributes, stream,
+                   toxicity)
+
+    def _add(self) -> dict[str, Any]:
+        return self.client.add_toxic(self.proxy, self.toxic_type, self.attributes, name=self.toxic_name,
+                                     stream=self.stream, toxicity=self.toxicity, ttl_s=self.dead_man_s)
+
+    def inject(self) -> None:
+        if self._lease is not None:
+            return
+        try:
+            try:
+                created = self._add()
+            except ProxyApiError as exc:
+                if exc.status != 409:
+                    raise
+                # Left by a run that died before its ttl ran out (or on a real Toxiproxy): replace it.
+                self.client.remove_toxic(self.proxy, self.toxic_name, missing_ok=True)
+                created = self._add()
+        except ProxyApiError as exc:
+            raise self._fail("inject", exc) from None
+        if "ttl_s" not in created:
+            self.dead_man_s = None  # a real Toxiproxy: no expiry, it stays until reverted
+        self._hold(lambda: self.client.update_toxic(self.proxy, self.toxic_name, ttl_s=self.dead_man_s))
+
+    def revert(self) -> None:
+        self._release()
+        try:
+            self.client.remove_toxic(self.proxy, self.toxic_name, missing_ok=True)
+        except ProxyApiError as exc:
+            raise self._fail("revert", exc) from None
+
+
+class ProxyDownFault(_ProxyFault):
+    """The proxy disabled: new connections refused, open ones closed; enabled again on revert.
+
+    With our proxy the down-time carries ``ttl_s`` = ``dead_man_s`` (renewed while held).
+    """
+
+    kind = "proxy.down"
+
+    def __init__(self, spec: ProxyDownSpec, name: str) -> None:
+        super().__init__(spec.api_url, spec.proxy, name, spec.dead_man_s)
+        self.injected = False
+
+    def _disable(self) -> dict[str, Any]:
+        return self.client.update_proxy(self.proxy, enabled=False, ttl_s=self.dead_man_s)
+
+    def inject(self) -> None:
+        if self._lease is not None:
+            return
+        self.injected = True  # before the call: a revert must undo a call that timed out but landed
+        try:
+            state = self._disable()
+        except ProxyApiError as exc:
+            raise self._fail("inject", exc) from None
+        if "reenable_in_s" not in state:
+            self.dead_man_s = None
+        self._hold(self._disable)
+
+    def revert(self) -> None:
+        self._release()
+        if not self.injected:
+            return
+        try:
+            self.client.update_proxy(self.proxy, enabled=True)
+        except ProxyApiError as exc:
+            raise self._fail("revert", exc) from None
+        self.injected = False
