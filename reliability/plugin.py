@@ -160,6 +160,10 @@ class ReliabilityPlugin:
         if self.scenario.health is not None:
             from reliability.health.monitor import HealthMonitor
             features.append(HealthMonitor(self.scenario.health))
+        if (self.scenario.faults or self.scenario.shape is not None
+                or getattr(self.environment.shape_class, "reliability_shape", False)):
+            from reliability.shapes.runtime import ScheduleExtension
+            features.append(ScheduleExtension(self.scenario))
         return features
 
     def _call_extensions(self, hook: str, *args: Any) -> list[Any]:
@@ -449,8 +453,22 @@ class ReliabilityPlugin:
         except OSError as exc:
             logger.error("cannot write the run record to %s: %s", path, exc)
             self.record_path = None
+        if self.record_path is not None:
+            self._write_reports(dict(record), self.record_path)
         self._log_verdict(verdict)
         return verdict
+
+    def _write_reports(self, record: dict[str, Any], record_path: Path) -> None:
+        """HTML, JUnit XML and Markdown next to the record. A rendering problem is logged, never
+        allowed to change the verdict: the record is written and can be re-rendered later."""
+        from reliability.report import write_reports
+
+        try:
+            paths = write_reports(record, record_path, cost=self.scenario.cost)
+        except Exception:
+            logger.exception("could not render the reports; re-run `reliability report %s`", record_path)
+            return
+        logger.info("reports: %s", ", ".join(str(p) for p in paths))
 
     def _log_verdict(self, verdict: Verdict) -> None:
         outcome = {0: "MET", 3: "NOT MET", 4: "INCONCLUSIVE"}.get(verdict.exit_code, "?")
@@ -479,6 +497,9 @@ def install(environment: Environment, clock: Callable[[], float] = time.time) ->
 
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     install(environment)
+    if environment.shape_class is None and not isinstance(environment.runner, WorkerRunner):
+        from reliability.shapes.locust_shapes import scenario_shape  # a scenario's shape: drives the load
+        environment.shape_class = scenario_shape(environment)
 
 
 events.init_command_line_parser.add_listener(add_arguments)

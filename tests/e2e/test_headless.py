@@ -95,6 +95,9 @@ def test_met_tier_exits_0_and_record_matches_ground_truth(pattern: Served, tmp_p
     assert record["sla"]["highest_tier_met"] == "platinum"  # p95 ~45 ms, no errors
     assert record["run"]["mode"] == "local" and record["generators"][0]["role"] == "local"
     assert sum(row["requests"] for row in record["timeline"]) == totals["requests"]
+    # the reports are rendered next to the record at the end of every run
+    for suffix in (".html", ".junit.xml", ".md"):
+        assert (tmp_path / f"run{suffix}").stat().st_size > 500, suffix
 
 
 @pytest.mark.parametrize("pattern", [("--delay-ms", "5", "--fail-every", "40")], indirect=True)
