@@ -18,15 +18,13 @@ from reliability.report.data import (
     dicts,
     down_error_ratio,
     duration_s,
-    fault_windows,
     latency_threshold_ms,
-    mapping,
     num,
-    rel_s,
     started_epoch_s,
     text,
     timeline,
 )
+from reliability.report.facts import fault_windows, health_components
 
 WIDTH = 900
 HEIGHT = 200
@@ -278,21 +276,15 @@ _STATUS_CSS = {"healthy": "ok", "up": "ok", "ok": "ok", "degraded": "warn", "dow
 
 def health_rows(record: Record) -> list[HealthRow]:
     """Per component, the spans between state changes, coloured by status, on the charts' time axis."""
-    started = started_epoch_s(record)
     end = time_span_s(record)
     scale = _Scale(end, 1.0)
     out = []
-    for name, comp in mapping(mapping(record.get("health")).get("components")).items():
-        comp = mapping(comp)
-        states = [(t, text(s.get("status"), "unknown")) for s in dicts(comp.get("states"))
-                  if (t := rel_s(s.get("t"), started)) is not None]
-        states.sort(key=lambda st: st[0])
+    for comp in health_components(record):
         spans = []
-        for i, (t, status) in enumerate(states):
-            until = states[i + 1][0] if i + 1 < len(states) else max(end, t)
+        for i, (t, status) in enumerate(comp.states):
+            until = comp.states[i + 1][0] if i + 1 < len(comp.states) else max(end, t)
             spans.append(HealthSpan(scale.x(t), max(scale.x(until) - scale.x(t), 1.0), status,
                                     _STATUS_CSS.get(status.lower(), "unknown"),
-                                    f"{name}: {status} from +{t:.0f}s to +{until:.0f}s"))
-        out.append(HealthRow(str(name), num(comp.get("uptime")), tuple(spans)))
+                                    f"{comp.name}: {status} from +{t:.0f}s to +{until:.0f}s"))
+        out.append(HealthRow(comp.name, comp.uptime_ratio, tuple(spans)))
     return out
-

@@ -108,55 +108,12 @@ def timeline(record: Record) -> list[Second]:
     return rows
 
 
-@dataclass(frozen=True)
-class FaultWindow:
-    """When a fault was in force (``start_s``..``end_s``) and until when it recovered."""
-
-    name: str
-    start_s: float
-    end_s: float
-    recovered_s: float | None  # end of the recovery, None when it never recovered
-
-
 def duration_s(record: Record) -> float | None:
     run_s = num(mapping(record.get("run")).get("duration_s"))
     if run_s is not None:
         return run_s
     rows = timeline(record)
     return rows[-1].t_s + 1 if rows else None
-
-
-def fault_window(fault: Mapping[str, Any], record: Record) -> FaultWindow | None:
-    started = started_epoch_s(record)
-    start = rel_s(fault.get("injected_at"), started)
-    if start is None:
-        return None
-    end = rel_s(fault.get("reverted_at"), started)
-    if end is None:  # never reverted: in force until the run ended
-        end = duration_s(record) or start
-    ttr = num(fault.get("time_to_recover_s"))
-    return FaultWindow(text(fault.get("name"), "fault"), start, max(end, start),
-                       None if ttr is None else end + ttr)
-
-
-def fault_windows(record: Record) -> list[FaultWindow]:
-    """Windows from the ``faults`` list or, without one, from the timeline's phase labels."""
-    windows = [w for f in dicts(record.get("faults")) if (w := fault_window(f, record)) is not None]
-    if windows or record.get("faults"):
-        return windows
-    out: list[FaultWindow] = []
-    start: float | None = None
-    last = 0.0
-    for row in timeline(record):
-        if row.phase == "fault":
-            start = row.t_s if start is None else start
-            last = row.t_s + 1
-        elif start is not None:
-            out.append(FaultWindow("fault", start, last, row.t_s if row.phase == "recovery" else None))
-            start = None
-    if start is not None:
-        out.append(FaultWindow("fault", start, last, None))
-    return out
 
 
 def total_criterion(record: Record, name: str) -> Mapping[str, Any] | None:

@@ -25,10 +25,10 @@ from reliability.report.data import (
     fmt_s,
     mapping,
     num,
-    started_epoch_s,
     text,
     verdict,
 )
+from reliability.report.facts import faults
 from reliability.report.impact import BusinessImpact
 from reliability.report.rules import recommend
 from reliability.report.views import (
@@ -83,7 +83,6 @@ def build_context(record: Record, impact: BusinessImpact | None = None) -> dict[
     workers = mapping(record.get("workers"))
     health = mapping(record.get("health"))
     label, css = verdict(record)
-    started = started_epoch_s(record)
     x_max = time_span_s(record)
     inconclusive = sla.get("inconclusive")
     causes = health.get("root_causes")
@@ -125,7 +124,7 @@ def build_context(record: Record, impact: BusinessImpact | None = None) -> dict[
         "health_ticks": time_ticks(x_max),
         "root_causes": [", ".join(f"{k}: {v}" for k, v in c.items()) if isinstance(c, Mapping) else text(c)
                         for c in causes] if isinstance(causes, list) else [],
-        "faults": [fault_row(f, started) for f in dicts(record.get("faults"))],
+        "faults": [fault_row(f) for f in faults(record)],
         "capacity": capacity_view(record),
         "generators": [generator_row(g) for g in dicts(record.get("generators"))],
         "workers_lost": [{"id": text(w.get("id")), "detected_at": text(w.get("detected_at"), NA)}

@@ -12,16 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reliability.report.data import (
-    Record,
-    Second,
-    dicts,
-    down_error_ratio,
-    fault_window,
-    is_down,
-    latency_threshold_ms,
-    timeline,
-)
+from reliability.report.data import Record, Second, down_error_ratio, is_down, latency_threshold_ms, timeline
+from reliability.report.facts import fault_window, faults
 from reliability.report.spec import CostSpec
 
 
@@ -94,16 +86,16 @@ def estimate_impact(record: Record, cost: CostSpec) -> BusinessImpact:
     rows = timeline(record)
     down_ratio = down_error_ratio(record)
     threshold = cost.latency_threshold_ms if cost.latency_threshold_ms is not None else latency_threshold_ms(record)
-    faults: list[FaultCost] = []
-    for fault in dicts(record.get("faults")):
+    costs: list[FaultCost] = []
+    for fault in faults(record):
         window = fault_window(fault, record)
         if window is None:
             continue
         end = window.recovered_s if window.recovered_s is not None else float("inf")
         inside = [s for s in rows if window.start_s <= s.t_s < end]
-        faults.append(FaultCost(window.name, window.start_s, min(end, rows[-1].t_s + 1 if rows else end),
+        costs.append(FaultCost(window.name, window.start_s, min(end, rows[-1].t_s + 1 if rows else end),
                                 _breakdown(inside, cost, down_ratio, threshold)))
-    return BusinessImpact(cost.currency, threshold, _breakdown(rows, cost, down_ratio, threshold), tuple(faults))
+    return BusinessImpact(cost.currency, threshold, _breakdown(rows, cost, down_ratio, threshold), tuple(costs))
 
 
 def cost_from_record(record: Record) -> CostSpec | None:

@@ -13,7 +13,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from reliability.report.data import Record, dicts, fmt_criterion, fmt_s, mapping, num, text
+from reliability.report.data import Record, dicts, fmt_bool, fmt_criterion, fmt_s, mapping, num, text
+from reliability.report.facts import faults
 
 # XML 1.0 cannot carry these characters at all, escaped or not
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -57,28 +58,26 @@ def _sla_suite(root: ET.Element, record: Record) -> None:
 
 
 def _fault_suite(root: ET.Element, record: Record) -> None:
-    faults = dicts(record.get("faults"))
-    if not faults:
+    facts = faults(record)
+    if not facts:
         return
     suite = ET.SubElement(root, "testsuite", name="faults")
-    for fault in faults:
-        name = text(fault.get("name"), "fault")
-        degradation = mapping(fault.get("degradation"))
-        graceful = _case(suite, f"fault.{name}", "graceful")
-        if fault.get("graceful") is False:
-            _outcome(graceful, "failure", f"{name}: not graceful (peak error ratio "
-                     f"{fmt_criterion('error_ratio', degradation.get('peak_error_ratio'))}, fail_fast="
-                     f"{fault.get('fail_fast')})")
-        elif fault.get("graceful") is None:
+    for f in facts:
+        graceful = _case(suite, f"fault.{f.name}", "graceful")
+        if f.graceful is False:
+            _outcome(graceful, "failure", f"{f.name}: not graceful (peak error ratio "
+                     f"{fmt_criterion('error_ratio', f.peak_error_ratio)}, fail-fast: {fmt_bool(f.fail_fast)})")
+        elif f.graceful is None:
             ET.SubElement(graceful, "skipped", message="graceful degradation was not measured")
-        ttr = num(fault.get("time_to_recover_s"))
-        recovery = _case(suite, f"fault.{name}", "recovery", ttr or 0.0)
-        if ttr is None and fault.get("reverted_at") is not None:
-            _outcome(recovery, "failure", f"{name}: did not recover after the fault was reverted")
-        elif fault.get("verified_healthy") is False:
-            _outcome(recovery, "failure", f"{name}: recovered in {fmt_s(ttr)} but health was not verified")
-        elif ttr is None:
-            ET.SubElement(recovery, "skipped", message="recovery was not measured")
+        recovery = _case(suite, f"fault.{f.name}", "recovery", f.time_to_recover_s or 0.0)
+        if f.recovered is False:
+            _outcome(recovery, "failure", f"{f.name}: did not recover after the fault was reverted")
+        elif f.verified_healthy is False:
+            _outcome(recovery, "failure", f"{f.name}: recovered in {fmt_s(f.time_to_recover_s)} but the "
+                     "post-revert health check failed")
+        elif f.recovered is None:
+            reason = "; ".join(f.problems) or "recovery was not measured"
+            ET.SubElement(recovery, "skipped", message=_clean(reason))
 
 
 def _count(suite: ET.Element) -> None:

@@ -18,10 +18,10 @@ from reliability.report.data import (
     fmt_s,
     mapping,
     num,
-    started_epoch_s,
     text,
     verdict,
 )
+from reliability.report.facts import faults
 from reliability.report.impact import BusinessImpact
 from reliability.report.rules import recommend
 from reliability.report.views import capacity_view, criterion_row, fault_row
@@ -81,13 +81,12 @@ def render_markdown(record: Record, impact: BusinessImpact | None = None) -> str
                       [[e(r["name"]), e(r["scope"]), e(r["needs"]), e(r["actual"]), e(r["margin"]),
                         "✅ pass" if r["status"] == "pass" else "❌ fail"] for r in criteria])
 
-    faults = dicts(record.get("faults"))
-    if faults:
-        started = started_epoch_s(record)
+    fault_list = faults(record)
+    if fault_list:
         costs = {f.name: f.cost.total for f in impact.faults} if impact else {}
         fault_rows = []
-        for fault in faults:
-            r = fault_row(fault, started)
+        for fault in fault_list:
+            r = fault_row(fault)
             cost = costs.get(r["name"])
             fault_rows.append([e(r["name"]), e(r["kind"]), e(r["detect"]), e(r["peak_p95"]), e(r["peak_errors"]),
                          e(r["recover"]), e(r["graceful"]), e(r["fail_fast"]),
@@ -109,7 +108,8 @@ def render_markdown(record: Record, impact: BusinessImpact | None = None) -> str
         if capacity["rows"]:
             out += _table(["tier", "max users", "req/s"],
                           [[e(r["tier"]), e(r["users"]), e(r["rps"])] for r in capacity["rows"]])
-        out += [f"Knee: {e(capacity['knee']) or 'not found'}", ""]
+        notes = f" ({e(capacity['notes'])})" if capacity["notes"] else ""
+        out += [f"Knee: {e(capacity['knee']) or 'not found'}{notes}", ""]
 
     recommendations = recommend(record)
     if recommendations:

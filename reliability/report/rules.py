@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from reliability.report.data import (
     Record,
@@ -25,9 +24,10 @@ from reliability.report.data import (
     text,
     timeline,
 )
+from reliability.report.facts import FaultFacts, faults, health_components
 
 SLOW_DETECTION_S = 10.0
-SLOW_RECOVERY_S = 30.0
+SLOW_RECOVERY_S = 30.0  # unless the record's recovery section has its own target_s
 PAGE_BURN_RATE = 14.4  # SRE Workbook: 2 % of a 30-day budget in 1 h pages someone
 GENERATOR_CPU_PCT = 90.0
 KNEE_HEADROOM = 0.8  # peak users at or above 80 % of the knee leave too little headroom
@@ -115,49 +115,50 @@ def _workers(record: Record) -> list[Recommendation]:
                            "check the worker hosts (memory, network); the seconds they took are flagged partial")]
 
 
-def _fault(fault: Mapping[str, Any]) -> list[Recommendation]:
-    name = text(fault.get("name"), "fault")
-    degradation = mapping(fault.get("degradation"))
+def _fault(f: FaultFacts, recovery_target_s: float) -> list[Recommendation]:
+    name = f.name
     out = []
-    if fault.get("graceful") is False:
+    if f.graceful is False:
         out.append(Recommendation(
-            "fault-not-graceful", "high", f"fault {name!r} was not handled gracefully",
-            f"peak error ratio {fmt_pct(degradation.get('peak_error_ratio'))}, "
-            f"min throughput {fmt_pct(degradation.get('min_throughput_ratio'), 0)} of baseline",
+            "fault-not-graceful", "high", f"fault '{name}' was not handled gracefully",
+            f"peak error ratio {fmt_pct(f.peak_error_ratio)}, "
+            f"min throughput {fmt_pct(f.min_throughput_ratio, 0)} of baseline",
             "add a fallback (cached or degraded answer) or a circuit breaker around this dependency"))
-    if fault.get("fail_fast") is False:
+    if f.fail_fast is False:
         out.append(Recommendation(
-            "fault-not-fail-fast", "medium", f"requests hung instead of failing fast during {name!r}",
-            f"peak p95 {fmt_ms(degradation.get('peak_p95_ms'))}",
+            "fault-not-fail-fast", "medium", f"requests hung instead of failing fast during '{name}'",
+            f"peak latency {fmt_ms(f.peak_latency_ms)}",
             "set client and pool timeouts below the latency threshold so callers get a quick answer"))
-    ttr = num(fault.get("time_to_recover_s"))
-    if fault.get("reverted_at") is not None and ttr is None:
-        out.append(Recommendation("fault-no-recovery", "high", f"the system did not recover after {name!r}",
+    if f.recovered is False:
+        out.append(Recommendation("fault-no-recovery", "high", f"the system did not recover after '{name}'",
                                   "no time to recover was measured before the run ended",
                                   "check reconnect logic, connection pools and caches that keep bad state"))
-    elif ttr is not None and ttr > SLOW_RECOVERY_S:
-        out.append(Recommendation("fault-slow-recovery", "medium", f"slow recovery after {name!r}",
-                                  f"time to recover {fmt_s(ttr)} > {fmt_s(SLOW_RECOVERY_S)}",
+    elif f.time_to_recover_s is not None and f.time_to_recover_s > recovery_target_s:
+        out.append(Recommendation("fault-slow-recovery", "medium", f"slow recovery after '{name}'",
+                                  f"time to recover {fmt_s(f.time_to_recover_s)} > {fmt_s(recovery_target_s)}",
                                   "shorten retry back-off and health-check intervals; pre-warm caches"))
-    ttd = num(fault.get("time_to_detect_s"))
-    if fault.get("injected_at") is not None and "time_to_detect_s" in fault and (ttd is None or ttd > SLOW_DETECTION_S):
-        out.append(Recommendation("fault-slow-detection", "medium", f"{name!r} was detected late or never",
+    ttd = f.time_to_detect_s
+    if f.injected_s is not None and f.detection_measured and (ttd is None or ttd > SLOW_DETECTION_S):
+        out.append(Recommendation("fault-slow-detection", "medium", f"'{name}' was detected late or never",
                                   f"time to detect {fmt_s(ttd)} (limit {fmt_s(SLOW_DETECTION_S)})",
                                   "tighten health probes and alert windows so this fault is seen sooner"))
-    burn = num(fault.get("burn_rate"))
-    if burn is not None and burn >= PAGE_BURN_RATE:
-        out.append(Recommendation("fault-budget-burn", "high", f"{name!r} burns the error budget at a paging rate",
-                                  f"burn rate {burn:.1f}x >= {PAGE_BURN_RATE}x",
+    if f.burn_rate is not None and f.burn_rate >= PAGE_BURN_RATE:
+        out.append(Recommendation("fault-budget-burn", "high", f"'{name}' burns the error budget at a paging rate",
+                                  f"burn rate {f.burn_rate:.1f}x >= {PAGE_BURN_RATE}x",
                                   "a real incident like this would page; make the dependency optional or redundant"))
-    if fault.get("verified_healthy") is False:
-        out.append(Recommendation("fault-not-verified", "medium", f"health was not verified after {name!r}",
-                                  "verified_healthy = false",
+    if f.verified_healthy is False:
+        out.append(Recommendation("fault-not-verified", "medium", f"health was not verified after '{name}'",
+                                  "the post-revert health check failed",
                                   "check the fault's revert and the probe for its component"))
+    if f.problems:
+        out.append(Recommendation("fault-problem", "high", f"fault '{name}' did not run cleanly",
+                                  "; ".join(f.problems), "fix the fault setup; its measurements may be incomplete"))
     return out
 
 
 def _faults(record: Record) -> list[Recommendation]:
-    return [r for fault in dicts(record.get("faults")) for r in _fault(fault)]
+    target = num(mapping(record.get("recovery")).get("target_s")) or SLOW_RECOVERY_S
+    return [r for f in faults(record) for r in _fault(f, target)]
 
 
 def _downtime(record: Record) -> list[Recommendation]:
@@ -190,11 +191,10 @@ def _health(record: Record) -> list[Recommendation]:
         evidence = ", ".join(f"{k}={v}" for k, v in first.items()) if isinstance(first, Mapping) else text(first)
         out.append(Recommendation("health-root-cause", "high", "the health graph names a root cause", evidence,
                                   "start the investigation at this component: the others depend on it"))
-    for name, comp in mapping(health.get("components")).items():
-        uptime = num(mapping(comp).get("uptime"))
-        if uptime is not None and uptime < HEALTH_UPTIME:
-            out.append(Recommendation("component-unhealthy", "medium", f"component {name} was unhealthy",
-                                      f"health uptime {fmt_pct(uptime)} < {fmt_pct(HEALTH_UPTIME, 1)}",
+    for comp in health_components(record):
+        if comp.uptime_ratio is not None and comp.uptime_ratio < HEALTH_UPTIME:
+            out.append(Recommendation("component-unhealthy", "medium", f"component {comp.name} was unhealthy",
+                                      f"health uptime {fmt_pct(comp.uptime_ratio)} < {fmt_pct(HEALTH_UPTIME, 1)}",
                                       "check its probe history in the health timeline"))
     return out
 

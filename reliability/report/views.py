@@ -20,9 +20,9 @@ from reliability.report.data import (
     fmt_s,
     mapping,
     num,
-    rel_s,
     text,
 )
+from reliability.report.facts import FaultFacts
 
 STAT_COLUMNS = ("requests", "failures", "error ratio", "p50", "p95", "p99", "max", "mean", "req/s")
 
@@ -47,43 +47,52 @@ def criterion_row(c: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def fault_row(fault: Mapping[str, Any], started: float | None) -> dict[str, str]:
-    degradation = mapping(fault.get("degradation"))
-    injected = rel_s(fault.get("injected_at"), started)
-    reverted = rel_s(fault.get("reverted_at"), started)
+def fault_row(f: FaultFacts) -> dict[str, str]:
+    recover = fmt_s(f.time_to_recover_s) if f.time_to_recover_s is not None else (
+        "never" if f.recovered is False else NA)
     return {
-        "name": text(fault.get("name"), "fault"),
-        "kind": text(fault.get("kind"), NA),
-        "window": NA if injected is None
-        else f"+{injected:.0f}s .. " + (f"+{reverted:.0f}s" if reverted is not None else "not reverted"),
-        "detect": fmt_s(fault.get("time_to_detect_s")),
-        "peak_p95": fmt_ms(degradation.get("peak_p95_ms")),
-        "peak_errors": fmt_pct(degradation.get("peak_error_ratio")),
-        "min_throughput": fmt_pct(degradation.get("min_throughput_ratio"), 0),
-        "recover": fmt_s(fault.get("time_to_recover_s")) if fault.get("time_to_recover_s") is not None
-        else ("never" if reverted is not None else NA),
-        "graceful": fmt_bool(fault.get("graceful")),
-        "fail_fast": fmt_bool(fault.get("fail_fast")),
-        "budget": fmt_pct(fault.get("budget_consumed"), 1),
-        "burn_rate": NA if num(fault.get("burn_rate")) is None else f"{num(fault.get('burn_rate')):.1f}x",
-        "verified": fmt_bool(fault.get("verified_healthy")),
+        "name": f.name,
+        "kind": f.kind or NA,
+        "window": NA if f.injected_s is None
+        else f"+{f.injected_s:.0f}s .. " + (f"+{f.reverted_s:.0f}s" if f.reverted_s is not None else "not reverted"),
+        "detect": fmt_s(f.time_to_detect_s),
+        "peak_p95": fmt_ms(f.peak_latency_ms),
+        "peak_errors": fmt_pct(f.peak_error_ratio),
+        "min_throughput": fmt_pct(f.min_throughput_ratio, 0),
+        "recover": recover,
+        "graceful": fmt_bool(f.graceful),
+        "fail_fast": fmt_bool(f.fail_fast),
+        "budget": fmt_pct(f.budget_consumed, 1),
+        "burn_rate": NA if f.burn_rate is None else f"{f.burn_rate:.1f}x",
+        "verified": fmt_bool(f.verified_healthy),
+        "problems": "; ".join(f.problems),
     }
 
 
 def capacity_view(record: Record) -> dict[str, Any] | None:
-    """Rows per tier and the knee, from ``{tiers: {...}, knee}`` or ``{gold: {...}, ..., knee}``."""
+    """Rows per tier, the knee and why the search stopped, from ``{tiers: {...}, knee, ...}`` or
+    ``{gold: {...}, ..., knee}``; a tier whose value is null was never held."""
     capacity = record.get("capacity")
     if not isinstance(capacity, Mapping) or not capacity:
         return None
-    tiers = mapping(capacity.get("tiers")) or {k: v for k, v in capacity.items() if k != "knee"}
-    rows = [{"tier": str(tier), "users": fmt_num(mapping(v).get("users")), "rps": fmt_num(mapping(v).get("rps"))}
-            for tier, v in tiers.items() if isinstance(v, Mapping)]
+    tiers = capacity.get("tiers") if isinstance(capacity.get("tiers"), Mapping) else {
+        k: v for k, v in capacity.items() if isinstance(v, Mapping) and k != "knee"}
+    rows = [{"tier": str(tier), "users": fmt_num(mapping(v).get("users")) if v else "not held",
+             "rps": fmt_num(mapping(v).get("rps")) if v else NA}
+            for tier, v in mapping(tiers).items() if v is None or isinstance(v, Mapping)]
     knee = capacity.get("knee")
     if isinstance(knee, Mapping):
         knee_text = ", ".join(f"{k} {fmt_num(v) if num(v) is not None else text(v)}" for k, v in knee.items())
     else:
         knee_text = fmt_num(knee) + " users" if num(knee) is not None else ""
-    return {"rows": rows, "knee": knee_text}
+    notes = []
+    if capacity.get("tier"):
+        notes.append(f"searched for tier {text(capacity.get('tier'))}")
+    if num(capacity.get("broke_at_users")) is not None:
+        notes.append(f"broke at {fmt_num(capacity.get('broke_at_users'))} users")
+    if capacity.get("stopped_because"):
+        notes.append(f"stopped: {text(capacity.get('stopped_because'))}")
+    return {"rows": rows, "knee": knee_text, "notes": "; ".join(notes)}
 
 
 def generator_row(g: Mapping[str, Any]) -> dict[str, str]:

@@ -15,7 +15,7 @@ import pytest
 import reliability.report as report
 from reliability.report import render, write_reports
 from reliability.report.html import default_environment
-from tests.unit.test_report_fixtures import BREAKER, NAMES, QUOTE, SCRIPT, hostile, load
+from tests.unit.test_report_fixtures import BREAKER, NAMES, QUOTE, SCRIPT, hostile, load, runner_shaped
 
 
 def _junit(record: dict[str, Any]) -> ET.Element:
@@ -61,10 +61,23 @@ def test_html_of_a_fault_run_shades_windows_and_lists_faults_health_and_cost() -
     assert "rule fault-not-graceful" in page and "rule fault-budget-burn" in page
 
 
+def test_the_fault_runners_own_record_shape_renders_the_same_facts() -> None:
+    flat, runner = load("faults"), runner_shaped()
+    flat["health"]["root_causes"] = runner["health"]["root_causes"]
+    for fmt in ("md", "junit"):
+        assert render(runner, fmt) == render(flat, fmt)
+    page = render(runner, "html")
+    for fact in ("571.2 ms", "38.00 %", "45 %", "22.8x", "42.0 %", "+55s .. +65s", "rule fault-budget-burn"):
+        assert fact in page
+    assert page.count('class="band fault"') == 8 and 'aria-label="cache health"' in page
+    assert page.count('<rect class="bad"') == render(flat, "html").count('<rect class="bad"') == 1
+
+
 def test_html_of_capacity_and_distributed_runs() -> None:
     capacity = render(load("capacity"), "html")
     assert "Knee: <strong>users 120, rps 548.9, p95_ms 149.6</strong>" in capacity
     assert "rule capacity-headroom" in capacity
+    assert "broke at 140 users" in capacity and "not held" in capacity  # platinum was never held
     distributed = render(load("distributed"), "html")
     assert "INCONCLUSIVE" in distributed and "went missing" in distributed
     assert "worker-c3d4" in distributed and "rule generator-saturated" in distributed
