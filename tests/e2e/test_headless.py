@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -96,8 +97,11 @@ def test_met_tier_exits_0_and_record_matches_ground_truth(pattern: Served, tmp_p
     assert record["run"]["mode"] == "local" and record["generators"][0]["role"] == "local"
     assert sum(row["requests"] for row in record["timeline"]) == totals["requests"]
     # the reports are rendered next to the record at the end of every run
-    for suffix in (".html", ".junit.xml", ".md"):
-        assert (tmp_path / f"run{suffix}").stat().st_size > 500, suffix
+    assert "<svg" in (tmp_path / "run.html").read_text()
+    assert "gold" in (tmp_path / "run.md").read_text().lower()
+    suite = ElementTree.parse(tmp_path / "run.junit.xml").getroot()
+    cases = suite.findall(".//testcase")
+    assert len(cases) >= len(record["sla"]["criteria"]) and not suite.findall(".//failure")
 
 
 @pytest.mark.parametrize("pattern", [("--delay-ms", "5", "--fail-every", "40")], indirect=True)
