@@ -9,7 +9,7 @@ per series by keeping each bucket's maximum, so spikes survive the thinning.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reliability.report.data import (
@@ -19,6 +19,7 @@ from reliability.report.data import (
     down_error_ratio,
     duration_s,
     latency_threshold_ms,
+    mapping,
     num,
     started_epoch_s,
     text,
@@ -89,6 +90,11 @@ class Chart:
     right: int = WIDTH - RIGHT
     top: int = TOP
     bottom: int = HEIGHT - BOTTOM
+
+    @property
+    def band_kinds(self) -> tuple[str, ...]:
+        """The kinds of shading on this chart, for its legend (fault, recovery, partial, knee)."""
+        return tuple(dict.fromkeys(b.css for b in self.bands))
 
     @property
     def empty(self) -> bool:
@@ -183,18 +189,32 @@ def make_chart(chart_id: str, title: str, unit: str, series: Sequence[Series], *
     return Chart(
         id=chart_id, title=title, unit=unit,
         lines=tuple(Line(s.label, f"s{i % 6}", _segments(s.points, scale)) for i, s in enumerate(series)),
-        bands=tuple(Band(scale.x(a), max(scale.x(b) - scale.x(a), 1.0), label, css) for a, b, label, css in bands),
+        bands=tuple(Band(scale.x(a), max(scale.x(b) - scale.x(a), 2.0), label, css) for a, b, label, css in bands),
         rules=tuple(Rule(scale.y(value), label, "threshold") for value, label in rules),
         x_ticks=x_ticks, y_ticks=y_ticks,
     )
 
 
-def _fault_bands(record: Record) -> list[tuple[float, float, str, str]]:
+def _bands(record: Record, rows: Sequence[Second]) -> list[tuple[float, float, str, str]]:
+    """Fault and recovery windows, seconds with partial data (a worker's report lost), the knee."""
     bands = []
     for w in fault_windows(record):
         bands.append((w.start_s, w.end_s, f"fault: {w.name}", "fault"))
         if w.recovered_s is not None and w.recovered_s > w.end_s:
             bands.append((w.end_s, w.recovered_s, f"recovery: {w.name}", "recovery"))
+    start: float | None = None
+    for i, row in enumerate(rows):
+        if row.partial and start is None:
+            start = row.t_s
+        if start is not None and (not row.partial or i == len(rows) - 1):
+            end = row.t_s + 1 if row.partial else row.t_s
+            bands.append((start, end, f"partial data +{start:.0f}s .. +{end:.0f}s", "partial"))
+            start = None
+    knee = mapping(record.get("capacity")).get("knee")
+    knee_users = num(knee.get("users")) if isinstance(knee, Mapping) else num(knee)
+    at = next((r.t_s for r in rows if knee_users is not None and (r.users or 0) >= knee_users), None)
+    if at is not None:
+        bands.append((at, at, f"knee: {knee_users:g} users", "knee"))
     return bands
 
 
@@ -218,7 +238,7 @@ def build_charts(record: Record) -> list[Chart]:
     """Users, requests/s, p95 with its threshold, error ratio; then generator CPU and memory."""
     rows = timeline(record)
     x_max = time_span_s(record)
-    bands = _fault_bands(record)
+    bands = _bands(record, rows)
     threshold = latency_threshold_ms(record)
     down_pct = down_error_ratio(record) * 100
     charts = [

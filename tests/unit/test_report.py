@@ -78,9 +78,11 @@ def test_html_of_capacity_and_distributed_runs() -> None:
     assert "Knee: <strong>users 120, rps 548.9, p95_ms 149.6</strong>" in capacity
     assert "rule capacity-headroom" in capacity
     assert "broke at 140 users" in capacity and "not held" in capacity  # platinum was never held
+    assert capacity.count('class="band knee"') == 4  # a marker on each timeline chart where users reach it
     distributed = render(load("distributed"), "html")
     assert "INCONCLUSIVE" in distributed and "went missing" in distributed
     assert "worker-c3d4" in distributed and "rule generator-saturated" in distributed
+    assert distributed.count('class="band partial"') == 4  # the seconds the lost worker's data is missing from
     assert 'data-chart="gen-cpu"' in distributed and distributed.count('class="line s') >= 3 * 2
 
 
