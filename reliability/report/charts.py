@@ -38,12 +38,16 @@ Point = tuple[float, float | None]  # (x, y); y None breaks the line
 
 @dataclass(frozen=True)
 class Tick:
+    """An axis label at ``pos`` SVG units, e.g. ``Tick(64.0, "0s")``."""
+
     pos: float  # in SVG units along the axis
     label: str
 
 
 @dataclass(frozen=True)
 class Line:
+    """One series as polylines, e.g. ``Line("p95", "s0", ("64,170 80,168",))``."""
+
     label: str
     css: str
     segments: tuple[str, ...]  # SVG polyline "points" strings; a gap in the data starts a new one
@@ -51,6 +55,8 @@ class Line:
 
 @dataclass(frozen=True)
 class Band:
+    """Shading across the plot, e.g. ``Band(240.0, 180.0, "fault: db down", "fault")``."""
+
     x: float
     width: float
     label: str
@@ -171,6 +177,8 @@ def _segments(points: Sequence[Point], scale: _Scale) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Series:
+    """Unscaled (seconds, value) points, e.g. ``Series("users", [(0, 10), (1, 20)])``."""
+
     label: str
     points: Sequence[Point]
 
@@ -277,6 +285,8 @@ def _generator_charts(record: Record, x_max: float) -> list[Chart]:
 
 @dataclass(frozen=True)
 class HealthSpan:
+    """One status stretch of a component's health strip, in SVG units."""
+
     x: float
     width: float
     status: str
@@ -286,6 +296,8 @@ class HealthSpan:
 
 @dataclass(frozen=True)
 class HealthRow:
+    """A component's health strip, e.g. ``HealthRow("cache", 0.87, (HealthSpan(...), ...))``."""
+
     name: str
     uptime: float | None
     spans: tuple[HealthSpan, ...]

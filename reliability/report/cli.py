@@ -26,7 +26,10 @@ _HEAD = ["section", "subject", "metric", "base", "new", "change", "status"]
 
 
 class RecordError(ReliabilityError):
-    """A run record file cannot be read or is not a JSON object."""
+    """A run record file cannot be read or is not a JSON object.
+
+    Example: ``RecordError("run.json: not a JSON run record: Expecting value: line 1 column 1")``.
+    """
 
 
 def load_record(path: str) -> Mapping[str, Any]:

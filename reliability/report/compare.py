@@ -43,7 +43,13 @@ class RegressionThresholds:
 
 @dataclass(frozen=True)
 class Delta:
-    """One metric in both runs. ``reason`` says why it is a regression ("" when it is not)."""
+    """One metric in both runs. ``reason`` says why it is a regression ("" when it is not).
+
+    Example::
+
+        Delta("endpoint", "GET /api/items", "p95_ms", 120.0, 190.0, "+70.0 ms (> 10 % and > 5 ms)")
+        # .regression is True, .change == 70.0, .change_pct == 58.3...
+    """
 
     section: str  # verdict | criterion | total | endpoint | fault | resilience
     subject: str

@@ -112,7 +112,12 @@ def faults(record: Record) -> list[FaultFacts]:
 
 @dataclass(frozen=True)
 class FaultWindow:
-    """When a fault was in force (``start_s``..``end_s``) and until when it recovered."""
+    """When a fault was in force (``start_s``..``end_s``) and until when it recovered.
+
+    Example::
+
+        FaultWindow("db down", 20.0, 35.0, 39.0)  # reverted at +35 s, healthy again at +39 s
+    """
 
     name: str
     start_s: float
@@ -157,6 +162,13 @@ def fault_windows(record: Record) -> list[FaultWindow]:
 
 @dataclass(frozen=True)
 class ComponentHealth:
+    """A component's health uptime and its status changes.
+
+    Example::
+
+        ComponentHealth("cache", 0.87, ((0.0, "healthy"), (55.5, "down"), (66.0, "healthy")))
+    """
+
     name: str
     uptime_ratio: float | None
     states: tuple[tuple[float, str], ...]  # (t since start, status) at each change

@@ -41,6 +41,13 @@ class CostBreakdown:
 
 @dataclass(frozen=True)
 class FaultCost:
+    """What one fault cost, from its injection (``start_s``) until it recovered (``end_s``).
+
+    Example::
+
+        FaultCost("redis down", 55.0, 74.0, CostBreakdown(12, 541, 3, 240.0, 27.05, 7.5))
+    """
+
     name: str
     start_s: float
     end_s: float

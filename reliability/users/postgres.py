@@ -181,30 +181,16 @@ class PostgresUser(ComponentContext, User):
             fire_request(self, REQUEST_TYPE, name, wait_start_time, wait_start, exception=exc,
                          context={"pool_wait_ms": wait_ms}, url=url)
             return None
-        start_time = time.time()
         start = time.perf_counter()
         wait_ms = (start - wait_start) * 1000.0
+        start_time = wait_start_time + wait_ms / 1000.0
         if self.report_pool_wait:
             fire_request(self, REQUEST_TYPE, POOL_WAIT_NAME, wait_start_time, wait_start, end_perf=start,
                          url=url)
         rows: list[Row] | None = None
         length = 0
         error: BaseException | None = None
-        try:
-            rows, length = self._execute(conn, sql, params, fetch)
-        except (psycopg.Error, QueryTimeout) as exc:
-            error = exc
-        finally:
-            end = time.perf_counter()
-            # The pool discards connections left broken or mid-query (after a timeout) and
-            # replaces them in the background.
-            pool.putconn(conn)
-        fire_request(self, REQUEST_TYPE, name, start_time, start, response_length=length, exception=error,
-                     context={"pool_wait_ms": wait_ms}, url=url, end_perf=end)
-        return rows
-
-    def _execute(self, conn: psycopg.Connection[Row], sql: str, params: Any,
-                 fetch: bool) -> tuple[list[Row], int]:
+        # A fresh timer per query: a fired Timeout re-armed later can go off at once.
         timeout = gevent.Timeout(self.query_timeout_s) if self.query_timeout_s else None
         if timeout is not None:
             timeout.start()
@@ -212,12 +198,22 @@ class PostgresUser(ComponentContext, User):
             cur = conn.execute(sql, params)
             if fetch and cur.description is not None:
                 rows = cur.fetchall()
-                return rows, len(rows)
-            return [], max(cur.rowcount, 0)
+                length = len(rows)
+            else:
+                rows, length = [], max(cur.rowcount, 0)
+        except psycopg.Error as exc:
+            error = exc
         except gevent.Timeout as exc:
             if exc is not timeout:
                 raise
-            raise QueryTimeout(f"query ran longer than {self.query_timeout_s} s") from None
+            error = QueryTimeout(f"query ran longer than {self.query_timeout_s} s")
         finally:
+            end = time.perf_counter()
             if timeout is not None:
                 timeout.close()
+            # The pool discards connections left broken or mid-query (after a timeout) and
+            # replaces them in the background.
+            pool.putconn(conn)
+        fire_request(self, REQUEST_TYPE, name, start_time, start, response_length=length, exception=error,
+                     context={"pool_wait_ms": wait_ms}, url=url, end_perf=end)
+        return rows
