@@ -236,5 +236,5 @@ def probe_summary(spec: Any) -> str:
     if isinstance(spec, RedisProbeSpec):
         return mask_url(spec.url.get_secret_value())
     if isinstance(spec, GatewayProbeSpec):
-        return spec.url.rstrip("/") + spec.path
-    return str(spec.url)
+        return mask_url(spec.url.rstrip("/") + spec.path)
+    return mask_url(str(spec.url))

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,10 @@ def test_redis_outage_lands_on_the_health_timeline(postgres_server: PostgresServ
     criterion = next(c for c in record["sla"]["criteria"] if c["name"] == "health_uptime")
     assert criterion["passed"] and criterion["actual"] == 1.0 and criterion["scope"] == "health"
     assert "health: cache healthy -> down" in out
+    # what the probes cost the target: one /health request a round, next to ~100 requests/s of load
+    with urllib.request.urlopen(f"{target.url}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    health_requests = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                          if line.startswith("reliability_target_requests_total{") and 'route="/health"' in line)
+    assert health["rounds"] <= health_requests <= health["rounds"] + 1
+    assert record["totals"]["requests"] > 20 * health_requests

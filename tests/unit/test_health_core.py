@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -251,3 +253,19 @@ def test_table_lists_components_and_the_diagnosis() -> None:
     assert lines[0].split() == ["component", "probe", "status", "latency", "detail"]
     assert lines[2].split()[:3] == ["cache", "redis", "down"]
     assert lines[-1] == "health: degraded, score 50.0/100; root cause: cache; affected: api; healthy: db"
+
+
+PURE_HEALTH = ["spec", "base", "graph", "orchestrator", "timeline", "resources", "cli", "http", "postgres", "redis",
+               "websocket", "prometheus", "gateway"]
+
+
+def test_health_core_imports_neither_locust_nor_gevent_and_config_loads_no_driver() -> None:
+    code = (
+        "import sys\nimport reliability.config\n"
+        "drivers = sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'redis', 'websocket'))\n"
+        + "".join(f"import reliability.health.{m}\n" for m in PURE_HEALTH)
+        + "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent'))\n"
+        "print(drivers, bad)\nsys.exit(1 if drivers or bad else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -46,6 +46,9 @@ def test_a_full_section_parses_with_units_and_env_secrets() -> None:
     assert {"postgresql://app:pg-s3cret@db:5432/app", "pg-s3cret", "tok-s3cret", "r-pass"} <= set(health.secrets())
     assert probe_summary(db) == "postgresql://app:***@db:5432/app"
     assert probe_summary(health.components["gw"].probe) == "http://h/api/items?limit=1"
+    assert probe_summary(health.components["cache"].probe) == "redis://:***@cache:6379/0"
+    prom = _health(components={"p": {"probe": {"type": "prometheus", "url": "http://u:basic-pw@h:9090"}}})
+    assert probe_summary(prom.components["p"].probe) == "http://u:***@h:9090"
 
 
 @pytest.mark.parametrize(("section", "message"), [
