@@ -116,6 +116,54 @@ def _raw_operation(component: str, url: str) -> Any:
     return echo
 
 
+def _measure(count: Any, seconds: float) -> tuple[float, float, float, float, float, float]:
+    """(ops, cpu, wall) at the end of the warm-up and ``seconds`` later."""
+    import gevent
+
+    gevent.sleep(WARMUP_S)
+    before = (count(), _cpu_s(), time.perf_counter())
+    gevent.sleep(seconds)
+    return (*before, count(), _cpu_s(), time.perf_counter())
+
+
+def _minimal_user(component: str, url: str) -> Any:
+    from locust import User, constant, task
+
+    class Minimal(User):
+        wait_time = constant(0)
+
+        def on_start(self) -> None:
+            self.operation = _raw_operation(component, url)
+
+        @task
+        def one(self) -> None:
+            start_time = time.time()
+            start = time.perf_counter()
+            self.operation()
+            self.environment.events.request.fire(
+                request_type=component, name="one", response_time=(time.perf_counter() - start) * 1000,
+                response_length=0, response=None, context={}, exception=None, start_time=start_time, url=None,
+            )
+
+    return Minimal
+
+
+def _our_user(component: str, url: str, users: int) -> Any:
+    import importlib.util
+    import tempfile
+
+    env_var = {"postgres": "RELIABILITY_PG_DSN", "redis": "RELIABILITY_REDIS_URL", "ws": "RELIABILITY_WS_URL"}
+    os.environ[env_var[component]] = url
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as source:
+        source.write(USER_CLASSES[component].replace("{users}", str(users)))
+    spec = importlib.util.spec_from_file_location("bench_users", source.name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    os.unlink(source.name)
+    return module.Bench
+
+
 def child(mode: str, component: str, url: str, users: int, seconds: float) -> None:
     os.sched_setaffinity(0, {GENERATOR_CPU})
     import locust  # noqa: F401  (patches the process before any driver is imported)
@@ -133,61 +181,16 @@ def child(mode: str, component: str, url: str, users: int, seconds: float) -> No
 
         operations = [_raw_operation(component, url) for _ in range(users)]
         greenlets = [gevent.spawn(loop, op) for op in operations]
-        gevent.sleep(WARMUP_S)
-        n0, c0, t0 = count[0], _cpu_s(), time.perf_counter()
-        gevent.sleep(seconds)
-        n1, c1, t1 = count[0], _cpu_s(), time.perf_counter()
+        n0, c0, t0, n1, c1, t1 = _measure(lambda: count[0], seconds)
         gevent.killall(greenlets, timeout=2)
-    elif mode == "minimal":
-        from locust import User, constant, task
-        from locust.env import Environment
-
-        class Minimal(User):
-            wait_time = constant(0)
-
-            def on_start(self) -> None:
-                self.operation = _raw_operation(component, url)
-
-            @task
-            def one(self) -> None:
-                start_time = time.time()
-                start = time.perf_counter()
-                self.operation()
-                self.environment.events.request.fire(
-                    request_type=component, name="one", response_time=(time.perf_counter() - start) * 1000,
-                    response_length=0, response=None, context={}, exception=None, start_time=start_time, url=None,
-                )
-
-        env = Environment(user_classes=[Minimal])
-        runner = env.create_local_runner()
-        runner.start(users, spawn_rate=users * 10)
-        gevent.sleep(WARMUP_S)
-        n0, c0, t0 = env.stats.total.num_requests, _cpu_s(), time.perf_counter()
-        gevent.sleep(seconds)
-        n1, c1, t1 = env.stats.total.num_requests, _cpu_s(), time.perf_counter()
-        runner.quit()
     else:
-        import importlib.util
-        import tempfile
-
         from locust.env import Environment
 
-        env_var = {"postgres": "RELIABILITY_PG_DSN", "redis": "RELIABILITY_REDIS_URL", "ws": "RELIABILITY_WS_URL"}
-        os.environ[env_var[component]] = url
-        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as source:
-            source.write(USER_CLASSES[component].replace("{users}", str(users)))
-        spec = importlib.util.spec_from_file_location("bench_users", source.name)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        os.unlink(source.name)
-        env = Environment(user_classes=[module.Bench])
+        user_class = _minimal_user(component, url) if mode == "minimal" else _our_user(component, url, users)
+        env = Environment(user_classes=[user_class])
         runner = env.create_local_runner()
         runner.start(users, spawn_rate=users * 10)
-        gevent.sleep(WARMUP_S)
-        n0, c0, t0 = env.stats.total.num_requests, _cpu_s(), time.perf_counter()
-        gevent.sleep(seconds)
-        n1, c1, t1 = env.stats.total.num_requests, _cpu_s(), time.perf_counter()
+        n0, c0, t0, n1, c1, t1 = _measure(lambda: env.stats.total.num_requests, seconds)
         failures = env.stats.total.num_failures
         runner.quit()
         if failures:
