@@ -24,6 +24,7 @@ from reliability.report.data import (
     started_epoch_s,
     text,
     timeline,
+    timeline_end_s,
 )
 from reliability.report.facts import fault_windows, health_components
 
@@ -232,8 +233,7 @@ def _timeline_series(rows: Sequence[Second], label: str, value: Callable[[Second
 
 def time_span_s(record: Record) -> float:
     """The x axis of every chart: the run's duration, or the timeline's end if that is later."""
-    rows = timeline(record)
-    return max(duration_s(record) or 0.0, rows[-1].t_s + 1 if rows else 0.0)
+    return max(duration_s(record) or 0.0, timeline_end_s(record) or 0.0)
 
 
 def time_ticks(x_max: float) -> tuple[Tick, ...]:

@@ -108,12 +108,15 @@ def timeline(record: Record) -> list[Second]:
     return rows
 
 
+def timeline_end_s(record: Record) -> float | None:
+    """One past the last second of the timeline, without parsing every row (long runs are big)."""
+    ends = [t for row in dicts(record.get("timeline")) if (t := num(row.get("t"))) is not None]
+    return max(ends) + 1 if ends else None
+
+
 def duration_s(record: Record) -> float | None:
     run_s = num(mapping(record.get("run")).get("duration_s"))
-    if run_s is not None:
-        return run_s
-    rows = timeline(record)
-    return rows[-1].t_s + 1 if rows else None
+    return run_s if run_s is not None else timeline_end_s(record)
 
 
 def total_criterion(record: Record, name: str) -> Mapping[str, Any] | None:

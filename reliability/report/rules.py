@@ -174,7 +174,7 @@ def _downtime(record: Record) -> list[Recommendation]:
 def _capacity(record: Record) -> list[Recommendation]:
     knee = mapping(record.get("capacity")).get("knee")
     knee_users = num(knee.get("users")) if isinstance(knee, Mapping) else num(knee)
-    peak_users = max((s.users or 0.0 for s in timeline(record)), default=0.0)
+    peak_users = max((num(row.get("users")) or 0.0 for row in dicts(record.get("timeline"))), default=0.0)
     if not knee_users or not peak_users or peak_users < KNEE_HEADROOM * knee_users:
         return []
     return [Recommendation("capacity-headroom", "medium", "the run's load is close to the capacity knee",

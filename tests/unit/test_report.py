@@ -215,3 +215,14 @@ def test_exported_members() -> None:
     public = {n for n in dir(report) if not n.startswith("_")} - {"annotations"}
     submodules = {n for n in public if type(getattr(report, n)).__name__ == "module"}
     assert public - submodules == set(report.__all__)
+
+
+def test_long_runs_are_thinned_without_losing_spikes() -> None:
+    from reliability.report.charts import MAX_POINTS, thin
+
+    points: list[tuple[float, float | None]] = [(float(t), 10.0) for t in range(86_400)]
+    points[50_001] = (50_001.0, 900.0)
+    points[70_000] = (70_000.0, None)
+    thinned = thin(points)
+    assert len(thinned) <= MAX_POINTS
+    assert max(y for _, y in thinned if y is not None) == 900.0
