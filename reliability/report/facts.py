@@ -77,9 +77,14 @@ def fault_facts(fault: Mapping[str, Any], record: Record) -> FaultFacts:
     check = fault.get("post_revert_check")
     ttr = num(fault.get("time_to_recover_s"))
     reverted = rel_s(_first(fault.get("reverted_at_s"), fault.get("reverted_at")), started)
+    # a note from the analysis means its metrics are unavailable (no baseline, say): then a missing
+    # time to recover or detect is "not measured", not "never"
+    unmeasured = bool(fault.get("note"))
     recovered = _flag(fault.get("recovered"))
-    if recovered is None and ttr is not None:
+    if ttr is not None:
         recovered = True
+    elif unmeasured:
+        recovered = None
     elif recovered is None and reverted is not None and "time_to_recover_s" in fault:
         recovered = False  # measured, and no recovery was found before the run ended
     return FaultFacts(
@@ -102,7 +107,7 @@ def fault_facts(fault: Mapping[str, Any], record: Record) -> FaultFacts:
         verified_healthy=_flag(_first(fault.get("verified_healthy"),
                                       check.get("healthy") if isinstance(check, Mapping) else None)),
         problems=tuple(text(fault.get(k)) for k in ("inject_error", "revert_error", "note") if fault.get(k)),
-        detection_measured="time_to_detect_s" in fault,
+        detection_measured="time_to_detect_s" in fault and not unmeasured,
     )
 
 

@@ -15,6 +15,7 @@ from reliability.report.data import (
     down_error_ratio,
     fmt_criterion,
     fmt_ms,
+    fmt_num,
     fmt_pct,
     fmt_s,
     is_down,
@@ -98,11 +99,17 @@ def _generators(record: Record) -> list[Recommendation]:
     out = []
     for g in dicts(record.get("generators")):
         cpu = num(g.get("cpu_max_pct"))
-        if g.get("saturated") is True or (cpu is not None and cpu >= GENERATOR_CPU_PCT):
+        name = text(g.get("id"), "generator")
+        if g.get("saturated") is True:
             out.append(Recommendation(
-                "generator-saturated", "high", f"load generator {text(g.get('id'))} ran out of CPU",
-                f"CPU max {cpu if cpu is not None else 'n/a'} %, saturated={g.get('saturated')}",
+                "generator-saturated", "high", f"load generator {name} ran out of CPU",
+                f"CPU above {GENERATOR_CPU_PCT:g} % in consecutive samples (max {fmt_num(cpu)} %)",
                 "add workers (--processes or more machines): its latencies include its own queueing"))
+        elif cpu is not None and cpu >= GENERATOR_CPU_PCT:
+            out.append(Recommendation(
+                "generator-cpu-peak", "medium", f"load generator {name} touched its CPU limit",
+                f"CPU max {fmt_num(cpu)} % in one sample (not sustained)",
+                "watch it on a longer run; add workers before it saturates"))
     return out
 
 

@@ -123,3 +123,24 @@ def test_recommendations_are_ordered_by_severity() -> None:
     order = {"high": 0, "medium": 1, "info": 2}
     severities = [order[r.severity] for r in recommend(load("faults"))]
     assert severities == sorted(severities)
+
+
+def test_an_analysis_note_makes_missing_recovery_not_measured_rather_than_never() -> None:
+    record = load("faults")
+    record["faults"][0].update(time_to_recover_s=None, time_to_detect_s=None, recovered=False,
+                               note="no baseline windows before the fault")
+    rules = [r for r in recommend(record) if "postgres" in r.finding]
+    assert [r.rule for r in rules] == ["fault-problem"]
+    assert "no baseline windows" in rules[0].evidence
+    junit = render(record, "junit")
+    assert "no baseline windows before the fault" in junit and "postgres latency 500ms: did not recover" not in junit
+
+
+def test_a_single_cpu_peak_is_a_warning_and_sustained_saturation_is_high() -> None:
+    record = load("pass")
+    record["generators"][0].update(cpu_max_pct=97.0, saturated=False)
+    assert [(r.rule, r.severity) for r in recommend(record) if r.rule.startswith("generator")] == [
+        ("generator-cpu-peak", "medium")]
+    record["generators"][0]["saturated"] = True
+    assert [(r.rule, r.severity) for r in recommend(record) if r.rule.startswith("generator")] == [
+        ("generator-saturated", "high")]
