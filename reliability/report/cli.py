@@ -130,8 +130,9 @@ def thresholds_from_args(args: argparse.Namespace) -> RegressionThresholds:
 
 
 def format_text(result: ComparisonResult, show_all: bool = False) -> str:
-    rows = [_HEAD, *comparison_rows(result, only_changes=not show_all)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEAD) - 1)]
+    body = comparison_rows(result, only_changes=not show_all)
+    rows = [_HEAD, *body] if body else []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEAD) - 1)] if rows else []
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows]
     lines += [f"note: {n}" for n in result.notes]
     count = len(result.regressions)
