@@ -434,6 +434,8 @@ class ReliabilityPlugin:
                 "joined": [{"id": k, "at": iso(v)} for k, v in self.joined_workers.items()],
             },
         )
+        if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
+            record["cost_model"] = self.scenario.cost.model_dump(mode="json")
         known = len(self.problems)
         extra = [r for found in self._call_extensions("contribute", record) for r in (found or [])]
         extra += self.problems[known:]  # an extension that failed while contributing

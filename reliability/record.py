@@ -48,6 +48,7 @@ class RunRecord(TypedDict, total=False):
     errors: list[dict[str, Any]]
     generators: list[dict[str, Any]]
     workers: dict[str, Any]
+    cost_model: dict[str, Any]  # the scenario's cost section, so reports can price the run later
 
 
 @dataclass
