@@ -18,6 +18,7 @@ import locust  # noqa: F401  (before any driver: it patches the process for geve
 import gevent
 import psycopg
 from locust import User
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -196,7 +197,9 @@ class PostgresUser(ComponentContext, User):
             timeout.start()
         try:
             cur = conn.execute(sql, params)
-            if fetch and cur.description is not None:
+            # pgresult.status, not cur.description: that builds Column objects on every call
+            result = cur.pgresult
+            if fetch and result is not None and result.status == pq.ExecStatus.TUPLES_OK:
                 rows = cur.fetchall()
                 length = len(rows)
             else:

@@ -33,6 +33,7 @@ def test_queries_become_samples_in_locust_stats(tmp_path: Path, postgres_server:
                 rows = self.query("three rows", "SELECT generate_series(1, %s)", (3,))
                 assert rows == [(1,), (2,), (3,)]
                 assert self.query("no fetch", "SELECT 1", fetch=False) == []
+                assert self.query("no rows to fetch", "SET search_path TO public") == []
                 assert self.query("bad sql", "SELECT * FROM no_such_table") is None
 
         def harness_report(env):
