@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from reliability.exceptions import ScenarioError
 from reliability.health.spec import HealthSpec
 from reliability.report.spec import CostSpec
+from reliability.shapes.spec import FaultSchedule, RecoveryField, RecoverySpec, ShapeField
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -269,6 +270,9 @@ class ScenarioSpec(_Spec):
     components: dict[str, str] = Field(default_factory=dict)
     cost: CostSpec | None = None
     health: HealthSpec | None = None
+    recovery: RecoveryField = RecoverySpec()
+    faults: FaultSchedule = ()
+    shape: ShapeField = None
 
 
 def _interpolate(node: Any, path: str, source: str, env: Mapping[str, str]) -> Any:

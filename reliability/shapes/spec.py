@@ -1,0 +1,473 @@
+"""Scenario sections for load shapes, the fault schedule and recovery analysis (pydantic v2).
+
+These are the ``shape:``, ``faults:`` and ``recovery:`` keys of a scenario file::
+
+    shape: {type: levels, levels: [BASELINE, HIGH_LOAD], time_scale: 0.1}
+    recovery: {windows: 3, band_tolerance: 0.5}
+    faults:
+      - name: redis down
+        at_s: 30s
+        hold_s: 20s
+        fault: {type: ...}        # a fault spec of reliability.faults (discriminated on "type")
+      - at_s: 90s
+        hold_s: 10s
+        factory: mypkg.faults:DiskFull   # or any callable(name=..., **args) returning a Fault
+        args: {path: /var/data}
+
+Cross-section checks (faults in order and not overlapping, a baseline before the first fault, the
+shape long enough for the schedule, tier names) run as the scenario is parsed, so errors name
+their field: ``faults[1].at_s: starts at 20 s, before faults[0] (redis down) ends at 50 s``.
+Nothing here imports locust or gevent; ``reliability.faults`` is imported only when a fault
+spec is validated (it may itself import the config module).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from reliability.shapes.stages import (
+    BREAKING_STEP_USERS,
+    DEFAULT_RAMP_FRACTION,
+    LEVEL_NAMES,
+    LEVELS,
+    StagePlan,
+    level_stages,
+    scale_stages,
+    soak_stages,
+    spike_stages,
+    steady_stages,
+    step_stages,
+)
+
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _duration(value: object) -> float:
+    from reliability.config import parse_duration_s  # late: the config module imports this one
+
+    return parse_duration_s(value)
+
+
+def _latency(value: object) -> float:
+    from reliability.config import parse_latency_ms
+
+    return parse_latency_ms(value)
+
+
+def _tier_name(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+DurationS = Annotated[float, BeforeValidator(_duration)]
+LatencyMs = Annotated[float, BeforeValidator(_latency)]
+TierName = Annotated[str, BeforeValidator(_tier_name)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _raise_at(loc: tuple[int | str, ...], message: str, value: object) -> None:
+    """Raise a validation error at ``loc`` below the field being validated (so paths stay exact)."""
+    error = InitErrorDetails(type=PydanticCustomError("scenario", message), loc=loc, input=value)
+    raise ValidationError.from_exception_data("scenario", [error])
+
+
+# -- shapes ------------------------------------------------------------------------------------------
+
+
+class _ShapeSpec(_Spec):
+    time_scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+
+    def plan(self, schedule_end_s: float | None = None) -> StagePlan:
+        """The stages to run; ``schedule_end_s`` is when the last scheduled fault is reverted."""
+        raise NotImplementedError
+
+    def length_s(self, schedule_end_s: float | None = None) -> float | None:
+        """Total length in seconds (None when it depends on the run, as in a capacity search)."""
+        return self.plan(schedule_end_s).total_s
+
+
+class LevelsShapeSpec(_ShapeSpec):
+    """The progressive levels by name (all five by default), e.g. ``levels: [BASELINE, HIGH_LOAD]``."""
+
+    type: Literal["levels"] = "levels"
+    levels: tuple[str, ...] = LEVEL_NAMES
+    user_scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    ramp_fraction: float = Field(default=DEFAULT_RAMP_FRACTION, gt=0, le=1)
+    breaking_point_step_users: int = Field(default=BREAKING_STEP_USERS, ge=0)
+    spawn_rate: float | None = Field(default=None, gt=0)
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list | tuple):
+            out = []
+            for i, name in enumerate(value):
+                key = str(name).strip().upper()
+                if key not in LEVELS:
+                    _raise_at((i,), f"unknown level {name!r}; known: {', '.join(LEVEL_NAMES)}", name)
+                out.append(key)
+            if not out:
+                raise ValueError("name at least one level")
+            return tuple(out)
+        return value
+
+    def plan(self, schedule_end_s: float | None = None) -> StagePlan:
+        return StagePlan(level_stages(self.levels, time_scale=self.time_scale, user_scale=self.user_scale,
+                                      ramp_fraction=self.ramp_fraction,
+                                      breaking_step_users=self.breaking_point_step_users,
+                                      spawn_rate=self.spawn_rate))
+
+
+class StepShapeSpec(_ShapeSpec):
+    """``steps`` stages of ``step_s``: start_users, then ``step_users`` more each step."""
+
+    type: Literal["step"] = "step"
+    start_users: int = Field(ge=0)
+    step_users: int = Field(ge=1)
+    steps: int = Field(ge=1)
+    step_s: DurationS = Field(gt=0)
+    spawn_rate: float | None = Field(default=None, gt=0)
+
+    def plan(self, schedule_end_s: float | None = None) -> StagePlan:
+        stages = step_stages(self.start_users, self.step_users, self.steps, self.step_s, spawn_rate=self.spawn_rate)
+        return StagePlan(scale_stages(stages, self.time_scale))
+
+
+class SpikeShapeSpec(_ShapeSpec):
+    """Base load for ``before_s``, ``spike_users`` for ``spike_s``, base load for ``after_s``."""
+
+    type: Literal["spike"] = "spike"
+    base_users: int = Field(ge=0)
+    spike_users: int = Field(ge=1)
+    before_s: DurationS = Field(gt=0)
+    spike_s: DurationS = Field(gt=0)
+    after_s: DurationS = Field(gt=0)
+    spawn_rate: float | None = Field(default=None, gt=0)
+
+    def plan(self, schedule_end_s: float | None = None) -> StagePlan:
+        stages = spike_stages(self.base_users, self.spike_users, self.before_s, self.spike_s, self.after_s,
+                              spawn_rate=self.spawn_rate)
+        return StagePlan(scale_stages(stages, self.time_scale))
+
+
+class SoakShapeSpec(_ShapeSpec):
+    """Ramp to ``users`` over ``ramp_s`` and hold them for ``hold_s`` (leaks, slow drift)."""
+
+    type: Literal["soak"] = "soak"
+    users: int = Field(ge=1)
+    ramp_s: DurationS = Field(default=60.0, gt=0)
+    hold_s: DurationS = Field(gt=0)
+
+    def plan(self, schedule_end_s: float | None = None) -> StagePlan:
+        return StagePlan(scale_stages(soak_stages(self.users, self.ramp_s, self.hold_s), self.time_scale))
+
+
+class SteadyShapeSpec(_ShapeSpec):
+    """Constant ``users`` (the usual load under a fault schedule). Without ``duration_s`` the run
+    lasts until the last fault is reverted plus ``tail_s`` for recovery."""
+
+    type: Literal["steady"] = "steady"
+    users: int = Field(ge=1)
+    ramp_s: DurationS = Field(default=5.0, gt=0)
+    duration_s: DurationS | None = Field(default=None, gt=0)
+    tail_s: DurationS = Field(default=30.0, gt=0)
+
+    def plan(self, schedule_end_s: float | None = None) -> StagePlan:
+        if self.duration_s is not None:
+            duration = self.duration_s * self.time_scale
+        elif schedule_end_s is not None:
+            duration = schedule_end_s + self.tail_s * self.time_scale
+        else:
+            raise ValueError("a steady shape needs duration_s when the scenario has no faults")
+        return StagePlan(steady_stages(self.users, duration, self.ramp_s * self.time_scale))
+
+
+class StageSpec(_Spec):
+    """One stage of a ``stages`` shape."""
+
+    duration_s: DurationS = Field(gt=0)
+    users: int = Field(ge=0)
+    spawn_rate: float | None = Field(default=None, gt=0)
+    name: str | None = None
+
+
+class StagesShapeSpec(_ShapeSpec):
+    """Stages written out in the scenario; a missing spawn_rate ramps in 10 % of the stage."""
+
+    type: Literal["stages"] = "stages"
+    stages: tuple[StageSpec, ...] = Field(min_length=1)
+
+    def plan(self, schedule_end_s: float | None = None) -> StagePlan:
+        from reliability.shapes.stages import Stage, ramp_rate
+
+        out: list[Stage] = []
+        before = 0
+        rate: float | None = None
+        for i, s in enumerate(self.stages):
+            rate = s.spawn_rate or ramp_rate(before, s.users, s.duration_s * DEFAULT_RAMP_FRACTION, rate)
+            out.append(Stage(s.name or f"stage {i + 1}", s.duration_s, s.users, rate))
+            before = s.users
+        return StagePlan(scale_stages(out, self.time_scale))
+
+
+class CapacitySearchSpec(_ShapeSpec):
+    """Step the load up until ``tier`` fails in ``breach_windows`` consecutive windows of
+    ``window_s`` (or ``max_users`` is reached); the record reports the knee per tier.
+
+    The first ``settle_s`` of each step (the ramp) is not graded.
+    """
+
+    type: Literal["capacity_search"] = "capacity_search"
+    start_users: int = Field(default=10, ge=1)
+    step_users: int = Field(default=10, ge=1)
+    step_s: DurationS = Field(default=60.0, gt=0)
+    max_users: int = Field(default=5000, ge=1)
+    spawn_rate: float | None = Field(default=None, gt=0)
+    tier: TierName | None = None
+    breach_windows: int = Field(default=3, ge=1)
+    window_s: DurationS = Field(default=5.0, ge=1)
+    settle_s: DurationS = Field(default=5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _fits(self) -> CapacitySearchSpec:
+        if self.window_s != int(self.window_s):
+            raise ValueError("window_s: must be whole seconds")
+        if self.settle_s + self.window_s > self.step_s:
+            raise ValueError(f"step_s: must hold settle_s + window_s ({self.settle_s + self.window_s:g} s)")
+        if self.max_users < self.start_users:
+            raise ValueError("max_users: must be >= start_users")
+        return self
+
+    def plan(self, schedule_end_s: float | None = None) -> StagePlan:
+        raise ValueError("a capacity search has no fixed plan; see reliability.shapes.capacity")
+
+    def length_s(self, schedule_end_s: float | None = None) -> float | None:
+        return None
+
+    def scaled(self) -> CapacitySearchSpec:
+        """The same search with step_s, settle_s and window_s multiplied by ``time_scale``."""
+        if self.time_scale == 1.0:
+            return self
+        return self.model_copy(update={
+            "step_s": self.step_s * self.time_scale,
+            "settle_s": self.settle_s * self.time_scale,
+            "window_s": float(max(1, round(self.window_s * self.time_scale))),
+            "time_scale": 1.0,
+        })
+
+
+ShapeSpec = (LevelsShapeSpec | StepShapeSpec | SpikeShapeSpec | SoakShapeSpec | SteadyShapeSpec | StagesShapeSpec
+             | CapacitySearchSpec)
+SHAPE_TYPES: dict[str, type[_ShapeSpec]] = {
+    "levels": LevelsShapeSpec,
+    "step": StepShapeSpec,
+    "spike": SpikeShapeSpec,
+    "soak": SoakShapeSpec,
+    "steady": SteadyShapeSpec,
+    "stages": StagesShapeSpec,
+    "capacity_search": CapacitySearchSpec,
+}
+
+
+def parse_shape(value: object) -> object:
+    """Pick the shape class by ``type`` so errors read ``shape.levels[0]``, not ``shape.levels.levels[0]``."""
+    if value is None or isinstance(value, _ShapeSpec):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping with a type: " + ", ".join(SHAPE_TYPES))
+    kind = value.get("type")
+    cls = SHAPE_TYPES.get(str(kind))
+    if cls is None:
+        _raise_at(("type",), f"unknown shape type {kind!r}; known: {', '.join(SHAPE_TYPES)}", kind)
+        raise AssertionError  # unreachable: _raise_at raises
+    return cls.model_validate(value)
+
+
+# -- recovery analysis -------------------------------------------------------------------------------
+
+
+class RecoverySpec(_Spec):
+    """How windows are judged against the baseline; defaults suit 1 s windows (see the README)."""
+
+    windows: int = Field(default=3, ge=1)
+    tier: TierName | None = None
+    band_tolerance: float = Field(default=0.5, ge=0, le=10)
+    band_slack_ms: LatencyMs = Field(default=5.0, ge=0)
+    warmup_s: DurationS = Field(default=5.0, ge=0)
+    baseline_window_s: DurationS = Field(default=60.0, ge=1)
+    fail_fast_ms: LatencyMs = Field(default=100.0, gt=0)
+    target_s: DurationS = Field(default=30.0, gt=0)
+    verify_timeout_s: DurationS = Field(default=10.0, ge=0)
+
+
+# -- the fault schedule ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _fault_adapter() -> TypeAdapter[Any]:
+    try:
+        module = importlib.import_module("reliability.faults.spec")
+        fault_spec = module.FaultSpec
+    except (ImportError, AttributeError):
+        raise ValueError("fault specs need reliability.faults.spec, which this installation lacks; "
+                         "use factory: 'module:callable' instead") from None
+    return TypeAdapter(fault_spec)
+
+
+class ScheduledFaultSpec(_Spec):
+    """Inject a fault ``at_s`` seconds after the test starts, hold it ``hold_s``, then revert it.
+
+    Give either ``fault`` (a spec of one of reliability.faults' mechanisms) or ``factory`` (an
+    import path ``module:callable`` called as ``callable(name=..., **args)``, returning an object
+    with the Fault protocol: ``name, kind, dead_man_s, inject(), revert(), verify()``).
+    """
+
+    name: str | None = Field(default=None, min_length=1)
+    at_s: DurationS = Field(ge=0)
+    hold_s: DurationS = Field(gt=0)
+    fault: Any = None
+    factory: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    graceful_error_pct: float | None = Field(default=None, ge=0, le=100)
+    fail_fast_ms: LatencyMs | None = Field(default=None, gt=0)
+
+    @field_validator("fault", mode="before")
+    @classmethod
+    def _fault(cls, value: object) -> object:
+        if value is None:
+            return None
+        try:
+            return _fault_adapter().validate_python(value)
+        except ValidationError as exc:
+            # drop the union's tag from the path: fault.latency_ms, not fault.http.latency.latency_ms
+            tag = value.get("type") if isinstance(value, dict) else None
+            errors = [InitErrorDetails(type=PydanticCustomError("fault", str(e["msg"]).removeprefix("Value error, ")),
+                                       loc=tuple(e["loc"][1:] if e["loc"][:1] == (tag,) else e["loc"]),
+                                       input=e.get("input"))
+                      for e in exc.errors(include_url=False)]
+            raise ValidationError.from_exception_data("fault", errors) from None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ScheduledFaultSpec:
+        if (self.fault is None) == (self.factory is None):
+            raise ValueError("fault: give exactly one of fault (a fault spec) or factory ('module:callable')")
+        if self.factory is not None and not _FACTORY.match(self.factory):
+            raise ValueError(f"factory: expected 'package.module:callable', got {self.factory!r}")
+        if self.args and self.factory is None:
+            raise ValueError("args: only used with factory")
+        return self
+
+    @property
+    def type(self) -> str:
+        """The fault mechanism: the spec's ``type``, or the factory's import path."""
+        return str(getattr(self.fault, "type", None) or self.factory)
+
+    @property
+    def end_s(self) -> float:
+        return self.at_s + self.hold_s
+
+
+def fault_names(faults: Sequence[ScheduledFaultSpec]) -> list[str]:
+    """A unique display name per fault: its ``name``, else its type (numbered when repeated)."""
+    base = [f.name or f.type.rsplit(":", 1)[-1] for f in faults]
+    out = []
+    for i, name in enumerate(base):
+        if faults[i].name is None and base.count(name) > 1:
+            name = f"{name}-{base[:i + 1].count(name)}"
+        out.append(name)
+    return out
+
+
+def _check_schedule(faults: tuple[ScheduledFaultSpec, ...], info: ValidationInfo) -> tuple[ScheduledFaultSpec, ...]:
+    recovery = info.data.get("recovery")
+    names = fault_names(faults)
+    seen: dict[str, int] = {}
+    for i, fault in enumerate(faults):
+        if names[i] in seen:
+            _raise_at((i, "name"), f"duplicate fault name {names[i]!r} (also faults[{seen[names[i]]}])", fault.name)
+        seen[names[i]] = i
+        if i == 0 and isinstance(recovery, RecoverySpec) and fault.at_s <= recovery.warmup_s:
+            _raise_at((0, "at_s"), f"leaves no baseline: must be later than recovery.warmup_s "
+                                   f"({recovery.warmup_s:g} s)", fault.at_s)
+        if i > 0:
+            before = faults[i - 1]
+            if fault.at_s < before.end_s:
+                _raise_at((i, "at_s"), f"starts at {fault.at_s:g} s, before faults[{i - 1}] ({names[i - 1]}) "
+                                       f"ends at {before.end_s:g} s; faults must be in order and not overlap",
+                          fault.at_s)
+    return faults
+
+
+def _check_shape(shape: _ShapeSpec | None, info: ValidationInfo) -> _ShapeSpec | None:
+    if shape is None:
+        return None
+    faults: tuple[ScheduledFaultSpec, ...] = info.data.get("faults") or ()
+    sla = info.data.get("sla")
+    schedule_end = max((f.end_s for f in faults), default=None)
+    if isinstance(shape, CapacitySearchSpec):
+        if shape.tier is not None and sla is not None and shape.tier not in sla.all_tiers():
+            _raise_at(("tier",), f"unknown tier {shape.tier!r}; known: {', '.join(sla.all_tiers())}", shape.tier)
+        return shape
+    if isinstance(shape, SteadyShapeSpec) and shape.duration_s is None and schedule_end is None:
+        _raise_at(("duration_s",), "required when the scenario has no faults", None)
+    total = shape.length_s(schedule_end)
+    if schedule_end is not None and total is not None and total < schedule_end:
+        last = max(range(len(faults)), key=lambda k: faults[k].end_s)
+        _raise_at((), f"lasts {total:g} s, but faults[{last}] is reverted only at {schedule_end:g} s", None)
+    return shape
+
+
+def _check_recovery(recovery: RecoverySpec, info: ValidationInfo) -> RecoverySpec:
+    sla = info.data.get("sla")
+    if recovery.tier is not None and sla is not None and recovery.tier not in sla.all_tiers():
+        _raise_at(("tier",), f"unknown tier {recovery.tier!r}; known: {', '.join(sla.all_tiers())}", recovery.tier)
+    return recovery
+
+
+ShapeField = Annotated[ShapeSpec | None, BeforeValidator(parse_shape), AfterValidator(_check_shape)]
+FaultSchedule = Annotated[tuple[ScheduledFaultSpec, ...], AfterValidator(_check_schedule)]
+RecoveryField = Annotated[RecoverySpec, AfterValidator(_check_recovery)]
+
+
+def schedule_end_s(faults: Sequence[ScheduledFaultSpec]) -> float | None:
+    """When the last scheduled fault is reverted (seconds since the start), None without faults."""
+    return max((f.end_s for f in faults), default=None)
+
+
+def resolve_factory(path: str) -> Callable[..., Any]:
+    """The callable named by ``module:attr`` (raises ValueError naming what is missing)."""
+    module_name, _, attr = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name}: {exc}") from None
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise ValueError(f"{module_name} has no {attr}")
+    if not callable(obj):
+        raise ValueError(f"{path} is not callable")
+    result: Callable[..., Any] = obj
+    return result
