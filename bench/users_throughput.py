@@ -18,7 +18,20 @@ benchmark tool of each server is run on the same core (``redis-benchmark -P 1 -c
 
 Run by hand from the repository root (needs PostgreSQL and redis-server binaries, 2+ cores)::
 
-    python bench/users_throughput.py [--seconds 8] [--users 50] [--only redis]
+    python bench/users_throughput.py [--seconds 8] [--users 50] [--rounds 3] [--only redis]
+
+Measured on the 2-core development machine (shared, so runs swing by 10-30 %; per-CPU-second
+ratios, 50 users, ranges over three runs)::
+
+    component  users/raw   users/minimal  minimal/raw  native tool (same core)
+    redis      0.73-0.97   0.97-0.98      0.74-0.84    redis-benchmark -P 1 -c 50: users = 0.29-0.40 of it
+    ws         0.78-0.86   0.89-0.91      0.91-0.94    (none)
+    postgres   0.52-0.60   0.67-0.74      0.81-0.85    pgbench -S -c 50: users = 0.45-0.79 of it
+
+RedisUser and WebSocketUser cost little over the least a Locust user can do; the gap to the
+bare loop is Locust's own task loop. PostgresUser misses the 0.9 goal: its shared
+psycopg_pool checkout (getconn + putconn, about 8 us of CPU per query here) and the per-query
+timeout come on top of psycopg's ~50 us, and the pool is what makes pool waits visible.
 """
 
 from __future__ import annotations
