@@ -144,6 +144,7 @@ class ReliabilityPlugin:
         self._breach_since: float | None = None
         self._finalized = False
         self._bad_latency_logged = False
+        self._cache_counts: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [hits, misses]
         self.extensions: list[Extension] = []
 
     def add_extension(self, extension: Extension) -> None:
@@ -204,8 +205,13 @@ class ReliabilityPlugin:
     # -- load generators ---------------------------------------------------------------------------
 
     def on_request(self, request_type: str, name: str, response_time: float | None,
-                   exception: BaseException | None = None, **_kwargs: Any) -> None:
+                   exception: BaseException | None = None, context: Any = None, **_kwargs: Any) -> None:
         failed = exception is not None
+        if context:
+            outcome = context.get("cache")
+            if outcome is not None:  # a cache lookup (e.g. RedisUser.get): count hits and misses
+                counts = self._cache_counts.setdefault((request_type, name), [0, 0])
+                counts[0 if outcome == "hit" else 1] += 1
         try:
             self.store.record(request_type, name, response_time, failed,
                               f"{type(exception).__name__}: {exception}" if failed else None)
@@ -222,7 +228,9 @@ class ReliabilityPlugin:
         data[PAYLOAD_KEY] = {
             "windows": self.store.drain(final=final),
             "usage": [self.clock(), self._process.cpu_percent(None), rss_mb],
+            "cache": [[rt, name, hits, misses] for (rt, name), (hits, misses) in self._cache_counts.items()],
         }
+        self._cache_counts = {}
 
     # -- master ------------------------------------------------------------------------------------
 
@@ -242,6 +250,10 @@ class ReliabilityPlugin:
         except MetricsError as exc:
             self.problems.append(f"worker {client_id} sent unreadable data: {exc}")
             return
+        for rt, name, hits, misses in payload.get("cache", []):
+            counts = self._cache_counts.setdefault((str(rt), str(name)), [0, 0])
+            counts[0] += int(hits)
+            counts[1] += int(misses)
         t, cpu, rss = payload.get("usage", [now, 0.0, 0.0])
         self._usage(client_id, "worker").add(float(t), float(cpu), float(rss))
 
@@ -296,6 +308,7 @@ class ReliabilityPlugin:
         self.final = self.live = None
         self.aborted = None
         self.problems = []
+        self._cache_counts = {}
         if self._ticker is None or self._ticker.dead:
             self._ticker = gevent.spawn(self._tick_loop)
         self.extensions = []  # features are per test: a new test in the web UI gets fresh ones
@@ -428,6 +441,7 @@ class ReliabilityPlugin:
             run=run,
             down_error_ratio=self.sla.down_error_ratio,
             generators=list(self.generators.values()),
+            cache={k: (v[0], v[1]) for k, v in self._cache_counts.items()},
             workers={
                 "seen": sorted(self.workers_seen),
                 "lost": list(self.lost_workers.values()),

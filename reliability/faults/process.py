@@ -29,6 +29,7 @@ from reliability.faults.spec import Command, ProcessKillSpec, ProcessSuspendSpec
 
 WATCHDOG = 'sleep "$1"; shift; kill -CONT "$@" 2>/dev/null'
 KILL_WAIT_S = 10.0
+STOP_WAIT_S = 1.0
 
 
 def command_argv(command: Command) -> list[str]:
@@ -114,6 +115,8 @@ class ProcessSuspendFault(_ProcessFault):
         except psutil.Error as exc:
             self.revert()
             raise self._fail("inject", exc) from None
+        # SIGSTOP takes effect when the target is next scheduled: return once it has.
+        wait_until(lambda: all(_stopped(p) for p in self.suspended), STOP_WAIT_S, 0.005)
         if self.dead_man_s is not None:
             self._lease = Lease(self._arm, renew_interval_s(self.dead_man_s), self.name)
             self._lease.start()
@@ -144,6 +147,7 @@ class ProcessSuspendFault(_ProcessFault):
                 continue
             except psutil.Error as exc:
                 raise self._fail("revert", exc) from None
+        wait_until(lambda: not any(_stopped(p) and p.is_running() for p in suspended), STOP_WAIT_S, 0.005)
 
     def _healthy(self) -> str:
         procs = self.find()
@@ -156,6 +160,13 @@ class ProcessSuspendFault(_ProcessFault):
 
     def verify(self) -> FaultCheck:
         return probe(self.target, self._healthy)
+
+
+def _stopped(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _children(proc: psutil.Process) -> list[psutil.Process]:
