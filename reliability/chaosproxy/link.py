@@ -98,8 +98,9 @@ class Link:
                 del self._timers[toxic]
         loop = asyncio.get_running_loop()
         for toxic in self.proxy.toxics:
-            if toxic.type == "timeout" and toxic not in self._timers and toxic.number("timeout") > 0 \
-                    and self.affected(toxic):
+            # Rolled now even with timeout 0, so its removal knows whether it held this connection.
+            if toxic.type == "timeout" and self.affected(toxic) and toxic not in self._timers \
+                    and toxic.number("timeout") > 0:
                 self._timers[toxic] = loop.call_later(toxic.number("timeout") / 1000.0, self.close)
 
     async def _hold(self, stream: str, kind: str, until: float) -> None:
