@@ -35,6 +35,7 @@ class Counts:
         self.errors = 0
         self.opened = 0
         self.open = 0
+        self.peak_open = 0
         self.last_error: str | None = None
 
     def failed(self, exc: BaseException) -> None:
@@ -42,7 +43,7 @@ class Counts:
         self.last_error = f"{type(exc).__name__}: {exc}"[:200]
 
     def to_json(self) -> dict[str, Any]:
-        return {"requests": self.requests, "errors": self.errors, "opened": self.opened, "open": self.open,
+        return {"requests": self.requests, "errors": self.errors, "opened": self.opened, "peak_open": self.peak_open,
                 "last_error": self.last_error}
 
 
@@ -81,6 +82,7 @@ async def _storm(settings: dict[str, Any], counts: Counts) -> None:
                 async with session.ws_connect(settings["url"], heartbeat=None, autoping=True) as ws:
                     counts.opened += 1
                     counts.open += 1
+                    counts.peak_open = max(counts.peak_open, counts.open)
                     try:
                         async for _message in ws:
                             pass

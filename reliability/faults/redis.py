@@ -133,8 +133,8 @@ class RedisPauseFault(_RedisFault):
                 # Queue the next slice before the current one ends, then wait for it to start.
                 conn.send_command("CLIENT", "PAUSE", self.slice_ms, "ALL")
                 conn.read_response()
-            except (redis.RedisError, OSError, AttributeError):
-                return  # revert closed the connection (or the server went away)
+            except (redis.RedisError, OSError, ValueError, AttributeError):
+                return  # revert closed the connection under us (or the server went away)
 
     def revert(self) -> None:
         self._stopping.set()
