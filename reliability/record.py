@@ -49,6 +49,7 @@ class RunRecord(TypedDict, total=False):
     generators: list[dict[str, Any]]
     workers: dict[str, Any]
     cost_model: dict[str, Any]  # the scenario's cost section, so reports can price the run later
+    cache: list[dict[str, Any]]
 
 
 @dataclass
@@ -147,6 +148,7 @@ def build_record(
     down_error_ratio: float,
     generators: Sequence[GeneratorUsage] = (),
     workers: Mapping[str, Any] | None = None,
+    cache: Mapping[tuple[str, str], tuple[int, int]] | None = None,
 ) -> RunRecord:
     duration = run["duration_s"]
     started = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00")).timestamp()
@@ -180,6 +182,11 @@ def build_record(
         "errors": [{"type": rt, "name": n, "message": m, "count": c} for rt, n, m, c in store.errors()],
         "generators": [g.to_dict() for g in generators],
         "workers": dict(workers or {}),
+        "cache": [
+            {"type": rt, "name": name, "hits": hits, "misses": misses,
+             "hit_ratio": _num(hits / (hits + misses), 6) if hits + misses else None}
+            for (rt, name), (hits, misses) in sorted((cache or {}).items())
+        ],
     }
 
 

@@ -1,0 +1,32 @@
+"""The run record reports the cache hit rate of RedisUser lookups, locally and merged on a master."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.procs import ROOT, locust_cmd, run
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.slow
+
+
+def test_hit_rate_lands_in_the_record(redis_server: RedisServer, tmp_path: Path) -> None:
+    record_path = tmp_path / "run.json"
+    proc = run(
+        locust_cmd("-f", str(ROOT / "locustfiles/cache.py"), "--headless", "-u", "5", "-r", "5", "-t", "4s",
+                   "--run-record", str(record_path), "--sla-tier", "bronze"),
+        timeout_s=90, env={"RELIABILITY_REDIS_URL": redis_server.url, "RELIABILITY_CACHE_KEYS": "20"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    record = json.loads(record_path.read_text())
+    (row,) = record["cache"]
+    assert row["type"] == "redis"
+    lookups = row["hits"] + row["misses"]
+    # 20 keys: at most 20 first-time misses (plus expiries, none in 4 s), everything else hits
+    assert lookups > 100 and 1 <= row["misses"] <= 20
+    assert row["hit_ratio"] == pytest.approx(row["hits"] / lookups)
+    endpoint = next(e for e in record["endpoints"] if e["name"] == row["name"])
+    assert endpoint["requests"] == lookups  # every lookup is one sample, counted once
