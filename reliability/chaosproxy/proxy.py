@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -277,8 +276,10 @@ class ProxyCollection:
     async def sweep_forever(self, interval_s: float = 0.1) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            with contextlib.suppress(Exception):
+            try:
                 await self.sweep()
+            except Exception:  # one bad sweep must not end the expiry of every later toxic
+                log.exception("sweep failed")
 
     async def close(self) -> None:
         for proxy in list(self.proxies.values()):

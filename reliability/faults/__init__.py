@@ -43,14 +43,15 @@ pulls in no database driver (psycopg must be imported after gevent patches the p
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from reliability.exceptions import FaultError
 from reliability.faults.base import Fault, FaultCheck, one_line
 from reliability.faults.spec import FaultSpec, parse_fault_spec
 
-__all__ = ["Fault", "FaultCheck", "FaultError", "FaultSpec", "build_fault", "kinds", "parse_fault_spec",
+__all__ = ["Fault", "FaultCheck", "FaultError", "FaultSpec", "build_fault", "injected", "kinds", "parse_fault_spec",
            "revert_all"]
 
 Factory = Callable[[Any, str, Mapping[str, str]], Fault]
@@ -158,3 +159,24 @@ def revert_all(faults: Iterable[Fault]) -> list[FaultCheck]:
         except Exception as exc:
             checks.append(FaultCheck(False, f"{fault.name}: verify failed: {one_line(exc)}"))
     return checks
+
+
+@contextmanager
+def injected(*faults: Fault) -> Iterator[list[FaultCheck]]:
+    """Inject ``faults`` in order for the duration of a ``with`` block; however the block ends
+    (normally, by an exception, by Ctrl-C, or by an inject that failed half-way) every fault is
+    reverted and verified, and the checks are appended to the list the block received.
+
+    Example::
+
+        with injected(build_fault(spec, "db-slow")) as checks:
+            run_the_load()
+        assert all(check.healthy for check in checks)
+    """
+    checks: list[FaultCheck] = []
+    try:
+        for fault in faults:
+            fault.inject()
+        yield checks
+    finally:
+        checks.extend(revert_all(faults))

@@ -160,9 +160,10 @@ class ToxiproxyClient:
 
 
 def _loopback_port(listen: str) -> int | None:
-    """The port of a proxy listening on loopback (or all interfaces), which we can probe."""
+    """The port of a proxy listening on loopback, which we can probe from here. (One on all
+    interfaces may be inside a container whose ports are not published: not probed.)"""
     host, _, port = listen.rpartition(":")
-    if port.isdigit() and (host.startswith(LOOPBACK) or host in ("", "0.0.0.0", "[::]")):
+    if port.isdigit() and host.startswith(LOOPBACK):
         return int(port)
     return None
 
@@ -194,15 +195,16 @@ class _ProxyFault:
         state = self.client.proxy(self.proxy)
         if not state.get("enabled"):
             raise FaultError(f"proxy {self.proxy} is disabled")
-        ours = [t["name"] for t in state.get("toxics") or [] if str(t.get("name", "")).startswith("chaos-")]
-        if ours:
-            raise FaultError(f"proxy {self.proxy} still has toxics {', '.join(ours)}")
+        toxics = [str(t.get("name")) for t in state.get("toxics") or []]
+        if f"chaos-{self.name}" in toxics:
+            raise FaultError(f"proxy {self.proxy} still has toxic chaos-{self.name}")
+        detail = "enabled, our toxic gone" + (f" (other toxics: {', '.join(toxics)})" if toxics else "")
         port = _loopback_port(str(state.get("listen", "")))
         if port is not None:
             with socket.create_connection(("127.0.0.1", port), timeout=2.0):
                 pass
-            return f"enabled, no chaos toxics, accepts connections on port {port}"
-        return "enabled, no chaos toxics"
+            detail += f", accepts connections on port {port}"
+        return detail
 
     def verify(self) -> FaultCheck:
         return probe(f"proxy {self.proxy} at {self.client.api_url}", self._healthy)

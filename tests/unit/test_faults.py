@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from reliability.exceptions import FaultError
-from reliability.faults import Fault, FaultCheck, build_fault, kinds, registry, revert_all
+from reliability.faults import Fault, FaultCheck, build_fault, injected, kinds, registry, revert_all
 from reliability.faults.base import Lease, one_line, probe, renew_interval_s, secrets_of, wait_until
 from reliability.faults.spec import FaultSpec, HttpErrorSpec, ProxyLatencySpec, parse_fault_spec
 
@@ -136,6 +136,15 @@ def test_revert_all_reverts_everything_before_verifying_anything() -> None:
         fault.calls = log
     revert_all(faults)
     assert log == ["revert", "revert", "verify", "verify"]
+
+
+def test_injected_reverts_and_verifies_however_the_block_ends() -> None:
+    first, second = Scripted("a"), Scripted("b", revert_error="stuck")
+    with pytest.raises(RuntimeError, match="load failed"), injected(first, second) as checks:
+        assert first.calls == second.calls == ["inject"]
+        raise RuntimeError("load failed")
+    assert first.calls == ["inject", "revert", "verify"]
+    assert checks == [FaultCheck(True, "a checked"), FaultCheck(False, "b: revert failed: stuck")]
 
 
 def test_lease_renews_until_stopped_and_survives_errors() -> None:
