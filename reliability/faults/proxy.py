@@ -228,6 +228,7 @@ class ProxyToxicFault(_ProxyFault):
         self.stream = stream
         self.toxicity = toxicity
         self.toxic_name = f"chaos-{name}"
+        self.attempted = False  # an inject was tried: from then on a revert removes the toxic
 
     @classmethod
     def from_spec(cls, spec: ProxyLatencySpec | ProxyBandwidthSpec | ProxyTimeoutSpec | ProxyResetPeerSpec
@@ -261,6 +262,7 @@ class ProxyToxicFault(_ProxyFault):
     def inject(self) -> None:
         if self._lease is not None:
             return
+        self.attempted = True
         try:
             try:
                 created = self._add()
@@ -278,10 +280,13 @@ class ProxyToxicFault(_ProxyFault):
 
     def revert(self) -> None:
         self._release()
+        if not self.attempted:
+            return
         try:
             self.client.remove_toxic(self.proxy, self.toxic_name, missing_ok=True)
         except ProxyApiError as exc:
             raise self._fail("revert", exc) from None
+        self.attempted = False
 
 
 class ProxyDownFault(_ProxyFault):

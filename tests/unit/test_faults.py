@@ -62,6 +62,14 @@ def test_each_kind_builds_a_fault_without_touching_the_network(kind: str) -> Non
         assert fault.dead_man_s == pytest.approx(0.2)  # block_ms: the script ends by itself
 
 
+@pytest.mark.parametrize("kind", sorted(MINIMAL))
+def test_revert_before_inject_touches_nothing(kind: str) -> None:
+    # The endpoints in MINIMAL do not exist: any network call would raise.
+    fault = build_fault(parse_fault_spec({"type": kind, **MINIMAL[kind]}), "never-injected", environ={})
+    fault.revert()
+    fault.revert()
+
+
 def test_units_are_parsed_and_unknown_keys_rejected() -> None:
     spec = parse_fault_spec({"type": "proxy.latency", "proxy": "pg", "latency_ms": "1.5s", "dead_man_s": "2m"})
     assert isinstance(spec, ProxyLatencySpec)
