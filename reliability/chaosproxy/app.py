@@ -45,7 +45,11 @@ async def serve(args: argparse.Namespace, announce: Callable[[str], None] | None
     """Serve the API and the proxies until SIGINT or SIGTERM; return the exit code."""
     proxies = ProxyCollection(rng=random.Random(args.seed))
     if args.config:
-        await proxies.populate(json.loads(Path(args.config).read_text(encoding="utf-8")))
+        try:
+            text = Path(args.config).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read {args.config}: {exc.strerror or exc}") from None
+        await proxies.populate(json.loads(text))
     runner = web.AppRunner(build_api(proxies), access_log=None)
     await runner.setup()
     sweeper = asyncio.create_task(proxies.sweep_forever())
