@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from reliability.alerts import AlertsSpec
 from reliability.exceptions import ScenarioError
 from reliability.health.spec import HealthSpec
 from reliability.report.spec import CostSpec
@@ -273,6 +274,7 @@ class ScenarioSpec(_Spec):
     recovery: RecoveryField = RecoverySpec()
     faults: FaultSchedule = ()
     shape: ShapeField = None
+    alerts: AlertsSpec | None = None
 
 
 def _interpolate(node: Any, path: str, source: str, env: Mapping[str, str]) -> Any:
