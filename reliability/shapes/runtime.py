@@ -136,6 +136,7 @@ class FaultRun:
     check_error: str | None = None
     checked_at: float | None = None
     check_attempts: int = 0
+    revert_due_at: float | None = None  # set when injected on demand (inject_now): held hold_s from then
     lock: BoundedSemaphore = field(default_factory=lambda: BoundedSemaphore(1))
 
 
@@ -250,6 +251,13 @@ class ScheduleExtension:
         if self._stopping:
             return
         elapsed = now - self.started_at
+        on_demand = next((r for r in self.runs if r.revert_due_at is not None and r.state in IN_EFFECT), None)
+        if on_demand is not None:  # injected from the web UI: its own hold, and nothing else meanwhile
+            due = on_demand.revert_due_at
+            if on_demand.state == "active" and due is not None and now >= due:
+                on_demand.state = "reverting"
+                gevent.spawn(self._revert, on_demand, "its hold time is over")
+            return
         for run in self.runs:
             if run.state in ("reverted", "skipped"):
                 continue
@@ -344,6 +352,25 @@ class ScheduleExtension:
         else:
             detail = run.check.detail if run.check is not None else run.check_error
             logger.error("fault %s: backend still unhealthy %.0f s after the revert: %s", run.name, timeout_s, detail)
+
+    def inject_now(self, name: str) -> FaultRun:
+        """Inject the pending fault ``name`` now instead of at its ``at_s`` (the web UI's button); it
+        is held ``hold_s`` and reverted like a scheduled one. ValueError when it is unknown or not
+        pending, another fault is in effect, or the schedule has stopped."""
+        run = next((r for r in self.runs if r.name == name), None)
+        if run is None:
+            raise ValueError(f"unknown fault {name!r}")
+        if self._stopping:
+            raise ValueError("the fault schedule has stopped")
+        if run.state != "pending" or run.fault is None:
+            raise ValueError(f"fault {name} is {run.state}, not pending")
+        busy = [r.name for r in self.runs if r.state in IN_EFFECT]
+        if busy:
+            raise ValueError(f"fault {busy[0]} is in effect; one fault at a time")
+        run.revert_due_at = self.clock() + run.spec.hold_s
+        run.state = "injecting"
+        gevent.spawn(self._inject, run)
+        return run
 
     def revert_all(self, why: str) -> None:
         """Revert every fault that is (or may be) in effect, one after the other; blocks until done."""
@@ -513,7 +540,7 @@ class ScheduleExtension:
             if run.inject_error is not None:
                 reasons.append(f"fault {run.name} could not be injected: {run.inject_error}")
             elif (run.reverted_at is not None and run.injected_at is not None
-                  and run.reverted_at - self.started_at < run.spec.end_s - 1.0):
+                  and run.reverted_at < (run.revert_due_at or self.started_at + run.spec.end_s) - 1.0):
                 reasons.append(f"fault {run.name} was reverted early ({run.reverted_because}) after "
                                f"{run.reverted_at - run.injected_at:.1f} s of its {run.spec.hold_s:g} s hold")
             if run.state in IN_EFFECT:
@@ -541,6 +568,7 @@ class ScheduleExtension:
             "kind": run.fault.kind if run.fault is not None else None,
             "dead_man_s": run.fault.dead_man_s if run.fault is not None else None,
             "planned": {"at_s": run.spec.at_s, "hold_s": run.spec.hold_s},
+            "on_demand": run.revert_due_at is not None,
             "state": run.state,
             "inject_started_at": at(run.inject_started_at),
             "injected_at": at(run.injected_at),
