@@ -81,15 +81,21 @@ class Extension(Protocol):
 def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
     """Our command-line options (idempotent: Locust may build several parsers)."""
     group = parser.add_argument_group("locust-reliability", "SLA grading (locust-reliability)")
-    group.add_argument("--sla-tier", default=None, help="SLA tier to grade against (default gold)")
-    group.add_argument("--sla-percentile", default=None, help="latency percentile, e.g. p95 (default), p99")
-    group.add_argument("--scenario", default=None, help="scenario YAML with SLA tiers, endpoints, target")
+    in_web_form = [
+        group.add_argument("--sla-tier", default=None, help="SLA tier to grade against (default gold)"),
+        group.add_argument("--sla-percentile", default=None, help="latency percentile, e.g. p95 (default), p99"),
+        group.add_argument("--scenario", default=None, help="scenario YAML with SLA tiers, endpoints, target"),
+    ]
     group.add_argument("--run-record", default=None, help="run record path (default reports/run-<UTC>.json)")
-    group.add_argument("--sla-abort", action="store_true", default=False,
-                       help="stop the run when the rolling SLA fails for the grace period")
-    group.add_argument("--sla-abort-grace", default=None, help="seconds of sustained breach before abort (10)")
-    group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)")
+    in_web_form += [
+        group.add_argument("--sla-abort", action="store_true", default=False,
+                           help="stop the run when the rolling SLA fails for the grace period"),
+        group.add_argument("--sla-abort-grace", default=None, help="seconds of sustained breach before abort (10)"),
+        group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
+    ]
     group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
+    for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
+        action.include_in_web_ui = True
 
 
 def resolve_spec(options: Any) -> tuple[ScenarioSpec, SlaSpec]:
@@ -165,6 +171,9 @@ class ReliabilityPlugin:
                 or getattr(self.environment.shape_class, "reliability_shape", False)):
             from reliability.shapes.runtime import ScheduleExtension
             features.append(ScheduleExtension(self.scenario))
+        if self.scenario.alerts is not None:
+            from reliability.web.alerting import AlertingExtension
+            features.append(AlertingExtension(self.scenario.alerts))
         return features
 
     def _call_extensions(self, hook: str, *args: Any) -> list[Any]:
@@ -512,7 +521,10 @@ def install(environment: Environment, clock: Callable[[], float] = time.time) ->
 
 
 def on_init(environment: Environment, **_kwargs: Any) -> None:
-    install(environment)
+    plugin = install(environment)
+    if environment.web_ui is not None:  # master or local runner with the web UI on
+        from reliability.web.ui import install_web_ui
+        install_web_ui(environment.web_ui, plugin)
     if environment.shape_class is None and not isinstance(environment.runner, WorkerRunner):
         from reliability.shapes.locust_shapes import scenario_shape  # a scenario's shape: drives the load
         environment.shape_class = scenario_shape(environment)

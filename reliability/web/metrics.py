@@ -1,0 +1,141 @@
+"""``/metrics`` in the Prometheus text format, from the web UI's live state.
+
+A custom collector on its own :class:`~prometheus_client.CollectorRegistry` (never the global
+one): a scrape reads the same cached state the tabs show, so numbers agree across views. Series
+(rolling = the SLA's rolling window, closed seconds only):
+
+* ``reliability_rolling_latency_seconds{request_type,name,quantile}`` per endpoint and for
+  ``Aggregated`` (quantile = the SLA percentile, e.g. ``0.95``);
+* ``reliability_rolling_error_ratio{request_type,name}``, ``reliability_rolling_requests{...}``;
+* ``reliability_sla_passed{tier}`` (the selected tier), ``reliability_sla_tier_met{tier}`` per tier,
+  ``reliability_sla_criterion_passed{criterion,scope}``;
+* ``reliability_uptime_ratio`` (window-based, rolling);
+* ``reliability_error_budget_remaining_ratio`` (whole run: 1 untouched, 0 spent, < 0 overspent),
+  ``reliability_error_budget_burn_rate`` (rolling), ``reliability_slo_ratio``;
+* ``reliability_alert_severity`` (0 none, 1 warning, 2 page);
+* ``reliability_fault_active{fault,type}`` (1 while injected), ``reliability_faults_active``;
+* ``reliability_component_health{component}`` (1 healthy, 0.5 degraded, 0 down),
+  ``reliability_health_score`` (0-100);
+* ``reliability_test_running`` (1 while the test runs).
+
+Example::
+
+    registry = metrics_registry(live)          # live: a LiveState
+    text = render(registry)                    # bytes for the HTTP answer
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from reliability.alerts import SEVERITY_RANK
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HEALTH_VALUE = {"healthy": 1.0, "degraded": 0.5, "down": 0.0}
+RUNNING_STATES = ("spawning", "running")
+
+
+class ReliabilityCollector(Collector):
+    """Reads ``live.state()`` at each scrape and yields gauge families."""
+
+    def __init__(self, live: Any) -> None:
+        self.live = live
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.live.state()
+        sla = state["sla"]
+        quantile = f"{float(sla['percentile'].removeprefix('p')) / 100:g}"
+
+        latency = GaugeMetricFamily("reliability_rolling_latency_seconds",
+                                    f"{sla['percentile']} response time over the rolling window",
+                                    labels=["request_type", "name", "quantile"])
+        errors = GaugeMetricFamily("reliability_rolling_error_ratio", "failed / all requests over the rolling window",
+                                   labels=["request_type", "name"])
+        requests = GaugeMetricFamily("reliability_rolling_requests", "requests completed in the rolling window",
+                                     labels=["request_type", "name"])
+        for ep in state["endpoints"]:
+            labels = [ep["type"], ep["name"]]
+            requests.add_metric(labels, ep["requests"])
+            if ep["latency_ms"] is not None:
+                latency.add_metric([*labels, quantile], ep["latency_ms"] / 1000.0)
+            if ep["error_ratio"] is not None:
+                errors.add_metric(labels, ep["error_ratio"])
+        yield from (latency, errors, requests)
+
+        passed = GaugeMetricFamily("reliability_sla_passed", "1 when the rolling window meets the selected tier",
+                                   labels=["tier"])
+        met = GaugeMetricFamily("reliability_sla_tier_met", "1 when the rolling window meets this tier (and those "
+                                "below it)", labels=["tier"])
+        criteria = GaugeMetricFamily("reliability_sla_criterion_passed", "1 when the criterion holds in the rolling "
+                                     "window", labels=["criterion", "scope"])
+        if sla["passed"] is not None:
+            passed.add_metric([sla["tier"]], float(sla["passed"]))
+            highest = sla["highest_tier_met"]
+            names = [t["tier"] for t in sla["tiers"]]
+            rank = names.index(highest) if highest in names else -1
+            for i, name in enumerate(names):
+                met.add_metric([name], 1.0 if i <= rank else 0.0)
+            for c in sla["criteria"]:
+                criteria.add_metric([c["name"], c["scope"]], float(c["passed"]))
+        yield from (passed, met, criteria)
+
+        uptime = GaugeMetricFamily("reliability_uptime_ratio", "share of 1 s windows up in the rolling window")
+        if sla.get("uptime") is not None:
+            uptime.add_metric([], sla["uptime"])
+        yield uptime
+
+        budget = state["budget"]
+        for name, doc, value in (
+            ("reliability_error_budget_remaining_ratio", "error budget left over the run (1 untouched, 0 spent)",
+             budget["remaining"]),
+            ("reliability_error_budget_burn_rate", "error ratio / (1 - SLO) over the rolling window",
+             budget["burn_rate"]),
+            ("reliability_slo_ratio", "the availability objective the budget is computed from", budget["slo"]),
+        ):
+            family = GaugeMetricFamily(name, doc)
+            if value is not None:
+                family.add_metric([], value)
+            yield family
+
+        severity = state["alerts"]["severity"]
+        yield GaugeMetricFamily("reliability_alert_severity", "open alert: 0 none, 1 warning, 2 page",
+                                value=float(SEVERITY_RANK.get(severity or "", 0)))
+
+        faults = state["faults"]
+        fault_active = GaugeMetricFamily("reliability_fault_active", "1 while the fault is injected",
+                                         labels=["fault", "type"])
+        for item in faults["items"]:
+            fault_active.add_metric([item["name"], item["type"]], float(item["active"]))
+        yield fault_active
+        yield GaugeMetricFamily("reliability_faults_active", "faults in effect now", value=float(faults["active"]))
+
+        health = state["health"]
+        component = GaugeMetricFamily("reliability_component_health",
+                                      "last probe: 1 healthy, 0.5 degraded, 0 down", labels=["component"])
+        for item in health["components"]:
+            if item["status"] in HEALTH_VALUE:
+                component.add_metric([item["name"]], HEALTH_VALUE[item["status"]])
+        yield component
+        score = GaugeMetricFamily("reliability_health_score", "weighted health score of the last round (0-100)")
+        if health["score"] is not None:
+            score.add_metric([], health["score"])
+        yield score
+
+        yield GaugeMetricFamily("reliability_test_running", "1 while the test is spawning or running",
+                                value=float(state["runner_state"] in RUNNING_STATES))
+
+
+def metrics_registry(live: Any) -> CollectorRegistry:
+    """A fresh registry holding only the reliability collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ReliabilityCollector(live))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

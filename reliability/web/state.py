@@ -1,0 +1,344 @@
+"""The live state behind the web UI tabs, the charts page and ``/metrics``: one JSON-ready dict.
+
+Pure (no locust, gevent or flask): it reads the plugin's public state (``store``, ``sla``,
+``live``, ``started_at``, ``scenario`` and the extensions named ``schedule``, ``health`` and
+``alerts``) through duck typing, so tests hand it a stand-in. Everything it returns has been
+scrubbed of the scenario's secrets (DSNs, URLs with passwords, webhook URLs), and it reads only
+closed seconds, ``lag_s`` behind, like the plugin's live verdict.
+
+Example::
+
+    live = LiveState(plugin, lag_s=1)
+    state = live.state()              # computed at most once a second, then cached
+    state["sla"]["criteria"][0]       # {"name": "uptime", "actual": 1.0, "passed": True, ...}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+from reliability.alerts import CountSeries, budget_ratio_for, budget_remaining, burn_rate
+from reliability.config import percentile_label
+from reliability.metrics.windows import WindowStore
+
+STATE_VERSION = 1
+CHART_S = 900  # seconds of per-second rows kept for the charts (the page shows the last 600)
+MAX_ENDPOINTS = 200
+MAX_EVENTS = 20
+MASK = "***"
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return round(value, digits)
+
+
+def _secrets_in(model: Any, out: list[str]) -> None:
+    if isinstance(model, SecretStr):
+        out.append(model.get_secret_value())
+    elif isinstance(model, BaseModel):
+        for value in model.__dict__.values():
+            _secrets_in(value, out)
+    elif isinstance(model, list | tuple):
+        for value in model:
+            _secrets_in(value, out)
+    elif isinstance(model, dict):
+        for value in model.values():
+            _secrets_in(value, out)
+
+
+def scenario_secrets(scenario: Any) -> tuple[str, ...]:
+    """Secret values of a scenario: every ``SecretStr``, the target's DSN and Redis URL, and the
+    passwords inside URLs; longest first, so a DSN is replaced whole before its password."""
+    from reliability.target.config import _password_of
+
+    found: list[str] = []
+    _secrets_in(scenario, found)
+    target = getattr(scenario, "target", None)
+    for value in (getattr(target, "dsn", None), getattr(target, "redis_url", None)):
+        if value:
+            found.append(str(value))
+    for value in list(found):
+        password = _password_of(value)
+        if password:
+            found.append(password)
+    return tuple(sorted({s for s in found if len(s) >= 3}, key=len, reverse=True))
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+class ChartSeries:
+    """Per-second rows for the charts (``[t, requests, failures, users, latency_ms]``), the last
+    :data:`CHART_S` seconds; plus whole-run request and failure counts."""
+
+    def __init__(self, start_t: int, quantile: float) -> None:
+        self.start_t = start_t
+        self.quantile = quantile
+        self.rows: deque[list[Any]] = deque(maxlen=CHART_S)
+        self.counts = CountSeries(start_t)
+
+    def sync(self, store: WindowStore, end_t: int) -> None:
+        """Read the seconds ``[counts.end_t, end_t)`` from the store (each second once)."""
+        begin = self.counts.end_t
+        if end_t <= begin:
+            return
+        for second in store.snapshot(begin, end_t).seconds:
+            self.counts.add(second.t, second.requests, second.failures)
+        self.counts.extend_to(end_t)
+        # per-second latency exists only in the store's fine windows: older seconds are not charted
+        fine_from = end_t - max(10, store.fine_horizon_s - 60)
+        for t in range(max(begin, end_t - CHART_S, fine_from), end_t):
+            snap = store.snapshot(t, t + 1)
+            users = snap.seconds[0].users if snap.seconds else None
+            if not snap.total.requests and users is None:
+                continue
+            self.rows.append([t, snap.total.requests, snap.total.failures, users,
+                              _r(snap.total.latency_ms(self.quantile), 3)])
+
+
+def _extension(plugin: Any, name: str) -> Any:
+    for ext in getattr(plugin, "extensions", ()):
+        if getattr(ext, "name", None) == name:
+            return ext
+    return None
+
+
+def _criterion(c: Any) -> dict[str, Any]:
+    return {"name": c.name, "scope": c.scope, "comparator": c.comparator, "threshold": _r(c.threshold, 6),
+            "actual": _r(c.actual, 6), "passed": bool(c.passed), "unit": "ms" if c.name.endswith("_ms") else "ratio"}
+
+
+class LiveState:
+    """Computes the live state of ``plugin``; see the module docstring.
+
+    ``runner_state`` returns Locust's runner state (ready, spawning, running, stopped ...).
+    """
+
+    def __init__(self, plugin: Any, *, lag_s: int = 1, clock: Callable[[], float] = time.time,
+                 runner_state: Callable[[], str | None] = lambda: None, links: dict[str, str] | None = None,
+                 min_interval_s: float = 1.0) -> None:
+        self.plugin = plugin
+        self.lag_s = lag_s
+        self.clock = clock
+        self.runner_state = runner_state
+        self.links = dict(links or {})
+        self.min_interval_s = min_interval_s
+        self._series: ChartSeries | None = None
+        self._series_key: tuple[int, int] | None = None
+        self._cached: dict[str, Any] | None = None
+        self._cached_at = -math.inf
+
+    # -- public --------------------------------------------------------------------------------------
+
+    def state(self, now: float | None = None) -> dict[str, Any]:
+        """The state (scrubbed); recomputed when older than ``min_interval_s``."""
+        now = self.clock() if now is None else now
+        if self._cached is None or now - self._cached_at >= self.min_interval_s or now < self._cached_at:
+            raw = self._compute(now)
+            secrets = scenario_secrets(getattr(self.plugin, "scenario", None))
+            self._cached = json.loads(scrub(json.dumps(raw), [json.dumps(s)[1:-1] for s in secrets]))
+            self._cached_at = now
+        return self._cached
+
+    def invalidate(self) -> None:
+        """Forget the cached state (after a fault control changed something)."""
+        self._cached = None
+
+    def json(self, since: int | None = None, now: float | None = None) -> str:
+        """The state as JSON; ``since`` keeps only chart rows from that second on."""
+        state = self.state(now)
+        if since is not None:
+            series = state["series"]
+            state = {**state, "series": {**series, "rows": [r for r in series["rows"] if r[0] >= since]}}
+        return json.dumps(state, allow_nan=False)
+
+    # -- the parts -----------------------------------------------------------------------------------
+
+    def _compute(self, now: float) -> dict[str, Any]:
+        plugin = self.plugin
+        started = getattr(plugin, "started_at", None)
+        sla = plugin.sla
+        tier = sla.all_tiers()[sla.tier]
+        alerts_ext = _extension(plugin, "alerts")
+        budget = getattr(alerts_ext, "budget_ratio", None) if alerts_ext is not None else None
+        if budget is None:
+            budget = budget_ratio_for(None, tier.error_ratio, tier.uptime_ratio)
+        end = int(now) - self.lag_s + 1
+        window_s = int(sla.rolling_window_s)
+        out: dict[str, Any] = {
+            "version": STATE_VERSION,
+            "now": round(now, 3),
+            "runner_state": self.runner_state(),
+            "role": getattr(plugin, "role", None),
+            "run": {
+                "started_at": started,
+                "ended_at": getattr(plugin, "ended_at", None),
+                "elapsed_s": None if started is None else round(now - started, 1),
+                "scenario": getattr(plugin.scenario, "name", None),
+                "data_until": end,
+            },
+            "links": self.links,
+        }
+        series = self._sync(plugin, started, end, sla.percentile / 100.0)
+        out["sla"] = self._sla(plugin, window_s)
+        out["endpoints"] = self._endpoints(plugin, started, end, window_s, sla.percentile / 100.0, budget)
+        out["budget"] = self._budget(series, started, end, window_s, budget)
+        out["alerts"] = self._alerts(alerts_ext)
+        out["faults"] = self._faults(_extension(plugin, "schedule"), now)
+        out["health"] = self._health(_extension(plugin, "health"))
+        latency = tier.latency_thresholds(sla.percentile).get(sla.percentile)
+        out["series"] = {
+            "columns": ["t", "requests", "failures", "users", f"{percentile_label(sla.percentile)}_ms"],
+            "latency_threshold_ms": latency,
+            "error_threshold": tier.error_ratio,
+            "rows": list(series.rows) if series is not None else [],
+        }
+        return out
+
+    def _sync(self, plugin: Any, started: float | None, end: int, quantile: float) -> ChartSeries | None:
+        if started is None:
+            return None
+        key = (id(plugin.store), int(started))
+        if self._series is None or self._series_key != key or self._series.quantile != quantile:
+            self._series = ChartSeries(int(started), quantile)
+            self._series_key = key
+        self._series.sync(plugin.store, end)
+        return self._series
+
+    def _sla(self, plugin: Any, window_s: int) -> dict[str, Any]:
+        sla = plugin.sla
+        live = getattr(plugin, "live", None)
+        out: dict[str, Any] = {"tier": sla.tier, "percentile": percentile_label(sla.percentile),
+                               "window_s": window_s, "tiers_defined": list(sla.all_tiers())}
+        if live is None:
+            return {**out, "evaluated": False, "passed": None, "criteria": [], "tiers": [], "requests": 0,
+                    "failures": 0, "highest_tier_met": None, "next_tier": None, "blocked_by": [],
+                    "inconclusive": [], "uptime": None}
+        return {
+            **out,
+            "evaluated": True,
+            "passed": bool(live.passed) if live.requests else None,
+            "criteria": [_criterion(c) for c in live.criteria],
+            "tiers": [{"tier": t.tier, "passed": bool(t.passed)} for t in live.tiers],
+            "highest_tier_met": live.highest_tier_met,
+            "next_tier": live.next_tier,
+            "blocked_by": [c.describe() for c in live.blocked_by],
+            "requests": live.requests,
+            "failures": live.failures,
+            "inconclusive": list(live.inconclusive),
+            "uptime": _r(live.uptime.ratio, 6),
+        }
+
+    def _endpoints(self, plugin: Any, started: float | None, end: int, window_s: int, quantile: float,
+                   budget: float | None) -> list[dict[str, Any]]:
+        if started is None:
+            return []
+        start = max(end - window_s, int(started))
+        if end <= start:
+            return []
+        snap = plugin.store.snapshot(start, end)
+        rows = []
+        for ep in [*snap.endpoints[:MAX_ENDPOINTS], snap.total]:
+            rows.append({"type": ep.request_type, "name": ep.name, "component": ep.component,
+                         "requests": ep.requests, "failures": ep.failures,
+                         "error_ratio": _r(ep.error_ratio, 6) if ep.requests else None,
+                         "latency_ms": _r(ep.latency_ms(quantile), 3) if ep.requests else None,
+                         "rps": round(ep.requests / (end - start), 3),
+                         "burn_rate": _r(burn_rate(ep.requests, ep.failures, budget))})
+        return rows
+
+    def _budget(self, series: ChartSeries | None, started: float | None, end: int, window_s: int,
+                budget: float | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"budget_ratio": budget, "slo": None if budget is None else _r(1 - budget, 6),
+                               "window_s": window_s, "remaining": None, "burn_rate": None,
+                               "run_requests": 0, "run_failures": 0}
+        if series is None or started is None:
+            return out
+        requests, failures = series.counts.counts(int(started), end)
+        w_requests, w_failures = series.counts.counts(max(int(started), end - window_s), end)
+        out.update(remaining=_r(budget_remaining(requests, failures, budget), 6),
+                   burn_rate=_r(burn_rate(w_requests, w_failures, budget)),
+                   run_requests=requests, run_failures=failures)
+        return out
+
+    def _alerts(self, ext: Any) -> dict[str, Any]:
+        if ext is None or getattr(ext, "alerts", None) is None:
+            return {"configured": ext is not None, "severity": None, "level": None, "rules": [], "burn_rates": [],
+                    "events": [], "webhooks": 0}
+        alerts = ext.alerts
+        return {
+            "configured": True,
+            "severity": alerts.severity,
+            "level": alerts.level,
+            "rules": [r.to_dict() for r in ext.rules],
+            "burn_rates": [b.to_dict() for b in alerts.last_burns],
+            "events": [{k: v for k, v in e.items() if k != "burn_rates"} for e in ext.entries[-MAX_EVENTS:]],
+            "webhooks": len(ext.webhooks),
+            "run_length_s": ext.run_length_s,
+        }
+
+    def _faults(self, ext: Any, now: float) -> dict[str, Any]:
+        runs = list(getattr(ext, "runs", ()) or ())
+        started = getattr(ext, "started_at", None) or 0.0
+        items = []
+        for run in runs:
+            spec = run.spec
+            planned_start = started + spec.at_s
+            injected = run.injected_at if run.injected_at is not None else run.inject_started_at
+            due = getattr(run, "revert_due_at", None)  # injected on demand: held hold_s from then
+            if due is None:
+                due = started + spec.end_s
+            active = run.state in ("injecting", "active", "reverting")
+            items.append({
+                "name": run.name,
+                "type": spec.type,
+                "kind": getattr(run.fault, "kind", None) if run.fault is not None else None,
+                "state": run.state,
+                "active": active,
+                "at_s": spec.at_s,
+                "hold_s": spec.hold_s,
+                "starts_in_s": _r(planned_start - now, 1) if run.state == "pending" else None,
+                "time_left_s": _r(max(0.0, due - now), 1) if active else None,
+                "injected_at_s": _r(injected - started, 1) if injected is not None else None,
+                "reverted_at_s": _r(run.reverted_at - started, 1) if run.reverted_at is not None else None,
+                "error": run.inject_error or run.revert_error or run.build_error,
+            })
+        return {"configured": ext is not None, "can_inject": ext is not None and hasattr(ext, "inject_now"),
+                "can_revert": ext is not None and hasattr(ext, "revert_all"),
+                "active": sum(i["active"] for i in items), "items": items}
+
+    def _health(self, ext: Any) -> dict[str, Any]:
+        timeline = getattr(ext, "timeline", None)
+        rounds = getattr(timeline, "rounds", None) or []
+        out: dict[str, Any] = {"configured": ext is not None, "status": None, "score": None, "at": None,
+                               "rounds": len(rounds), "components": [], "root_causes": []}
+        if not rounds:
+            infos = getattr(timeline, "components", {}) or {}
+            out["components"] = [{"name": n, "status": None, "latency_ms": None, "detail": "not probed yet",
+                                  "critical": getattr(i, "critical", True), "role": None} for n, i in infos.items()]
+            return out
+        report = rounds[-1].report
+        diagnosis = report.diagnosis
+        infos = getattr(timeline, "components", {}) or {}
+        components = []
+        for name, result in report.results.items():
+            role = ("root cause" if name in diagnosis.root_causes else "affected" if name in diagnosis.affected
+                    else "held" if name in diagnosis.held else None)
+            info = infos.get(name)
+            components.append({"name": name, "status": result.status.value, "latency_ms": _r(result.latency_ms, 1),
+                               "detail": result.detail, "critical": getattr(info, "critical", True), "role": role})
+        out.update(status=report.status.value, score=_r(report.score, 2), at=round(report.at, 3),
+                   components=components, root_causes=list(diagnosis.root_causes))
+        return out

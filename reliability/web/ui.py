@@ -1,0 +1,207 @@
+"""The Locust web UI extension: SLA, Faults and Health tabs, the live charts page with the fault
+buttons, its JSON state and ``/metrics``. Runs in the web UI's process, the master or the local
+runner (gevent), and is installed by the plugin in ``init`` when ``environment.web_ui`` exists::
+
+    install_web_ui(environment.web_ui, plugin)
+
+Routes, all under Locust's ``--web-base-path``:
+
+* ``/reliability/`` the charts page (its ``live.js`` and ``live.css`` next to it);
+* ``/reliability/state.json[?since=EPOCH_S]`` what the page polls;
+* ``POST /reliability/faults/inject`` (``{"name": ...}``) and ``POST /reliability/faults/revert``;
+* ``/metrics`` in the Prometheus text format.
+
+Everything but ``/metrics`` is behind Locust's web login when ``--web-login`` is on (Prometheus
+cannot log in; ``/metrics`` carries numbers and names, never a secret). The two POST routes also
+refuse requests from another origin (Locust answers CORS preflights for any origin), so a page
+elsewhere cannot inject faults through a logged-in browser.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import gevent
+import jinja2
+from flask import Blueprint, Response, request
+from locust.runners import MasterRunner
+
+from reliability.web.alerting import data_lag_s
+from reliability.web.metrics import CONTENT_TYPE, metrics_registry, render
+from reliability.web.state import LiveState
+from reliability.web.tabs import TABLES, TABS, tab_rows
+
+logger = logging.getLogger("reliability.web")
+
+PAGE = "reliability"
+PAGE_TITLE = "Live SLA charts and fault controls (locust-reliability)"
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
+STATIC = {"live.js": "text/javascript; charset=utf-8", "live.css": "text/css; charset=utf-8"}
+
+
+def _template_env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("reliability.web", "templates"),
+                              autoescape=jinja2.select_autoescape(default=True, default_for_string=True))
+
+
+class ReliabilityWeb:
+    """The routes and hooks of the extension; see the module docstring.
+
+    Example::
+
+        web = ReliabilityWeb(environment.web_ui, plugin, base_path="/locust")
+        web.live.state()["sla"]["passed"]
+    """
+
+    def __init__(self, web_ui: Any, plugin: Any, *, base_path: str | None = None,
+                 templates: jinja2.Environment | None = None) -> None:
+        self.web_ui = web_ui
+        self.plugin = plugin
+        options = plugin.environment.parsed_options
+        base = base_path if base_path is not None else (getattr(options, "web_base_path", None) or "")
+        self.base = base.rstrip("/")
+        self.page_path = f"{self.base}/{PAGE}/"
+        self.templates = templates or _template_env()
+        runner = plugin.environment.runner
+        self.live = LiveState(
+            plugin, lag_s=data_lag_s("master" if isinstance(runner, MasterRunner) else "local"),
+            runner_state=self._runner_state,
+            links={"page": self.page_path, "state": f"{self.page_path}state.json", "metrics": f"{self.base}/metrics",
+                   "locust": f"{self.base}/"})
+        self.registry = metrics_registry(self.live)
+
+    def _runner_state(self) -> str | None:
+        runner = self.plugin.environment.runner
+        state = getattr(runner, "state", None)
+        return None if state is None else str(state)
+
+    # -- installation ------------------------------------------------------------------------------
+
+    def install(self) -> None:
+        web_ui = self.web_ui
+        auth = web_ui.auth_required_if_enabled
+        blueprint = Blueprint("reliability", __name__, url_prefix=self.base or None)
+        blueprint.add_url_rule(f"/{PAGE}/", "page", auth(self.page))
+        blueprint.add_url_rule(f"/{PAGE}/<any(live.js, live.css):name>", "static", auth(self.static))
+        blueprint.add_url_rule(f"/{PAGE}/state.json", "state", auth(self.state))
+        blueprint.add_url_rule(f"/{PAGE}/faults/inject", "inject", auth(self.inject), methods=["POST"])
+        blueprint.add_url_rule(f"/{PAGE}/faults/revert", "revert", auth(self.revert), methods=["POST"])
+        blueprint.add_url_rule("/metrics", "metrics", self.metrics)
+        web_ui.app.register_blueprint(blueprint)
+        web_ui.app.after_request(self.extend_stats)
+        web_ui.template_args["extended_tabs"] = TABS
+        web_ui.template_args["extended_tables"] = TABLES
+        web_ui.template_args["extended_csv_files"] = [
+            {"href": f"./{PAGE}/", "title": PAGE_TITLE},
+            {"href": "./metrics", "title": "Prometheus metrics (locust-reliability)"},
+        ]
+
+    # -- views -------------------------------------------------------------------------------------
+
+    def page(self) -> Response:
+        html = self.templates.get_template("live.html").render(base=self.base, page=self.page_path,
+                                                               title=PAGE_TITLE)
+        response = Response(html, mimetype="text/html")
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def static(self, name: str) -> Response:
+        text = resources.files("reliability.web").joinpath("templates", name).read_text(encoding="utf-8")
+        return Response(text, content_type=STATIC[name])
+
+    def state(self) -> Response:
+        since = request.args.get("since", type=int)
+        response = Response(self.live.json(since=since), mimetype="application/json")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def metrics(self) -> Response:
+        return Response(render(self.registry), content_type=CONTENT_TYPE)
+
+    def extend_stats(self, response: Response) -> Response:
+        if (request.path != f"{self.base}/stats/requests" or response.status_code != 200
+                or response.mimetype != "application/json"):
+            return response
+        try:
+            data = json.loads(response.get_data())
+            data["extended_stats"] = tab_rows(self.live.state(), self.page_path)
+            response.set_data(json.dumps(data))
+        except Exception:  # the tabs must never break Locust's own statistics
+            logger.exception("could not add the reliability tabs to /stats/requests")
+        return response
+
+    # -- fault controls (master / local runner only: this process) ---------------------------------
+
+    def _refused(self) -> Response | None:
+        """Same-origin POSTs only (see the module docstring)."""
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != request.host:
+            return _json({"ok": False, "error": "cross-origin request refused"}, 403)
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            return _json({"ok": False, "error": "cross-site request refused"}, 403)
+        if request.headers.get("X-Reliability") != "1":
+            return _json({"ok": False, "error": "missing X-Reliability header"}, 403)
+        return None
+
+    def _schedule(self) -> Any:
+        for ext in getattr(self.plugin, "extensions", ()):
+            if getattr(ext, "name", None) == "schedule":
+                return ext
+        return None
+
+    def inject(self) -> Response:
+        refused = self._refused()
+        if refused is not None:
+            return refused
+        body = request.get_json(silent=True) or {}
+        name = body.get("name") if isinstance(body, dict) else None
+        schedule = self._schedule()
+        if schedule is None or not getattr(schedule, "runs", None):
+            return _json({"ok": False, "error": "this run has no fault schedule (start a test whose scenario has "
+                                                "faults:)"}, 409)
+        inject_now = getattr(schedule, "inject_now", None)
+        if inject_now is None:
+            return _json({"ok": False, "error": "this fault schedule cannot inject on demand"}, 501)
+        try:
+            inject_now(str(name))  # claims the fault and injects it from a greenlet
+        except ValueError as exc:
+            return _json({"ok": False, "error": str(exc)}, 409)
+        logger.info("web UI: injecting fault %s now", name)
+        self.live.invalidate()  # the next poll shows the new state
+        return _json({"ok": True, "accepted": name}, 202)
+
+    def revert(self) -> Response:
+        refused = self._refused()
+        if refused is not None:
+            return refused
+        schedule = self._schedule()
+        if schedule is None:
+            return _json({"ok": False, "error": "this run has no fault schedule"}, 409)
+        logger.info("web UI: reverting all faults")
+        gevent.spawn(self._call, schedule.revert_all, "reverted from the web UI")
+        self.live.invalidate()
+        return _json({"ok": True, "accepted": "revert all"}, 202)
+
+    @staticmethod
+    def _call(fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # logged; the page shows the fault's state and error
+            logger.exception("web UI fault control failed")
+
+
+def _json(data: dict[str, Any], status: int) -> Response:
+    return Response(json.dumps(data), status=status, mimetype="application/json")
+
+
+def install_web_ui(web_ui: Any, plugin: Any, base_path: str | None = None) -> ReliabilityWeb:
+    """Add the tabs, the page, the fault controls and ``/metrics`` to Locust's web UI."""
+    web = ReliabilityWeb(web_ui, plugin, base_path=base_path)
+    web.install()
+    return web
