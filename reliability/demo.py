@@ -102,6 +102,12 @@ def _fault_schedule(url: str, duration_s: float, latency_ms: float, stop: thread
                   file=sys.stderr, flush=True)
 
 
+def _value(name: str, value: float | None) -> str:
+    if value is None:
+        return "no data"
+    return f"{value:.1f} ms" if name.endswith("_ms") else f"{value * 100:.2f} %"
+
+
 def _terminate(_signum: int, _frame: object) -> None:
     # SIGTERM unwinds like Ctrl-C, so every ``finally`` below reverts the fault and stops the children
     raise KeyboardInterrupt
@@ -150,9 +156,13 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"[demo] SLA {sla['tier']} ({sla['percentile']}): {outcome}; highest tier met: "
           f"{sla['highest_tier_met'] or 'none'}", flush=True)
     for c in sla["blocked_by"]:
-        print(f"[demo]   {sla['next_tier']} blocked by {c['name']} = {c['actual']} (threshold {c['threshold']})")
+        print(f"[demo]   {sla['next_tier']} blocked by {c['name']} = {_value(c['name'], c['actual'])} "
+              f"(needs {c['comparator']} {_value(c['name'], c['threshold'])})")
     print(f"[demo] faults: {'; '.join(fault_log) or 'none'}", flush=True)
     print(f"[demo] run record: {record_path}", flush=True)
+    html = record_path.with_suffix(".html")
+    if html.exists():
+        print(f"[demo] report: {html}", flush=True)
     if code not in (0, 3, 4):
         print(f"[demo] locust exited {code}: something went wrong", file=sys.stderr)
         return 1
