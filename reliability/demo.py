@@ -1,8 +1,9 @@
 """``reliability demo``: the whole product in one command on a fresh machine.
 
 Starts the reference target (embedded store and cache), runs a headless Locust load test with a
-ramp, injects an HTTP latency fault through the target's admin API in the middle of the run and
-reverts it, prints the SLA verdict and the run record's path, and stops everything it started.
+ramp and a scenario whose fault schedule adds latency to the API through the target's admin API
+in the middle of the run (reverted, verified, its recovery measured), prints the SLA verdict, the
+fault's recovery and the paths of the run record and report, and stops everything it started.
 Exit code: 0 when the demo ran end to end (whatever the verdict), 1 when something broke.
 """
 
@@ -14,12 +15,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from reliability.exceptions import TargetError
 
@@ -68,38 +71,32 @@ def _stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes], timeout_s: floa
             proc.wait(timeout_s)
 
 
-def _admin(url: str, method: str, body: dict[str, Any] | None = None) -> None:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{url}/admin/faults", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    token = os.environ.get("RELIABILITY_ADMIN_TOKEN")
-    if token:
-        request.add_header("X-Admin-Token", token)
-    with urllib.request.urlopen(request, timeout=5) as response:
-        response.read()
+def _scenario(url: str, duration_s: float, tier: str, latency_ms: float) -> dict[str, Any]:
+    """The demo's scenario: grade against ``tier`` and add latency to the API mid-run.
+
+    The fault goes through the target's admin API and carries a dead-man timeout, so the target
+    drops it by itself even if this machine loses the process that injected it."""
+    inject_at, hold_s = round(duration_s * 0.45, 1), round(duration_s * 0.2, 1)
+    return {
+        "name": "reliability demo",
+        "description": f"API latency +{latency_ms:g} ms for {hold_s:g} s under a steady load",
+        "sla": {"tier": tier, "status_interval_s": 5},
+        "recovery": {"windows": 2},
+        "faults": [{
+            "name": "api latency",
+            "at_s": inject_at,
+            "hold_s": hold_s,
+            "fault": {"type": "http.latency", "url": url, "latency_ms": latency_ms, "route_prefix": "/api",
+                      "dead_man_s": hold_s + 10},
+        }],
+    }
 
 
-def _fault_schedule(url: str, duration_s: float, latency_ms: float, stop: threading.Event,
-                    log: list[str]) -> None:
-    inject_at, hold_s = duration_s * 0.45, duration_s * 0.2
-    if stop.wait(inject_at):
-        return
-    try:
-        # ttl_s is a dead-man switch: the target drops the fault by itself if we die before reverting
-        _admin(url, "POST", {"latency_ms": latency_ms, "route_prefix": "/api", "ttl_s": hold_s + 5})
-        log.append(f"+{inject_at:.0f}s injected {latency_ms:g} ms latency on /api")
-        print(f"[demo] fault injected: +{latency_ms:g} ms on /api for {hold_s:.0f} s", flush=True)
-        stop.wait(hold_s)
-    except OSError as exc:
-        print(f"[demo] could not inject the fault: {exc}", file=sys.stderr, flush=True)
-    finally:
-        try:
-            _admin(url, "DELETE")
-            log.append(f"+{inject_at + hold_s:.0f}s reverted")
-            print("[demo] fault reverted", flush=True)
-        except OSError as exc:
-            print(f"[demo] revert failed ({exc}); the fault expires by itself within {hold_s + 5:.0f} s",
-                  file=sys.stderr, flush=True)
+def _offset(record: dict[str, Any], at: str | None) -> str:
+    if not at:
+        return "?"
+    started = datetime.fromisoformat(record["run"]["started_at"].replace("Z", "+00:00"))
+    return f"{(datetime.fromisoformat(at.replace('Z', '+00:00')) - started).total_seconds():.0f}s"
 
 
 def _value(name: str, value: float | None) -> str:
@@ -120,31 +117,30 @@ def run_demo(args: argparse.Namespace) -> int:
     print("[demo] starting the reference target (embedded store and cache)", flush=True)
     previous = signal.signal(signal.SIGTERM, _terminate)
     target, url = _start_target()
-    stop = threading.Event()
-    fault_log: list[str] = []
-    faults = threading.Thread(target=_fault_schedule, args=(url, duration_s, args.fault_latency_ms, stop, fault_log),
-                              daemon=True)
+    code = 1
     try:
+        scenario = _scenario(url, duration_s, args.tier, args.fault_latency_ms)
+        fault = scenario["faults"][0]
         print(f"[demo] target ready at {url}; {duration_s:.0f} s load test, ramp to {args.users} users, "
-              f"graded against {args.tier}", flush=True)
+              f"graded against {args.tier}; at +{fault['at_s']:g} s the API gets {args.fault_latency_ms:g} ms "
+              f"slower for {fault['hold_s']:g} s", flush=True)
         env = {**os.environ, "RELIABILITY_DEMO_DURATION_S": str(duration_s), "RELIABILITY_DEMO_USERS": str(args.users)}
         locustfile = Path(__file__).with_name("demo_locustfile.py")
-        cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", url,
-               "--only-summary", "--sla-tier", args.tier, "--sla-status-interval", "5",
-               "--run-record", str(record_path), "--stop-timeout", "2"]
-        faults.start()
-        locust = subprocess.Popen(cmd, env=env)
-        try:
-            code = locust.wait(timeout=duration_s + 120)
-        except subprocess.TimeoutExpired:
-            print("[demo] the load test did not finish in time", file=sys.stderr)
-            return 1
-        finally:
-            _stop(locust)  # a no-op after a normal exit; stops it on timeout, Ctrl-C or SIGTERM
+        with tempfile.TemporaryDirectory(prefix="reliability-demo-") as tmp:
+            scenario_path = Path(tmp) / "demo.yaml"
+            scenario_path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+            cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", url,
+                   "--only-summary", "--scenario", str(scenario_path), "--run-record", str(record_path),
+                   "--stop-timeout", "2"]
+            locust = subprocess.Popen(cmd, env=env)
+            try:
+                code = locust.wait(timeout=duration_s + 120)
+            except subprocess.TimeoutExpired:
+                print("[demo] the load test did not finish in time", file=sys.stderr)
+                return 1
+            finally:
+                _stop(locust)  # a no-op after a normal exit; on timeout, Ctrl-C or SIGTERM it reverts and stops
     finally:
-        stop.set()
-        if faults.is_alive():
-            faults.join(timeout=10)
         _stop(target)
         signal.signal(signal.SIGTERM, previous)
     if not record_path.exists():
@@ -158,7 +154,12 @@ def run_demo(args: argparse.Namespace) -> int:
     for c in sla["blocked_by"]:
         print(f"[demo]   {sla['next_tier']} blocked by {c['name']} = {_value(c['name'], c['actual'])} "
               f"(needs {c['comparator']} {_value(c['name'], c['threshold'])})")
-    print(f"[demo] faults: {'; '.join(fault_log) or 'none'}", flush=True)
+    for f in record.get("faults", []):
+        recovered = f.get("time_to_recover_s")
+        recovery = "not measured" if recovered is None else f"in {recovered:.1f} s"
+        print(f"[demo] fault {f.get('name')}: injected +{_offset(record, f.get('injected_at'))}, reverted "
+              f"+{_offset(record, f.get('reverted_at'))}, recovered {recovery}, graceful "
+              f"{f.get('graceful')}, backend healthy after revert {f.get('verified_healthy')}", flush=True)
     print(f"[demo] run record: {record_path}", flush=True)
     html = record_path.with_suffix(".html")
     if html.exists():

@@ -63,13 +63,17 @@ def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, out[-3000:]
     url = re.search(r"target ready at (\S+);", out)
     assert url is not None
-    assert "[demo] fault injected: +250 ms on /api" in out and "[demo] fault reverted" in out
+    assert "fault api latency: injected at" in out and "fault api latency: reverted at" in out
     verdict = re.search(r"\[demo\] SLA gold \(p95\): (MET|NOT MET|INCONCLUSIVE); highest tier met: (\w+)", out)
     assert verdict is not None, out[-2000:]
     path = Path(re.search(r"\[demo\] run record: (\S+)", out).group(1))  # type: ignore[union-attr]
     record = json.loads(path.read_text())
     assert record["totals"]["requests"] > 500
     assert record["totals"]["max_ms"] >= 250  # the injected latency is in the data
+    (fault,) = record["faults"]
+    assert fault["verified_healthy"] is True and fault["time_to_recover_s"] is not None
+    assert re.search(r"\[demo\] fault api latency: injected \+\d+s, reverted \+\d+s, recovered in", out)
+    assert path.with_suffix(".html").exists()
     assert record["sla"]["highest_tier_met"] == verdict.group(2) or verdict.group(2) == "none"
     assert len(children) >= 2  # the target and locust
     assert not _alive(children)
@@ -78,7 +82,7 @@ def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
 
 def test_sigterm_mid_run_stops_everything(tmp_path: Path) -> None:
     proc = _demo(tmp_path)
-    out, children = _run_watching_children(proc, stop_at="fault injected")
-    assert "[demo] fault injected" in out and "[demo] fault reverted" in out
+    out, children = _run_watching_children(proc, stop_at="fault api latency: injected at")
+    assert "fault api latency: reverted at" in out  # SIGTERM reverts the active fault before anything stops
     assert len(children) >= 2
     assert not _alive(children)
