@@ -286,9 +286,11 @@ class ReliabilityPlugin:
             if node.id in self.lost_workers:
                 continue
             last = self.worker_last_report.get(node.id)
-            self.lost_workers[node.id] = {"id": node.id, "detected_at": iso(now),
-                                          "last_report_at": iso(last) if last else None}
             start = int(last) if last else int(self.started_at or now)
+            origin = int(self.started_at or start)  # the timeline's t = epoch second - origin
+            self.lost_workers[node.id] = {"id": node.id, "detected_at": iso(now),
+                                          "last_report_at": iso(last) if last else None,
+                                          "partial_s": [start - origin, int(now) - origin]}
             self.store.mark_partial(start, int(now) + 1)
             logger.error("worker %s went missing; data since %s is lost, the verdict will be inconclusive",
                          node.id, iso(last) if last else "the start")
@@ -418,8 +420,9 @@ class ReliabilityPlugin:
         verdict = evaluate(snapshot, self.sla)
         reasons = list(self.problems)
         for lost in self.lost_workers.values():
+            first, last_s = lost["partial_s"]
             reasons.append(f"worker {lost['id']} went missing (detected {lost['detected_at']}); its last "
-                           f"reports were lost")
+                           f"reports were lost: seconds +{first}..+{last_s} have partial data")
         for gen in self.generators.values():
             if gen.role != "master" and gen.saturated:
                 peak = max(s[1] for s in gen.samples)
