@@ -12,6 +12,7 @@ from reliability.report.impact import BusinessImpact, cost_from_record, estimate
 from reliability.report.junit import render_junit
 from reliability.report.markdown import render_markdown
 from reliability.report.spec import CostSpec
+from reliability.report.suite import is_suite_record, render_suite
 
 FORMATS = ("html", "junit", "md")
 SUFFIXES = {"html": ".html", "junit": ".junit.xml", "md": ".md"}
@@ -24,7 +25,10 @@ def _impact(record: Record, cost: CostSpec | None) -> BusinessImpact | None:
 
 def render(record: Record, fmt: str, *, cost: CostSpec | None = None) -> str:
     """The record as ``"html"``, ``"junit"`` (XML) or ``"md"``. ``cost`` defaults to the record's
-    own ``cost_model``; without either, business impact is left out."""
+    own ``cost_model``; without either, business impact is left out. A suite's combined record
+    (``kind: suite``) renders as its readiness report."""
+    if is_suite_record(record):
+        return render_suite(record, fmt)
     if fmt == "html":
         return render_html(record, _impact(record, cost))
     if fmt == "junit":

@@ -1,0 +1,162 @@
+"""The executive readiness report of a suite record (``kind: suite``): HTML, Markdown and JUnit XML.
+
+:func:`reliability.report.render` hands suite records here, so ``reliability report SUITE.json`` and
+:func:`reliability.report.write_reports` work on them as on run records. The page shows the
+readiness verdict and what blocks it, the four graded dimensions with their evidence, and one row
+per scenario linking to that scenario's own report. Same safety as the run report: autoescaped
+template, no script, Markdown through :func:`md_escape`, XML through ``ElementTree``.
+
+Example::
+
+    from reliability.report import render
+    html = render(suite_record, "html")   # the same call as for a run record
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+from reliability.report.data import (
+    NA,
+    Record,
+    dicts,
+    fmt_ms,
+    fmt_num,
+    fmt_pct,
+    fmt_s,
+    mapping,
+    text,
+)
+from reliability.report.html import default_environment
+from reliability.report.junit import _case, _clean, _count, _outcome
+from reliability.report.markdown import md_escape
+from reliability.report.readiness import FAIL, NOT_MEASURED, PASS, WARN, Readiness, grade_suite
+from reliability.report.rules import recommend
+
+STATUS_CSS = {PASS: "ok", WARN: "warn", FAIL: "bad", NOT_MEASURED: "na", "ready": "ok", "not ready": "bad",
+              "inconclusive": "warn", "met": "ok", "not met": "bad", "error": "bad", "skipped": "na"}
+_ICONS = {"ready": "✅", "not ready": "❌", "inconclusive": "⚠️", PASS: "✅", WARN: "⚠️", FAIL: "❌",
+          NOT_MEASURED: "➖"}
+TOP_RECOMMENDATIONS = 3
+
+
+def is_suite_record(record: Record) -> bool:
+    return record.get("kind") == "suite"
+
+
+def _report_href(row: Mapping[str, Any]) -> str | None:
+    """The scenario's HTML report, relative to the suite record (its ``record_path`` is)."""
+    path = row.get("record_path")
+    if not isinstance(path, str) or not path.endswith(".json"):
+        return None
+    return PurePath(path).with_suffix(".html").as_posix()
+
+
+def scenario_rows(record: Record) -> list[dict[str, Any]]:
+    """One display row per scenario of the suite (formatted, not escaped)."""
+    out = []
+    for row in dicts(record.get("scenarios")):
+        run = mapping(row.get("record"))
+        sla = mapping(run.get("sla"))
+        totals = mapping(run.get("totals"))
+        status = text(row.get("outcome"), "skipped")
+        mode = text(mapping(run.get("run")).get("mode"), "")
+        workers = mapping(run.get("run")).get("workers")
+        out.append({
+            "index": text(row.get("index")), "name": text(row.get("name")), "kind": text(row.get("kind")),
+            "required": row.get("required") is not False, "outcome": status, "css": STATUS_CSS.get(status, "warn"),
+            "tier": text(sla.get("tier"), NA), "highest_tier": text(sla.get("highest_tier_met"), "none") if sla else NA,
+            "requests": fmt_num(totals.get("requests")), "p95": fmt_ms(totals.get("p95_ms")),
+            "errors": fmt_pct(totals.get("error_ratio"), 3), "rps": fmt_num(totals.get("rps")),
+            "generators": f"{mode} ({fmt_num(workers)} workers)" if mode == "master" else (mode or NA),
+            "duration": fmt_s(row.get("duration_s")), "href": _report_href(row),
+            "problem": text(row.get("problem")),
+            "inconclusive": "; ".join(text(r) for r in sla.get("inconclusive") or []),
+            "recommendations": [r for r in recommend(run) if r.severity != "info"][:TOP_RECOMMENDATIONS] if run else [],
+        })
+    return out
+
+
+def _facts(record: Record, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    suite = mapping(record.get("suite"))
+    counts = {s: sum(1 for r in rows if r["outcome"] == s) for s in ("met", "not met", "inconclusive")}
+    facts = [("started", text(suite.get("started_at"), NA).replace("T", " ").split(".")[0]),
+             ("duration", fmt_s(suite.get("duration_s"))), ("scenarios", str(len(rows))),
+             ("SLA met", str(counts["met"])), ("SLA not met", str(counts["not met"])),
+             ("inconclusive", str(counts["inconclusive"])),
+             ("locust-reliability", text(suite.get("reliability_version"), NA))]
+    if suite.get("interrupted"):
+        facts.append(("interrupted", text(suite.get("interrupted"))))
+    return facts
+
+
+def _context(record: Record, readiness: Readiness) -> dict[str, Any]:
+    suite = mapping(record.get("suite"))
+    rows = scenario_rows(record)
+    return {
+        "title": text(suite.get("name"), "suite"), "description": text(suite.get("description")),
+        "status": readiness.status.upper(), "status_css": STATUS_CSS[readiness.status],
+        "blockers": list(readiness.blockers), "facts": _facts(record, rows), "scenarios": rows,
+        "dimensions": [{"name": d.name, "status": d.status, "css": STATUS_CSS[d.status],
+                        "score": NA if d.score is None else f"{d.score:.0f}", "findings": d.findings}
+                       for d in readiness.dimensions],
+    }
+
+
+def render_suite_html(record: Record) -> str:
+    return default_environment().get_template("suite.html.j2").render(**_context(record, grade_suite(record)))
+
+
+def render_suite_markdown(record: Record) -> str:
+    readiness = grade_suite(record)
+    ctx = _context(record, readiness)
+    e = md_escape
+    out = [f"## {_ICONS[readiness.status]} Production readiness: {readiness.status.upper()} ({e(ctx['title'])})", "",
+           " · ".join(f"{k} {e(v)}" for k, v in ctx["facts"]), ""]
+    if readiness.blockers:
+        out += ["### What blocks production readiness", ""] + [f"- {e(b)}" for b in readiness.blockers] + [""]
+    out += ["### Dimensions", "", "| dimension | status | score | evidence |", "|---|---|---|---|"]
+    out += [f"| {d['name']} | {_ICONS[d['status']]} {d['status']} | {d['score']} | "
+            + ("<br>".join(e(f) for f in d["findings"]) or "n/a") + " |" for d in ctx["dimensions"]]
+    out += ["", "### Scenarios", "", "| # | scenario | kind | result | tier | highest met | p95 | errors | req/s |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    out += [f"| {r['index']} | {e(r['name'])} | {e(r['kind'])} | {e(r['outcome'])} | {e(r['tier'])} | "
+            f"{e(r['highest_tier'])} | {r['p95']} | {r['errors']} | {r['rps']} |" for r in ctx["scenarios"]]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_suite_junit(record: Record) -> str:
+    """One testcase per dimension (a failed or unmeasured one fails) and one per scenario (an
+    inconclusive, failed-to-run or skipped one is an error)."""
+    readiness = grade_suite(record)
+    name = text(mapping(record.get("suite")).get("name"), "suite")
+    root = ET.Element("testsuites", name=_clean(f"readiness {name}"))
+    dims = ET.SubElement(root, "testsuite", name="readiness")
+    for d in readiness.dimensions:
+        case = _case(dims, "readiness", d.name)
+        if d.status in (FAIL, NOT_MEASURED):
+            blockers = [b for b in readiness.blockers if b.startswith(f"{d.name}:")]
+            _outcome(case, "failure", "; ".join(blockers) or d.status, "\n".join(d.findings))
+    scenarios = ET.SubElement(root, "testsuite", name="scenarios")
+    for r in scenario_rows(record):
+        case = _case(scenarios, f"scenario.{r['kind']}", f"{r['index']} {r['name']}")
+        if r["outcome"] in ("inconclusive", "error", "skipped") and r["required"]:
+            _outcome(case, "error", f"{r['outcome']}: {r['inconclusive'] or r['problem'] or 'no record'}")
+    for suite in (dims, scenarios):
+        _count(suite)
+    for key in ("tests", "failures", "errors", "skipped"):
+        root.set(key, str(sum(int(s.get(key) or 0) for s in (dims, scenarios))))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def render_suite(record: Record, fmt: str) -> str:
+    """A suite record as ``"html"``, ``"junit"`` or ``"md"``."""
+    renderers = {"html": render_suite_html, "junit": render_suite_junit, "md": render_suite_markdown}
+    if fmt not in renderers:
+        raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(renderers)}")
+    return renderers[fmt](record)
+
