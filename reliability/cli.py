@@ -41,6 +41,8 @@ def _add_validate(parser: argparse.ArgumentParser) -> None:
 # (command, help, module, function adding its arguments, function running it). Modules are
 # imported when the parser is built, never locust: these commands run outside a Locust process.
 COMMANDS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("run", "run a scenario or a suite: a master and local workers (or --workers 0, --master, --worker)",
+     "reliability.runner.cli", "add_arguments", "run"),
     ("validate", "check scenario files; errors name file and field", "reliability.cli", "_add_validate",
      "_cmd_validate"),
     ("demo", "start the reference target, run a graded load test with a fault, clean up", "reliability.demo",

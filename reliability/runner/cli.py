@@ -1,0 +1,332 @@
+"""``reliability run SCENARIO|SUITE``: Locust as a local swarm (a master and N workers on this
+machine, the default), a local runner (``--workers 0``), or one side of a multi-host swarm
+(``--master`` here, ``--worker`` on the load machines).
+
+The master (or local runner) grades the run and writes the record and reports, exactly as a plain
+``locust`` run with the plugin does; this command starts the processes, streams the master's
+output (the live SLA status), stops everything in order on Ctrl-C or SIGTERM, prints a summary and
+exits with the master's code: 0 met, 3 not met, 4 inconclusive (also when the workers did not all
+connect in time, or every worker exited before the run ended).
+
+Example::
+
+    reliability run scenarios/api_gold.yaml -f locustfiles/api.py --workers 2
+    reliability run scenarios/suite_readiness.yaml        # a suite: scenarios in order, one record
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from reliability.config import parse_duration_s
+from reliability.exceptions import ReliabilityError, ScenarioError
+from reliability.record import read_record
+from reliability.runner.commands import (
+    DEFAULT_MASTER_PORT,
+    MasterSettings,
+    RunOverrides,
+    RunPlan,
+    local_command,
+    master_command,
+    plan_run,
+    shell_line,
+    worker_command,
+)
+from reliability.runner.swarm import Outcome, Swarm, stop_requests
+from reliability.suite import read_run_file
+
+WORKERS_ENV = "RELIABILITY_WORKERS"
+EXIT_INCONCLUSIVE = 4
+EXIT_USAGE = 2
+OUTCOMES = {0: "MET", 3: "NOT MET", 4: "INCONCLUSIVE"}
+
+
+def default_workers(environ: Mapping[str, str] = os.environ) -> int:
+    """``$RELIABILITY_WORKERS``, else one worker per CPU this process may use."""
+    value = environ.get(WORKERS_ENV)
+    if value:
+        try:
+            count = int(value)
+        except ValueError:
+            raise ReliabilityError(f"{WORKERS_ENV} must be a whole number, got {value!r}") from None
+        if count < 0:
+            raise ReliabilityError(f"{WORKERS_ENV} must be >= 0, got {count}")
+        return count
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class SwarmSettings:
+    """Which processes to run and how: ``role`` is ``swarm`` (master + workers here), ``local``,
+    ``master`` (workers elsewhere) or ``worker`` (to a master elsewhere)."""
+
+    role: str
+    workers: int
+    master_host: str = "127.0.0.1"
+    master_port: int = DEFAULT_MASTER_PORT
+    bind_host: str = "127.0.0.1"
+    bind_port: int | None = None
+    expect_timeout_s: float = 60.0
+    stop_timeout_s: float = 60.0
+    web_host: str = "127.0.0.1"
+    web_port: int | None = None
+    rebalance: bool = True
+
+    def with_workers(self, workers: int) -> SwarmSettings:
+        """The same settings for ``workers`` workers (``swarm`` becomes ``local`` at 0)."""
+        role = self.role
+        if role in ("swarm", "local"):
+            role = "swarm" if workers > 0 else "local"
+        return replace(self, role=role, workers=workers)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One run's end: the exit code we report and the record it wrote (None when it wrote none)."""
+
+    exit_code: int
+    record: Mapping[str, Any] | None
+    outcome: Outcome | None = None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="SCENARIO|SUITE", help="scenario YAML, or a suite YAML listing scenarios")
+    role = parser.add_mutually_exclusive_group()
+    role.add_argument("--master", action="store_true",
+                      help="run only the master here; --workers N workers connect from other hosts")
+    role.add_argument("--worker", action="store_true",
+                      help="run only --workers N workers here, connecting to --master-host")
+    parser.add_argument("-w", "--workers", type=int, default=None,
+                        help=f"worker processes (default ${WORKERS_ENV}, else one per CPU); 0 runs a local runner")
+    parser.add_argument("-f", "--locustfile", default=None, help="locustfile (default: the scenario's load.locustfile)")
+    parser.add_argument("-H", "--host", default=None, help="target URL (default: the scenario's target.host)")
+    parser.add_argument("-u", "--users", type=int, default=None, help="users (default: the scenario's load.users)")
+    parser.add_argument("-r", "--spawn-rate", type=float, default=None, help="users started per second")
+    parser.add_argument("-t", "--run-time", default=None, help="run length, e.g. 90s or 5m (default: load.run_time_s)")
+    parser.add_argument("--sla-tier", default=None, help="SLA tier to grade against (default: the scenario's)")
+    parser.add_argument("--run-record", default=None,
+                        help="record path (default reports/run-<UTC>.json; a suite's: reports/suite-<UTC>.json)")
+    parser.add_argument("--master-host", default="127.0.0.1", help="--worker: the master's address (127.0.0.1)")
+    parser.add_argument("--master-port", type=int, default=DEFAULT_MASTER_PORT,
+                        help=f"--worker: the master's port ({DEFAULT_MASTER_PORT})")
+    parser.add_argument("--master-bind-host", default=None,
+                        help="--master: address to listen on for workers (default: all); a local swarm uses 127.0.0.1")
+    parser.add_argument("--master-bind-port", type=int, default=None,
+                        help=f"port the master listens on (--master: {DEFAULT_MASTER_PORT}; local swarm: a free one)")
+    parser.add_argument("--expect-workers-timeout", type=float, default=60.0,
+                        help="seconds to wait for every worker to connect; then exit 4 (60)")
+    parser.add_argument("--stop-timeout", type=float, default=60.0,
+                        help="seconds the master may take to stop after Ctrl-C/SIGTERM before it is killed (60)")
+    parser.add_argument("--web-port", type=int, default=None,
+                        help="serve the master's web UI (and /metrics) on this port instead of running headless")
+    parser.add_argument("--web-host", default="127.0.0.1", help="address of the web UI (127.0.0.1)")
+    parser.add_argument("--no-rebalancing", action="store_true",
+                        help="do not re-spread users when a worker joins or goes missing")
+    parser.add_argument("--locust-stats", action="store_true", help="also print Locust's request table while running")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands that would run, then exit")
+
+
+def overrides_from_args(args: argparse.Namespace) -> RunOverrides:
+    run_time_s = None
+    if args.run_time is not None:
+        try:
+            run_time_s = parse_duration_s(args.run_time)
+        except ValueError as exc:
+            raise ReliabilityError(f"--run-time: {exc}") from None
+    return RunOverrides(locustfile=args.locustfile, host=args.host, users=args.users, spawn_rate=args.spawn_rate,
+                        run_time_s=run_time_s, run_record=args.run_record, sla_tier=args.sla_tier,
+                        locust_stats=args.locust_stats)
+
+
+def settings_from_args(args: argparse.Namespace, workers: int | None = None) -> SwarmSettings:
+    """The process layout the command line asks for; ``workers`` is the scenario's own count, used
+    when ``--workers`` is not given."""
+    count = args.workers if args.workers is not None else workers
+    if args.master:
+        if count is None and not os.environ.get(WORKERS_ENV):
+            raise ReliabilityError(f"--master needs the number of workers to wait for: --workers N or ${WORKERS_ENV}")
+        role = "master"
+    else:
+        role = "worker" if args.worker else "swarm"
+    if count is None:
+        count = default_workers()
+    if count < 0:
+        raise ReliabilityError("--workers must be >= 0")
+    if role in ("master", "worker") and count == 0:
+        raise ReliabilityError(f"--{role} needs at least one worker")
+    return SwarmSettings(
+        role=role, workers=count, master_host=args.master_host, master_port=args.master_port,
+        bind_host=args.master_bind_host or ("*" if role == "master" else "127.0.0.1"),
+        bind_port=args.master_bind_port, expect_timeout_s=args.expect_workers_timeout,
+        stop_timeout_s=args.stop_timeout, web_host=args.web_host, web_port=args.web_port,
+        rebalance=not args.no_rebalancing,
+    ).with_workers(count)
+
+
+def commands(plan: RunPlan, settings: SwarmSettings) -> tuple[list[str] | None, list[list[str]]]:
+    """(the lead's command or None, the workers' commands) for this layout."""
+    if settings.role == "local":
+        return local_command(plan), []
+    if settings.role == "worker":
+        return None, [worker_command(plan, settings.master_host, settings.master_port)] * settings.workers
+    port = settings.bind_port or (free_port() if settings.role == "swarm" else DEFAULT_MASTER_PORT)
+    master = MasterSettings(workers=settings.workers, bind_host=settings.bind_host, bind_port=port,
+                            expect_timeout_s=settings.expect_timeout_s, rebalance=settings.rebalance,
+                            web_host=settings.web_host, web_port=settings.web_port)
+    workers = [worker_command(plan, "127.0.0.1", port)] * settings.workers if settings.role == "swarm" else []
+    return master_command(plan, master), workers
+
+
+def _describe(settings: SwarmSettings) -> str:
+    return {
+        "local": "a local runner",
+        "swarm": f"a master and {settings.workers} local worker process(es)",
+        "master": f"a master waiting for {settings.workers} worker(s) from other hosts",
+        "worker": f"{settings.workers} worker process(es) for the master at "
+                  f"{settings.master_host}:{settings.master_port}",
+    }[settings.role]
+
+
+def _fresh_record(path: Path, since: float) -> Mapping[str, Any] | None:
+    """The record at ``path`` if this run wrote it (not a stale one from an earlier run)."""
+    try:
+        if path.stat().st_mtime < since - 1:
+            return None
+        return read_record(path)
+    except (OSError, ValueError):
+        return None
+
+
+def partial_ranges(record: Mapping[str, Any]) -> list[tuple[int, int]]:
+    """The seconds (since start) flagged partial in the record's timeline, as inclusive ranges."""
+    seconds = sorted(int(row["t"]) for row in record.get("timeline") or [] if row.get("partial"))
+    ranges: list[tuple[int, int]] = []
+    for t in seconds:
+        if ranges and t == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], t)
+        else:
+            ranges.append((t, t))
+    return ranges
+
+
+def summarize(record: Mapping[str, Any], path: Path) -> list[str]:
+    """The lines printed after a run: verdict, workers lost and joined, partial data, record path."""
+    sla = record.get("sla") or {}
+    lines = [f"SLA {sla.get('tier')} ({sla.get('percentile')}): {OUTCOMES.get(sla.get('exit_code', -1), '?')}; "
+             f"highest tier met: {sla.get('highest_tier_met') or 'none'}"]
+    lines += [f"  inconclusive: {reason}" for reason in sla.get("inconclusive") or []]
+    workers = record.get("workers") or {}
+    if workers.get("seen"):
+        lines.append(f"workers seen: {len(workers['seen'])}")
+    for lost in workers.get("lost") or []:
+        lines.append(f"worker lost: {lost.get('id')} (detected {lost.get('detected_at')}, "
+                     f"last report {lost.get('last_report_at') or 'never'})")
+    for joined in workers.get("joined") or []:
+        lines.append(f"worker joined mid-run: {joined.get('id')} at {joined.get('at')}; counted from its join")
+    ranges = partial_ranges(record)
+    if ranges:
+        shown = ", ".join(f"+{a}s" if a == b else f"+{a}..+{b}s" for a, b in ranges)
+        count = sum(b - a + 1 for a, b in ranges)
+        lines.append(f"partial data (a worker's reports lost) in {count} second(s): {shown}")
+    lines.append(f"run record: {path} (reports next to it)")
+    return lines
+
+
+def execute(plan: RunPlan, settings: SwarmSettings, received: list[int], *, env: Mapping[str, str] | None = None,
+            out: TextIO | None = None) -> Execution:
+    """Run one scenario's processes to the end; see the module docstring for the exit code."""
+    swarm = Swarm(out, env, stop_timeout_s=settings.stop_timeout_s, received=received)
+    lead_cmd, worker_cmds = commands(plan, settings)
+    started = time.time()
+    swarm.say(f"{plan.scenario.name}: {_describe(settings)}; locustfile {plan.locustfile}"
+              + (f", host {plan.host}" if plan.host else ""))
+    try:
+        lead = swarm.spawn(settings.role if settings.role != "swarm" else "master", lead_cmd, lead=True) \
+            if lead_cmd is not None else None
+        workers = [swarm.spawn(f"worker-{i}", cmd, prefix=f"[worker-{i}] ") for i, cmd in enumerate(worker_cmds, 1)]
+        swarm.start_readers()
+        outcome = swarm.supervise(lead, workers)
+    finally:
+        swarm.shutdown()
+    if lead_cmd is None:
+        swarm.say(f"workers done (exit {outcome.exit_code})")
+        return Execution(outcome.exit_code, None, outcome)
+    record = _fresh_record(plan.record_path, started)
+    code = outcome.exit_code
+    if outcome.gave_up_waiting:
+        swarm.say(f"not every one of the {settings.workers} worker(s) connected within "
+                  f"{settings.expect_timeout_s:g} s: inconclusive")
+        code = EXIT_INCONCLUSIVE
+    elif record is None and outcome.workers_gone:
+        swarm.say("every worker exited before the run ended and no record was written: inconclusive")
+        code = EXIT_INCONCLUSIVE
+    if record is not None:
+        for line in summarize(record, plan.record_path):
+            swarm.say(line)
+    elif code in OUTCOMES:
+        swarm.say(f"no run record was written to {plan.record_path}")
+    swarm.say(f"exit {code}" + (f" ({OUTCOMES[code]})" if code in OUTCOMES else ""))
+    return Execution(code, record, outcome)
+
+
+def print_dry_run(plan: RunPlan, settings: SwarmSettings, out: TextIO) -> None:
+    lead, workers = commands(plan, settings)
+    out.write(f"# {plan.scenario.name}: {_describe(settings)}\n")
+    for command in ([lead] if lead else []) + workers:
+        out.write(shell_line(command) + "\n")
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """The ``reliability run`` command (see the module docstring)."""
+    out = out or sys.stdout
+    try:
+        suite, scenario = read_run_file(args.file)
+        overrides = overrides_from_args(args)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INCONCLUSIVE
+    if suite is not None:
+        from reliability.runner.sequence import run_suite
+
+        return run_suite(suite, args, overrides, out)
+    try:
+        plan = plan_run(args.file, overrides, scenario)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INCONCLUSIVE
+    settings = settings_from_args(args)
+    if args.dry_run:
+        print_dry_run(plan, settings, out)
+        return 0
+    with stop_requests() as received:
+        return execute(plan, settings, received, out=out).exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry: ``python -m reliability.runner.cli SCENARIO ...``."""
+    parser = argparse.ArgumentParser(prog="reliability run")
+    add_arguments(parser)
+    try:
+        return run(parser.parse_args(argv))
+    except ReliabilityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
