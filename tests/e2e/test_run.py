@@ -61,11 +61,13 @@ def _keep(request_type, name, response_time, exception=None, **_kw):
     samples.append([time.time(), request_type, name, response_time, exception is not None])
 
 
-@events.test_start.add_listener
-def _who(environment, **_kw):
-    if not isinstance(environment.runner, MasterRunner):
+@events.init.add_listener
+def _who(environment, runner=None, **_kw):
+    # at init, not test_start: a worker joining mid-run can get its spawn (and test_start) while it
+    # is still connecting, before environment.runner is set
+    if not isinstance(runner, MasterRunner):
         with open(os.path.join(OUT, f"{os.getpid()}.id"), "w") as fh:
-            fh.write(getattr(environment.runner, "client_id", "local"))
+            fh.write(getattr(runner, "client_id", "local"))
 
 
 @events.quitting.add_listener
@@ -314,6 +316,20 @@ def test_ctrl_c_on_a_local_runner_still_grades_and_writes_the_record(backed_targ
     [local] = samples(run.samples).values()
     assert record["run"]["mode"] == "local" and record["totals"]["requests"] == len(local)
     assert "SIGINT: stopping the local" in run.output
+
+
+def test_its_processes_die_with_it_even_when_it_is_killed(backed_target: TargetServer,  # noqa: F811
+                                                          runs: list[Run], tmp_path: Path) -> None:
+    path = scenario(tmp_path, "users: 2, spawn_rate: 2, run_time_s: 60s")
+    run, _ = start(runs, tmp_path, path, "--workers", "1", "--host", backed_target.url)
+    run.workers(1)
+    run.wait_for("SLA live")
+    assert len(run.children()) == 2
+    run.proc.kill()  # no chance to clean up: the children get SIGTERM from the kernel (PR_SET_PDEATHSIG)
+    deadline = time.monotonic() + 20
+    while run.leftovers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert run.leftovers() == []
 
 
 def test_workers_that_never_connect_make_exit_4(runs: list[Run], tmp_path: Path) -> None:
