@@ -654,7 +654,8 @@ class ScheduleExtension:
             stop = entries[i + 1].started_at if i + 1 < len(entries) else end
             start_t, end_t = math.ceil(entry.started_at), math.floor(stop)
             item: dict[str, Any] = {"name": entry.name, "users": entry.users,
-                                    "started_at_s": round(entry.started_at - self.started_at, 3),
+                                    # the shape's first tick comes just before test_start
+                                    "started_at_s": round(max(0.0, entry.started_at - self.started_at), 3),
                                     "duration_s": round(stop - entry.started_at, 3)}
             if end_t > start_t:
                 snap = plugin.store.snapshot(start_t, end_t)

@@ -172,8 +172,8 @@ def test_distributed_errors_fail_fast_and_recover(target_server: TargetServer, t
     assert fault["reverted_at_s"] - fault["injected_at_s"] == pytest.approx(3.0, abs=0.5)
     assert fault["error_ratio"] >= 0.6 and fault["graceful"] is False  # the edge seconds are half faulty
     assert fault["fail_fast"] is True  # injected 503s answer at once
-    assert fault["time_to_detect_s"] is not None and fault["time_to_detect_s"] <= 1.5
-    assert fault["time_to_recover_s"] is not None and fault["time_to_recover_s"] <= 1.5
+    assert fault["time_to_detect_s"] is not None and fault["time_to_detect_s"] <= 2.0
+    assert fault["time_to_recover_s"] is not None and fault["time_to_recover_s"] <= 2.0
     assert fault["burn_rate"] > 100  # ~100 % errors against a 0.5 % error target
     phases = [row["phase"] for row in record["timeline"]]
     assert phases[0] == "baseline" and "fault" in phases and phases[-1] == "baseline"
@@ -195,8 +195,8 @@ def test_web_ui_latency_fault_is_graceful(target_server: TargetServer, tmp_path:
     assert fault["graceful"] is True and fault["error_ratio"] == 0.0 and fault["fail_fast"] is None
     assert fault["degradation"]["peak_p95_ms"] >= 200
     assert fault["degradation"]["baseline_p95_ms"] < 50
-    assert fault["time_to_detect_s"] is not None and fault["time_to_detect_s"] <= 1.5
-    assert fault["time_to_recover_s"] is not None and fault["time_to_recover_s"] <= 1.5
+    assert fault["time_to_detect_s"] is not None and fault["time_to_detect_s"] <= 2.0
+    assert fault["time_to_recover_s"] is not None and fault["time_to_recover_s"] <= 2.0
     assert record["stages"][0]["name"] == "steady" and record["stages"][0]["users"] == 8
 
 
