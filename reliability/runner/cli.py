@@ -256,8 +256,8 @@ def execute(plan: RunPlan, settings: SwarmSettings, received: list[int], *, env:
     swarm.say(f"{plan.scenario.name}: {_describe(settings)}; locustfile {plan.locustfile}"
               + (f", host {plan.host}" if plan.host else ""))
     try:
-        lead = swarm.spawn(settings.role if settings.role != "swarm" else "master", lead_cmd, lead=True) \
-            if lead_cmd is not None else None
+        lead_name = "local runner" if settings.role == "local" else "master"
+        lead = swarm.spawn(lead_name, lead_cmd, lead=True) if lead_cmd is not None else None
         workers = [swarm.spawn(f"worker-{i}", cmd, prefix=f"[worker-{i}] ") for i, cmd in enumerate(worker_cmds, 1)]
         swarm.start_readers()
         outcome = swarm.supervise(lead, workers)

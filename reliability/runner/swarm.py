@@ -38,7 +38,7 @@ from types import FrameType
 from typing import TextIO
 
 GAVE_UP_LINE = "Gave up waiting for workers to connect"  # Locust's words when --expect-workers-max-wait ends
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+FORWARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 PR_SET_PDEATHSIG = 1
 POLL_S = 0.1
 WORKERS_GONE_GRACE_S = 8.0  # > the ~5 s Locust takes to call a silent worker missing
@@ -164,7 +164,7 @@ class Swarm:
         master or local runner, which is stopped first."""
         proc = subprocess.Popen(
             list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=self.env, process_group=0, preexec_fn=self._preexec,
+            env=self.env, process_group=0 if os.name == "posix" else None, preexec_fn=self._preexec,
         )
         child = Child(name, proc, prefix)
         self.children.append(child)
@@ -229,10 +229,12 @@ class Swarm:
                 if lead is not None:
                     self._signal(lead, signal.SIGINT)
                 stop_sent = now
-            if lead is not None and stop_sent is not None and now - stop_sent > self.stop_timeout_s:
-                self.say(f"the {lead.name} did not stop within {self.stop_timeout_s:g} s: killing it")
-                self._signal(lead, signal.SIGKILL)
-                stop_sent = now  # wait for it to go
+            if stop_sent is not None and now - stop_sent > self.stop_timeout_s:
+                late = [lead] if lead is not None else [w for w in workers if w.alive]
+                self.say(f"{', '.join(c.name for c in late)} did not stop within {self.stop_timeout_s:g} s: killing")
+                for child in late:
+                    self._signal(child, signal.SIGKILL)
+                stop_sent = now  # wait for them to go
             time.sleep(POLL_S)
         if lead is not None:
             code = exit_status(lead.proc.wait())
