@@ -19,18 +19,22 @@ EXIT_USAGE = 2
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from reliability.config import load_scenario
+    from reliability.suite import read_run_file
 
     failed = 0
     for path in args.files:
         try:
-            spec = load_scenario(path)
+            suite, spec = read_run_file(path)
         except ReliabilityError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        tiers = ", ".join(spec.sla.all_tiers())
-        print(f"{path}: ok ({spec.name}; tier {spec.sla.tier} at p{spec.sla.percentile:g}; tiers: {tiers})")
+        if suite is not None:
+            names = ", ".join(entry.name for entry in suite.entries)
+            print(f"{path}: ok (suite {suite.spec.name}; {len(suite.entries)} scenarios: {names})")
+        elif spec is not None:
+            tiers = ", ".join(spec.sla.all_tiers())
+            print(f"{path}: ok ({spec.name}; tier {spec.sla.tier} at p{spec.sla.percentile:g}; tiers: {tiers})")
     return 1 if failed else 0
 
 
@@ -43,7 +47,7 @@ def _add_validate(parser: argparse.ArgumentParser) -> None:
 COMMANDS: tuple[tuple[str, str, str, str, str], ...] = (
     ("run", "run a scenario or a suite: a master and local workers (or --workers 0, --master, --worker)",
      "reliability.runner.cli", "add_arguments", "run"),
-    ("validate", "check scenario files; errors name file and field", "reliability.cli", "_add_validate",
+    ("validate", "check scenario and suite files; errors name file and field", "reliability.cli", "_add_validate",
      "_cmd_validate"),
     ("demo", "start the reference target, run a graded load test with a fault, clean up", "reliability.demo",
      "add_arguments", "run_demo"),

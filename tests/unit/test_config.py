@@ -6,8 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from reliability.config import BUILTIN_TIERS, load_scenario, parse_duration_s, parse_percentile, parse_scenario
+from reliability.config import (
+    BUILTIN_TIERS,
+    load_scenario,
+    parse_duration_s,
+    parse_percentile,
+    parse_scenario,
+    read_scenario_file,
+)
 from reliability.exceptions import ScenarioError
+from reliability.suite import is_suite_document, load_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +93,10 @@ def test_shipped_scenarios_validate() -> None:
     files = sorted((ROOT / "scenarios").glob("*.yaml"))
     assert files, "the repository ships example scenarios"
     for path in files:
-        load_scenario(path, env={"RELIABILITY_PG_DSN": "postgresql://x@h/db"})
+        if is_suite_document(read_scenario_file(path)):
+            load_suite(path)  # a suite validates every scenario it lists
+        else:
+            load_scenario(path, env={"RELIABILITY_PG_DSN": "postgresql://x@h/db"})
 
 
 @pytest.mark.parametrize(("text", "seconds"), [(30, 30.0), ("250ms", 0.25), ("2m", 120.0), ("1.5h", 5400.0)])
