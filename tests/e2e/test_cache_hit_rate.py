@@ -25,8 +25,8 @@ def test_hit_rate_lands_in_the_record(redis_server: RedisServer, tmp_path: Path)
     (row,) = record["cache"]
     assert row["type"] == "redis"
     lookups = row["hits"] + row["misses"]
-    # 20 keys: at most 20 first-time misses (plus expiries, none in 4 s), everything else hits
-    assert lookups > 100 and 1 <= row["misses"] <= 20
+    # 20 keys: each key misses until the first user fills it (5 users may race on one key), then hits
+    assert lookups > 100 and 1 <= row["misses"] <= 20 * 5 and row["hits"] > row["misses"]
     assert row["hit_ratio"] == pytest.approx(row["hits"] / lookups)
     endpoint = next(e for e in record["endpoints"] if e["name"] == row["name"])
     assert endpoint["requests"] == lookups  # every lookup is one sample, counted once
