@@ -24,32 +24,27 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
 import signal
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.lock import BoundedSemaphore
 
-from reliability.config import ScenarioSpec, SlaSpec, percentile_label
-from reliability.record import iso
-from reliability.shapes.capacity import CapacitySearch, WindowGrade
-from reliability.shapes.recovery import (
-    BASELINE,
-    FaultAnalysis,
-    FaultTimes,
-    RecoveryParams,
-    SecondRow,
-    WindowSla,
-    analyze,
-    overall_score,
+from reliability.config import ScenarioSpec
+from reliability.shapes.capacity import CapacitySearch
+from reliability.shapes.sections import (
+    IN_EFFECT,
+    FaultLike,
+    FaultRun,
+    capacity_section,
+    faults_section,
+    grade_window,
+    stages_section,
 )
 from reliability.shapes.spec import ScheduledFaultSpec, fault_names, resolve_factory
-from reliability.sla import evaluate
 
 if TYPE_CHECKING:
     from reliability.plugin import ReliabilityPlugin
@@ -63,37 +58,6 @@ LOCK_WAIT_S = 35.0
 VERIFY_EVERY_S = 0.5
 MASTER_DATA_LAG_S = 4  # workers report every 3 s; a second is complete on the master ~4 s later
 LOCAL_DATA_LAG_S = 1
-IN_EFFECT = ("injecting", "active", "reverting")
-
-
-class FaultCheckLike(Protocol):
-    @property
-    def healthy(self) -> bool: ...
-
-    @property
-    def detail(self) -> str: ...
-
-    @property
-    def latency_ms(self) -> float | None: ...
-
-
-class FaultLike(Protocol):
-    """The Fault protocol of ``reliability.faults`` (structural, so custom faults fit too)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def dead_man_s(self) -> float | None: ...
-
-    def inject(self) -> None: ...
-
-    def revert(self) -> None: ...
-
-    def verify(self) -> FaultCheckLike: ...
 
 
 FaultBuilder = Callable[[ScheduledFaultSpec, str], FaultLike]
@@ -112,39 +76,6 @@ def build_scheduled_fault(spec: ScheduledFaultSpec, name: str) -> FaultLike:
 
 class _StepTimeout(Exception):
     """A fault's inject/revert/verify did not return in time (raised by gevent.Timeout)."""
-
-
-@dataclass
-class FaultRun:
-    """Runtime state of one scheduled fault. ``state``: pending -> injecting -> active ->
-    reverting -> reverted; ``skipped`` when it could not be built or never ran."""
-
-    spec: ScheduledFaultSpec
-    name: str
-    fault: FaultLike | None = None
-    state: str = "pending"
-    build_error: str | None = None
-    inject_started_at: float | None = None
-    injected_at: float | None = None
-    revert_started_at: float | None = None
-    reverted_at: float | None = None
-    inject_error: str | None = None
-    revert_error: str | None = None
-    revert_attempts: int = 0
-    reverted_because: str | None = None
-    check: FaultCheckLike | None = None
-    check_error: str | None = None
-    checked_at: float | None = None
-    check_attempts: int = 0
-    revert_due_at: float | None = None  # set when injected on demand (inject_now): held hold_s from then
-    lock: BoundedSemaphore = field(default_factory=lambda: BoundedSemaphore(1))
-
-
-@dataclass(frozen=True)
-class _Check:
-    healthy: bool
-    detail: str
-    latency_ms: float | None = None
 
 
 def _describe(exc: BaseException) -> str:
@@ -167,6 +98,7 @@ class ScheduleExtension:
         self.builder = builder
         self.step_timeout_s = step_timeout_s
         self.runs: list[FaultRun] = []
+        self._locks: dict[str, BoundedSemaphore] = {}
         self.plugin: ReliabilityPlugin | None = None
         self.shape: Any = None
         self.started_at = 0.0
@@ -197,6 +129,7 @@ class ScheduleExtension:
                 self._problems.append(reason)
         names = fault_names(self.scenario.faults)
         self.runs = [FaultRun(spec, name) for spec, name in zip(self.scenario.faults, names, strict=True)]
+        self._locks = {run.name: BoundedSemaphore(1) for run in self.runs}
         for run in self.runs:
             try:
                 run.fault = self.builder(run.spec, run.name)
@@ -233,10 +166,16 @@ class ScheduleExtension:
         self.revert_all("the run is over")
         self._uninstall_handlers()
         reasons = list(self._problems)
+        end = plugin.ended_at or self.clock()
         if self.runs:
-            reasons += self._contribute_faults(plugin, record)
-        if self.shape is not None:
-            self._contribute_shape(plugin, record)
+            reasons += faults_section(record, self.runs, plugin.store, plugin.sla, self.scenario.recovery,
+                                      self.started_at, end)
+        search: CapacitySearch | None = getattr(self.shape, "capacity", None)
+        if search is not None:
+            record["capacity"] = capacity_section(search, plugin.store, plugin.sla, end)
+        elif self.shape is not None:
+            record["stages"] = stages_section(getattr(self.shape, "stage_log", ()), plugin.store, plugin.sla,
+                                              self.started_at, end)
         return reasons
 
     # -- the schedule ------------------------------------------------------------------------------
@@ -271,7 +210,7 @@ class ScheduleExtension:
 
     def _inject(self, run: FaultRun) -> None:
         assert run.fault is not None
-        with run.lock:
+        with self._locks[run.name]:
             if run.state != "injecting" or self._stopping:  # stopped before this greenlet got to run
                 run.state = "skipped"
                 return
@@ -296,7 +235,8 @@ class ScheduleExtension:
         """Revert (retried) and verify; safe to call from several greenlets and from atexit."""
         if run.fault is None:
             return
-        got = run.lock.acquire(timeout=LOCK_WAIT_S)
+        lock = self._locks[run.name]
+        got = lock.acquire(timeout=LOCK_WAIT_S)
         try:
             if run.state not in IN_EFFECT:
                 return
@@ -328,7 +268,7 @@ class ScheduleExtension:
                 self._verify(run)
         finally:
             if got:
-                run.lock.release()
+                lock.release()
 
     def _verify(self, run: FaultRun) -> None:
         assert run.fault is not None
@@ -466,212 +406,7 @@ class ScheduleExtension:
             return
         lag = MASTER_DATA_LAG_S if plugin.role == "master" else LOCAL_DATA_LAG_S
         for start_t, end_t in search.windows_due(int(now) - lag):
-            search.observe(grade_window(plugin, start_t, end_t))
-
-    # -- the record --------------------------------------------------------------------------------
-
-    def _window_sla(self, sla: SlaSpec) -> WindowSla:
-        tier_name = self.scenario.recovery.tier or sla.tier
-        tier = sla.all_tiers()[tier_name]
-        return WindowSla(tier=tier_name, percentile=sla.percentile,
-                         latency_ms=tier.latency_thresholds(sla.percentile).get(sla.percentile),
-                         error_ratio=tier.error_ratio)
-
-    def _contribute_faults(self, plugin: ReliabilityPlugin, record: dict[str, Any]) -> list[str]:
-        sla = plugin.sla
-        window_sla = self._window_sla(sla)
-        recovery = self.scenario.recovery
-        params = RecoveryParams(windows=recovery.windows, band_tolerance=recovery.band_tolerance,
-                                band_slack_ms=recovery.band_slack_ms, warmup_s=recovery.warmup_s,
-                                baseline_window_s=recovery.baseline_window_s, target_s=recovery.target_s)
-        rows = [SecondRow(t, users, reqs, fails, latency)
-                for t, users, reqs, fails, latency, _partial in plugin.store.timeline(sla.percentile / 100.0)]
-        run_end = plugin.ended_at or self.clock()
-        times = []
-        for run in self.runs:
-            if run.inject_started_at is None:
-                continue
-            times.append(FaultTimes(
-                name=run.name, inject_started_at=run.inject_started_at, injected_at=run.injected_at,
-                reverted_at=run.reverted_at,
-                budget_error_ratio=(run.spec.graceful_error_pct / 100.0 if run.spec.graceful_error_pct is not None
-                                    else window_sla.error_ratio or 0.0),
-                fail_fast_ms=run.spec.fail_fast_ms or recovery.fail_fast_ms))
-        snapshots: dict[tuple[int, int], Any] = {}
-
-        def quantile(start_t: int, end_t: int, q: float) -> float | None:
-            if (start_t, end_t) not in snapshots:
-                snapshots[(start_t, end_t)] = plugin.store.snapshot(start_t, end_t)
-            value: float | None = snapshots[(start_t, end_t)].total.latency_ms(min(max(q, 0.0), 1.0))
-            return value
-
-        total = record.get("totals", {}).get("requests") or 0
-        labels, analyses = analyze(rows, times, sla=window_sla, params=params, run_start=self.started_at,
-                                   run_end=run_end, total_requests=int(total), quantile=quantile)
-        by_name = {a.name: a for a in analyses}
-        for row in record.get("timeline", []):
-            row["phase"] = labels.get(int(row["epoch_s"]), BASELINE)
-        record["faults"] = [self._fault_record(run, by_name.get(run.name), window_sla, params) for run in self.runs]
-        record["resilience_score"] = overall_score(analyses)
-        record["recovery"] = {
-            "tier": window_sla.tier,
-            "percentile": percentile_label(window_sla.percentile),
-            "sla_latency_ms": window_sla.latency_ms,
-            "sla_error_ratio": window_sla.error_ratio,
-            "windows": params.windows,
-            "window_s": 1,
-            "band_tolerance": params.band_tolerance,
-            "band_slack_ms": params.band_slack_ms,
-            "warmup_s": params.warmup_s,
-            "baseline_window_s": params.baseline_window_s,
-            "target_s": params.target_s,
-        }
-        return self._fault_problems(run_end, by_name)
-
-    def _fault_problems(self, run_end: float, analyses: dict[str, FaultAnalysis]) -> list[str]:
-        reasons = []
-        for run in self.runs:
-            if run.build_error is not None:
-                reasons.append(f"fault {run.name} could not be built: {run.build_error}")
-            elif run.inject_started_at is None:
-                reasons.append(f"fault {run.name} never ran: the run ended at +{run_end - self.started_at:.0f} s, "
-                               f"before its at_s {run.spec.at_s:g} s")
-                continue
-            if run.inject_error is not None:
-                reasons.append(f"fault {run.name} could not be injected: {run.inject_error}")
-            elif (run.reverted_at is not None and run.injected_at is not None
-                  and run.reverted_at < (run.revert_due_at or self.started_at + run.spec.end_s) - 1.0):
-                reasons.append(f"fault {run.name} was reverted early ({run.reverted_because}) after "
-                               f"{run.reverted_at - run.injected_at:.1f} s of its {run.spec.hold_s:g} s hold")
-            if run.state in IN_EFFECT:
-                reasons.append(f"fault {run.name}: revert failed after {run.revert_attempts} attempt(s) "
-                               f"({run.revert_error}); the backend may still be degraded")
-            elif run.state == "reverted" and not (run.check is not None and run.check.healthy):
-                detail = run.check.detail if run.check is not None else run.check_error
-                reasons.append(f"fault {run.name}: backend still unhealthy after the revert: {detail}")
-            analysis = analyses.get(run.name)
-            if analysis is not None and analysis.note and run.inject_error is None:
-                reasons.append(f"fault {run.name}: {analysis.note}; recovery metrics unavailable")
-        return reasons
-
-    def _fault_record(self, run: FaultRun, analysis: FaultAnalysis | None, sla: WindowSla,
-                      params: RecoveryParams) -> dict[str, Any]:
-        def rel(epoch: float | None) -> float | None:
-            return None if epoch is None else round(epoch - self.started_at, 3)
-
-        def at(epoch: float | None) -> str | None:
-            return None if epoch is None else iso(epoch)
-
-        out: dict[str, Any] = {
-            "name": run.name,
-            "type": run.spec.type,
-            "kind": run.fault.kind if run.fault is not None else None,
-            "dead_man_s": run.fault.dead_man_s if run.fault is not None else None,
-            "planned": {"at_s": run.spec.at_s, "hold_s": run.spec.hold_s},
-            "on_demand": run.revert_due_at is not None,
-            "state": run.state,
-            "inject_started_at": at(run.inject_started_at),
-            "injected_at": at(run.injected_at),
-            "reverted_at": at(run.reverted_at),
-            "inject_started_at_s": rel(run.inject_started_at),
-            "injected_at_s": rel(run.injected_at),
-            "reverted_at_s": rel(run.reverted_at),
-            "build_error": run.build_error,
-            "inject_error": run.inject_error,
-            "revert_error": run.revert_error,
-            "revert_attempts": run.revert_attempts,
-            "reverted_because": run.reverted_because,
-            "verified_healthy": None if run.checked_at is None else bool(run.check is not None and run.check.healthy),
-            "post_revert_check": None if run.checked_at is None else {
-                "healthy": bool(run.check is not None and run.check.healthy),
-                "detail": run.check.detail if run.check is not None else run.check_error,
-                "latency_ms": _round(run.check.latency_ms if run.check is not None else None),
-                "checked_at": iso(run.checked_at),
-                "attempts": run.check_attempts,
-            },
-        }
-        if analysis is None:
-            return out
-        a = analysis
-        label = percentile_label(sla.percentile)
-        out.update({
-            "baseline": None if a.baseline is None else {
-                "windows": a.baseline.windows, "latency_ms": _round(a.baseline.latency_ms),
-                "rps": _round(a.baseline.rps), "error_ratio": _round(a.baseline.error_ratio, 6)},
-            "band": None if a.band is None else {
-                "latency_hi_ms": _round(a.band.latency_hi_ms), "rps_lo": _round(a.band.rps_lo)},
-            "windows": {"fault": a.fault_windows, "recovery": a.recovery_windows},
-            "time_to_detect_s": _round(a.time_to_detect_s),
-            "detected_at_s": rel(a.detected_at),
-            "degradation": {
-                f"peak_{label}_ms": _round(a.peak_latency_ms),
-                f"{label}_ms": _round(a.latency_ms),
-                f"baseline_{label}_ms": _round(a.baseline.latency_ms if a.baseline else None),
-                "peak_error_ratio": _round(a.peak_error_ratio, 6),
-                "min_rps": _round(a.lowest_rps),
-                "mean_rps": _round(a.mean_rps),
-                "baseline_rps": _round(a.baseline.rps if a.baseline else None),
-                "min_throughput_ratio": _round(a.lowest_throughput_ratio, 4),
-            },
-            "time_to_recover_s": _round(a.time_to_recover_s),
-            "recovered_at_s": rel(a.recovered_at),
-            "recovered": a.time_to_recover_s is not None,
-            "requests": a.requests,
-            "failures": a.failures,
-            "error_ratio": _round(a.error_ratio, 6),
-            "graceful": a.graceful,
-            "graceful_budget_ratio": _round(run.spec.graceful_error_pct / 100.0
-                                            if run.spec.graceful_error_pct is not None else sla.error_ratio, 6),
-            "fail_fast": a.fail_fast,
-            "fail_fast_ms": run.spec.fail_fast_ms or self.scenario.recovery.fail_fast_ms,
-            "failure_latency_ms": None if a.failure_latency_ms is None else {
-                "lower": _round(a.failure_latency_ms[0]), "upper": _round(a.failure_latency_ms[1])},
-            "burn_rate": _round(a.burn_rate, 4),
-            "budget_consumed": _round(a.error_budget_consumed, 6),
-            "error_budget": {
-                "slo_error_ratio": sla.error_ratio,
-                "incident_requests": a.incident_requests,
-                "incident_failures": a.incident_failures,
-            },
-            "score": a.score,
-            "note": a.note,
-        })
-        return out
-
-    def _contribute_shape(self, plugin: ReliabilityPlugin, record: dict[str, Any]) -> None:
-        search: CapacitySearch | None = getattr(self.shape, "capacity", None)
-        tiers = list(plugin.sla.all_tiers())
-        if search is not None:
-            # grade whatever closed after the last tick, so the last step is complete in the record
-            for start_t, end_t in search.windows_due(int(math.floor(plugin.ended_at or self.clock()))):
-                search.observe(grade_window(plugin, start_t, end_t))
-            record["capacity"] = search.result(tiers, f"{percentile_label(plugin.sla.percentile)}_ms")
-            return
-        entries: Sequence[Any] = getattr(self.shape, "stage_log", ())
-        end = plugin.ended_at or self.clock()
-        stages = []
-        for i, entry in enumerate(entries):
-            stop = entries[i + 1].started_at if i + 1 < len(entries) else end
-            start_t, end_t = math.ceil(entry.started_at), math.floor(stop)
-            item: dict[str, Any] = {"name": entry.name, "users": entry.users,
-                                    # the shape's first tick comes just before test_start
-                                    "started_at_s": round(max(0.0, entry.started_at - self.started_at), 3),
-                                    "duration_s": round(stop - entry.started_at, 3)}
-            if end_t > start_t:
-                snap = plugin.store.snapshot(start_t, end_t)
-                verdict = evaluate(snap, plugin.sla)
-                item.update({
-                    "requests": snap.total.requests,
-                    "rps": round(snap.total.requests / (end_t - start_t), 3),
-                    "error_ratio": _round(snap.total.error_ratio, 6),
-                    f"{percentile_label(plugin.sla.percentile)}_ms": _round(
-                        snap.total.latency_ms(plugin.sla.percentile / 100.0)),
-                    "passed": verdict.passed if snap.total.requests else None,
-                    "highest_tier_met": verdict.highest_tier_met,
-                })
-            stages.append(item)
-        record["stages"] = stages
-
+            search.observe(grade_window(plugin.store, plugin.sla, start_t, end_t))
 
 def _sigterm_caught() -> bool | None:
     """Whether this process has a SIGTERM handler installed (Linux ``SigCgt``); None if unknown."""
@@ -685,16 +420,3 @@ def _sigterm_caught() -> bool | None:
     return None
 
 
-def grade_window(plugin: ReliabilityPlugin, start_t: int, end_t: int) -> WindowGrade:
-    """Grade ``[start_t, end_t)`` against every tier of the run's SLA."""
-    snap = plugin.store.snapshot(start_t, end_t)
-    verdict = evaluate(snap, plugin.sla)
-    return WindowGrade(start_t, end_t, snap.total.requests, snap.total.failures,
-                       snap.total.latency_ms(plugin.sla.percentile / 100.0),
-                       {t.tier: t.passed for t in verdict.tiers})
-
-
-def _round(value: float | None, digits: int = 3) -> float | None:
-    if value is None or math.isnan(value) or math.isinf(value):
-        return None
-    return round(value, digits)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from reliability.config import SlaSpec
+from reliability.metrics.windows import WindowStore
 from reliability.shapes.recovery import (
     Band,
     FaultTimes,
@@ -16,6 +20,8 @@ from reliability.shapes.recovery import (
     overall_score,
     resilience_score,
 )
+from reliability.shapes.sections import FaultRun, faults_section
+from reliability.shapes.spec import RecoverySpec, ScheduledFaultSpec
 
 T0 = 1000.0
 SLA = WindowSla(tier="gold", percentile=95.0, latency_ms=200.0, error_ratio=0.005)
@@ -150,3 +156,54 @@ def test_resilience_score_parts() -> None:
     half = resilience_score(requests=100, error_ratio=0.02, latency_ms=60.0, mean_rps=50.0, time_to_recover_s=15.0,
                             failures=2, fail_fast=None, **common)  # type: ignore[arg-type]
     assert half == pytest.approx(100 * (0.30 * 0.5 + 0.15 * 0.5 + 0.15 * 0.5 + 0.30 * 0.5 + 0.10 * 0.5))
+
+
+# -- the record section, from a real window store on a fake clock --------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    healthy: bool
+    detail: str
+    latency_ms: float | None = 1.0
+
+
+def _store(latency_of: Callable[[int], float]) -> WindowStore:
+    now = [0.0]
+    store = WindowStore(clock=lambda: now[0])
+    for t in range(1000, 1040):
+        store.note_users(t, 10)
+        for k in range(50):
+            now[0] = t + k / 50
+            store.record("GET", "/x", latency_of(t), failed=False)
+    return store
+
+
+def _run(name: str, at_s: float, **state: Any) -> FaultRun:
+    spec = ScheduledFaultSpec(name=name, at_s=at_s, hold_s=5, factory="mod:Fault")
+    return FaultRun(spec, name, **state)
+
+
+def test_faults_section_writes_metrics_phases_and_reasons() -> None:
+    store = _store(lambda t: 300.0 if 1010 <= t < 1015 else 10.0)
+    healthy = _run("slow", 10, state="reverted", inject_started_at=1010.0, injected_at=1010.0, reverted_at=1015.0,
+                   reverted_because="its hold time is over", check=Check(True, "ok"), checked_at=1015.1)
+    sick = _run("sick", 20, state="reverted", inject_started_at=1020.0, injected_at=1020.0, reverted_at=1025.0,
+                check=Check(False, "PING timed out"), checked_at=1035.0)
+    never = _run("late", 50)
+    record: dict[str, Any] = {"totals": {"requests": 2000},
+                              "timeline": [{"epoch_s": t} for t in range(1000, 1040)]}
+    reasons = faults_section(record, [healthy, sick, never], store, SlaSpec(tier="silver"), RecoverySpec(),
+                             started_at=T0, run_end=1040.0)
+    slow = record["faults"][0]
+    assert slow["time_to_detect_s"] == 1.0 and slow["time_to_recover_s"] == 0.0
+    assert slow["degradation"]["peak_p95_ms"] == pytest.approx(300.0, rel=0.01)
+    assert slow["degradation"]["baseline_p95_ms"] == pytest.approx(10.0, rel=0.01)
+    assert slow["graceful"] is True and slow["verified_healthy"] is True and slow["injected_at_s"] == 10.0
+    assert record["faults"][1]["verified_healthy"] is False
+    assert record["faults"][2]["state"] == "pending" and "time_to_recover_s" not in record["faults"][2]
+    assert [row["phase"] for row in record["timeline"]][9:16] == ["baseline"] + ["fault"] * 5 + ["baseline"]
+    assert record["recovery"]["tier"] == "silver" and record["recovery"]["sla_latency_ms"] == 500.0
+    assert reasons == ["fault sick: backend still unhealthy after the revert: PING timed out",
+                       "fault late never ran: the run ended at +40 s, before its at_s 50 s"]
+    assert record["resilience_score"] is not None

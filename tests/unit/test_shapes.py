@@ -28,7 +28,8 @@ MINE = ("gold_high_load", "redis_outage", "db_slowness", "network_latency", "cap
 
 
 def test_shapes_package_is_pure_and_exports_exactly_all() -> None:
-    code = ("import sys, reliability.shapes, reliability.shapes.spec, reliability.shapes.recovery\n"
+    code = ("import sys, reliability.shapes, reliability.shapes.spec, reliability.shapes.recovery, "
+            "reliability.shapes.sections\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent'))\n"
             "print(bad); sys.exit(1 if bad else 0)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
