@@ -147,12 +147,13 @@ def faults_section(record: dict[str, Any], runs: Sequence[FaultRun], store: Wind
         "baseline_window_s": params.baseline_window_s,
         "target_s": params.target_s,
     }
-    return _fault_problems(runs, by_name, started_at, run_end)
+    return _fault_problems(runs, by_name, started_at, run_end, recovery.windows)
 
 
 def _fault_problems(runs: Sequence[FaultRun], analyses: dict[str, FaultAnalysis], started_at: float,
-                    run_end: float) -> list[str]:
+                    run_end: float, windows: int) -> list[str]:
     reasons = []
+    starts = sorted(r.inject_started_at for r in runs if r.inject_started_at is not None)
     for run in runs:
         if run.build_error is not None:
             reasons.append(f"fault {run.name} could not be built: {run.build_error}")
@@ -175,6 +176,15 @@ def _fault_problems(runs: Sequence[FaultRun], analyses: dict[str, FaultAnalysis]
         analysis = analyses.get(run.name)
         if analysis is not None and analysis.note and run.inject_error is None:
             reasons.append(f"fault {run.name}: {analysis.note}; recovery metrics unavailable")
+        elif analysis is not None and analysis.band is not None and analysis.time_to_recover_s is None \
+                and run.reverted_at is not None:
+            # not recovered: a finding when there was time to see it, inconclusive when there was not
+            limit = next((t for t in starts if t > run.reverted_at), None)
+            room = (limit if limit is not None else run_end) - run.reverted_at
+            if room < windows + 1:
+                until = "the next fault" if limit is not None else "the end of the run"
+                reasons.append(f"fault {run.name}: only {room:.1f} s between its revert and {until}, too short "
+                               f"to confirm recovery ({windows} healthy 1 s windows)")
     return reasons
 
 

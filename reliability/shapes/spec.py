@@ -186,7 +186,8 @@ class SoakShapeSpec(_ShapeSpec):
 
 class SteadyShapeSpec(_ShapeSpec):
     """Constant ``users`` (the usual load under a fault schedule). Without ``duration_s`` the run
-    lasts until the last fault is reverted plus ``tail_s`` for recovery."""
+    lasts until the last fault is reverted plus ``tail_s`` for recovery (not time-scaled: recovery
+    does not speed up because the test does)."""
 
     type: Literal["steady"] = "steady"
     users: int = Field(ge=1)
@@ -198,7 +199,7 @@ class SteadyShapeSpec(_ShapeSpec):
         if self.duration_s is not None:
             duration = self.duration_s * self.time_scale
         elif schedule_end_s is not None:
-            duration = schedule_end_s + self.tail_s * self.time_scale
+            duration = schedule_end_s + self.tail_s
         else:
             raise ValueError("a steady shape needs duration_s when the scenario has no faults")
         return StagePlan(steady_stages(self.users, duration, self.ramp_s * self.time_scale))

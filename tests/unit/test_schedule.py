@@ -207,3 +207,16 @@ def test_faults_section_writes_metrics_phases_and_reasons() -> None:
     assert reasons == ["fault sick: backend still unhealthy after the revert: PING timed out",
                        "fault late never ran: the run ended at +40 s, before its at_s 50 s"]
     assert record["resilience_score"] is not None
+
+
+def test_a_revert_too_close_to_the_end_cannot_confirm_recovery() -> None:
+    store = _store(lambda t: 300.0 if t >= 1030 else 10.0)  # degraded from the fault to the end
+    late = _run("late", 30, state="reverted", inject_started_at=1030.0, injected_at=1030.0, reverted_at=1038.0,
+                check=Check(True, "ok"), checked_at=1038.1)
+    record: dict[str, Any] = {"totals": {"requests": 2000}, "timeline": []}
+    reasons = faults_section(record, [late], store, SlaSpec(), RecoverySpec(), started_at=T0, run_end=1040.0)
+    assert record["faults"][0]["recovered"] is False
+    assert reasons == ["fault late: only 2.0 s between its revert and the end of the run, too short to confirm "
+                       "recovery (3 healthy 1 s windows)"]
+    # with room to recover, not recovering is a finding, not an inconclusive run
+    assert faults_section(record, [late], store, SlaSpec(), RecoverySpec(), started_at=T0, run_end=1050.0) == []
