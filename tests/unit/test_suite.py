@@ -250,7 +250,7 @@ def test_write_reports_writes_the_readiness_report_next_to_the_combined_record(t
 
 
 def test_shipped_suite_files_are_valid() -> None:
-    found = sorted((ROOT / "scenarios").glob("suite_*.yml"))
+    found = sorted((ROOT / "scenarios").glob("suite_*.yaml"))
     assert found, "no suite example shipped"
     for path in found:
         suite, _ = read_run_file(path)
