@@ -1,0 +1,390 @@
+"""Throughput cost of the plugin on a saturated load generator: bare Locust vs ``import reliability.plugin``.
+
+Locust (one process, FastHttpUser, ``constant(0)`` wait) is pinned to CPU 0 with ``taskset``; a
+minimal keep-alive HTTP target (``bench/_common.py``, or ``--target pattern`` for
+``tests/pattern_server.py --delay-ms 0``) is pinned to CPU 1. Runs alternate bare, plugin, bare,
+plugin, ... so drift (thermal, noisy neighbours) hits both sides alike. Each run's request rate is
+its request count over the span between its first and last request, read from ``--json-file``.
+The CPU use of both processes is sampled over each run: the generator should sit near 100 %, the
+target well below, otherwise the target is the bottleneck and the ratio means nothing.
+
+On a shared machine other processes steal the generator's core and swing a run by 10-30 %, far
+more than the effect measured. So the busy time of both pinned CPUs is sampled too; a pair in which
+other processes took more than ``--max-foreign`` % of the generator's CPU (or three times that of
+the target's) is marked disturbed and another pair is run while the ``--budget`` allows; the ratio
+is the median over undisturbed pairs (over all pairs, flagged as indicative, if none is).
+Steadier figures come with it: CPU time per request inside the locust process (a probe in both
+locustfiles, between 2 s after the spawn and the stop), the ratio of the fastest 1 s slices (other
+processes only take throughput away, so the fastest seconds are the least disturbed) and, in a
+separate process, the cost of the plugin's ``request`` listener alone (``events.request.fire``
+with and without it, best of 7 alternating rounds). Last, an A/B inside one plugin-enabled locust
+process (``--toggle-seconds``): the plugin's request listener is detached and re-attached every
+0.5 s, and adjacent on/off slices are compared, which cancels drift and most contention; it
+measures the per-request listener, the plugin's only per-request work (its once-a-second ticker
+runs in both arms).
+
+    python bench/overhead.py [--pairs 3] [--seconds 15] [--users 32] [--target fast|pattern]
+
+Goal: plugin/bare >= 0.98.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from _common import REPO_ROOT, fmt_table, subprocess_env
+
+LOCUSTFILE = """\
+{plugin_import}
+import json
+import os
+import time
+
+import gevent
+from locust import FastHttpUser, constant, events, task
+
+
+class Bench(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def hit(self):
+        self.client.get("/")
+
+
+# Probe (same in both variants, off the request path): CPU time and requests of this process
+# between 2 s after the spawn and the stop (start-up imports and ramp-up left out), whole and in
+# 1 s slices. With BENCH_TOGGLE=1 (plugin variant only) the slices last 0.5 s and the plugin's
+# request listener is detached and re-attached between them: an A/B inside one process.
+_probe = {{"slices": []}}
+_TOGGLE = os.environ.get("BENCH_TOGGLE") == "1"
+
+
+def _sample():
+    return time.perf_counter(), time.process_time(), _env.runner.stats.total.num_requests
+
+
+@events.spawning_complete.add_listener
+def _start_probe(**_kwargs):
+    def run():
+        gevent.sleep(2.0)
+        _probe["start"] = last = _sample()
+        on = True
+        while True:
+            gevent.sleep(0.5 if _TOGGLE else 1.0)
+            now = _sample()
+            _probe["slices"].append([on, now[0] - last[0], now[1] - last[1], now[2] - last[2]])
+            if _TOGGLE:
+                hook = _env.events.request
+                if on:
+                    hook.remove_listener(_env.reliability.on_request)
+                else:
+                    hook.add_listener(_env.reliability.on_request)
+                on = not on
+            last = _sample()
+
+    _probe["greenlet"] = gevent.spawn(run)
+
+
+@events.test_stop.add_listener
+def _stop_probe(environment, **_kwargs):
+    if "start" in _probe:
+        _probe["greenlet"].kill(block=False)
+        end, start = _sample(), _probe["start"]
+        out = {{"wall_s": end[0] - start[0], "cpu_s": end[1] - start[1], "requests": end[2] - start[2],
+               "slices": _probe["slices"]}}
+        with open(os.environ["BENCH_PROBE_OUT"], "w") as f:
+            json.dump(out, f)
+
+
+@events.init.add_listener
+def _keep_env(environment, **_kwargs):
+    global _env
+    _env = environment
+"""
+
+
+def _is_clean(pair: tuple[dict[str, Any], dict[str, Any]], max_foreign: float) -> bool:
+    """In both runs other processes took at most ``max_foreign`` % of the generator's CPU and at most
+    three times that of the target's (a descheduled target leaves the generator idle)."""
+    return all(r["foreign_gen_cpu"] <= max_foreign and r["foreign_target_cpu"] <= 3 * max_foreign for r in pair)
+
+
+def summarize_pairs(pairs: list[tuple[dict[str, Any], dict[str, Any]]], max_foreign: float) -> float:
+    """Print the pair table and ratios; return bare Locust's CPU us per request (median)."""
+    rows = []
+    for i, (b, p) in enumerate(pairs):
+        rows.append([f"pair {i + 1}", f"{b['rps']:.0f}", f"{p['rps']:.0f}", f"{p['rps'] / b['rps']:.3f}",
+                     f"{b['cpu_us_per_req']:.1f}", f"{p['cpu_us_per_req']:.1f}",
+                     f"{b['cpu_us_per_req'] / p['cpu_us_per_req']:.3f}",
+                     "yes" if _is_clean((b, p), max_foreign) else "no"])
+    print()
+    print(fmt_table(["run", "bare req/s", "plugin req/s", "plugin/bare", "bare CPU us/req",
+                     "plugin CPU us/req", "bare/plugin", "undisturbed"], rows))
+    clean = [pair for pair in pairs if _is_clean(pair, max_foreign)]
+    used = clean or pairs
+    ratios = [p["rps"] / b["rps"] for b, p in used]
+    cpu_ratios = [b["cpu_us_per_req"] / p["cpu_us_per_req"] for b, p in used]
+    median = statistics.median(ratios)
+    which = (f"{len(clean)} undisturbed pairs" if clean
+             else f"all {len(pairs)} pairs (none undisturbed: treat as indicative only)")
+    print(f"\nthroughput ratio plugin/bare, median of {which}: {median:.3f} "
+          f"(span {min(ratios):.3f}-{max(ratios):.3f}; goal >= 0.98: {'met' if median >= 0.98 else 'NOT met'})")
+    print(f"CPU per request ratio bare/plugin, same pairs: {statistics.median(cpu_ratios):.3f}")
+    # Other processes only ever take throughput away, so the fastest seconds of each side are the
+    # least disturbed ones: compare the 90th percentile of the 1 s slices over all runs.
+    best = {kind: statistics.quantiles([x for pair in pairs for x in pair[k]["slice_rps"]], n=10)[-1]
+            for k, kind in enumerate(("bare", "plugin"))}
+    print(f"fastest seconds (p90 of 1 s slices, all runs): bare {best['bare']:.0f}, plugin {best['plugin']:.0f} "
+          f"req/s, ratio {best['plugin'] / best['bare']:.3f}")
+    return statistics.median(b["cpu_us_per_req"] for b, _ in used)
+
+
+def toggle_summary(slices: list[list[Any]]) -> str:
+    """Medians over adjacent (listener on, listener off) 0.5 s slices: same process, same heap, same
+    moment, only the listener differs. CPU per request is the steadier figure: a process that other
+    work pushes off its CPU spends no CPU meanwhile."""
+    pairs = [(a, b) for a, b in zip(slices[::2], slices[1::2], strict=False) if a[0] and not b[0] and a[3] and b[3]]
+    if not pairs:
+        return "in-process A/B: no slices recorded"
+    rps = statistics.median((a[3] / a[1]) / (b[3] / b[1]) for a, b in pairs)
+    cpu_on = statistics.median(a[2] / a[3] * 1e6 for a, _ in pairs)
+    cpu_off = statistics.median(b[2] / b[3] * 1e6 for _, b in pairs)
+    busy = sum(1 for a, b in pairs if a[2] >= 0.95 * a[1] and b[2] >= 0.95 * b[1])
+    return (f"in-process A/B (plugin's request listener on/off every 0.5 s, {len(pairs)} slice pairs, {busy} with "
+            f"the CPU >= 95 % busy): throughput ratio on/off {rps:.3f}; CPU {cpu_on:.1f} vs {cpu_off:.1f} us per "
+            f"request ({cpu_on - cpu_off:+.1f} us, ratio off/on {cpu_off / cpu_on:.3f})")
+
+
+def listener_cost_ns(rounds: int = 7, n: int = 100_000) -> tuple[float, float]:
+    """(ns per ``request`` event with the plugin's listener, without it): min over alternating rounds.
+
+    Runs in its own process (``--listener-cost``) because importing locust monkey-patches it.
+    """
+    import random
+
+    from locust.env import Environment
+
+    import reliability.plugin as plugin_module
+
+    env = Environment()
+    plugin = plugin_module.install(env)
+    rng = random.Random(1)
+    latencies = [rng.lognormvariate(1.5, 0.5) for _ in range(n)]
+    fire = env.events.request.fire
+
+    def timed() -> float:
+        t0 = time.perf_counter_ns()
+        for ms in latencies:
+            fire(request_type="GET", name="/", response_time=ms, response_length=2, response=None,
+                 context={}, exception=None, start_time=0.0, url="http://127.0.0.1/")
+        return (time.perf_counter_ns() - t0) / n
+
+    with_plugin, without = [], []
+    for _ in range(rounds):
+        with_plugin.append(timed())
+        env.events.request.remove_listener(plugin.on_request)
+        without.append(timed())
+        env.events.request.add_listener(plugin.on_request)
+    return min(with_plugin), min(without)
+
+
+def start_target(kind: str, cpu: int) -> tuple[subprocess.Popen[str], str]:
+    if kind == "fast":
+        cmd = [sys.executable, str(REPO_ROOT / "bench" / "_common.py")]
+    else:
+        cmd = [sys.executable, str(REPO_ROOT / "tests" / "pattern_server.py"), "--delay-ms", "0"]
+    proc = subprocess.Popen(["taskset", "-c", str(cpu), *cmd], stdout=subprocess.PIPE, text=True,
+                            env=subprocess_env())
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if "listening on " in line:
+            return proc, line.split("listening on ", 1)[1].strip()
+    proc.kill()
+    raise SystemExit(f"target did not start: {' '.join(cmd)}")
+
+
+def _busy(times: Any) -> float:
+    return float(times.user + times.nice + times.system + times.irq + times.softirq + getattr(times, "steal", 0.0))
+
+
+def wait_for_quiet(cpus: tuple[int, int], limit_s: float, busy_pct: float = 20.0) -> float:
+    """Wait (at most ``limit_s``) until both CPUs are below ``busy_pct`` over 0.5 s; return the wait."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        load = psutil.cpu_percent(interval=0.5, percpu=True)
+        if all(load[c] < busy_pct for c in cpus):
+            break
+    return time.monotonic() - t0
+
+
+def run_locust(locustfile: Path, host: str, users: int, seconds: int, cpu: int, target_cpu: int, work: Path,
+               tag: str, target: psutil.Process, plugin: bool, toggle: bool = False) -> dict[str, Any]:
+    stats_base = work / f"{tag}-stats"
+    cmd = ["taskset", "-c", str(cpu), sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
+           "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "-H", host, "--only-summary",
+           "--json-file", str(stats_base)]
+    if plugin:
+        cmd += ["--run-record", str(work / f"{tag}-record.json")]
+    log = (work / f"{tag}.log").open("w")
+    wall0 = time.monotonic()
+    probe_path = work / f"{tag}-probe.json"
+    env = {**subprocess_env(), "BENCH_PROBE_OUT": str(probe_path), "BENCH_TOGGLE": "1" if toggle else "0"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
+    gen = psutil.Process(proc.pid)
+    # (elapsed s, generator CPU s, target CPU s); CPU % is taken over the steady part only, after
+    # the imports and the spawn (first 3 s) and before the summary printing.
+    # (elapsed s, generator CPU s, target CPU s, busy s of the generator's CPU, of the target's CPU)
+    readings: list[tuple[float, float, float, float, float]] = []
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            per_cpu = psutil.cpu_times(percpu=True)
+            readings.append((time.monotonic() - wall0, sum(gen.cpu_times()[:2]), sum(target.cpu_times()[:2]),
+                             _busy(per_cpu[cpu]), _busy(per_cpu[target_cpu])))
+        time.sleep(0.25)
+    steady = [r for r in readings if 3.0 <= r[0] <= seconds + 1.0] or readings
+    first, last = steady[0], steady[-1]
+    span_s = max(last[0] - first[0], 1e-9)
+    log.close()
+    entries = json.loads(Path(f"{stats_base}.json").read_text())
+    requests = sum(e["num_requests"] for e in entries)
+    failures = sum(e["num_failures"] for e in entries)
+    span = max(e["last_request_timestamp"] for e in entries) - min(e["start_time"] for e in entries)
+    probe = json.loads(probe_path.read_text())
+    return {
+        "rps": requests / span,
+        "cpu_us_per_req": 1e6 * probe["cpu_s"] / probe["requests"],
+        "slice_rps": [n / wall for _on, wall, _cpu, n in probe["slices"] if n],
+        "slices": probe["slices"],
+        "requests": requests,
+        "failures": failures,
+        "gen_cpu": 100.0 * (last[1] - first[1]) / span_s,
+        "target_cpu": 100.0 * (last[2] - first[2]) / span_s,
+        # what other processes took of the two pinned CPUs: high values mean a noisy run
+        "foreign_gen_cpu": max(0.0, 100.0 * ((last[3] - first[3]) - (last[1] - first[1])) / span_s),
+        "foreign_target_cpu": max(0.0, 100.0 * ((last[4] - first[4]) - (last[2] - first[2])) / span_s),
+        "exit": proc.returncode,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--target", choices=("fast", "pattern"), default="fast")
+    parser.add_argument("--generator-cpu", type=int, default=0)
+    parser.add_argument("--target-cpu", type=int, default=1)
+    parser.add_argument("--quiet-wait", type=float, default=3.0,
+                        help="before each run wait up to this many seconds for both CPUs to be idle")
+    parser.add_argument("--max-foreign", type=float, default=5.0,
+                        help="a pair is undisturbed when other processes used at most this %% of the "
+                             "generator's CPU (3x that of the target's) in both runs; disturbed pairs are "
+                             "repeated within --budget")
+    parser.add_argument("--budget", type=float, default=180.0,
+                        help="seconds; no extra pair starts that would end after this")
+    parser.add_argument("--toggle-seconds", type=int, default=30,
+                        help="length of the in-process A/B run (plugin listener on/off every 0.5 s); 0 skips it")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir with logs and records")
+    parser.add_argument("--listener-cost", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.listener_cost:
+        print(json.dumps(listener_cost_ns()))
+        return 0
+    if shutil.which("taskset") is None:
+        print("taskset not found (util-linux)", file=sys.stderr)
+        return 1
+
+    work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    files = {
+        "bare": work / "bare_locustfile.py",
+        "plugin": work / "plugin_locustfile.py",
+    }
+    files["bare"].write_text(LOCUSTFILE.format(plugin_import=""))
+    files["plugin"].write_text(LOCUSTFILE.format(plugin_import="import reliability.plugin  # noqa: F401"))
+
+    target_proc, host = start_target(args.target, args.target_cpu)
+    target = psutil.Process(target_proc.pid)
+    print(f"target {args.target} on CPU {args.target_cpu} at {host}; locust on CPU {args.generator_cpu}, "
+          f"{args.users} FastHttpUsers, {args.seconds} s per run, {args.pairs} pairs (bare, plugin, ...)"
+          + (f", then a {args.toggle_seconds} s in-process A/B" if args.toggle_seconds else ""))
+    started = time.monotonic()
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    toggled: dict[str, Any] | None = None
+    try:
+        while True:
+            clean = [pair for pair in pairs if _is_clean(pair, args.max_foreign)]
+            if len(pairs) >= args.pairs and len(clean) >= args.pairs:
+                break
+            per_pair = 2 * (args.seconds + 4 + args.quiet_wait)
+            reserved = args.toggle_seconds + 6 if args.toggle_seconds else 0
+            if len(pairs) >= args.pairs and time.monotonic() - started + per_pair + reserved > args.budget:
+                break
+            i = len(pairs)
+            pair = []
+            for kind in ("bare", "plugin"):
+                wait_for_quiet((args.generator_cpu, args.target_cpu), args.quiet_wait)
+                r = run_locust(files[kind], host, args.users, args.seconds, args.generator_cpu, args.target_cpu,
+                               work, f"{kind}{i}", target, plugin=kind == "plugin")
+                pair.append(r)
+                print(f"  pair {i + 1} {kind:6s} {r['rps']:6.0f} req/s ({r['requests']:.0f} requests, "
+                      f"{r['failures']:.0f} failed)  CPU: locust {r['gen_cpu']:3.0f} %, target "
+                      f"{r['target_cpu']:3.0f} %, other processes {r['foreign_gen_cpu']:3.0f} % / "
+                      f"{r['foreign_target_cpu']:3.0f} %  exit {r['exit']:.0f}", flush=True)
+            pairs.append((pair[0], pair[1]))
+        if args.toggle_seconds:
+            wait_for_quiet((args.generator_cpu, args.target_cpu), args.quiet_wait)
+            toggled = run_locust(files["plugin"], host, args.users, args.toggle_seconds, args.generator_cpu,
+                                 args.target_cpu, work, "toggle", target, plugin=True, toggle=True)
+    finally:
+        target_proc.terminate()
+        target_proc.wait(10)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"logs kept in {work}")
+
+    runs = [r for pair in pairs for r in pair] + ([toggled] if toggled is not None else [])
+    cpu_b = toggled["cpu_us_per_req"] if toggled is not None else 100.0
+    if pairs:
+        cpu_b = summarize_pairs(pairs, args.max_foreign)
+    out = subprocess.run([sys.executable, __file__, "--listener-cost"], capture_output=True, text=True,
+                         env=subprocess_env(), check=True).stdout
+    with_ns, without_ns = json.loads(out.strip().splitlines()[-1])
+    added_us = (with_ns - without_ns) / 1000
+    print(f"plugin request listener alone (in-process, min of 7 rounds): +{added_us:.2f} us per request; against "
+          f"{cpu_b:.0f} us CPU per request of Locust here that predicts a ratio of {cpu_b / (cpu_b + added_us):.3f}")
+    if toggled is not None:
+        print(toggle_summary(toggled["slices"]))
+    target_peak = max(r["target_cpu"] for r in runs)
+    gen_low = min(r["gen_cpu"] for r in runs)
+    print(f"target CPU peak {target_peak:.0f} % (must stay well below 100 %), generator CPU min {gen_low:.0f} %")
+    print(f"elapsed {time.monotonic() - started:.0f} s")
+    if target_peak > 90:
+        print("WARNING: the target's core is near saturation; the ratio is not a generator measurement")
+    results = {"bare": [b for b, _ in pairs], "plugin": [p for _, p in pairs] + ([toggled] if toggled else [])}
+    bad = [r["exit"] for r in results["bare"] if r["exit"] != 0] + [
+        r["exit"] for r in results["plugin"] if r["exit"] not in (0, 3, 4)
+    ]
+    if bad:
+        print(f"WARNING: unexpected locust exit codes {bad} (run with --keep and read the logs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
