@@ -216,17 +216,17 @@ class ReliabilityPlugin:
     def on_request(self, request_type: str, name: str, response_time: float | None,
                    exception: BaseException | None = None, context: Any = None, **_kwargs: Any) -> None:
         failed = exception is not None
+        error = f"{type(exception).__name__}: {exception}" if failed else None
         if context:
             outcome = context.get("cache")
             if outcome is not None:  # a cache lookup (e.g. RedisUser.get): count hits and misses
                 counts = self._cache_counts.setdefault((request_type, name), [0, 0])
                 counts[0 if outcome == "hit" else 1] += 1
         try:
-            self.store.record(request_type, name, response_time, failed,
-                              f"{type(exception).__name__}: {exception}" if failed else None)
+            self.store.record(request_type, name, response_time, failed, error)
         except MetricsError:
             # a custom user reported a negative/NaN time: count the request, drop the latency
-            self.store.record(request_type, name, None, failed, str(exception) if failed else None)
+            self.store.record(request_type, name, None, failed, error)
             if not self._bad_latency_logged:
                 logger.warning("ignoring invalid response_time %r for %s %s", response_time, request_type, name)
                 self._bad_latency_logged = True

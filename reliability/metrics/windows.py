@@ -252,7 +252,9 @@ class WindowStore:
 
     def record(self, request_type: str, name: str, latency_ms: float | None, failed: bool,
                error: str | None = None) -> None:
-        """Count one completed request. ``latency_ms=None`` counts it without a latency sample."""
+        """Count one completed request. ``latency_ms=None`` counts it without a latency sample.
+
+        An invalid latency (negative, NaN) raises MetricsError before anything is counted."""
         t = int(self._clock())
         if t != self._cur_t or self._cur is None:
             self._cur = self._window_for(t)
@@ -260,12 +262,12 @@ class WindowStore:
         counts = self._cur.endpoints.get((request_type, name))
         if counts is None:
             counts = self._cur.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
+        if latency_ms is not None:
+            counts.hist.record(latency_ms)  # first: a rejected latency leaves the counts untouched
         counts.requests += 1
         if failed:
             counts.failures += 1
             self._count_error((request_type, name), error or "failed")
-        if latency_ms is not None:
-            counts.hist.record(latency_ms)
 
     def _count_error(self, endpoint: Endpoint, message: str, n: int = 1) -> None:
         kinds = self._errors.setdefault(endpoint, {})

@@ -111,3 +111,15 @@ def test_corrupt_payload_is_refused() -> None:
     payload["n"] = 3
     with pytest.raises(MetricsError):
         LatencyHistogram.from_payload(payload)
+
+
+def test_inlined_key_matches_the_library_mapping() -> None:
+    from ddsketch import LogarithmicMapping
+
+    mapping = LogarithmicMapping(0.004)
+    rng = random.Random(11)
+    values = [rng.lognormvariate(3, 2) for _ in range(20_000)] + [mapping.value(k) for k in range(-50, 2000)]
+    for v in values:
+        single = LatencyHistogram(0.004)
+        single.record(v)
+        assert single.to_payload()["o"] == mapping.key(max(v, 0.001)), v

@@ -154,3 +154,10 @@ def test_error_kinds_are_bounded() -> None:
         store.record("GET", "/x", 1.0, True, f"error {i}")
     kinds = {m for _, _, m, _ in store.errors()}
     assert len(kinds) == 51 and "(other)" in kinds
+
+
+def test_invalid_latency_is_not_counted() -> None:
+    store = WindowStore(clock=FakeClock())
+    with pytest.raises(MetricsError):
+        store.record("GET", "/x", float("nan"), True, "boom")
+    assert store.snapshot().total.requests == 0 and store.errors() == []
