@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,16 @@ def test_durations(text: object, seconds: float) -> None:
 @pytest.mark.parametrize(("text", "pct"), [("p95", 95.0), (99, 99.0), ("p99.9", 99.9)])
 def test_percentiles(text: object, pct: float) -> None:
     assert parse_percentile(text) == pct
+
+
+def test_shipped_endpoint_criteria_name_endpoints_the_templates_produce() -> None:
+    # a criterion for an endpoint no run ever hits fails as "no data": keep scenario and templates in step
+    names = set()
+    for template in (ROOT / "locustfiles").glob("*.py"):
+        names |= set(re.findall(r'name="([^"]+)"', template.read_text()))
+    for path in sorted((ROOT / "scenarios").glob("*.yaml")):
+        if is_suite_document(read_scenario_file(path)):
+            continue
+        spec = load_scenario(path, env={"RELIABILITY_PG_DSN": "postgresql://x@h/db"})
+        for pattern in spec.sla.endpoints:
+            assert pattern.split(" ", 1)[-1] in names, (path.name, pattern)
