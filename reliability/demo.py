@@ -25,8 +25,9 @@ from typing import Any
 import yaml
 
 from reliability.exceptions import TargetError
+from reliability.sla import OUTCOMES
+from reliability.target.app import READY_PREFIX
 
-READY_PREFIX = "reliability-target listening on "
 TARGET_START_TIMEOUT_S = 30.0
 
 
@@ -148,7 +149,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return 1
     record = json.loads(record_path.read_text())
     sla = record["sla"]
-    outcome = {0: "MET", 3: "NOT MET", 4: "INCONCLUSIVE"}.get(sla["exit_code"], "?")
+    outcome = OUTCOMES.get(sla["exit_code"], "?")
     print(f"[demo] SLA {sla['tier']} ({sla['percentile']}): {outcome}; highest tier met: "
           f"{sla['highest_tier_met'] or 'none'}", flush=True)
     for c in sla["blocked_by"]:

@@ -48,7 +48,7 @@ from reliability.record import (
     sla_section,
     write_record,
 )
-from reliability.sla import EXIT_INCONCLUSIVE, Verdict, evaluate, status_line
+from reliability.sla import EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
 
 logger = logging.getLogger("reliability")
 
@@ -499,7 +499,7 @@ class ReliabilityPlugin:
         logger.info("reports: %s", ", ".join(str(p) for p in paths))
 
     def _log_verdict(self, verdict: Verdict) -> None:
-        outcome = {0: "MET", 3: "NOT MET", 4: "INCONCLUSIVE"}.get(verdict.exit_code, "?")
+        outcome = OUTCOMES.get(verdict.exit_code, "?")
         logger.info("SLA %s (%s): %s", verdict.tier, f"p{verdict.percentile:g}", outcome)
         for c in verdict.criteria:
             logger.info("  %s %s", "PASS" if c.passed else "FAIL", c.describe())

@@ -26,6 +26,8 @@ from reliability.metrics.windows import EndpointStats, SecondCounts, Snapshot
 EXIT_PASSED = 0
 EXIT_FAILED = 3
 EXIT_INCONCLUSIVE = 4
+# What each exit code says about the SLA, in every place that prints a verdict.
+OUTCOMES = {EXIT_PASSED: "MET", EXIT_FAILED: "NOT MET", EXIT_INCONCLUSIVE: "INCONCLUSIVE"}
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +34,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from reliability import __version__
 from reliability.config import ScenarioSpec, load_scenario, parse_duration_s, read_scenario_file
 from reliability.exceptions import ScenarioError
+from reliability.record import iso
 
 SUITE_SCHEMA_VERSION = 1
 KINDS = ("baseline", "load", "degradation", "capacity")
@@ -239,9 +239,7 @@ def outcome(result: ScenarioResult) -> str:
 
 
 def _iso(epoch_s: float | None) -> str | None:
-    if epoch_s is None:
-        return None
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if epoch_s is None else iso(epoch_s)
 
 
 def build_suite_record(suite: Suite, results: Sequence[ScenarioResult], *, started_at: float, ended_at: float,

@@ -41,12 +41,12 @@ from reliability.runner.commands import (
     worker_command,
 )
 from reliability.runner.swarm import Outcome, Swarm, stop_requests
+from reliability.sla import OUTCOMES
 from reliability.suite import read_run_file
 
 WORKERS_ENV = "RELIABILITY_WORKERS"
 EXIT_INCONCLUSIVE = 4
 EXIT_USAGE = 2
-OUTCOMES = {0: "MET", 3: "NOT MET", 4: "INCONCLUSIVE"}
 
 
 def default_workers(environ: Mapping[str, str] = os.environ) -> int:
