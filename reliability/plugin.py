@@ -41,13 +41,14 @@ from reliability.exceptions import MetricsError, ReliabilityError
 from reliability.metrics.windows import WindowStore
 from reliability.record import (
     GeneratorUsage,
-    RunInfo,
+    RunRecord,
     build_record,
     default_record_path,
     iso,
     sla_section,
     write_record,
 )
+from reliability.schema import sections as s
 from reliability.sla import EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
 
 logger = logging.getLogger("reliability")
@@ -73,8 +74,8 @@ class Extension(Protocol):
 
     def on_test_stop(self, plugin: ReliabilityPlugin) -> None: ...
 
-    def contribute(self, plugin: ReliabilityPlugin, record: dict[str, Any]) -> list[str]:
-        """Add keys to the run record; return inconclusive reasons (empty when none)."""
+    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
+        """Set this feature's sections of the run record; return inconclusive reasons (empty when none)."""
         ...
 
 
@@ -138,7 +139,7 @@ class ReliabilityPlugin:
         self.record_path: Path | None = None
         self.aborted: str | None = None
         self.problems: list[str] = []  # inconclusive reasons found during the run
-        self.lost_workers: dict[str, dict[str, Any]] = {}
+        self.lost_workers: dict[str, s.LostWorker] = {}
         self.joined_workers: dict[str, float] = {}
         self.worker_last_report: dict[str, float] = {}
         self.workers_seen: set[str] = set()
@@ -288,9 +289,9 @@ class ReliabilityPlugin:
             last = self.worker_last_report.get(node.id)
             start = int(last) if last else int(self.started_at or now)
             origin = int(self.started_at or start)  # the timeline's t = epoch second - origin
-            self.lost_workers[node.id] = {"id": node.id, "detected_at": iso(now),
-                                          "last_report_at": iso(last) if last else None,
-                                          "partial_s": [start - origin, int(now) - origin]}
+            self.lost_workers[node.id] = s.LostWorker(id=node.id, detected_at=iso(now),
+                                                      last_report_at=iso(last) if last else None,
+                                                      partial_s=(start - origin, int(now) - origin))
             self.store.mark_partial(start, int(now) + 1)
             logger.error("worker %s went missing; data since %s is lost, the verdict will be inconclusive",
                          node.id, iso(last) if last else "the start")
@@ -420,8 +421,8 @@ class ReliabilityPlugin:
         verdict = evaluate(snapshot, self.sla)
         reasons = list(self.problems)
         for lost in self.lost_workers.values():
-            first, last_s = lost["partial_s"]
-            reasons.append(f"worker {lost['id']} went missing (detected {lost['detected_at']}); its last "
+            first, last_s = lost.partial_s or (0, 0)
+            reasons.append(f"worker {lost.id} went missing (detected {lost.detected_at}); its last "
                            f"reports were lost: seconds +{first}..+{last_s} have partial data")
         for gen in self.generators.values():
             if gen.role != "master" and gen.saturated:
@@ -435,17 +436,17 @@ class ReliabilityPlugin:
         if self.aborted and verdict.passed:
             reasons.append(f"run aborted: {self.aborted}")
         verdict = verdict.with_inconclusive(reasons)
-        run: RunInfo = {
-            "started_at": iso(start),
-            "ended_at": iso(end),
-            "duration_s": round(end - start, 3),
-            "mode": "master" if self.role == "master" else "local",
-            "workers": len(self.workers_seen),
-            "locust_version": locust.__version__,
-            "reliability_version": __version__,
-            "scenario": self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
-            "aborted": self.aborted,
-        }
+        run = s.Run(
+            started_at=iso(start),
+            ended_at=iso(end),
+            duration_s=round(end - start, 3),
+            mode="master" if self.role == "master" else "local",
+            workers=len(self.workers_seen),
+            locust_version=locust.__version__,
+            reliability_version=__version__,
+            scenario=self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
+            aborted=self.aborted,
+        )
         record = build_record(
             verdict=verdict,
             snapshot=snapshot,
@@ -454,14 +455,14 @@ class ReliabilityPlugin:
             down_error_ratio=self.sla.down_error_ratio,
             generators=list(self.generators.values()),
             cache={k: (v[0], v[1]) for k, v in self._cache_counts.items()},
-            workers={
-                "seen": sorted(self.workers_seen),
-                "lost": list(self.lost_workers.values()),
-                "joined": [{"id": k, "at": iso(v)} for k, v in self.joined_workers.items()],
-            },
+            workers=s.Workers(
+                seen=sorted(self.workers_seen),
+                lost=list(self.lost_workers.values()),
+                joined=[s.JoinedWorker(id=k, at=iso(v)) for k, v in self.joined_workers.items()],
+            ),
         )
         if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
-            record["cost_model"] = self.scenario.cost.model_dump(mode="json")
+            record.cost_model = s.CostModel.model_validate(self.scenario.cost.model_dump(mode="json"))
         known = len(self.problems)
         extra = [r for found in self._call_extensions("contribute", record) for r in (found or [])]
         extra += self.problems[known:]  # an extension that failed while contributing
@@ -472,7 +473,7 @@ class ReliabilityPlugin:
                                  "passed": verdict.passed and all(c.passed for c in added)})
         if extra or added:
             verdict = verdict.with_inconclusive(extra)
-            record["sla"] = sla_section(verdict, self.sla.down_error_ratio)
+            record.sla = sla_section(verdict, self.sla.down_error_ratio)
         self.final = verdict
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
@@ -482,11 +483,11 @@ class ReliabilityPlugin:
             logger.error("cannot write the run record to %s: %s", path, exc)
             self.record_path = None
         if self.record_path is not None:
-            self._write_reports(dict(record), self.record_path)
+            self._write_reports(record, self.record_path)
         self._log_verdict(verdict)
         return verdict
 
-    def _write_reports(self, record: dict[str, Any], record_path: Path) -> None:
+    def _write_reports(self, record: RunRecord, record_path: Path) -> None:
         """HTML, JUnit XML and Markdown next to the record. A rendering problem is logged, never
         allowed to change the verdict: the record is written and can be re-rendered later."""
         from reliability.report import write_reports

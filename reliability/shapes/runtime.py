@@ -34,6 +34,7 @@ import gevent
 from gevent.lock import BoundedSemaphore
 
 from reliability.config import ScenarioSpec
+from reliability.schema import RunRecord
 from reliability.shapes.capacity import CapacitySearch
 from reliability.shapes.sections import (
     IN_EFFECT,
@@ -159,7 +160,7 @@ class ScheduleExtension:
         if any(r.state in IN_EFFECT for r in self.runs):
             gevent.spawn(self.revert_all, "the test stopped")
 
-    def contribute(self, plugin: ReliabilityPlugin, record: dict[str, Any]) -> list[str]:
+    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
         self._stopping = True
         if self._driver is not None:
             self._driver.kill(block=False)
@@ -168,14 +169,16 @@ class ScheduleExtension:
         reasons = list(self._problems)
         end = plugin.ended_at or self.clock()
         if self.runs:
-            reasons += faults_section(record, self.runs, plugin.store, plugin.sla, self.scenario.recovery,
-                                      self.started_at, end)
+            result = faults_section(self.runs, plugin.store, plugin.sla, self.scenario.recovery, self.started_at, end,
+                                    record.totals.requests)
+            result.apply(record)
+            reasons += result.reasons
         search: CapacitySearch | None = getattr(self.shape, "capacity", None)
         if search is not None:
-            record["capacity"] = capacity_section(search, plugin.store, plugin.sla, end)
+            record.capacity = capacity_section(search, plugin.store, plugin.sla, end)
         elif self.shape is not None:
-            record["stages"] = stages_section(getattr(self.shape, "stage_log", ()), plugin.store, plugin.sla,
-                                              self.started_at, end)
+            record.stages = stages_section(getattr(self.shape, "stage_log", ()), plugin.store, plugin.sla,
+                                           self.started_at, end)
         return reasons
 
     # -- the schedule ------------------------------------------------------------------------------
