@@ -47,6 +47,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
+from reliability.masking import mask
+
 Severity = Literal["warning", "page"]
 SEVERITY_RANK: Mapping[str, int] = {"warning": 1, "page": 2}
 SCALE_REFERENCE_S = 36_000.0  # 10 h: the SRE windows are multiplied by run length / this
@@ -469,7 +471,7 @@ def deliver(url: str, body: Mapping[str, Any], timeout_s: float, *, attempts: in
         except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections
             status = None
             reason = getattr(exc, "reason", exc)
-            error = f"{type(exc).__name__}: {reason}".replace(url, "***")
+            error = mask(f"{type(exc).__name__}: {reason}", (url,))
         if error is None or (status is not None and status < 500):
             break
         if tries < attempts:

@@ -97,6 +97,9 @@ class ReliabilityShape(LoadTestShape):
         options = getattr(getattr(runner, "environment", None), "parsed_options", None)
         if options is None:
             return None
+        plugin = getattr(runner.environment, "reliability", None) if runner is not None else None
+        if isinstance(plugin, _plugin.ReliabilityPlugin):
+            return plugin.resolve(options)[0]  # parsed once per run, shared with the plugin
         scenario, _sla = _plugin.resolve_spec(options)
         return scenario
 
@@ -197,11 +200,16 @@ def scenario_shape(environment: Environment) -> ReliabilityShape | None:
     path = getattr(environment.parsed_options, "scenario", None)
     if not path:
         return None
+    plugin = getattr(environment, "reliability", None)
     try:
-        data: Any = read_scenario_file(path)
+        if isinstance(plugin, _plugin.ReliabilityPlugin):
+            has_shape = plugin.resolve(environment.parsed_options)[0].shape is not None
+        else:
+            data: Any = read_scenario_file(path)
+            has_shape = isinstance(data, dict) and bool(data.get("shape"))
     except ReliabilityError:
         return None  # the plugin reports the bad file when the test starts
-    if not isinstance(data, dict) or not data.get("shape"):
+    if not has_shape:
         return None
     shape = ScenarioShape()
     shape.runner = environment.runner
