@@ -44,9 +44,9 @@ from reliability.alerts import (
     wants,
     webhook_label,
 )
-from reliability.config import percentile_label
 from reliability.schema import RunRecord
 from reliability.schema import sections as s
+from reliability.units import percentile_label
 
 if TYPE_CHECKING:
     from reliability.plugin import ReliabilityPlugin
