@@ -38,6 +38,7 @@ from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 from reliability import __version__
 from reliability.config import ScenarioSpec, SlaSpec, parse_scenario, read_scenario_file
 from reliability.exceptions import MetricsError, ReliabilityError
+from reliability.faults.optin import require_opt_in
 from reliability.metrics.windows import WindowStore
 from reliability.record import (
     GeneratorUsage,
@@ -95,11 +96,16 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
     ]
     group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
+    group.add_argument("--allow-unsafe-faults", action="store_true", default=False,
+                       help="run the scenario's shell, webhook, process.* and factory faults (they act on this "
+                            "machine); never settable from the web UI")
     group.add_argument("--web-origin", action="append", default=None,
                        help="another origin the web UI is reached at (reverse proxy, port mapping), e.g. "
                             "https://locust.example.com; repeatable")
     for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
+    for action in group._group_actions:  # LOCUST_SLA_TIER=silver ... (set the way configargparse's own prefix does)
+        action.env_var = f"LOCUST_{action.dest.upper()}"
 
 
 def resolve_spec(options: Any) -> tuple[ScenarioSpec, SlaSpec]:
@@ -122,6 +128,7 @@ def resolve_spec(options: Any) -> tuple[ScenarioSpec, SlaSpec]:
     if abort:
         sla["abort"] = abort
     scenario = parse_scenario({**data, "sla": sla}, path or "command line")
+    require_opt_in(scenario, bool(getattr(options, "allow_unsafe_faults", False)), path or "command line")
     return scenario, scenario.sla
 
 
