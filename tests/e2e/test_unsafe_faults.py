@@ -19,7 +19,8 @@ EMPTY = str(ROOT / "tests/e2e/locustfiles/empty_user.py")
 LOCUSTFILE = str(ROOT / "locustfiles/api.py")
 
 
-def _scenario(tmp_path: Path, marker: Path, extra: str = "") -> Path:
+def shell_scenario(tmp_path: Path, marker: Path, extra: str = "") -> Path:
+    """A valid scenario whose shell fault touches ``marker`` half a second into the run."""
     path = tmp_path / "shell.yaml"
     path.write_text(f"""\
 name: shell fault
@@ -35,7 +36,7 @@ faults:
 
 
 def test_the_opt_in_lists_every_unsafe_fault(tmp_path: Path) -> None:
-    path = _scenario(tmp_path, tmp_path / "m", """\
+    path = shell_scenario(tmp_path, tmp_path / "m", """\
   - {at_s: 5s, hold_s: 1s, fault: {type: webhook, inject: {url: "http://127.0.0.1:9/x"}}}
   - {name: freeze, at_s: 10s, hold_s: 1s, fault: {type: process.suspend, match: "redis-server"}}
   - {name: kill, at_s: 15s, hold_s: 1s, fault: {type: process.kill, pid: 12345}}
@@ -79,7 +80,7 @@ def test_bad_webhook_schemes_and_user_without_match_are_one_line(tmp_path: Path,
 @pytest.mark.slow
 def test_locust_refuses_a_shell_fault_without_the_flag_and_runs_it_with(tmp_path: Path) -> None:
     marker = tmp_path / "ran.txt"
-    scenario = _scenario(tmp_path, marker)
+    scenario = shell_scenario(tmp_path, marker)
     args = ["-f", EMPTY, "--headless", "-u", "1", "-r", "1", "-t", "8s", "--scenario", str(scenario),
             "--run-record", str(tmp_path / "run.json")]
     refused = run(locust_cmd(*args), timeout_s=60)
@@ -96,7 +97,7 @@ def test_locust_refuses_a_shell_fault_without_the_flag_and_runs_it_with(tmp_path
 
 def test_reliability_run_refuses_before_starting_and_passes_the_flag_on(tmp_path: Path,
                                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    scenario = _scenario(tmp_path, tmp_path / "m")
+    scenario = shell_scenario(tmp_path, tmp_path / "m")
     assert main(["run", str(scenario), "--workers", "0", "--dry-run"]) == 4
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pass --allow-unsafe-faults to run them" in err

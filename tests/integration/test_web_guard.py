@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from reliability.config import load_scenario
+from tests.e2e.test_unsafe_faults import shell_scenario
 from tests.integration.test_web_ui import WebLocust, serve_pattern, wait_for
 from tests.procs import Served
 
@@ -28,24 +29,10 @@ def pattern() -> Iterator[Served]:
         yield served
 
 
-def _hostile_scenario(tmp_path: Path, marker: Path) -> Path:
-    path = tmp_path / "hostile.yaml"
-    path.write_text(f"""\
-name: hostile
-recovery: {{warmup_s: 0s}}
-faults:
-  - name: owned
-    at_s: 500ms
-    hold_s: 1s
-    fault: {{type: shell, inject: "touch {marker}"}}
-""")
-    return path
-
-
 def test_cross_site_start_runs_nothing_writes_nothing_and_same_origin_still_works(pattern: Served,
                                                                                   tmp_path: Path) -> None:
     marker = tmp_path / "owned.txt"
-    hostile = _hostile_scenario(tmp_path, marker)
+    hostile = shell_scenario(tmp_path, marker)
     # the file is valid and would run its shell fault if a run used it
     assert load_scenario(str(hostile)).faults[0].fault.type == "shell"
     important = tmp_path / "important.conf"
