@@ -94,6 +94,12 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
     ]
     group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
+    group.add_argument("--revert-journal", default=None,
+                       help="revert journal file (default: a new file in $RELIABILITY_JOURNAL_DIR or "
+                            "~/.local/state/reliability/journals)")
+    group.add_argument("--ignore-applied-faults", action="store_true", default=False,
+                       help="start even though another run's journal says a fault is still applied on a backend "
+                            "this run uses")
     for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
 
