@@ -36,9 +36,10 @@ from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 from reliability import __version__
-from reliability.config import ScenarioSpec, SlaSpec, parse_scenario, read_scenario_file
+from reliability.config import ScenarioSpec
 from reliability.exceptions import MetricsError, ReliabilityError
 from reliability.metrics.windows import WindowStore
+from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
 from reliability.record import (
     GeneratorUsage,
     RunInfo,
@@ -84,8 +85,9 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
     in_web_form = [
         group.add_argument("--sla-tier", default=None, help="SLA tier to grade against (default gold)"),
         group.add_argument("--sla-percentile", default=None, help="latency percentile, e.g. p95 (default), p99"),
-        group.add_argument("--scenario", default=None, help="scenario YAML with SLA tiers, endpoints, target"),
     ]
+    # files come from the command line or config only: never from the web UI's start form
+    group.add_argument("--scenario", default=None, help="scenario YAML with SLA tiers, endpoints, target")
     group.add_argument("--run-record", default=None, help="run record path (default reports/run-<UTC>.json)")
     in_web_form += [
         group.add_argument("--sla-abort", action="store_true", default=False,
@@ -100,31 +102,11 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
     group.add_argument("--ignore-applied-faults", action="store_true", default=False,
                        help="start even though another run's journal says a fault is still applied on a backend "
                             "this run uses")
+    group.add_argument("--web-origin", action="append", default=None,
+                       help="another origin the web UI is reached at (reverse proxy, port mapping), e.g. "
+                            "https://locust.example.com; repeatable")
     for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
-
-
-def resolve_spec(options: Any) -> tuple[ScenarioSpec, SlaSpec]:
-    """Scenario file, then command-line options on top (the command line wins)."""
-    path = getattr(options, "scenario", None)
-    data = read_scenario_file(path) if path else {}
-    if not isinstance(data, dict):
-        data = {"": data}  # let parse_scenario report the bad top level
-    sla = dict(data.get("sla") or {})
-    abort = dict(sla.get("abort") or {})
-    for option, key in (("sla_tier", "tier"), ("sla_percentile", "percentile"),
-                        ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s")):
-        value = getattr(options, option, None)
-        if value:
-            sla[key] = value
-    if getattr(options, "sla_abort", False):
-        abort["enabled"] = True
-    if getattr(options, "sla_abort_grace", None):
-        abort["grace_s"] = options.sla_abort_grace
-    if abort:
-        sla["abort"] = abort
-    scenario = parse_scenario({**data, "sla": sla}, path or "command line")
-    return scenario, scenario.sla
 
 
 class ReliabilityPlugin:
@@ -535,7 +517,7 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
         from reliability.web.ui import install_web_ui
         install_web_ui(environment.web_ui, plugin)
     if environment.shape_class is None and not isinstance(environment.runner, WorkerRunner):
-        from reliability.shapes.locust_shapes import scenario_shape  # a scenario's shape: drives the load
+        from reliability.shapes.locust_base import scenario_shape  # a scenario's shape: drives the load
         environment.shape_class = scenario_shape(environment)
 
 
