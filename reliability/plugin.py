@@ -21,11 +21,12 @@ Who does what:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gevent
 import locust
@@ -36,13 +37,15 @@ from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 from reliability import __version__
-from reliability.config import ScenarioSpec
+from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import MetricsError, ReliabilityError
+from reliability.masking import MaskingFilter, install_log_masking, mask_data
 from reliability.metrics.windows import WindowStore
 from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
 from reliability.record import (
     GeneratorUsage,
     RunInfo,
+    RunRecord,
     build_record,
     default_record_path,
     iso,
@@ -109,6 +112,10 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         action.include_in_web_ui = True
 
 
+SPEC_OPTIONS = ("scenario", "sla_tier", "sla_percentile", "sla_window", "sla_status_interval", "sla_abort",
+                "sla_abort_grace")
+
+
 class ReliabilityPlugin:
     """Per-environment state and listeners. Created by :func:`install`; one per Environment."""
 
@@ -140,6 +147,19 @@ class ReliabilityPlugin:
         self._bad_latency_logged = False
         self._cache_counts: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [hits, misses]
         self.extensions: list[Extension] = []
+        self.masker = MaskingFilter()  # attached to the log handlers by on_init
+        self._resolved: tuple[tuple[Any, ...], tuple[ScenarioSpec, SlaSpec]] | None = None
+
+    def resolve(self, options: Any) -> tuple[ScenarioSpec, SlaSpec]:
+        """:func:`resolve_spec`, read once per run: the shape, the plugin and the log masking
+        share it (a new test in the web UI reads the file again)."""
+        key = tuple(getattr(options, name, None) for name in SPEC_OPTIONS)
+        if self._resolved is None or self._resolved[0] != key:
+            self._resolved = None
+            resolved = resolve_spec(options)
+            self._resolved = (key, resolved)
+            self.masker.secrets = tuple(dict.fromkeys((*self.masker.secrets, *resolved[0].secrets)))
+        return self._resolved[1]
 
     def add_extension(self, extension: Extension) -> None:
         """Register a master/local-side feature; see :class:`Extension`."""
@@ -292,7 +312,7 @@ class ReliabilityPlugin:
         if self.started_at is not None and not self._finalized and self.store.snapshot().total.requests:
             self.finalize()  # web UI: a new test begins; keep the previous one's record
         try:
-            self.scenario, self.sla = resolve_spec(environment.parsed_options)
+            self.scenario, self.sla = self.resolve(environment.parsed_options)
         except ReliabilityError as exc:
             logger.error("%s", exc)
             environment.process_exit_code = EXIT_INCONCLUSIVE
@@ -462,6 +482,8 @@ class ReliabilityPlugin:
             verdict = verdict.with_inconclusive(extra)
             record["sla"] = sla_section(verdict, self.sla.down_error_ratio)
         self.final = verdict
+        self._resolved = None  # the next test (web UI) reads the scenario afresh
+        record = cast(RunRecord, mask_data(record, self.scenario.secrets))
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
         try:
@@ -513,6 +535,10 @@ def install(environment: Environment, clock: Callable[[], float] = time.time) ->
 
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     plugin = install(environment)
+    plugin.masker = install_log_masking()  # Locust's log (and ours): no password in the clear
+    if getattr(environment.parsed_options, "scenario", None):
+        with contextlib.suppress(ReliabilityError):  # a bad file is reported when the test starts
+            plugin.resolve(environment.parsed_options)  # its ${ENV} secrets are masked from the start
     if environment.web_ui is not None:  # master or local runner with the web UI on
         from reliability.web.ui import install_web_ui
         install_web_ui(environment.web_ui, plugin)

@@ -24,8 +24,9 @@ from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s, secrets_of
 from reliability.faults.httpcall import call
 from reliability.faults.spec import HttpErrorSpec, HttpLatencySpec
+from reliability.masking import mask
 from reliability.revert.journal import Undo, http_action, reference_secrets
-from reliability.target.config import ADMIN_TOKEN_ENV, mask_url
+from reliability.target.config import ADMIN_TOKEN_ENV
 
 ADMIN_HEADER = "X-Admin-Token"
 TIMEOUT_S = 5.0
@@ -55,7 +56,7 @@ class TargetHttpFault:
             self.body["ttl_s"] = self.dead_man_s
         self._lease: Lease | None = None
         self.injected = False
-        self.backend = f"target {mask_url(self.url)}"
+        self.backend = f"target {mask(self.url)}"
 
     def undo(self, environ: Mapping[str, str]) -> Undo:
         """``DELETE /admin/faults`` (the token by reference to its environment variable)."""

@@ -32,8 +32,8 @@ from reliability.faults.spec import (
     ProxySlowCloseSpec,
     ProxyTimeoutSpec,
 )
+from reliability.masking import mask
 from reliability.revert.journal import Action, Undo, http_action, reference_secrets
-from reliability.target.config import mask_url
 
 TIMEOUT_S = 5.0
 _UNSET: Any = object()
@@ -179,7 +179,7 @@ class _ProxyFault:
         self.proxy = proxy
         self.dead_man_s = dead_man_s
         self.client = ToxiproxyClient(api_url)
-        self.backend = f"toxiproxy {mask_url(self.client.api_url)} proxy {proxy}"
+        self.backend = f"toxiproxy {mask(self.client.api_url)} proxy {proxy}"
         self._lease: Lease | None = None
 
     def _undo(self, action: Action, environ: Mapping[str, str]) -> Undo:

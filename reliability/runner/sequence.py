@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from reliability.exceptions import ScenarioError
+from reliability.masking import mask
 from reliability.record import RunRecord, write_record
 from reliability.report import write_reports
 from reliability.report.readiness import grade_suite
@@ -83,10 +84,12 @@ def run_suite(suite: Suite, cli: RunOverrides, settings_for: SettingsFor, *, dry
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INCONCLUSIVE
     if dry_run:
+        secrets = suite.env_secrets()
         for entry, plan, settings in plans:
             env = " ".join(f"{k}={v}" for k, v in entry.env.items())
-            out.write(f"# {entry.index}. {entry.name} ({entry.kind}){' with ' + env if env else ''}\n")
-            print_dry_run(plan, settings, out)
+            out.write(mask(f"# {entry.index}. {entry.name} ({entry.kind}){' with ' + env if env else ''}", secrets)
+                      + "\n")
+            print_dry_run(plan, settings, out, secrets)
         return 0
     results: list[ScenarioResult] = []
     started = time.time()
