@@ -102,6 +102,12 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
     group.add_argument("--allow-unsafe-faults", action="store_true", default=False,
                        help="run the scenario's shell, webhook, process.* and factory faults (they act on this "
                             "machine); never settable from the web UI")
+    group.add_argument("--revert-journal", default=None,
+                       help="revert journal file (default: a new file in $RELIABILITY_JOURNAL_DIR or "
+                            "~/.local/state/reliability/journals)")
+    group.add_argument("--ignore-applied-faults", action="store_true", default=False,
+                       help="start even though another run's journal says a fault is still applied on a backend "
+                            "this run uses")
     group.add_argument("--web-origin", action="append", default=None,
                        help="another origin the web UI is reached at (reverse proxy, port mapping), e.g. "
                             "https://locust.example.com; repeatable")
