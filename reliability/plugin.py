@@ -525,6 +525,9 @@ def install(environment: Environment, clock: Callable[[], float] = time.time) ->
 
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     plugin = install(environment)
+    from reliability.shapes.arrival_driver import attach as attach_arrivals  # open-model load's messages
+
+    attach_arrivals(environment)
     if environment.web_ui is not None:  # master or local runner with the web UI on
         from reliability.web.ui import install_web_ui
         install_web_ui(environment.web_ui, plugin)
