@@ -84,8 +84,9 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
     in_web_form = [
         group.add_argument("--sla-tier", default=None, help="SLA tier to grade against (default gold)"),
         group.add_argument("--sla-percentile", default=None, help="latency percentile, e.g. p95 (default), p99"),
-        group.add_argument("--scenario", default=None, help="scenario YAML with SLA tiers, endpoints, target"),
     ]
+    # files come from the command line or config only: never from the web UI's start form
+    group.add_argument("--scenario", default=None, help="scenario YAML with SLA tiers, endpoints, target")
     group.add_argument("--run-record", default=None, help="run record path (default reports/run-<UTC>.json)")
     in_web_form += [
         group.add_argument("--sla-abort", action="store_true", default=False,
@@ -94,6 +95,9 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
     ]
     group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
+    group.add_argument("--web-origin", action="append", default=None,
+                       help="another origin the web UI is reached at (reverse proxy, port mapping), e.g. "
+                            "https://locust.example.com; repeatable")
     for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
 
