@@ -213,11 +213,8 @@ class CapacitySearch:
                 return None
             rps = step.rps()
             worst = step.worst_latency_ms()
-            out: dict[str, Any] = {"users": step.users, "rps": None if rps is None else round(rps, 3),
-                                   latency_key: None if worst is None else round(worst, 3)}
-            if step.rate_per_s is not None:
-                out["rate_per_s"] = step.rate_per_s
-            return out
+            return {"users": step.users, "rate_per_s": step.rate_per_s, "rps": None if rps is None else round(rps, 3),
+                    latency_key: None if worst is None else round(worst, 3)}
 
         return {
             "tier": self.tier,
