@@ -19,7 +19,8 @@ Example scenario::
 ``load_scenario(path)`` returns a frozen :class:`ScenarioSpec` or raises
 :class:`~reliability.exceptions.ScenarioError` with one line such as
 ``scenarios/x.yaml: sla.tiers.gold.p95_ms: must be greater than 0``. Validation is pydantic's;
-this module only maps its errors to field paths and parses units ("250ms", "2m", "p99.9").
+this module only maps its errors to field paths; units ("250ms", "2m", "p99.9") are parsed by
+:mod:`reliability.units` (its parsers are re-exported here).
 """
 
 from __future__ import annotations
@@ -31,66 +32,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from reliability.alerts import AlertsSpec
+from reliability.alerts.spec import AlertsSpec
 from reliability.exceptions import ScenarioError
+from reliability.faults.schedule import FaultSchedule
 from reliability.health.spec import HealthSpec
 from reliability.report.spec import CostSpec
-from reliability.shapes.spec import FaultSchedule, RecoveryField, RecoverySpec, ShapeField
+from reliability.shapes.spec import RecoveryField, RecoverySpec, ShapeField
+from reliability.units import FrozenSpec
+from reliability.units import parse_duration_s as parse_duration_s  # re-exported: the public home of the parsers
+from reliability.units import parse_latency_ms as parse_latency_ms
+from reliability.units import parse_percentile as parse_percentile
+from reliability.units import percentile_label as percentile_label
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _PERCENTILE_KEY = re.compile(r"^p(\d{1,2}(?:\.\d+)?)_ms$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def parse_duration_s(value: object) -> float:
-    """Seconds from a number (seconds) or a string like "250ms", "30s", "2m", "1h"."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30, '30s' or '250ms'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    else:
-        raise ValueError(f"expected a duration such as 30, '30s' or '250ms', got {value!r}")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-def parse_latency_ms(value: object) -> float:
-    """Milliseconds from a number (ms) or a string like "200ms", "1.5s"."""
-    if isinstance(value, str) and value.strip().endswith(("ms", "s", "m", "h")):
-        return parse_duration_s(value) * 1000.0
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected a latency such as 200 or '200ms', got {value!r}")
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"expected a latency such as 200 or '200ms', got {value!r}") from None
-
-
-def parse_percentile(value: object) -> float:
-    """Percentile (0-100, exclusive) from 95, "95", "p95" or "p99.9"."""
-    text = str(value).strip().lower().removeprefix("p")
-    try:
-        pct = float(text)
-    except ValueError:
-        raise ValueError(f"expected a percentile such as p95 or 99.9, got {value!r}") from None
-    if not 0.0 < pct < 100.0:
-        raise ValueError(f"a percentile must be between 0 and 100 (exclusive), got {value!r}")
-    return pct
-
-
-def percentile_label(pct: float) -> str:
-    """"p95", "p99.9" for 95.0, 99.9."""
-    return f"p{pct:g}"
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _collect_percentiles(data: Any) -> Any:
@@ -121,7 +78,7 @@ def _collect_percentiles(data: Any) -> Any:
     return out
 
 
-class EndpointSlaSpec(_Spec):
+class EndpointSlaSpec(FrozenSpec):
     """Latency and error thresholds; alone, extra criteria for one endpoint ("GET /api/items", or
     a bare name for any request type). Write ``p95_ms: 200`` (any percentile) or ``latency_ms``
     for the scenario's configured percentile."""
@@ -169,7 +126,7 @@ BUILTIN_TIERS: Mapping[str, TierSpec] = {
 }
 
 
-class AbortSpec(_Spec):
+class AbortSpec(FrozenSpec):
     """Stop the run when the rolling verdict fails for ``grace_s`` in a row (like k6 abortOnFail)."""
 
     enabled: bool = False
@@ -181,7 +138,7 @@ class AbortSpec(_Spec):
         return parse_duration_s(v)
 
 
-class SlaSpec(_Spec):
+class SlaSpec(FrozenSpec):
     tier: str = "gold"
     percentile: float = 95.0
     rolling_window_s: float = Field(default=60.0, ge=5, le=3600)
@@ -238,7 +195,7 @@ class SlaSpec(_Spec):
         return self.down_error_pct / 100.0
 
 
-class TargetSpec(_Spec):
+class TargetSpec(FrozenSpec):
     """Where the load goes. Put secrets in ``${ENV_VAR}`` references, never in the file."""
 
     host: str | None = None
@@ -247,7 +204,7 @@ class TargetSpec(_Spec):
     ws_url: str | None = None
 
 
-class LoadSpec(_Spec):
+class LoadSpec(FrozenSpec):
     locustfile: str | None = None
     users: int = Field(default=10, ge=0)
     spawn_rate: float = Field(default=10.0, gt=0)
@@ -259,7 +216,7 @@ class LoadSpec(_Spec):
         return parse_duration_s(v)
 
 
-class ScenarioSpec(_Spec):
+class ScenarioSpec(FrozenSpec):
     """A whole scenario file. Example in the module docstring."""
 
     version: int = Field(default=1, ge=1, le=1)

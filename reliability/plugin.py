@@ -36,9 +36,10 @@ from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 from reliability import __version__
-from reliability.config import ScenarioSpec, SlaSpec, parse_scenario, read_scenario_file
+from reliability.config import ScenarioSpec
 from reliability.exceptions import MetricsError, ReliabilityError
 from reliability.metrics.windows import WindowStore
+from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
 from reliability.record import (
     GeneratorUsage,
     RunInfo,
@@ -100,29 +101,6 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
                             "https://locust.example.com; repeatable")
     for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
-
-
-def resolve_spec(options: Any) -> tuple[ScenarioSpec, SlaSpec]:
-    """Scenario file, then command-line options on top (the command line wins)."""
-    path = getattr(options, "scenario", None)
-    data = read_scenario_file(path) if path else {}
-    if not isinstance(data, dict):
-        data = {"": data}  # let parse_scenario report the bad top level
-    sla = dict(data.get("sla") or {})
-    abort = dict(sla.get("abort") or {})
-    for option, key in (("sla_tier", "tier"), ("sla_percentile", "percentile"),
-                        ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s")):
-        value = getattr(options, option, None)
-        if value:
-            sla[key] = value
-    if getattr(options, "sla_abort", False):
-        abort["enabled"] = True
-    if getattr(options, "sla_abort_grace", None):
-        abort["grace_s"] = options.sla_abort_grace
-    if abort:
-        sla["abort"] = abort
-    scenario = parse_scenario({**data, "sla": sla}, path or "command line")
-    return scenario, scenario.sla
 
 
 class ReliabilityPlugin:
@@ -536,7 +514,7 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
         from reliability.web.ui import install_web_ui
         install_web_ui(environment.web_ui, plugin)
     if environment.shape_class is None and not isinstance(environment.runner, WorkerRunner):
-        from reliability.shapes.locust_shapes import scenario_shape  # a scenario's shape: drives the load
+        from reliability.shapes.locust_base import scenario_shape  # a scenario's shape: drives the load
         environment.shape_class = scenario_shape(environment)
 
 

@@ -27,27 +27,22 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from reliability import __version__
-from reliability.config import ScenarioSpec, load_scenario, parse_duration_s, read_scenario_file
+from reliability.config import ScenarioSpec, load_scenario, read_scenario_file
 from reliability.exceptions import ScenarioError
-from reliability.record import iso
+from reliability.units import DurationS, FrozenSpec, iso
 
 SUITE_SCHEMA_VERSION = 1
 KINDS = ("baseline", "load", "degradation", "capacity")
 Kind = Literal["baseline", "load", "degradation", "capacity"]
-DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SuiteDefaultsSpec(_Spec):
+class SuiteDefaultsSpec(FrozenSpec):
     """Settings every scenario of the suite gets unless its entry sets its own."""
 
     locustfile: str | None = None
@@ -77,7 +72,7 @@ class SuiteEntrySpec(SuiteDefaultsSpec):
     run_time_s: DurationS | None = Field(default=None, gt=0)
 
 
-class SuiteSpec(_Spec):
+class SuiteSpec(FrozenSpec):
     """A whole suite file; see the module docstring."""
 
     version: int = Field(default=1, ge=1, le=1)

@@ -25,8 +25,8 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from reliability.alerts import CountSeries, budget_ratio_for, budget_remaining, burn_rate
-from reliability.config import percentile_label
 from reliability.metrics.windows import WindowStore
+from reliability.units import percentile_label
 
 STATE_VERSION = 1
 CHART_S = 900  # seconds of per-second rows kept for the charts (the page shows the last 600)
