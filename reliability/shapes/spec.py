@@ -208,7 +208,7 @@ class StagesShapeSpec(_ShapeSpec):
         return StagePlan(scale_stages(out, self.time_scale))
 
 
-class RateStageSpec(_Spec):
+class RateStageSpec(FrozenSpec):
     """One stage of an ``arrival_rate`` shape: ramps linearly to ``rate_per_s`` over ``duration_s``."""
 
     duration_s: DurationS = Field(gt=0)
