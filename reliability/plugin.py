@@ -21,11 +21,12 @@ Who does what:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gevent
 import locust
@@ -36,13 +37,15 @@ from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 from reliability import __version__
-from reliability.config import ScenarioSpec
+from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import MetricsError, ReliabilityError
+from reliability.masking import MaskingFilter, install_log_masking, mask_data
 from reliability.metrics.windows import WindowStore
 from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
 from reliability.record import (
     GeneratorUsage,
     RunInfo,
+    RunRecord,
     build_record,
     default_record_path,
     iso,
@@ -96,11 +99,26 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
     ]
     group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
+    group.add_argument("--allow-unsafe-faults", action="store_true", default=False,
+                       help="run the scenario's shell, webhook, process.* and factory faults (they act on this "
+                            "machine); never settable from the web UI")
+    group.add_argument("--revert-journal", default=None,
+                       help="revert journal file (default: a new file in $RELIABILITY_JOURNAL_DIR or "
+                            "~/.local/state/reliability/journals)")
+    group.add_argument("--ignore-applied-faults", action="store_true", default=False,
+                       help="start even though another run's journal says a fault is still applied on a backend "
+                            "this run uses")
     group.add_argument("--web-origin", action="append", default=None,
                        help="another origin the web UI is reached at (reverse proxy, port mapping), e.g. "
                             "https://locust.example.com; repeatable")
     for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
+    for action in group._group_actions:  # LOCUST_SLA_TIER=silver ... (set the way configargparse's own prefix does)
+        action.env_var = f"LOCUST_{action.dest.upper()}"
+
+
+SPEC_OPTIONS = ("scenario", "sla_tier", "sla_percentile", "sla_window", "sla_status_interval", "sla_abort",
+                "sla_abort_grace", "allow_unsafe_faults")
 
 
 class ReliabilityPlugin:
@@ -134,6 +152,19 @@ class ReliabilityPlugin:
         self._bad_latency_logged = False
         self._cache_counts: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [hits, misses]
         self.extensions: list[Extension] = []
+        self.masker = MaskingFilter()  # attached to the log handlers by on_init
+        self._resolved: tuple[tuple[Any, ...], tuple[ScenarioSpec, SlaSpec]] | None = None
+
+    def resolve(self, options: Any) -> tuple[ScenarioSpec, SlaSpec]:
+        """:func:`resolve_spec`, read once per run: the shape, the plugin and the log masking
+        share it (a new test in the web UI reads the file again)."""
+        key = tuple(getattr(options, name, None) for name in SPEC_OPTIONS)
+        if self._resolved is None or self._resolved[0] != key:
+            self._resolved = None
+            resolved = resolve_spec(options)
+            self._resolved = (key, resolved)
+            self.masker.secrets = tuple(dict.fromkeys((*self.masker.secrets, *resolved[0].secrets)))
+        return self._resolved[1]
 
     def add_extension(self, extension: Extension) -> None:
         """Register a master/local-side feature; see :class:`Extension`."""
@@ -286,7 +317,7 @@ class ReliabilityPlugin:
         if self.started_at is not None and not self._finalized and self.store.snapshot().total.requests:
             self.finalize()  # web UI: a new test begins; keep the previous one's record
         try:
-            self.scenario, self.sla = resolve_spec(environment.parsed_options)
+            self.scenario, self.sla = self.resolve(environment.parsed_options)
         except ReliabilityError as exc:
             logger.error("%s", exc)
             environment.process_exit_code = EXIT_INCONCLUSIVE
@@ -456,6 +487,8 @@ class ReliabilityPlugin:
             verdict = verdict.with_inconclusive(extra)
             record["sla"] = sla_section(verdict, self.sla.down_error_ratio)
         self.final = verdict
+        self._resolved = None  # the next test (web UI) reads the scenario afresh
+        record = cast(RunRecord, mask_data(record, self.scenario.secrets))
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
         try:
@@ -510,6 +543,10 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
     from reliability.shapes.arrival_driver import attach as attach_arrivals  # open-model load's messages
 
     attach_arrivals(environment)
+    plugin.masker = install_log_masking()  # Locust's log (and ours): no password in the clear
+    if getattr(environment.parsed_options, "scenario", None):
+        with contextlib.suppress(ReliabilityError):  # a bad file is reported when the test starts
+            plugin.resolve(environment.parsed_options)  # its ${ENV} secrets are masked from the start
     if environment.web_ui is not None:  # master or local runner with the web UI on
         from reliability.web.ui import install_web_ui
         install_web_ui(environment.web_ui, plugin)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from reliability.exceptions import ScenarioError
+from reliability.masking import mask
 from reliability.record import RunRecord, write_record
 from reliability.report import write_reports
 from reliability.report.readiness import grade_suite
@@ -50,6 +51,7 @@ def _entry_overrides(entry: SuiteEntry, cli: RunOverrides, record_path: Path) ->
         spawn_rate=cli.spawn_rate if cli.spawn_rate is not None else entry.spawn_rate,
         run_time_s=cli.run_time_s if cli.run_time_s is not None else entry.run_time_s,
         run_record=str(record_path), sla_tier=cli.sla_tier or entry.sla_tier, locust_stats=cli.locust_stats,
+        allow_unsafe_faults=cli.allow_unsafe_faults,
     )
 
 
@@ -83,10 +85,12 @@ def run_suite(suite: Suite, cli: RunOverrides, settings_for: SettingsFor, *, dry
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INCONCLUSIVE
     if dry_run:
+        secrets = suite.env_secrets()
         for entry, plan, settings in plans:
             env = " ".join(f"{k}={v}" for k, v in entry.env.items())
-            out.write(f"# {entry.index}. {entry.name} ({entry.kind}){' with ' + env if env else ''}\n")
-            print_dry_run(plan, settings, out)
+            out.write(mask(f"# {entry.index}. {entry.name} ({entry.kind}){' with ' + env if env else ''}", secrets)
+                      + "\n")
+            print_dry_run(plan, settings, out, secrets)
         return 0
     results: list[ScenarioResult] = []
     started = time.time()

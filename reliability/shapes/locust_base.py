@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from locust import LoadTestShape
 from locust.env import Environment
 
-from reliability.config import ScenarioSpec, read_scenario_file
+from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import ReliabilityError
 from reliability.options import resolve_spec
 from reliability.shapes.arrival import RateProfile
@@ -78,11 +78,11 @@ class ReliabilityShape(LoadTestShape):
         return self.spec
 
     def _scenario(self) -> ScenarioSpec | None:
-        runner = self.runner
-        options = getattr(getattr(runner, "environment", None), "parsed_options", None)
+        environment = getattr(self.runner, "environment", None)
+        options = getattr(environment, "parsed_options", None)
         if options is None:
             return None
-        scenario, _sla = resolve_spec(options)
+        scenario, _sla = resolve_once(environment, options)
         return scenario
 
     def _resolve(self) -> None:
@@ -232,6 +232,15 @@ class ProgressiveShape(ReliabilityShape):
             raise ReliabilityError(f"{LEVELS_ENV}: {exc}") from None
 
 
+def resolve_once(environment: Any, options: Any) -> tuple[ScenarioSpec, SlaSpec]:
+    """The run's scenario as the plugin read it (once per run), else read here."""
+    resolve = getattr(getattr(environment, "reliability", None), "resolve", None)
+    if callable(resolve):
+        resolved: tuple[ScenarioSpec, SlaSpec] = resolve(options)
+        return resolved
+    return resolve_spec(options)
+
+
 def scenario_shape(environment: Environment) -> ReliabilityShape | None:
     """A :class:`ScenarioShape` for a run whose ``--scenario`` has a ``shape:`` section (else None).
 
@@ -241,10 +250,10 @@ def scenario_shape(environment: Environment) -> ReliabilityShape | None:
     if not path:
         return None
     try:
-        data: Any = read_scenario_file(path)
+        scenario, _sla = resolve_once(environment, environment.parsed_options)
     except ReliabilityError:
         return None  # the plugin reports the bad file when the test starts
-    if not isinstance(data, dict) or not data.get("shape"):
+    if scenario.shape is None:
         return None
     shape = ScenarioShape()
     shape.runner = environment.runner
