@@ -39,6 +39,7 @@ from reliability.exceptions import FaultError
 from reliability.revert.journal import JOURNAL_ENV, UndoError
 from reliability.revert.ledger import RevertLedger, backend_of, conflicts
 from reliability.schema import RunRecord
+from reliability.schema.sections import Load
 from reliability.shapes.capacity import CapacitySearch
 from reliability.shapes.sections import (
     IN_EFFECT,
@@ -208,6 +209,12 @@ class ScheduleExtension:
                                     record.totals.requests)
             result.apply(record)
             reasons += result.reasons
+        arrival = getattr(self.shape, "arrival", None)
+        if arrival is not None:  # open-model load: what was asked, what ran, what was dropped
+            from reliability.shapes.arrival_driver import local_driver
+
+            record.load = Load.model_validate(
+                arrival.section(end, local_driver(plugin.environment) if plugin.role == "local" else None))
         search: CapacitySearch | None = getattr(self.shape, "capacity", None)
         if search is not None:
             record.capacity = capacity_section(search, plugin.store, plugin.sla, end)

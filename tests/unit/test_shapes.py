@@ -183,6 +183,7 @@ def test_capacity_search_steps_up_until_the_tier_breaks_twice_in_a_row() -> None
     assert search.broke_at is not None and search.broke_at.users == 40
     result = search.result(["bronze", "gold"])
     assert result.knee == CapacityPoint(users=30, rps=50.0, latency_ms=50.0) and result.percentile == "p95"
+    assert result.knee.rate_per_s is None and result.mode == "users"
     assert result.complete is True
     assert result.stopped_because == "gold failed 2 consecutive 2 s windows at 40 users"
     assert [s.users for s in result.steps] == [10, 20, 30, 40]
