@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,10 +44,9 @@ PIN = [True]
 
 
 def pinned(cpu: int, cmd: list[str]) -> list[str]:
-    """``cmd`` on one CPU (``taskset``), when there are two or more and taskset exists."""
-    if PIN[0] and shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(cpu), *cmd]
-    return cmd
+    from _common import pinned as on_cpu  # late: Locust imports this file as the runs' locustfile
+
+    return on_cpu(cpu, cmd, PIN[0])
 
 
 def start_target() -> tuple[subprocess.Popen[str], str]:
