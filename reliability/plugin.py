@@ -25,20 +25,23 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gevent
 import locust
 import psutil
+from gevent import getcurrent
 from locust import events
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 from reliability import __version__
+from reliability.basis import annotate_record, lag_problem, schedule_section
 from reliability.config import ScenarioSpec, SlaSpec, parse_scenario, read_scenario_file
 from reliability.exceptions import MetricsError, ReliabilityError
 from reliability.metrics.windows import WindowStore
+from reliability.pacing import MARK_ATTR, locust_pacing_s, pace_user_classes
 from reliability.record import (
     GeneratorUsage,
     RunInfo,
@@ -94,6 +97,9 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
     ]
     group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
+    group.add_argument("--sla-latency-basis", default=None, choices=("corrected", "measured"),
+                       help="latency graded: corrected (from the intended start, the default when the run "
+                            "has a schedule) or measured")
     for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
 
@@ -107,7 +113,8 @@ def resolve_spec(options: Any) -> tuple[ScenarioSpec, SlaSpec]:
     sla = dict(data.get("sla") or {})
     abort = dict(sla.get("abort") or {})
     for option, key in (("sla_tier", "tier"), ("sla_percentile", "percentile"),
-                        ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s")):
+                        ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s"),
+                        ("sla_latency_basis", "latency_basis")):
         value = getattr(options, option, None)
         if value:
             sla[key] = value
@@ -152,6 +159,13 @@ class ReliabilityPlugin:
         self._bad_latency_logged = False
         self._cache_counts: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [hits, misses]
         self.extensions: list[Extension] = []
+        self._expect_marks = False  # a scheduler marks intended starts (reliability.pacing)
+        self.paced_users: dict[str, float] = {}  # user class -> schedule interval (s)
+
+    def expect_intended_starts(self) -> None:
+        """Make the request listener read the intended-start marks schedulers leave on greenlets
+        (see :mod:`reliability.pacing`). Call on the load generators before the marked tasks run."""
+        self._expect_marks = True
 
     def add_extension(self, extension: Extension) -> None:
         """Register a master/local-side feature; see :class:`Extension`."""
@@ -214,7 +228,8 @@ class ReliabilityPlugin:
     # -- load generators ---------------------------------------------------------------------------
 
     def on_request(self, request_type: str, name: str, response_time: float | None,
-                   exception: BaseException | None = None, context: Any = None, **_kwargs: Any) -> None:
+                   exception: BaseException | None = None, context: Any = None, start_time: Any = None,
+                   **_kwargs: Any) -> None:
         failed = exception is not None
         error = f"{type(exception).__name__}: {exception}" if failed else None
         if context:
@@ -222,11 +237,23 @@ class ReliabilityPlugin:
             if outcome is not None:  # a cache lookup (e.g. RedisUser.get): count hits and misses
                 counts = self._cache_counts.setdefault((request_type, name), [0, 0])
                 counts[0 if outcome == "hit" else 1] += 1
+        store = self.store
         try:
-            self.store.record(request_type, name, response_time, failed, error)
+            # Locust's start_time is epoch seconds; a custom user passing something else (None, a
+            # perf_counter reading) is counted in the second the request completed in
+            if start_time.__class__ is not float or start_time < 1e9:
+                store.record(request_type, name, response_time, failed, error)
+                return
+            mark = getcurrent().__dict__.get(MARK_ATTR) if self._expect_marks else None
+            if mark is None:
+                store.record_request(request_type, name, response_time, failed, error, start_time)
+            else:
+                intended, mark.start_s = mark.start_s, None  # the task's first request consumes it
+                store.record_request(request_type, name, response_time, failed, error, start_time,
+                                     intended, mark.interval_ms)
         except MetricsError:
             # a custom user reported a negative/NaN time: count the request, drop the latency
-            self.store.record(request_type, name, None, failed, error)
+            store.record(request_type, name, None, failed, error)
             if not self._bad_latency_logged:
                 logger.warning("ignoring invalid response_time %r for %s %s", response_time, request_type, name)
                 self._bad_latency_logged = True
@@ -297,7 +324,24 @@ class ReliabilityPlugin:
 
     # -- lifecycle (master / local) -----------------------------------------------------------------
 
+    def _paced_anywhere(self) -> dict[str, float]:
+        """Paced user classes (the master paces none itself: the classes are the same everywhere)."""
+        if self.paced_users or self.role != "master":
+            return self.paced_users
+        found = {cls.__name__: locust_pacing_s(getattr(cls, "wait_time", None))
+                 for cls in self.environment.user_classes}
+        return {name: interval for name, interval in found.items() if interval is not None}
+
+    def _pace_users(self, environment: Environment) -> None:
+        """Generators: recognise Locust's scheduling wait times so their latency counts from the
+        intended start (``reliability.pacing``)."""
+        self.paced_users = pace_user_classes(environment.user_classes)
+        if self.paced_users:
+            self.expect_intended_starts()
+
     def on_test_start(self, environment: Environment, **_kwargs: Any) -> None:
+        if self.role != "master":
+            self._pace_users(environment)
         if self.role == "worker":
             self._final_drain = False
             return
@@ -312,7 +356,7 @@ class ReliabilityPlugin:
                 gevent.spawn(environment.runner.quit)
             return
         self.store = WindowStore(clock=self.clock, components=self.scenario.components,
-                                 timeline_quantiles=(0.5, 0.95, 0.99, self.sla.percentile / 100.0))
+                                 timeline_quantiles=(0.5, 0.95, 0.99), down_quantile=self.sla.percentile / 100.0)
         self.started_at = self.clock()
         self.ended_at = None
         self._finalized = False
@@ -434,6 +478,10 @@ class ReliabilityPlugin:
             reasons.append(f"user code raised {count} exception(s) (see Locust's exception report)")
         if self.aborted and verdict.passed:
             reasons.append(f"run aborted: {self.aborted}")
+        schedule = schedule_section(self.store.schedule_lag(), self.sla, self._paced_anywhere())
+        lagging = lag_problem(schedule)
+        if lagging:
+            reasons.append(lagging)
         verdict = verdict.with_inconclusive(reasons)
         run: RunInfo = {
             "started_at": iso(start),
@@ -460,6 +508,10 @@ class ReliabilityPlugin:
                 "joined": [{"id": k, "at": iso(v)} for k, v in self.joined_workers.items()],
             },
         )
+        extra_sections = cast(dict[str, Any], record)
+        annotate_record(extra_sections, snapshot, verdict, self.sla)
+        if schedule["scheduled_starts"]:
+            extra_sections["schedule"] = schedule
         if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
             record["cost_model"] = self.scenario.cost.model_dump(mode="json")
         known = len(self.problems)
