@@ -8,22 +8,16 @@ where they were. ``schedule`` says how well the generators kept the schedule; th
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from reliability.config import SlaSpec, percentile_label
+from reliability.config import SlaSpec
 from reliability.metrics.histogram import LatencyHistogram
 from reliability.metrics.windows import EndpointStats, Snapshot
 from reliability.sla import Verdict, second_state
+from reliability.units import round_finite as _num
 
 METHOD = "intended-start+expected-interval"  # latency from the intended start; HdrHistogram back-fill
 MIN_LAG_SAMPLES = 20  # fewer scheduled starts than this say nothing about a p99
-
-
-def _num(value: float | None, digits: int = 3) -> float | None:
-    if value is None or math.isnan(value) or math.isinf(value):
-        return None
-    return round(value, digits)
 
 
 def corrected_stats(stats: EndpointStats) -> dict[str, Any] | None:
@@ -83,7 +77,7 @@ def annotate_record(record: dict[str, Any], snapshot: Snapshot, verdict: Verdict
         t = row.get("epoch_s")
         row["state"] = states.get(t)
         if t in corrected_ms:
-            row[f"corrected_{percentile_label(verdict.percentile)}_ms"] = _num(corrected_ms[t])
+            row["corrected_latency_ms"] = _num(corrected_ms[t])  # at the SLA percentile
     uptime = record.setdefault("uptime", {})
     uptime["stalled_windows"] = verdict.uptime.stalled_windows
     uptime["slow_windows"] = verdict.uptime.slow_windows

@@ -25,9 +25,10 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from reliability.config import EndpointSlaSpec, SlaSpec, percentile_label
+from reliability.config import EndpointSlaSpec, SlaSpec
 from reliability.metrics.histogram import LatencyHistogram
 from reliability.metrics.windows import EndpointStats, SecondCounts, Snapshot
+from reliability.units import percentile_label
 
 EXIT_PASSED = 0
 EXIT_FAILED = 3
