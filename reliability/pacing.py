@@ -8,10 +8,14 @@ requests a stall prevented (see ``WindowStore.record_request``). The measured la
 
 The API for schedulers (an arrival-rate shape, a custom wait time)::
 
-    from reliability.pacing import mark_intended_start
+    from reliability.pacing import intended_start_api, mark_intended_start
 
     mark_intended_start(due_epoch_s)                   # open model: latency counts from due_epoch_s
     mark_intended_start(due_epoch_s, interval_s=0.1)   # paced user: also back-fill a stall
+
+    intended_start = intended_start_api(environment)   # tells the plugin to look for marks
+    with intended_start(due_epoch_s):                  # in the user's greenlet, around one task
+        task(user)
 
 Call it in the greenlet that will run the task (or pass ``greenlet=``), before the task starts.
 The mark holds until the next request of that greenlet consumes its start; the interval stays
@@ -29,7 +33,8 @@ reported as measured.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from gevent import getcurrent
@@ -61,6 +66,29 @@ def mark_intended_start(start_s: float, interval_s: float | None = None, greenle
     else:
         mark.start_s = start_s
         mark.interval_ms = None if interval_s is None else interval_s * 1000.0
+
+
+@contextmanager
+def intended_start(start_s: float) -> Iterator[None]:
+    """Mark the current greenlet's next task as due at ``start_s`` (epoch s) for the block; the mark
+    is cleared after it, so a task that made no request leaves nothing for the next one."""
+    mark_intended_start(start_s)
+    try:
+        yield
+    finally:
+        mark = getcurrent().__dict__.get(MARK_ATTR)
+        if mark is not None:
+            mark.start_s = None
+
+
+def intended_start_api(environment: Any) -> Callable[[float], AbstractContextManager[None]]:
+    """:func:`intended_start`, after telling ``environment``'s plugin (if installed) to read marks.
+    For open-model schedulers on a load generator: no interval, so nothing is back-filled."""
+    plugin = getattr(environment, "reliability", None)
+    expect = getattr(plugin, "expect_intended_starts", None)
+    if expect is not None:
+        expect()
+    return intended_start
 
 
 def locust_pacing_s(wait_time: Any) -> float | None:

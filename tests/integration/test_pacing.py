@@ -73,6 +73,27 @@ ep = {e.name: e for e in snap.endpoints}
 out["marked"] = [ep["/marked"].hist.max_ms, ep["/marked"].corrected.max_ms]
 out["second"] = [ep["/second"].hist.max_ms, ep["/second"].corrected.max_ms]
 out["lag"] = plugin.store.schedule_lag().max_ms
+
+from reliability.pacing import intended_start_api
+
+env2 = Environment(user_classes=[Paced])
+plugin2 = plugin_module.install(env2)
+api = intended_start_api(env2)  # an open-model scheduler: no interval, nothing back-filled
+
+def arrival():
+    now = time.time()
+    with api(now - 0.5):
+        env2.events.request.fire(request_type="GET", name="/arrival", response_time=2000.0, response_length=0,
+                                 response=None, context={}, exception=None, start_time=now, url="/")
+    with api(now - 0.2):
+        pass  # a task without a request leaves no mark behind
+    env2.events.request.fire(request_type="GET", name="/later", response_time=10.0, response_length=0,
+                             response=None, context={}, exception=None, start_time=now, url="/")
+
+gevent.spawn(arrival).join()
+snap2 = plugin2.store.snapshot()
+ep2 = {e.name: e for e in snap2.endpoints}
+out["arrival"] = [ep2["/arrival"].corrected.max_ms, snap2.total.backfilled, ep2["/later"].corrected is None]
 print(json.dumps(out))
 """
 
@@ -90,3 +111,6 @@ def test_pacing_marks_and_the_listener_measures_from_the_intended_start() -> Non
     assert measured == 10.0 and 305.0 <= corrected <= 400.0
     assert out["second"] == [10.0, 10.0]  # measured: only the task's first request carries the lag
     assert 295.0 <= out["lag"] <= 400.0
+    arrival_ms, backfilled, later_unscheduled = out["arrival"]
+    assert 2500.0 <= arrival_ms <= 2600.0 and backfilled == 0
+    assert later_unscheduled  # measured only: no mark was left for it
