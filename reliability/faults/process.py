@@ -39,6 +39,11 @@ def command_argv(command: Command) -> list[str]:
     return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
 
 
+def current_user() -> str:
+    """The name of the user this process runs as."""
+    return str(psutil.Process().username())
+
+
 class _ProcessFault:
     kind = ""
 
@@ -47,6 +52,7 @@ class _ProcessFault:
         self.pid = spec.pid
         self.pid_file = spec.pid_file
         self.match = spec.match
+        self.user = spec.user
         self.dead_man_s: float | None = spec.dead_man_s
 
     @property
@@ -59,7 +65,7 @@ class _ProcessFault:
             return f"pid {self.pid}"
         if self.pid_file is not None:
             return f"pid file {self.pid_file}"
-        return f"processes matching {self.match!r}"
+        return f"processes matching {self.match!r} of user {self.user or current_user()}"
 
     def _fail(self, action: str, exc: BaseException | str) -> FaultError:
         reason = exc if isinstance(exc, str) else one_line(exc)
@@ -77,9 +83,11 @@ class _ProcessFault:
                 return []
         else:
             me = os.getpid()
-            for proc in psutil.process_iter(["cmdline"]):
+            user = self.user or current_user()  # never another user's processes by accident
+            for proc in psutil.process_iter(["cmdline", "username"]):
                 cmdline = " ".join(proc.info.get("cmdline") or [])
-                if proc.pid != me and self.match is not None and self.match in cmdline and WATCHDOG not in cmdline:
+                if (proc.pid != me and self.match is not None and self.match in cmdline and WATCHDOG not in cmdline
+                        and proc.info.get("username") == user):
                     pids.append(proc.pid)
         found = []
         for pid in pids:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, TypeAdapter, model_validator
+from pydantic import AfterValidator, Field, TypeAdapter, model_validator
 
 from reliability.units import DurationS as Seconds
 from reliability.units import FrozenSpec
@@ -253,12 +253,16 @@ class _ProcessSpec(_FaultSpec):
     pid: int | None = Field(default=None, ge=1)
     pid_file: str | None = None
     match: str | None = Field(default=None, min_length=1)
+    # whose processes ``match`` may hit: this user name only (default: the user running the test)
+    user: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_target(self) -> _ProcessSpec:
         given = [key for key in ("pid", "pid_file", "match") if getattr(self, key) is not None]
         if len(given) != 1:
             raise ValueError("pid: give exactly one of pid, pid_file, match (a command-line substring)")
+        if self.user is not None and self.match is None:
+            raise ValueError("user: only used with match")
         return self
 
 
@@ -314,10 +318,21 @@ class LoadWsStormSpec(_FaultSpec):
 
 
 # -------------------------------------------------------------------------------------- generic
+def _http_url(value: str) -> str:
+    """http:// and https:// only: urllib would also read ``file://`` and fetch ``ftp://``."""
+    scheme = value.split(":", 1)[0].lower() if ":" in value else ""
+    if scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL, got scheme {scheme or 'none'!r}")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class HttpCallSpec(FrozenSpec):
     """One HTTP call: ``body`` is sent as JSON unless it is a string."""
 
-    url: str
+    url: HttpUrl
     method: str = "POST"
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     body: Any = None
@@ -329,7 +344,7 @@ class WebhookSpec(_NoDeadMan):
     type: Literal["webhook"]
     inject: HttpCallSpec
     revert: HttpCallSpec | None = None
-    verify_url: str | None = None
+    verify_url: HttpUrl | None = None
     timeout_s: Seconds = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
