@@ -540,6 +540,9 @@ def install(environment: Environment, clock: Callable[[], float] = time.time) ->
 
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     plugin = install(environment)
+    from reliability.shapes.arrival_driver import attach as attach_arrivals  # open-model load's messages
+
+    attach_arrivals(environment)
     plugin.masker = install_log_masking()  # Locust's log (and ours): no password in the clear
     if getattr(environment.parsed_options, "scenario", None):
         with contextlib.suppress(ReliabilityError):  # a bad file is reported when the test starts

@@ -205,6 +205,11 @@ class ScheduleExtension:
         if self.runs:
             reasons += faults_section(record, self.runs, plugin.store, plugin.sla, self.scenario.recovery,
                                       self.started_at, end)
+        arrival = getattr(self.shape, "arrival", None)
+        if arrival is not None:  # open-model load: what was asked, what ran, what was dropped
+            from reliability.shapes.arrival_driver import local_driver
+
+            record["load"] = arrival.section(end, local_driver(plugin.environment) if plugin.role == "local" else None)
         search: CapacitySearch | None = getattr(self.shape, "capacity", None)
         if search is not None:
             record["capacity"] = capacity_section(search, plugin.store, plugin.sla, end)
