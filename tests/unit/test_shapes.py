@@ -24,7 +24,7 @@ from reliability.shapes.stages import (
 )
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-MINE = ("gold_high_load", "redis_outage", "db_slowness", "network_latency", "capacity_search")
+MINE = ("gold_high_load", "redis_outage", "db_slowness", "network_latency", "capacity_search", "arrival_rate")
 
 
 def test_shapes_package_is_pure_and_exports_exactly_all() -> None:
