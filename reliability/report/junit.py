@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
-from typing import Any
 
-from reliability.report.data import Record, dicts, fmt_bool, fmt_criterion, fmt_s, mapping, num, text
+from reliability.report.data import Record, fmt_bool, fmt_criterion, fmt_s
 from reliability.report.facts import faults
+from reliability.schema import sections as s
 
 # XML 1.0 cannot carry these characters at all, escaped or not
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -33,28 +32,25 @@ def _outcome(case: ET.Element, tag: str, message: str, detail: str = "") -> None
     element.text = _clean(detail or message)
 
 
-def _criterion_message(c: Mapping[str, Any]) -> str:
-    name = text(c.get("name"))
-    actual = "no data" if num(c.get("actual")) is None else fmt_criterion(name, c.get("actual"))
-    return f"{name} = {actual}, needs {text(c.get('comparator'))} {fmt_criterion(name, c.get('threshold'))}"
+def _criterion_message(c: s.Criterion) -> str:
+    actual = "no data" if c.actual is None else fmt_criterion(c.name, c.actual)
+    return f"{c.name} = {actual}, needs {c.comparator} {fmt_criterion(c.name, c.threshold)}"
 
 
 def _sla_suite(root: ET.Element, record: Record) -> None:
-    sla = mapping(record.get("sla"))
-    tier = text(sla.get("tier"), "sla")
-    suite = ET.SubElement(root, "testsuite", name=_clean(f"SLA {tier} ({text(sla.get('percentile'), 'p95')})"))
-    for c in dicts(sla.get("criteria")):
-        scope = text(c.get("scope"), "total")
-        case = _case(suite, f"sla.{tier}.{scope}", text(c.get("name")))
-        if c.get("passed") is not True:
+    sla = record.sla
+    tier = sla.tier or "sla"
+    suite = ET.SubElement(root, "testsuite", name=_clean(f"SLA {tier} ({sla.percentile or 'p95'})"))
+    for c in sla.criteria:
+        case = _case(suite, f"sla.{tier}.{c.scope}", c.name)
+        if c.passed is not True:
             _outcome(case, "failure", _criterion_message(c))
-    if sla.get("passed") is False and not any(c.get("passed") is not True for c in dicts(sla.get("criteria"))):
+    if sla.passed is False and not any(c.passed is not True for c in sla.criteria):
         # a verdict that failed with no failed criterion (a writer we do not know): still one failure
         _outcome(_case(suite, f"sla.{tier}", "verdict"), "failure", "SLA not met")
-    reasons = sla.get("inconclusive")
-    if isinstance(reasons, list) and reasons:
+    if sla.inconclusive:
         _outcome(_case(suite, f"sla.{tier}", "verdict is conclusive"), "error",
-                 "inconclusive: " + "; ".join(text(r) for r in reasons))
+                 "inconclusive: " + "; ".join(sla.inconclusive))
 
 
 def _fault_suite(root: ET.Element, record: Record) -> None:
@@ -90,8 +86,7 @@ def _count(suite: ET.Element) -> None:
 
 
 def render_junit(record: Record) -> str:
-    root = ET.Element("testsuites", name=_clean(f"reliability {text(mapping(record.get('run')).get('scenario'), '')}"
-                                                 .strip()))
+    root = ET.Element("testsuites", name=_clean(f"reliability {record.run.scenario or ''}".strip()))
     _sla_suite(root, record)
     _fault_suite(root, record)
     for suite in root.findall("testsuite"):

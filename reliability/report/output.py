@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from reliability.report.data import Record
 from reliability.report.html import render_html
@@ -13,7 +15,7 @@ from reliability.report.junit import render_junit
 from reliability.report.markdown import render_markdown
 from reliability.report.spec import CostSpec
 from reliability.report.suite import is_suite_record, render_suite
-from reliability.schema import RunRecord
+from reliability.schema import RunRecord, parse_record
 
 FORMATS = ("html", "junit", "md")
 SUFFIXES = {"html": ".html", "junit": ".junit.xml", "md": ".md"}
@@ -24,14 +26,15 @@ def _impact(record: Record, cost: CostSpec | None) -> BusinessImpact | None:
     return None if spec is None else estimate_impact(record, spec)
 
 
-def render(record: Record | RunRecord, fmt: str, *, cost: CostSpec | None = None) -> str:
+def render(record: RunRecord | Mapping[str, Any], fmt: str, *, cost: CostSpec | None = None) -> str:
     """The record as ``"html"``, ``"junit"`` (XML) or ``"md"``. ``cost`` defaults to the record's
-    own ``cost_model``; without either, business impact is left out. A suite's combined record
-    (``kind: suite``) renders as its readiness report."""
-    if isinstance(record, RunRecord):
-        record = record.to_json_dict()
-    if is_suite_record(record):
-        return render_suite(record, fmt)
+    own ``cost_model``; without either, business impact is left out. A run record of any schema
+    version (a decoded JSON mapping is read with :func:`reliability.schema.parse_record`); a
+    suite's combined record (``kind: suite``) renders as its readiness report."""
+    if not isinstance(record, RunRecord):
+        if is_suite_record(record):
+            return render_suite(record, fmt)
+        record = parse_record(record)
     if fmt == "html":
         return render_html(record, _impact(record, cost))
     if fmt == "junit":
@@ -62,10 +65,12 @@ def _write_atomic(target: Path, content: str) -> None:
         raise
 
 
-def write_reports(record: Record | RunRecord, record_path: str | os.PathLike[str], *, cost: CostSpec | None = None,
-                  formats: tuple[str, ...] = FORMATS, directory: str | os.PathLike[str] | None = None,
-                  ) -> list[Path]:
+def write_reports(record: RunRecord | Mapping[str, Any], record_path: str | os.PathLike[str], *,
+                  cost: CostSpec | None = None, formats: tuple[str, ...] = FORMATS,
+                  directory: str | os.PathLike[str] | None = None) -> list[Path]:
     """Render every format and write it next to the record; returns the paths written."""
+    if not isinstance(record, RunRecord) and not is_suite_record(record):
+        record = parse_record(record)  # once, not per format
     written = []
     for fmt, target in report_paths(record_path, formats, directory).items():
         _write_atomic(target, render(record, fmt, cost=cost))
