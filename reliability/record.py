@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
+from reliability.inputfile import load_json_file
 from reliability.metrics.windows import EndpointStats, Snapshot, WindowStore
 from reliability.sla import Criterion, Verdict
 from reliability.units import iso as iso  # re-exported: its home is reliability.units
@@ -203,6 +204,7 @@ def write_record(record: RunRecord, path: str | os.PathLike[str]) -> Path:
 
 
 def read_record(path: str | os.PathLike[str]) -> RunRecord:
-    with open(path, encoding="utf-8") as fh:
-        data: RunRecord = json.load(fh)
+    """The record at ``path``, read through :mod:`reliability.inputfile` (regular file, size
+    limit, UTF-8, strict JSON); raises :class:`~reliability.exceptions.InputError`."""
+    data: RunRecord = load_json_file(path)
     return data

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from reliability.exceptions import ReliabilityError
 from reliability.masking import mask
 from reliability.record import read_record
 from reliability.runner.commands import (
@@ -102,7 +103,7 @@ def _fresh_record(path: Path, since: float) -> Mapping[str, Any] | None:
         if path.stat().st_mtime < since - 1:
             return None
         return read_record(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, ReliabilityError):
         return None
 
 
