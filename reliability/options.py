@@ -9,6 +9,7 @@ options, an ``argparse.Namespace``). Example::
 from __future__ import annotations
 
 from reliability.config import ScenarioSpec, SlaSpec, parse_scenario, read_scenario_file
+from reliability.faults.optin import require_opt_in
 
 
 def resolve_spec(options: object) -> tuple[ScenarioSpec, SlaSpec]:
@@ -32,4 +33,5 @@ def resolve_spec(options: object) -> tuple[ScenarioSpec, SlaSpec]:
     if abort:
         sla["abort"] = abort
     scenario = parse_scenario({**data, "sla": sla}, path or "command line")
+    require_opt_in(scenario, bool(getattr(options, "allow_unsafe_faults", False)), path or "command line")
     return scenario, scenario.sla

@@ -99,15 +99,26 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
     ]
     group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
+    group.add_argument("--allow-unsafe-faults", action="store_true", default=False,
+                       help="run the scenario's shell, webhook, process.* and factory faults (they act on this "
+                            "machine); never settable from the web UI")
+    group.add_argument("--revert-journal", default=None,
+                       help="revert journal file (default: a new file in $RELIABILITY_JOURNAL_DIR or "
+                            "~/.local/state/reliability/journals)")
+    group.add_argument("--ignore-applied-faults", action="store_true", default=False,
+                       help="start even though another run's journal says a fault is still applied on a backend "
+                            "this run uses")
     group.add_argument("--web-origin", action="append", default=None,
                        help="another origin the web UI is reached at (reverse proxy, port mapping), e.g. "
                             "https://locust.example.com; repeatable")
     for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
+    for action in group._group_actions:  # LOCUST_SLA_TIER=silver ... (set the way configargparse's own prefix does)
+        action.env_var = f"LOCUST_{action.dest.upper()}"
 
 
 SPEC_OPTIONS = ("scenario", "sla_tier", "sla_percentile", "sla_window", "sla_status_interval", "sla_abort",
-                "sla_abort_grace")
+                "sla_abort_grace", "allow_unsafe_faults")
 
 
 class ReliabilityPlugin:
@@ -529,6 +540,9 @@ def install(environment: Environment, clock: Callable[[], float] = time.time) ->
 
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     plugin = install(environment)
+    from reliability.shapes.arrival_driver import attach as attach_arrivals  # open-model load's messages
+
+    attach_arrivals(environment)
     plugin.masker = install_log_masking()  # Locust's log (and ours): no password in the clear
     if getattr(environment.parsed_options, "scenario", None):
         with contextlib.suppress(ReliabilityError):  # a bad file is reported when the test starts

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import socket
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 from reliability.exceptions import FaultError
-from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s
+from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s, secrets_of
 from reliability.faults.httpcall import HttpReply, call
 from reliability.faults.spec import (
     ProxyBandwidthSpec,
@@ -31,6 +32,8 @@ from reliability.faults.spec import (
     ProxySlowCloseSpec,
     ProxyTimeoutSpec,
 )
+from reliability.masking import mask
+from reliability.revert.journal import Action, Undo, http_action, reference_secrets
 
 TIMEOUT_S = 5.0
 _UNSET: Any = object()
@@ -176,7 +179,12 @@ class _ProxyFault:
         self.proxy = proxy
         self.dead_man_s = dead_man_s
         self.client = ToxiproxyClient(api_url)
+        self.backend = f"toxiproxy {mask(self.client.api_url)} proxy {proxy}"
         self._lease: Lease | None = None
+
+    def _undo(self, action: Action, environ: Mapping[str, str]) -> Undo:
+        referenced: Action = reference_secrets(action, secrets_of(self.client.api_url), environ, self.name)
+        return Undo(self.backend, (referenced,))
 
     def _fail(self, action: str, exc: BaseException) -> FaultError:
         return FaultError(f"{self.name} ({self.kind}) {action}: {one_line(exc)}")
@@ -255,6 +263,11 @@ class ProxyToxicFault(_ProxyFault):
         return cls(spec.type, spec.api_url, spec.proxy, name, spec.dead_man_s, toxic_type, attributes, stream,
                    toxicity)
 
+    def undo(self, environ: Mapping[str, str]) -> Undo:
+        """Remove the toxic (a 404 means it is gone already)."""
+        path = f"/proxies/{self.client._quote(self.proxy)}/toxics/{self.client._quote(self.toxic_name)}"
+        return self._undo(http_action("DELETE", self.client.api_url + path), environ)
+
     def _add(self) -> dict[str, Any]:
         return self.client.add_toxic(self.proxy, self.toxic_type, self.attributes, name=self.toxic_name,
                                      stream=self.stream, toxicity=self.toxicity, ttl_s=self.dead_man_s)
@@ -300,6 +313,11 @@ class ProxyDownFault(_ProxyFault):
     def __init__(self, spec: ProxyDownSpec, name: str) -> None:
         super().__init__(spec.api_url, spec.proxy, name, spec.dead_man_s)
         self.injected = False
+
+    def undo(self, environ: Mapping[str, str]) -> Undo:
+        """Enable the proxy again."""
+        path = f"/proxies/{self.client._quote(self.proxy)}"
+        return self._undo(http_action("POST", self.client.api_url + path, {"enabled": True}), environ)
 
     def _disable(self) -> dict[str, Any]:
         return self.client.update_proxy(self.proxy, enabled=False, ttl_s=self.dead_man_s)

@@ -345,12 +345,14 @@ class Stage(Section):
 
 class CapacityPoint(Section):
     users: int = 0
+    rate_per_s: float | None = None  # rate mode: the arrival rate asked (users is then the pool)
     rps: float | None = None
     latency_ms: float | None = None  # the worst graded window's, at the capacity section's percentile
 
 
 class CapacityStep(Section):
     users: int = 0
+    rate_per_s: float | None = None
     started_at_epoch_s: float | None = None
     windows: int = 0
     rps: float | None = None
@@ -364,12 +366,70 @@ class Capacity(Section):
 
     tier: str | None = None
     percentile: str | None = None
+    mode: str = "users"  # users | rate (open-model steps of arrivals/s; the knee's rate_per_s)
     complete: bool = False
     stopped_because: str | None = None
     knee: CapacityPoint | None = None
     broke_at_users: int | None = None
+    broke_at_rate_per_s: float | None = None
     tiers: dict[str, CapacityPoint | None] = Field(default_factory=dict)
     steps: list[CapacityStep] = Field(default_factory=list)
+
+
+# -- open-model load --------------------------------------------------------------------------------------
+
+
+class LoadDelay(Section):
+    """A distribution of delays in ms (schedule lag, start delay)."""
+
+    p50: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+
+class LoadStage(Section):
+    """One rate segment of an open-model run: asked vs what ran."""
+
+    name: str = ""
+    start_s: float = 0.0  # seconds after the schedule's start
+    duration_s: float = 0.0
+    from_rate_per_s: float = 0.0
+    to_rate_per_s: float = 0.0
+    asked: float = 0.0
+    scheduled: int = 0
+    started: int = 0
+    dropped: int = 0
+    asked_rate_per_s: float | None = None
+    achieved_rate_per_s: float | None = None
+
+
+class Load(Section):
+    """Open-model (arrival-rate) load: what the schedule asked, what the generators started, what
+    was dropped (each also a failed request ``ARRIVAL dropped``) and how punctual they were."""
+
+    model: str = "open"
+    arrivals: str | None = None  # uniform | poisson
+    seed: int | None = None
+    generators: int = 0
+    max_users: int | None = None
+    max_delay_s: float | None = None
+    late_after_ms: float | None = None
+    active_s: float | None = None
+    asked: float | None = None
+    scheduled: int = 0
+    started: int = 0
+    late: int = 0
+    dropped: int = 0
+    finished: int = 0
+    pending_at_stop: int = 0
+    in_flight_at_stop: int = 0
+    max_in_flight: int = 0
+    asked_rate_per_s: float | None = None
+    achieved_rate_per_s: float | None = None
+    achieved_ratio: float | None = None
+    schedule_lag_ms: LoadDelay = Field(default_factory=LoadDelay)
+    start_delay_ms: LoadDelay = Field(default_factory=LoadDelay)
+    stages: list[LoadStage] = Field(default_factory=list)
 
 
 # -- health ------------------------------------------------------------------------------------------------
@@ -551,7 +611,7 @@ class Alerts(Section):
 # -- the record ------------------------------------------------------------------------------------------------
 
 #: sections only some runs have: absent from the JSON (not null) when the run has none
-FEATURE_SECTIONS = ("cost_model", "faults", "resilience_score", "recovery", "stages", "capacity", "health",
+FEATURE_SECTIONS = ("cost_model", "faults", "resilience_score", "recovery", "stages", "capacity", "load", "health",
                     "alerts")
 
 
@@ -582,6 +642,7 @@ class RunRecord(Section):
     recovery: Recovery | None = None
     stages: list[Stage] | None = None
     capacity: Capacity | None = None
+    load: Load | None = None
     health: Health | None = None
     alerts: Alerts | None = None
 
