@@ -28,7 +28,9 @@ from reliability.faults.spec import (
     ProxyDownSpec,
     ProxyHttpSpec,
     ProxyLatencySpec,
+    ProxyLimitDataSpec,
     ProxyResetPeerSpec,
+    ProxySlicerSpec,
     ProxySlowCloseSpec,
     ProxyTimeoutSpec,
 )
@@ -240,7 +242,8 @@ class ProxyToxicFault(_ProxyFault):
 
     @classmethod
     def from_spec(cls, spec: ProxyLatencySpec | ProxyBandwidthSpec | ProxyTimeoutSpec | ProxyResetPeerSpec
-                  | ProxySlowCloseSpec | ProxyHttpSpec, name: str) -> ProxyToxicFault:
+                  | ProxySlowCloseSpec | ProxySlicerSpec | ProxyLimitDataSpec | ProxyHttpSpec,
+                  name: str) -> ProxyToxicFault:
         """The fault for a ``proxy.*`` toxic spec."""
         attributes: dict[str, Any]
         stream, toxicity = "downstream", 1.0
@@ -258,6 +261,11 @@ class ProxyToxicFault(_ProxyFault):
                 toxic_type, attributes = "timeout", {"timeout": round(spec.timeout_ms)}
             elif isinstance(spec, ProxyResetPeerSpec):
                 toxic_type, attributes = "reset_peer", {"timeout": round(spec.timeout_ms)}
+            elif isinstance(spec, ProxySlicerSpec):
+                toxic_type, attributes = "slicer", {"average_size": spec.average_size,
+                                                    "size_variation": spec.size_variation, "delay": spec.delay_us}
+            elif isinstance(spec, ProxyLimitDataSpec):
+                toxic_type, attributes = "limit_data", {"bytes": spec.bytes}
             else:
                 toxic_type, attributes = "slow_close", {"delay": round(spec.delay_ms)}
         return cls(spec.type, spec.api_url, spec.proxy, name, spec.dead_man_s, toxic_type, attributes, stream,
@@ -272,9 +280,23 @@ class ProxyToxicFault(_ProxyFault):
         return self.client.add_toxic(self.proxy, self.toxic_type, self.attributes, name=self.toxic_name,
                                      stream=self.stream, toxicity=self.toxicity, ttl_s=self.dead_man_s)
 
+    def _check_http_support(self) -> None:
+        """``http_error`` is our proxy's extension: refuse it, in one line, on a real Toxiproxy."""
+        if self.toxic_type != "http_error":
+            return
+        version = self.client.version()
+        if not version.startswith("reliability-proxy"):
+            raise FaultError(f"{self.name} ({self.kind}): {self.client.api_url} is Toxiproxy {version}, which "
+                             "proxies TCP only and has no HTTP-level errors; use `reliability proxy` with "
+                             '"protocol": "http" for the proxy, or http.error on the target')
+
     def inject(self) -> None:
         if self._lease is not None:
             return
+        try:
+            self._check_http_support()
+        except ProxyApiError as exc:
+            raise self._fail("inject", exc) from None
         self.attempted = True
         try:
             try:

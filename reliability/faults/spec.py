@@ -184,6 +184,29 @@ class ProxySlowCloseSpec(_ToxicSpec):
     delay_ms: Millis = Field(ge=0)
 
 
+class ProxySlicerSpec(_ToxicSpec):
+    """Toxiproxy ``slicer`` toxic: data cut into pieces of ``average_size`` +/- ``size_variation``
+    bytes sent ``delay_us`` microseconds apart (small TCP segments, as over a bad link)."""
+
+    type: Literal["proxy.slicer"]
+    average_size: int = Field(ge=1)
+    size_variation: int = Field(default=0, ge=0)
+    delay_us: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _variation(self) -> ProxySlicerSpec:
+        if self.size_variation >= self.average_size:
+            raise ValueError("size_variation: must be smaller than average_size")
+        return self
+
+
+class ProxyLimitDataSpec(_ToxicSpec):
+    """Toxiproxy ``limit_data`` toxic: each connection is closed after ``bytes`` bytes."""
+
+    type: Literal["proxy.limit_data"]
+    bytes: int = Field(ge=0)
+
+
 class ProxyDownSpec(_ProxySpec):
     """The proxy disabled (``enabled: false``): connections are refused and open ones closed."""
 
@@ -192,7 +215,8 @@ class ProxyDownSpec(_ProxySpec):
 
 class ProxyHttpSpec(_ProxySpec):
     """HTTP errors from a chaos proxy in HTTP mode (our extension ``http_error`` toxic): a share
-    ``error_ratio`` of requests under ``path_prefix`` is answered with ``status``."""
+    ``error_ratio`` of requests under ``path_prefix`` is answered with ``status``. A real
+    Toxiproxy (TCP only) cannot do this: the fault is refused when it first reaches one."""
 
     type: Literal["proxy.http"]
     status: int = Field(default=503, ge=400, le=599)
@@ -351,7 +375,7 @@ FaultSpec = Annotated[
     RedisPauseSpec | RedisMemorySpec | RedisSlowSpec
     | PostgresLockSpec | PostgresOutageSpec | PostgresExhaustSpec
     | ProxyLatencySpec | ProxyBandwidthSpec | ProxyTimeoutSpec | ProxyResetPeerSpec | ProxySlowCloseSpec
-    | ProxyDownSpec | ProxyHttpSpec
+    | ProxySlicerSpec | ProxyLimitDataSpec | ProxyDownSpec | ProxyHttpSpec
     | HttpErrorSpec | HttpLatencySpec
     | ProcessSuspendSpec | ProcessKillSpec
     | LoadSpikeSpec | LoadWsStormSpec

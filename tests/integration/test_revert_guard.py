@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import psutil
 import redis
 
 from reliability.revert.journal import read_journal
+from tests.integration.test_faults_support import until
 from tests.servers import RedisServer
 
 DEAD_MAN_S = 2.0
@@ -51,16 +52,6 @@ def driver(spec: dict[str, Any], journal: Path, env: dict[str, str] | None = Non
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
-
-
-def until(check: Callable[[], bool], timeout_s: float) -> float | None:
-    """Seconds until ``check`` held, None if it did not within ``timeout_s``."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if check():
-            return time.monotonic() - start
-        time.sleep(0.02)
-    return None
 
 
 def guard_gone(journal: Path, timeout_s: float = 10.0) -> bool:

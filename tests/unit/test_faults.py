@@ -28,6 +28,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "proxy.timeout": {"proxy": "pg"},
     "proxy.reset_peer": {"proxy": "pg"},
     "proxy.slow_close": {"proxy": "pg", "delay_ms": 100},
+    "proxy.slicer": {"proxy": "pg", "average_size": 64, "size_variation": 16, "delay_us": 500},
+    "proxy.limit_data": {"proxy": "pg", "bytes": 1000},
     "proxy.down": {"proxy": "pg"},
     "proxy.http": {"proxy": "api"},
     "http.error": {"url": "http://127.0.0.1:8080"},
