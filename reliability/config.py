@@ -28,16 +28,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from reliability.alerts.spec import AlertsSpec
-from reliability.exceptions import ScenarioError
+from reliability.exceptions import InputError, ScenarioError
 from reliability.faults.schedule import FaultSchedule
 from reliability.health.spec import HealthSpec
+from reliability.inputfile import load_yaml_file
 from reliability.masking import mask, secrets_of_env_value
 from reliability.report.spec import CostSpec
 from reliability.shapes.spec import RecoveryField, RecoverySpec, ShapeField
@@ -144,6 +143,13 @@ class SlaSpec(FrozenSpec):
     percentile: float = 95.0
     rolling_window_s: float = Field(default=60.0, ge=5, le=3600)
     down_error_pct: float = Field(default=5.0, gt=0, le=100)
+    # a second whose latency at the SLA percentile is above this is down (default: the least
+    # demanding tier's latency threshold, e.g. bronze's 1000 ms: a second that misses every tier)
+    down_latency_ms: float | None = Field(default=None, gt=0)
+    # grade latency from the intended start when the run has it (paced users, arrival rate)
+    latency_basis: Literal["corrected", "measured"] = "corrected"
+    # schedule lag p99 above this makes the run inconclusive (default max(25 ms, 25 % of the tier's latency))
+    max_schedule_lag_ms: float | None = Field(default=None, gt=0)
     status_interval_s: float = Field(default=5.0, gt=0)
     abort: AbortSpec = AbortSpec()
     replace_builtin_tiers: bool = False
@@ -159,6 +165,11 @@ class SlaSpec(FrozenSpec):
     @classmethod
     def _dur(cls, v: object) -> float:
         return parse_duration_s(v)
+
+    @field_validator("down_latency_ms", "max_schedule_lag_ms", mode="before")
+    @classmethod
+    def _ms(cls, v: object) -> float | None:
+        return None if v is None else parse_latency_ms(v)
 
     @field_validator("tier", mode="before")
     @classmethod
@@ -195,6 +206,30 @@ class SlaSpec(FrozenSpec):
     def down_error_ratio(self) -> float:
         return self.down_error_pct / 100.0
 
+    def tier_latency_ms(self, tier: str | None = None) -> float | None:
+        """The latency threshold of ``tier`` (default: the graded one) at the SLA percentile."""
+        return self.all_tiers()[tier or self.tier].latency_thresholds(self.percentile).get(self.percentile)
+
+    @property
+    def down_latency_threshold_ms(self) -> float:
+        """``down_latency_ms``, else the least demanding tier's latency threshold, else 1000 ms."""
+        if self.down_latency_ms is not None:
+            return self.down_latency_ms
+        for name in self.all_tiers():  # least demanding first
+            limit = self.tier_latency_ms(name)
+            if limit is not None:
+                return limit
+        return 1000.0
+
+    @property
+    def schedule_lag_bound_ms(self) -> float:
+        """``max_schedule_lag_ms``, else max(25 ms, 25 % of the graded tier's latency threshold): the
+        lag adds to every corrected first request, so it must stay a small part of the budget."""
+        if self.max_schedule_lag_ms is not None:
+            return self.max_schedule_lag_ms
+        limit = self.tier_latency_ms()
+        return max(25.0, 0.25 * limit) if limit is not None else 25.0
+
 
 class TargetSpec(FrozenSpec):
     """Where the load goes. Put secrets in ``${ENV_VAR}`` references, never in the file."""
@@ -207,8 +242,8 @@ class TargetSpec(FrozenSpec):
 
 class LoadSpec(FrozenSpec):
     locustfile: str | None = None
-    users: int = Field(default=10, ge=0)
-    spawn_rate: float = Field(default=10.0, gt=0)
+    users: int = Field(default=10, ge=0, le=1_000_000)
+    spawn_rate: float = Field(default=10.0, gt=0, le=100_000)
     run_time_s: float = Field(default=60.0, gt=0)
 
     @field_validator("run_time_s", mode="before")
@@ -313,19 +348,16 @@ def parse_scenario(data: Any, source: str = "<scenario>", env: Mapping[str, str]
 
 
 def read_scenario_file(path: str | os.PathLike[str]) -> Any:
-    """The YAML document in ``path``, unvalidated; unreadable files raise ScenarioError."""
+    """The YAML document in ``path``, unvalidated, read through :mod:`reliability.inputfile` (regular
+    file, size, encoding, YAML limits); any problem, and an empty file, raise ScenarioError."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(source, "", f"cannot read file: {exc.strerror or exc}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(source, "", f"invalid YAML: {where}{problem}") from None
+        data = load_yaml_file(path)
+    except InputError as exc:
+        raise ScenarioError(source, "", exc.reason) from None
+    if data is None:  # the same answer from validate, run, health and locust --scenario
+        raise ScenarioError(source, "", "the file is empty (a scenario needs at least one key, such as name:)")
+    return data
 
 
 def load_scenario(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> ScenarioSpec:

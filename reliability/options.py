@@ -21,7 +21,8 @@ def resolve_spec(options: object) -> tuple[ScenarioSpec, SlaSpec]:
     sla = dict(data.get("sla") or {})
     abort = dict(sla.get("abort") or {})
     for option, key in (("sla_tier", "tier"), ("sla_percentile", "percentile"),
-                        ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s")):
+                        ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s"),
+                        ("sla_latency_basis", "latency_basis")):
         value = getattr(options, option, None)
         if value:
             sla[key] = value

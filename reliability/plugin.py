@@ -26,25 +26,28 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import gevent
 import locust
 import psutil
+from gevent import getcurrent
 from locust import events
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 from reliability import __version__
+from reliability.basis import annotate_record, lag_problem, schedule_section
 from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import MetricsError, ReliabilityError
-from reliability.masking import MaskingFilter, install_log_masking, mask_data
+from reliability.masking import MaskingFilter, install_log_masking, mask, mask_data
+from reliability.metrics.payload import check_report
 from reliability.metrics.windows import WindowStore
 from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
+from reliability.pacing import MARK_ATTR, locust_pacing_s, pace_user_classes
 from reliability.record import (
     GeneratorUsage,
-    RunInfo,
     RunRecord,
     build_record,
     default_record_path,
@@ -52,6 +55,7 @@ from reliability.record import (
     sla_section,
     write_record,
 )
+from reliability.schema import sections as s
 from reliability.sla import EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
 
 logger = logging.getLogger("reliability")
@@ -77,8 +81,8 @@ class Extension(Protocol):
 
     def on_test_stop(self, plugin: ReliabilityPlugin) -> None: ...
 
-    def contribute(self, plugin: ReliabilityPlugin, record: dict[str, Any]) -> list[str]:
-        """Add keys to the run record; return inconclusive reasons (empty when none)."""
+    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
+        """Set this feature's sections of the run record; return inconclusive reasons (empty when none)."""
         ...
 
 
@@ -99,6 +103,9 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
     ]
     group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
+    group.add_argument("--sla-latency-basis", default=None, choices=("corrected", "measured"),
+                       help="latency graded: corrected (from the intended start, the default when the run "
+                            "has a schedule) or measured")
     group.add_argument("--allow-unsafe-faults", action="store_true", default=False,
                        help="run the scenario's shell, webhook, process.* and factory faults (they act on this "
                             "machine); never settable from the web UI")
@@ -118,7 +125,7 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
 
 
 SPEC_OPTIONS = ("scenario", "sla_tier", "sla_percentile", "sla_window", "sla_status_interval", "sla_abort",
-                "sla_abort_grace", "allow_unsafe_faults")
+                "sla_abort_grace", "sla_latency_basis", "allow_unsafe_faults")
 
 
 class ReliabilityPlugin:
@@ -138,9 +145,10 @@ class ReliabilityPlugin:
         self.record_path: Path | None = None
         self.aborted: str | None = None
         self.problems: list[str] = []  # inconclusive reasons found during the run
-        self.lost_workers: dict[str, dict[str, Any]] = {}
+        self.lost_workers: dict[str, s.LostWorker] = {}
         self.joined_workers: dict[str, float] = {}
         self.worker_last_report: dict[str, float] = {}
+        self.rejected_reports: dict[str, tuple[int, str]] = {}  # worker id -> (reports rejected, first reason)
         self.workers_seen: set[str] = set()
         self.generators: dict[str, GeneratorUsage] = {}
         self._final_drain = False
@@ -152,8 +160,15 @@ class ReliabilityPlugin:
         self._bad_latency_logged = False
         self._cache_counts: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [hits, misses]
         self.extensions: list[Extension] = []
+        self._expect_marks = False  # a scheduler marks intended starts (reliability.pacing)
+        self.paced_users: dict[str, float] = {}  # user class -> schedule interval (s)
         self.masker = MaskingFilter()  # attached to the log handlers by on_init
         self._resolved: tuple[tuple[Any, ...], tuple[ScenarioSpec, SlaSpec]] | None = None
+
+    def expect_intended_starts(self) -> None:
+        """Make the request listener read the intended-start marks schedulers leave on greenlets
+        (see :mod:`reliability.pacing`). Call on the load generators before the marked tasks run."""
+        self._expect_marks = True
 
     def resolve(self, options: Any) -> tuple[ScenarioSpec, SlaSpec]:
         """:func:`resolve_spec`, read once per run: the shape, the plugin and the log masking
@@ -227,7 +242,8 @@ class ReliabilityPlugin:
     # -- load generators ---------------------------------------------------------------------------
 
     def on_request(self, request_type: str, name: str, response_time: float | None,
-                   exception: BaseException | None = None, context: Any = None, **_kwargs: Any) -> None:
+                   exception: BaseException | None = None, context: Any = None, start_time: Any = None,
+                   **_kwargs: Any) -> None:
         failed = exception is not None
         error = f"{type(exception).__name__}: {exception}" if failed else None
         if context:
@@ -235,11 +251,23 @@ class ReliabilityPlugin:
             if outcome is not None:  # a cache lookup (e.g. RedisUser.get): count hits and misses
                 counts = self._cache_counts.setdefault((request_type, name), [0, 0])
                 counts[0 if outcome == "hit" else 1] += 1
+        store = self.store
         try:
-            self.store.record(request_type, name, response_time, failed, error)
+            # Locust's start_time is epoch seconds; a custom user passing something else (None, a
+            # perf_counter reading) is counted in the second the request completed in
+            if start_time.__class__ is not float or start_time < 1e9:
+                store.record(request_type, name, response_time, failed, error)
+                return
+            mark = getcurrent().__dict__.get(MARK_ATTR) if self._expect_marks else None
+            if mark is None:
+                store.record_request(request_type, name, response_time, failed, error, start_time)
+            else:
+                intended, mark.start_s = mark.start_s, None  # the task's first request consumes it
+                store.record_request(request_type, name, response_time, failed, error, start_time,
+                                     intended, mark.interval_ms)
         except MetricsError:
             # a custom user reported a negative/NaN time: count the request, drop the latency
-            self.store.record(request_type, name, None, failed, error)
+            store.record(request_type, name, None, failed, error)
             if not self._bad_latency_logged:
                 logger.warning("ignoring invalid response_time %r for %s %s", response_time, request_type, name)
                 self._bad_latency_logged = True
@@ -267,17 +295,28 @@ class ReliabilityPlugin:
                 if reason not in self.problems:
                     self.problems.append(reason)
             return
-        try:
-            self.store.merge_payload(payload["windows"])
+        try:  # checked whole before any of it is merged: a bad report is rejected, never half-merged
+            report = check_report(payload, now, self.store.relative_accuracy)
+            self.store.merge_payload(report.windows)
         except MetricsError as exc:
-            self.problems.append(f"worker {client_id} sent unreadable data: {exc}")
+            self._reject_report(client_id, str(exc))
             return
-        for rt, name, hits, misses in payload.get("cache", []):
-            counts = self._cache_counts.setdefault((str(rt), str(name)), [0, 0])
-            counts[0] += int(hits)
-            counts[1] += int(misses)
-        t, cpu, rss = payload.get("usage", [now, 0.0, 0.0])
-        self._usage(client_id, "worker").add(float(t), float(cpu), float(rss))
+        for rt, name, hits, misses in report.cache:
+            counts = self._cache_counts.setdefault((rt, name), [0, 0])
+            counts[0] += hits
+            counts[1] += misses
+        if report.usage is not None:
+            self._usage(client_id, "worker").add(*report.usage)
+
+    def _reject_report(self, client_id: str, reason: str) -> None:
+        """A worker's report failed its checks: drop it, say so once per worker, grade inconclusive."""
+        count, first = self.rejected_reports.get(client_id, (0, mask(reason)[:300]))
+        self.rejected_reports[client_id] = (count + 1, first)
+        if count == 0:
+            logger.error("worker %s sent an invalid report, rejected (its data is not counted): %s", client_id, first)
+        prefix = f"worker {client_id} sent invalid data"
+        line = f"{prefix} ({count + 1} report(s) rejected, the data in them is not counted; first: {first})"
+        self.problems = [p for p in self.problems if not p.startswith(prefix + " (")] + [line]
 
     def on_worker_connect(self, client_id: str, **_kwargs: Any) -> None:
         if self.started_at is not None and client_id not in self.joined_workers:
@@ -301,16 +340,33 @@ class ReliabilityPlugin:
             last = self.worker_last_report.get(node.id)
             start = int(last) if last else int(self.started_at or now)
             origin = int(self.started_at or start)  # the timeline's t = epoch second - origin
-            self.lost_workers[node.id] = {"id": node.id, "detected_at": iso(now),
-                                          "last_report_at": iso(last) if last else None,
-                                          "partial_s": [start - origin, int(now) - origin]}
+            self.lost_workers[node.id] = s.LostWorker(id=node.id, detected_at=iso(now),
+                                                      last_report_at=iso(last) if last else None,
+                                                      partial_s=(start - origin, int(now) - origin))
             self.store.mark_partial(start, int(now) + 1)
             logger.error("worker %s went missing; data since %s is lost, the verdict will be inconclusive",
                          node.id, iso(last) if last else "the start")
 
     # -- lifecycle (master / local) -----------------------------------------------------------------
 
+    def _paced_anywhere(self) -> dict[str, float]:
+        """Paced user classes (the master paces none itself: the classes are the same everywhere)."""
+        if self.paced_users or self.role != "master":
+            return self.paced_users
+        found = {cls.__name__: locust_pacing_s(getattr(cls, "wait_time", None))
+                 for cls in self.environment.user_classes}
+        return {name: interval for name, interval in found.items() if interval is not None}
+
+    def _pace_users(self, environment: Environment) -> None:
+        """Generators: recognise Locust's scheduling wait times so their latency counts from the
+        intended start (``reliability.pacing``)."""
+        self.paced_users = pace_user_classes(environment.user_classes)
+        if self.paced_users:
+            self.expect_intended_starts()
+
     def on_test_start(self, environment: Environment, **_kwargs: Any) -> None:
+        if self.role != "master":
+            self._pace_users(environment)
         if self.role == "worker":
             self._final_drain = False
             return
@@ -325,13 +381,14 @@ class ReliabilityPlugin:
                 gevent.spawn(environment.runner.quit)
             return
         self.store = WindowStore(clock=self.clock, components=self.scenario.components,
-                                 timeline_quantiles=(0.5, 0.95, 0.99, self.sla.percentile / 100.0))
+                                 timeline_quantiles=(0.5, 0.95, 0.99), down_quantile=self.sla.percentile / 100.0)
         self.started_at = self.clock()
         self.ended_at = None
         self._finalized = False
         self.final = self.live = None
         self.aborted = None
         self.problems = []
+        self.rejected_reports = {}
         self._cache_counts = {}
         if self._ticker is None or self._ticker.dead:
             self._ticker = gevent.spawn(self._tick_loop)
@@ -433,8 +490,8 @@ class ReliabilityPlugin:
         verdict = evaluate(snapshot, self.sla)
         reasons = list(self.problems)
         for lost in self.lost_workers.values():
-            first, last_s = lost["partial_s"]
-            reasons.append(f"worker {lost['id']} went missing (detected {lost['detected_at']}); its last "
+            first, last_s = lost.partial_s or (0, 0)
+            reasons.append(f"worker {lost.id} went missing (detected {lost.detected_at}); its last "
                            f"reports were lost: seconds +{first}..+{last_s} have partial data")
         for gen in self.generators.values():
             if gen.role != "master" and gen.saturated:
@@ -447,18 +504,22 @@ class ReliabilityPlugin:
             reasons.append(f"user code raised {count} exception(s) (see Locust's exception report)")
         if self.aborted and verdict.passed:
             reasons.append(f"run aborted: {self.aborted}")
+        schedule = schedule_section(self.store.schedule_lag(), self.sla, self._paced_anywhere())
+        lagging = lag_problem(schedule)
+        if lagging:
+            reasons.append(lagging)
         verdict = verdict.with_inconclusive(reasons)
-        run: RunInfo = {
-            "started_at": iso(start),
-            "ended_at": iso(end),
-            "duration_s": round(end - start, 3),
-            "mode": "master" if self.role == "master" else "local",
-            "workers": len(self.workers_seen),
-            "locust_version": locust.__version__,
-            "reliability_version": __version__,
-            "scenario": self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
-            "aborted": self.aborted,
-        }
+        run = s.Run(
+            started_at=iso(start),
+            ended_at=iso(end),
+            duration_s=round(end - start, 3),
+            mode="master" if self.role == "master" else "local",
+            workers=len(self.workers_seen),
+            locust_version=locust.__version__,
+            reliability_version=__version__,
+            scenario=self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
+            aborted=self.aborted,
+        )
         record = build_record(
             verdict=verdict,
             snapshot=snapshot,
@@ -467,14 +528,17 @@ class ReliabilityPlugin:
             down_error_ratio=self.sla.down_error_ratio,
             generators=list(self.generators.values()),
             cache={k: (v[0], v[1]) for k, v in self._cache_counts.items()},
-            workers={
-                "seen": sorted(self.workers_seen),
-                "lost": list(self.lost_workers.values()),
-                "joined": [{"id": k, "at": iso(v)} for k, v in self.joined_workers.items()],
-            },
+            workers=s.Workers(
+                seen=sorted(self.workers_seen),
+                lost=list(self.lost_workers.values()),
+                joined=[s.JoinedWorker(id=k, at=iso(v)) for k, v in self.joined_workers.items()],
+            ),
         )
+        annotate_record(record, snapshot, verdict, self.sla)
+        if schedule.scheduled_starts:
+            record.schedule = schedule
         if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
-            record["cost_model"] = self.scenario.cost.model_dump(mode="json")
+            record.cost_model = s.CostModel.model_validate(self.scenario.cost.model_dump(mode="json"))
         known = len(self.problems)
         extra = [r for found in self._call_extensions("contribute", record) for r in (found or [])]
         extra += self.problems[known:]  # an extension that failed while contributing
@@ -485,10 +549,10 @@ class ReliabilityPlugin:
                                  "passed": verdict.passed and all(c.passed for c in added)})
         if extra or added:
             verdict = verdict.with_inconclusive(extra)
-            record["sla"] = sla_section(verdict, self.sla.down_error_ratio)
+            record.sla = sla_section(verdict, self.sla.down_error_ratio)
         self.final = verdict
         self._resolved = None  # the next test (web UI) reads the scenario afresh
-        record = cast(RunRecord, mask_data(record, self.scenario.secrets))
+        record = RunRecord.model_validate(mask_data(record.to_json_dict(), self.scenario.secrets))
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
         try:
@@ -497,11 +561,11 @@ class ReliabilityPlugin:
             logger.error("cannot write the run record to %s: %s", path, exc)
             self.record_path = None
         if self.record_path is not None:
-            self._write_reports(dict(record), self.record_path)
+            self._write_reports(record, self.record_path)
         self._log_verdict(verdict)
         return verdict
 
-    def _write_reports(self, record: dict[str, Any], record_path: Path) -> None:
+    def _write_reports(self, record: RunRecord, record_path: Path) -> None:
         """HTML, JUnit XML and Markdown next to the record. A rendering problem is logged, never
         allowed to change the verdict: the record is written and can be re-rendered later."""
         from reliability.report import write_reports

@@ -84,6 +84,7 @@ class Sla(Section):
     criteria: list[Criterion] = Field(default_factory=list)
     tiers: list[TierResult] = Field(default_factory=list)
     down_error_ratio: float | None = None
+    latency_basis: str | None = None  # the latency graded: corrected | measured
 
 
 class Stats(Section):
@@ -100,11 +101,24 @@ class Stats(Section):
     rps: float | None = None
 
 
+class Corrected(Section):
+    """Latency from the intended start, with the requests a stall prevented back-filled."""
+
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    requests: int = 0  # measured requests + back-filled samples
+    backfilled: int = 0
+    method: str | None = None  # intended-start+expected-interval
+
+
 class Totals(Stats):
     """All requests; ``latency_ms`` is the latency at the SLA ``percentile`` (any percentile)."""
 
     percentile: str | None = None
     latency_ms: float | None = None
+    corrected: Corrected | None = None  # runs with a schedule (paced users, arrival rate)
 
 
 class Uptime(Section):
@@ -116,12 +130,16 @@ class Uptime(Section):
     ratio: float | None = None
     request_availability: float | None = None
     partial_windows: int = 0
+    stalled_windows: int = 0  # down: requests in flight all second, none completed
+    slow_windows: int = 0  # down: latency at the SLA percentile above down_latency_ms
+    down_latency_ms: float | None = None
 
 
 class EndpointStats(Stats):
     type: str = ""
     name: str = ""
     component: str | None = None
+    corrected: Corrected | None = None
 
 
 class ComponentStats(Stats):
@@ -139,6 +157,20 @@ class Second(Section):
     p95_ms: float | None = None
     partial: bool = False
     phase: str | None = None  # baseline | fault | recovery (runs with a fault schedule)
+    state: str | None = None  # up | errors | stalled | slow; None: idle (README, "SLIs")
+    corrected_latency_ms: float | None = None  # at the SLA percentile, from the intended start
+
+
+class Schedule(Section):
+    """How late scheduled tasks started against their intended start (the generator's own lag)."""
+
+    scheduled_starts: int = 0
+    lag_p50_ms: float | None = None
+    lag_p99_ms: float | None = None
+    lag_max_ms: float | None = None
+    lag_bound_ms: float | None = None
+    kept: bool | None = None  # None: too few starts to tell
+    paced_users: dict[str, dict[str, float]] = Field(default_factory=dict)  # class -> {"interval_s": s}
 
 
 class ErrorCount(Section):
@@ -627,7 +659,7 @@ class Alerts(Section):
 
 #: sections only some runs have: absent from the JSON (not null) when the run has none
 FEATURE_SECTIONS = ("cost_model", "faults", "resilience_score", "recovery", "stages", "capacity", "load", "health",
-                    "alerts")
+                    "alerts", "schedule")
 
 
 class RunRecord(Section):
@@ -660,6 +692,7 @@ class RunRecord(Section):
     load: Load | None = None
     health: Health | None = None
     alerts: Alerts | None = None
+    schedule: Schedule | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """The JSON form: every field of every section, feature sections only when present."""

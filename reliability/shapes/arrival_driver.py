@@ -383,9 +383,15 @@ class ArrivalController:
         active = max(0.0, stop - t0)
         if self.profile.closed_at_s is not None:
             active = min(active, self.profile.closed_at_s)
-        return load_section(self.merged, self.profile, kind=self.kind, seed=self.seed, active_s=active,
-                            max_users=self.max_users, max_delay_s=self.max_delay_s,
-                            late_after_ms=self.late_after_ms, generators=len(self.generators_seen))
+        section = load_section(self.merged, self.profile, kind=self.kind, seed=self.seed, active_s=active,
+                               max_users=self.max_users, max_delay_s=self.max_delay_s,
+                               late_after_ms=self.late_after_ms, generators=len(self.generators_seen))
+        lag = section["schedule_lag_ms"]["p99"]
+        logger.info("open-model load: asked %.1f/s, achieved %.1f/s (%d of %.0f arrivals started), %d dropped, "
+                    "%d late; schedule lag p99 %s ms", section["asked_rate_per_s"], section["achieved_rate_per_s"],
+                    section["started"], section["asked"], section["dropped"], section["late"],
+                    "-" if lag is None else f"{lag:.1f}")
+        return section
 
 
 # -- wiring (called from reliability.plugin.install) -------------------------------------------------

@@ -30,16 +30,16 @@ faults:
   - name: touch
     at_s: 500ms
     hold_s: 1s
-    fault: {{type: shell, inject: "touch {marker}"}}
+    fault: {{type: shell, inject: "touch {marker}", revert: "true"}}
 {extra}""")
     return path
 
 
 def test_the_opt_in_lists_every_unsafe_fault(tmp_path: Path) -> None:
     path = shell_scenario(tmp_path, tmp_path / "m", """\
-  - {at_s: 5s, hold_s: 1s, fault: {type: webhook, inject: {url: "http://127.0.0.1:9/x"}}}
+  - {at_s: 5s, hold_s: 1s, fault: {type: webhook, inject: {url: "http://127.0.0.1:9/x"}, revert: {url: "http://127.0.0.1:9/y"}}}
   - {name: freeze, at_s: 10s, hold_s: 1s, fault: {type: process.suspend, match: "redis-server"}}
-  - {name: kill, at_s: 15s, hold_s: 1s, fault: {type: process.kill, pid: 12345}}
+  - {name: kill, at_s: 15s, hold_s: 1s, fault: {type: process.kill, pid: 12345, restart_command: "true"}}
   - {name: mine, at_s: 20s, hold_s: 1s, factory: "os.path:join"}
   - {name: slow, at_s: 25s, hold_s: 1s, fault: {type: http.latency, url: "http://127.0.0.1:9", latency_ms: 5}}
 """)

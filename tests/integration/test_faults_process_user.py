@@ -59,11 +59,12 @@ def test_match_hits_only_the_current_users_processes(sleepers: tuple[str, psutil
 def test_user_picks_whose_processes_match_may_hit(sleepers: tuple[str, psutil.Process, psutil.Process]) -> None:
     marker, mine, theirs = sleepers
     fault = build_fault(parse_fault_spec({"type": "process.kill", "match": marker, "user": OTHER,
-                                          "signal": "SIGTERM"}), "kill")
+                                          "signal": "SIGTERM", "restart_command": "true"}), "kill")
     assert [p.pid for p in fault.find()] == [theirs.pid]  # type: ignore[attr-defined]
     fault.inject()
     theirs.wait(10)
     assert mine.is_running() and mine.status() != psutil.STATUS_ZOMBIE
-    nobody = build_fault(parse_fault_spec({"type": "process.kill", "match": marker, "user": "no-such-user-x"}),
+    nobody = build_fault(parse_fault_spec({"type": "process.kill", "match": marker, "user": "no-such-user-x",
+                                           "restart_command": "true"}),
                          "none")
     assert nobody.find() == []  # type: ignore[attr-defined]
