@@ -187,6 +187,8 @@ class SlaSpec(_Spec):
     rolling_window_s: float = Field(default=60.0, ge=5, le=3600)
     down_error_pct: float = Field(default=5.0, gt=0, le=100)
     status_interval_s: float = Field(default=5.0, gt=0)
+    confidence: float = Field(default=0.95, ge=0.5, lt=1.0)  # of every criterion's interval
+    min_requests: int = Field(default=100, ge=0)  # fewer requests than this never make a MET
     abort: AbortSpec = AbortSpec()
     replace_builtin_tiers: bool = False
     tiers: dict[str, TierSpec] = Field(default_factory=dict)

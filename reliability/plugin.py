@@ -22,6 +22,7 @@ Who does what:
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,7 @@ from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 from reliability import __version__
 from reliability.config import ScenarioSpec, SlaSpec, parse_scenario, read_scenario_file
 from reliability.exceptions import MetricsError, ReliabilityError
+from reliability.exitcode import ExitCodes
 from reliability.metrics.windows import WindowStore
 from reliability.record import (
     GeneratorUsage,
@@ -48,7 +50,7 @@ from reliability.record import (
     sla_section,
     write_record,
 )
-from reliability.sla import EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
+from reliability.sla import EXIT_FAILED, EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
 
 logger = logging.getLogger("reliability")
 
@@ -57,6 +59,7 @@ USAGE_SAMPLE_S = 3.0
 ROLLUP_EVERY_S = 10
 LIVE_EVAL_EVERY_S = 2.0
 EXIT_LISTENER_ERROR = 2
+EXIT_USAGE = 2
 
 
 class Extension(Protocol):
@@ -94,6 +97,12 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
     ]
     group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
+    in_web_form += [
+        group.add_argument("--sla-confidence", default=None,
+                           help="confidence of every criterion's interval, e.g. 0.95 (default) or 95%%"),
+        group.add_argument("--sla-min-requests", default=None,
+                           help="fewer requests than this never make a MET (default 100)"),
+    ]
     for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
 
@@ -107,7 +116,8 @@ def resolve_spec(options: Any) -> tuple[ScenarioSpec, SlaSpec]:
     sla = dict(data.get("sla") or {})
     abort = dict(sla.get("abort") or {})
     for option, key in (("sla_tier", "tier"), ("sla_percentile", "percentile"),
-                        ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s")):
+                        ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s"),
+                        ("sla_confidence", "confidence"), ("sla_min_requests", "min_requests")):
         value = getattr(options, option, None)
         if value:
             sla[key] = value
@@ -152,6 +162,8 @@ class ReliabilityPlugin:
         self._bad_latency_logged = False
         self._cache_counts: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [hits, misses]
         self.extensions: list[Extension] = []
+        self.exit_codes = ExitCodes()
+        self._record: dict[str, Any] | None = None
 
     def add_extension(self, extension: Extension) -> None:
         """Register a master/local-side feature; see :class:`Extension`."""
@@ -210,6 +222,9 @@ class ReliabilityPlugin:
         ev.test_start.add_listener(self.on_test_start)
         ev.test_stop.add_listener(self.on_test_stop)
         ev.quitting.add_listener(self.on_quitting)
+        if self.role != "worker":
+            guard_exit_code(self.environment, self.exit_codes)
+            ev.quit.add_listener(self.on_quit)
 
     # -- load generators ---------------------------------------------------------------------------
 
@@ -307,7 +322,7 @@ class ReliabilityPlugin:
             self.scenario, self.sla = resolve_spec(environment.parsed_options)
         except ReliabilityError as exc:
             logger.error("%s", exc)
-            environment.process_exit_code = EXIT_INCONCLUSIVE
+            self.exit_codes.verdict = EXIT_USAGE
             if environment.runner is not None:
                 gevent.spawn(environment.runner.quit)
             return
@@ -342,19 +357,24 @@ class ReliabilityPlugin:
         if self._ticker is not None:
             self._ticker.kill(block=False)
         if self.started_at is None:
-            if environment.process_exit_code is None:
+            if self.exit_codes.verdict is None:
                 logger.error("SLA: no test ran: inconclusive")
-                environment.process_exit_code = EXIT_INCONCLUSIVE
+                self.exit_codes.verdict = EXIT_INCONCLUSIVE
             return
         if not self._finalized:
             self.finalize()
-        assert self.final is not None
-        code = self.final.exit_code
-        if locust.log.unhandled_greenlet_exception:
-            logger.error("a listener or greenlet raised during the run (see above): exit %d", EXIT_LISTENER_ERROR)
-            code = EXIT_LISTENER_ERROR
-        if environment.process_exit_code in (None, 0, 1):
-            environment.process_exit_code = code
+
+    def on_quit(self, exit_code: int, **_kwargs: Any) -> None:
+        """After every ``quitting`` listener: name other listeners' codes in the log and the record."""
+        note = self.exit_codes.explain()
+        if note is not None:
+            logger.warning("%s", note)
+        if self.exit_codes.others and self._record is not None and self.record_path is not None:
+            self._record["exit"] = self.exit_codes.to_dict()
+            try:
+                write_record(self._record, self.record_path)  # type: ignore[arg-type]
+            except OSError as exc:
+                logger.error("cannot update the run record %s: %s", self.record_path, exc)
 
     # -- periodic work -----------------------------------------------------------------------------
 
@@ -395,13 +415,13 @@ class ReliabilityPlugin:
             logger.info("%s", status_line(self.live, f"SLA live {end - start}s"))
         if not self.sla.abort.enabled or self.aborted:
             return
-        if self.live.passed or not self.live.requests:
-            self._breach_since = None
+        if not self.live.firm_failures() or not self.live.requests:
+            self._breach_since = None  # only a breach on evidence counts, never a thin window
             return
         if self._breach_since is None:
             self._breach_since = now
         if now - self._breach_since >= self.sla.abort.grace_s:
-            failing = "; ".join(c.describe() for c in self.live.criteria if not c.passed)
+            failing = "; ".join(c.describe() for c in self.live.firm_failures())
             self.aborted = f"SLA {self.sla.tier} breached for {now - self._breach_since:.0f} s: {failing}"
             logger.error("aborting: %s", self.aborted)
             runner = self.environment.runner
@@ -423,8 +443,10 @@ class ReliabilityPlugin:
             first, last_s = lost["partial_s"]
             reasons.append(f"worker {lost['id']} went missing (detected {lost['detected_at']}); its last "
                            f"reports were lost: seconds +{first}..+{last_s} have partial data")
+        saturated = False
         for gen in self.generators.values():
             if gen.role != "master" and gen.saturated:
+                saturated = True
                 peak = max(s[1] for s in gen.samples)
                 reasons.append(f"load generator {gen.id} CPU above {gen.saturation_pct:g} % (peak {peak:.0f} %): "
                                "latencies include the generator's own queueing")
@@ -434,7 +456,7 @@ class ReliabilityPlugin:
             reasons.append(f"user code raised {count} exception(s) (see Locust's exception report)")
         if self.aborted and verdict.passed:
             reasons.append(f"run aborted: {self.aborted}")
-        verdict = verdict.with_inconclusive(reasons)
+        verdict = verdict.with_inconclusive(reasons, latency_untrusted=saturated)
         run: RunInfo = {
             "started_at": iso(start),
             "ended_at": iso(end),
@@ -467,13 +489,17 @@ class ReliabilityPlugin:
         extra += self.problems[known:]  # an extension that failed while contributing
         # criteria an extension adds (health_uptime) join the selected tier's verdict
         added = tuple(c for ext in self.extensions for c in getattr(ext, "criteria", tuple)())
-        if added:
-            verdict = Verdict(**{**verdict.__dict__, "criteria": verdict.criteria + added,
-                                 "passed": verdict.passed and all(c.passed for c in added)})
         if extra or added:
-            verdict = verdict.with_inconclusive(extra)
+            verdict = verdict.with_criteria(added).with_inconclusive(extra)
             record["sla"] = sla_section(verdict, self.sla.down_error_ratio)
         self.final = verdict
+        code = verdict.exit_code
+        if locust.log.unhandled_greenlet_exception and code != EXIT_FAILED:
+            logger.error("a listener or greenlet raised during the run (see above): exit %d", EXIT_LISTENER_ERROR)
+            code = EXIT_LISTENER_ERROR
+        self.exit_codes.verdict = code  # the same object the exit-code guard reads
+        record["exit"] = self.exit_codes.to_dict()
+        self._record = dict(record)
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
         try:
@@ -502,7 +528,7 @@ class ReliabilityPlugin:
         outcome = OUTCOMES.get(verdict.exit_code, "?")
         logger.info("SLA %s (%s): %s", verdict.tier, f"p{verdict.percentile:g}", outcome)
         for c in verdict.criteria:
-            logger.info("  %s %s", "PASS" if c.passed else "FAIL", c.describe())
+            logger.info("  %s %s", c.state.upper(), c.describe())
         logger.info("  highest tier met: %s", verdict.highest_tier_met or "none")
         if verdict.next_tier and verdict.blocked_by:
             logger.info("  %s blocked by: %s", verdict.next_tier, "; ".join(c.describe() for c in verdict.blocked_by))
@@ -510,6 +536,34 @@ class ReliabilityPlugin:
             logger.warning("  inconclusive: %s", reason)
         if self.record_path is not None:
             logger.info("run record: %s", self.record_path)
+
+
+def guard_exit_code(environment: Environment, codes: ExitCodes) -> None:
+    """Make ``environment.process_exit_code`` the combination of the verdict and every other
+    listener's code (:mod:`reliability.exitcode`): writes by others are noted with the function
+    that made them, reads return the combined code, so Locust exits with it whatever order the
+    ``quitting`` listeners ran in."""
+    base = type(environment)
+    if getattr(base, "_reliability_exit_guard", False):
+        environment.__dict__["_reliability_exit_codes"] = codes
+        return
+
+    def read(self: Environment) -> int | None:
+        held: ExitCodes = self.__dict__["_reliability_exit_codes"]
+        return held.combined()
+
+    def write(self: Environment, value: int | None) -> None:
+        frame = sys._getframe(1)
+        held: ExitCodes = self.__dict__["_reliability_exit_codes"]
+        held.note(f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_name}", value)
+
+    guarded = type(base.__name__, (base,), {"process_exit_code": property(read, write),
+                                            "_reliability_exit_guard": True, "__module__": base.__module__})
+    earlier = environment.__dict__.pop("process_exit_code", None)
+    environment.__dict__["_reliability_exit_codes"] = codes
+    environment.__class__ = guarded
+    if earlier is not None:
+        codes.note("before reliability.plugin", earlier)
 
 
 def install(environment: Environment, clock: Callable[[], float] = time.time) -> ReliabilityPlugin:

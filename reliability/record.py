@@ -50,6 +50,7 @@ class RunRecord(TypedDict, total=False):
     workers: dict[str, Any]
     cost_model: dict[str, Any]  # the scenario's cost section, so reports can price the run later
     cache: list[dict[str, Any]]
+    exit: dict[str, Any]  # the process exit code: the verdict's and other listeners' (reliability.exitcode)
 
 
 @dataclass
@@ -105,6 +106,11 @@ def _criterion(c: Criterion) -> dict[str, Any]:
         "actual": _num(c.actual, 6),
         "margin": _num(c.margin, 6),
         "passed": c.passed,
+        "outcome": c.state,  # pass | fail | inconclusive, on the interval's evidence
+        "ci_low": _num(c.ci_low, 6),
+        "ci_high": _num(c.ci_high, 6),
+        "confidence": c.confidence,
+        "samples": c.samples,
     }
 
 
