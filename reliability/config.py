@@ -19,7 +19,8 @@ Example scenario::
 ``load_scenario(path)`` returns a frozen :class:`ScenarioSpec` or raises
 :class:`~reliability.exceptions.ScenarioError` with one line such as
 ``scenarios/x.yaml: sla.tiers.gold.p95_ms: must be greater than 0``. Validation is pydantic's;
-this module only maps its errors to field paths and parses units ("250ms", "2m", "p99.9").
+this module only maps its errors to field paths; units ("250ms", "2m", "p99.9") are parsed by
+:mod:`reliability.units` (its parsers are re-exported here).
 """
 
 from __future__ import annotations
@@ -31,66 +32,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from reliability.alerts import AlertsSpec
+from reliability.alerts.spec import AlertsSpec
 from reliability.exceptions import ScenarioError
+from reliability.faults.schedule import FaultSchedule
 from reliability.health.spec import HealthSpec
+from reliability.masking import mask, secrets_of_env_value
 from reliability.report.spec import CostSpec
-from reliability.shapes.spec import FaultSchedule, RecoveryField, RecoverySpec, ShapeField
+from reliability.shapes.spec import RecoveryField, RecoverySpec, ShapeField
+from reliability.units import FrozenSpec
+from reliability.units import parse_duration_s as parse_duration_s  # re-exported: the public home of the parsers
+from reliability.units import parse_latency_ms as parse_latency_ms
+from reliability.units import parse_percentile as parse_percentile
+from reliability.units import percentile_label as percentile_label
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _PERCENTILE_KEY = re.compile(r"^p(\d{1,2}(?:\.\d+)?)_ms$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def parse_duration_s(value: object) -> float:
-    """Seconds from a number (seconds) or a string like "250ms", "30s", "2m", "1h"."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30, '30s' or '250ms'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    else:
-        raise ValueError(f"expected a duration such as 30, '30s' or '250ms', got {value!r}")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-def parse_latency_ms(value: object) -> float:
-    """Milliseconds from a number (ms) or a string like "200ms", "1.5s"."""
-    if isinstance(value, str) and value.strip().endswith(("ms", "s", "m", "h")):
-        return parse_duration_s(value) * 1000.0
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected a latency such as 200 or '200ms', got {value!r}")
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"expected a latency such as 200 or '200ms', got {value!r}") from None
-
-
-def parse_percentile(value: object) -> float:
-    """Percentile (0-100, exclusive) from 95, "95", "p95" or "p99.9"."""
-    text = str(value).strip().lower().removeprefix("p")
-    try:
-        pct = float(text)
-    except ValueError:
-        raise ValueError(f"expected a percentile such as p95 or 99.9, got {value!r}") from None
-    if not 0.0 < pct < 100.0:
-        raise ValueError(f"a percentile must be between 0 and 100 (exclusive), got {value!r}")
-    return pct
-
-
-def percentile_label(pct: float) -> str:
-    """"p95", "p99.9" for 95.0, 99.9."""
-    return f"p{pct:g}"
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _collect_percentiles(data: Any) -> Any:
@@ -121,7 +79,7 @@ def _collect_percentiles(data: Any) -> Any:
     return out
 
 
-class EndpointSlaSpec(_Spec):
+class EndpointSlaSpec(FrozenSpec):
     """Latency and error thresholds; alone, extra criteria for one endpoint ("GET /api/items", or
     a bare name for any request type). Write ``p95_ms: 200`` (any percentile) or ``latency_ms``
     for the scenario's configured percentile."""
@@ -169,7 +127,7 @@ BUILTIN_TIERS: Mapping[str, TierSpec] = {
 }
 
 
-class AbortSpec(_Spec):
+class AbortSpec(FrozenSpec):
     """Stop the run when the rolling verdict fails for ``grace_s`` in a row (like k6 abortOnFail)."""
 
     enabled: bool = False
@@ -181,7 +139,7 @@ class AbortSpec(_Spec):
         return parse_duration_s(v)
 
 
-class SlaSpec(_Spec):
+class SlaSpec(FrozenSpec):
     tier: str = "gold"
     percentile: float = 95.0
     rolling_window_s: float = Field(default=60.0, ge=5, le=3600)
@@ -240,7 +198,7 @@ class SlaSpec(_Spec):
         return self.down_error_pct / 100.0
 
 
-class TargetSpec(_Spec):
+class TargetSpec(FrozenSpec):
     """Where the load goes. Put secrets in ``${ENV_VAR}`` references, never in the file."""
 
     host: str | None = None
@@ -249,7 +207,7 @@ class TargetSpec(_Spec):
     ws_url: str | None = None
 
 
-class LoadSpec(_Spec):
+class LoadSpec(FrozenSpec):
     locustfile: str | None = None
     users: int = Field(default=10, ge=0)
     spawn_rate: float = Field(default=10.0, gt=0)
@@ -261,7 +219,7 @@ class LoadSpec(_Spec):
         return parse_duration_s(v)
 
 
-class ScenarioSpec(_Spec):
+class ScenarioSpec(FrozenSpec):
     """A whole scenario file. Example in the module docstring."""
 
     version: int = Field(default=1, ge=1, le=1)
@@ -277,14 +235,24 @@ class ScenarioSpec(_Spec):
     faults: FaultSchedule = ()
     shape: ShapeField = None
     alerts: AlertsSpec | None = None
+    _secrets: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values to mask in every output: what the file took from ``${ENV}`` references whose
+        name says secret (``${DB_PASSWORD}``), and the passwords inside interpolated URLs/DSNs."""
+        return self._secrets
 
 
-def _interpolate(node: Any, path: str, source: str, env: Mapping[str, str]) -> Any:
+def interpolate(node: Any, path: str, source: str, env: Mapping[str, str], used: dict[str, str]) -> Any:
+    """``node`` with every ``${VAR}`` / ``${VAR:-default}`` in its strings replaced from ``env``;
+    each variable taken is noted in ``used`` (name -> value) so its value can be masked."""
     if isinstance(node, str):
 
         def repl(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in env:
+                used[name] = env[name]
                 return env[name]
             if default is not None:
                 return default
@@ -292,10 +260,32 @@ def _interpolate(node: Any, path: str, source: str, env: Mapping[str, str]) -> A
 
         return _ENV_REF.sub(repl, node)
     if isinstance(node, dict):
-        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), source, env) for k, v in node.items()}
+        return {k: interpolate(v, f"{path}.{k}" if path else str(k), source, env, used) for k, v in node.items()}
     if isinstance(node, list):
-        return [_interpolate(v, f"{path}[{i}]", source, env) for i, v in enumerate(node)]
+        return [interpolate(v, f"{path}[{i}]", source, env, used) for i, v in enumerate(node)]
     return node
+
+
+def interpolated_secrets(used: Mapping[str, str]) -> tuple[str, ...]:
+    """What to mask of the environment values a file took (see :func:`reliability.masking.secrets_of_env_value`)."""
+    return tuple(dict.fromkeys(s for name, value in used.items() for s in secrets_of_env_value(name, value)))
+
+
+def validation_error(source: str, exc: ValidationError, used: Mapping[str, str]) -> ScenarioError:
+    """The first pydantic error as one ``file: field: reason`` line; values that came from the
+    environment are masked in the reason (an error may echo its input)."""
+    err = exc.errors(include_url=False)[0]
+    path = _field_path(tuple(err["loc"]))
+    msg = str(err["msg"])
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    msg = msg.removeprefix("Value error, ")
+    # errors raised in a model validator name their own sub-field: "tiers.x.rank: ..."
+    if ": " in msg and re.match(r"^[\w.\[\]-]+: ", msg):
+        sub, msg = msg.split(": ", 1)
+        path = f"{path}.{sub}" if path else sub
+    secrets = (*interpolated_secrets(used), *(v for v in used.values() if v.strip()))
+    return ScenarioError(source, path, mask(msg, secrets))
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -314,21 +304,14 @@ def parse_scenario(data: Any, source: str = "<scenario>", env: Mapping[str, str]
         data = {}
     if not isinstance(data, dict):
         raise ScenarioError(source, "", "the top level must be a mapping of keys to values")
-    data = _interpolate(data, "", source, os.environ if env is None else env)
+    used: dict[str, str] = {}
+    data = interpolate(data, "", source, os.environ if env is None else env, used)
     try:
-        return ScenarioSpec.model_validate(data)
+        spec = ScenarioSpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        path = _field_path(tuple(err["loc"]))
-        msg = str(err["msg"])
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        msg = msg.removeprefix("Value error, ")
-        # errors raised in a model validator name their own sub-field: "tiers.x.rank: ..."
-        if ": " in msg and re.match(r"^[\w.\[\]-]+: ", msg):
-            sub, msg = msg.split(": ", 1)
-            path = f"{path}.{sub}" if path else sub
-        raise ScenarioError(source, path, msg) from None
+        raise validation_error(source, exc, used) from None
+    spec._secrets = interpolated_secrets(used)
+    return spec
 
 
 def read_scenario_file(path: str | os.PathLike[str]) -> Any:

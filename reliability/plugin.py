@@ -21,12 +21,13 @@ Who does what:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gevent
 import locust
@@ -37,13 +38,16 @@ from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 from reliability import __version__
-from reliability.config import ScenarioSpec, SlaSpec, parse_scenario, read_scenario_file
+from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import MetricsError, ReliabilityError
 from reliability.exitcode import ExitCodes
+from reliability.masking import MaskingFilter, install_log_masking, mask_data
 from reliability.metrics.windows import WindowStore
+from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
 from reliability.record import (
     GeneratorUsage,
     RunInfo,
+    RunRecord,
     build_record,
     default_record_path,
     iso,
@@ -87,8 +91,9 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
     in_web_form = [
         group.add_argument("--sla-tier", default=None, help="SLA tier to grade against (default gold)"),
         group.add_argument("--sla-percentile", default=None, help="latency percentile, e.g. p95 (default), p99"),
-        group.add_argument("--scenario", default=None, help="scenario YAML with SLA tiers, endpoints, target"),
     ]
+    # files come from the command line or config only: never from the web UI's start form
+    group.add_argument("--scenario", default=None, help="scenario YAML with SLA tiers, endpoints, target")
     group.add_argument("--run-record", default=None, help="run record path (default reports/run-<UTC>.json)")
     in_web_form += [
         group.add_argument("--sla-abort", action="store_true", default=False,
@@ -103,32 +108,15 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         group.add_argument("--sla-min-requests", default=None,
                            help="fewer requests than this never make a MET (default 100)"),
     ]
+    group.add_argument("--web-origin", action="append", default=None,
+                       help="another origin the web UI is reached at (reverse proxy, port mapping), e.g. "
+                            "https://locust.example.com; repeatable")
     for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
 
 
-def resolve_spec(options: Any) -> tuple[ScenarioSpec, SlaSpec]:
-    """Scenario file, then command-line options on top (the command line wins)."""
-    path = getattr(options, "scenario", None)
-    data = read_scenario_file(path) if path else {}
-    if not isinstance(data, dict):
-        data = {"": data}  # let parse_scenario report the bad top level
-    sla = dict(data.get("sla") or {})
-    abort = dict(sla.get("abort") or {})
-    for option, key in (("sla_tier", "tier"), ("sla_percentile", "percentile"),
-                        ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s"),
-                        ("sla_confidence", "confidence"), ("sla_min_requests", "min_requests")):
-        value = getattr(options, option, None)
-        if value:
-            sla[key] = value
-    if getattr(options, "sla_abort", False):
-        abort["enabled"] = True
-    if getattr(options, "sla_abort_grace", None):
-        abort["grace_s"] = options.sla_abort_grace
-    if abort:
-        sla["abort"] = abort
-    scenario = parse_scenario({**data, "sla": sla}, path or "command line")
-    return scenario, scenario.sla
+SPEC_OPTIONS = ("scenario", "sla_tier", "sla_percentile", "sla_window", "sla_status_interval", "sla_abort",
+                "sla_abort_grace", "sla_confidence", "sla_min_requests")
 
 
 class ReliabilityPlugin:
@@ -164,6 +152,19 @@ class ReliabilityPlugin:
         self.extensions: list[Extension] = []
         self.exit_codes = ExitCodes()
         self._record: dict[str, Any] | None = None
+        self.masker = MaskingFilter()  # attached to the log handlers by on_init
+        self._resolved: tuple[tuple[Any, ...], tuple[ScenarioSpec, SlaSpec]] | None = None
+
+    def resolve(self, options: Any) -> tuple[ScenarioSpec, SlaSpec]:
+        """:func:`resolve_spec`, read once per run: the shape, the plugin and the log masking
+        share it (a new test in the web UI reads the file again)."""
+        key = tuple(getattr(options, name, None) for name in SPEC_OPTIONS)
+        if self._resolved is None or self._resolved[0] != key:
+            self._resolved = None
+            resolved = resolve_spec(options)
+            self._resolved = (key, resolved)
+            self.masker.secrets = tuple(dict.fromkeys((*self.masker.secrets, *resolved[0].secrets)))
+        return self._resolved[1]
 
     def add_extension(self, extension: Extension) -> None:
         """Register a master/local-side feature; see :class:`Extension`."""
@@ -319,7 +320,7 @@ class ReliabilityPlugin:
         if self.started_at is not None and not self._finalized and self.store.snapshot().total.requests:
             self.finalize()  # web UI: a new test begins; keep the previous one's record
         try:
-            self.scenario, self.sla = resolve_spec(environment.parsed_options)
+            self.scenario, self.sla = self.resolve(environment.parsed_options)
         except ReliabilityError as exc:
             logger.error("%s", exc)
             self.exit_codes.verdict = EXIT_USAGE
@@ -499,6 +500,8 @@ class ReliabilityPlugin:
             code = EXIT_LISTENER_ERROR
         self.exit_codes.verdict = code  # the same object the exit-code guard reads
         record["exit"] = self.exit_codes.to_dict()
+        self._resolved = None  # the next test (web UI) reads the scenario afresh
+        record = cast(RunRecord, mask_data(record, self.scenario.secrets))
         self._record = dict(record)
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
@@ -579,11 +582,15 @@ def install(environment: Environment, clock: Callable[[], float] = time.time) ->
 
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     plugin = install(environment)
+    plugin.masker = install_log_masking()  # Locust's log (and ours): no password in the clear
+    if getattr(environment.parsed_options, "scenario", None):
+        with contextlib.suppress(ReliabilityError):  # a bad file is reported when the test starts
+            plugin.resolve(environment.parsed_options)  # its ${ENV} secrets are masked from the start
     if environment.web_ui is not None:  # master or local runner with the web UI on
         from reliability.web.ui import install_web_ui
         install_web_ui(environment.web_ui, plugin)
     if environment.shape_class is None and not isinstance(environment.runner, WorkerRunner):
-        from reliability.shapes.locust_shapes import scenario_shape  # a scenario's shape: drives the load
+        from reliability.shapes.locust_base import scenario_shape  # a scenario's shape: drives the load
         environment.shape_class = scenario_shape(environment)
 
 

@@ -8,7 +8,6 @@ Later features add keys; the keys here stay.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -17,9 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
-from reliability.config import percentile_label
 from reliability.metrics.windows import EndpointStats, Snapshot, WindowStore
 from reliability.sla import Criterion, Verdict
+from reliability.units import iso as iso  # re-exported: its home is reliability.units
+from reliability.units import percentile_label
+from reliability.units import round_finite as _num
 
 SCHEMA_VERSION = 1
 
@@ -85,16 +86,6 @@ class GeneratorUsage:
             "saturated": self.saturated,
             "samples": [[round(t, 3), round(c, 1), round(m, 1)] for t, c, m in self.samples],
         }
-
-
-def iso(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _num(value: float | None, digits: int = 3) -> float | None:
-    if value is None or math.isnan(value) or math.isinf(value):
-        return None
-    return round(value, digits)
 
 
 def _criterion(c: Criterion) -> dict[str, Any]:

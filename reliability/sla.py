@@ -32,10 +32,11 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from reliability.config import EndpointSlaSpec, SlaSpec, percentile_label
+from reliability.config import EndpointSlaSpec, SlaSpec
 from reliability.evidence import FAIL, INCONCLUSIVE, PASS, Interval, order_statistic_ranks, wilson
 from reliability.metrics.histogram import LatencyHistogram
 from reliability.metrics.windows import EndpointStats, SecondCounts, Snapshot
+from reliability.units import percentile_label
 
 EXIT_PASSED = 0
 EXIT_FAILED = 3

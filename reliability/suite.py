@@ -27,27 +27,30 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from reliability import __version__
-from reliability.config import ScenarioSpec, load_scenario, parse_duration_s, read_scenario_file
+from reliability.config import (
+    ScenarioSpec,
+    interpolate,
+    interpolated_secrets,
+    load_scenario,
+    read_scenario_file,
+    validation_error,
+)
 from reliability.exceptions import ScenarioError
-from reliability.record import iso
+from reliability.masking import secrets_of_env_value
+from reliability.units import DurationS, FrozenSpec, iso
 
 SUITE_SCHEMA_VERSION = 1
 KINDS = ("baseline", "load", "degradation", "capacity")
 Kind = Literal["baseline", "load", "degradation", "capacity"]
-DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SuiteDefaultsSpec(_Spec):
+class SuiteDefaultsSpec(FrozenSpec):
     """Settings every scenario of the suite gets unless its entry sets its own."""
 
     locustfile: str | None = None
@@ -77,7 +80,7 @@ class SuiteEntrySpec(SuiteDefaultsSpec):
     run_time_s: DurationS | None = Field(default=None, gt=0)
 
 
-class SuiteSpec(_Spec):
+class SuiteSpec(FrozenSpec):
     """A whole suite file; see the module docstring."""
 
     version: int = Field(default=1, ge=1, le=1)
@@ -115,6 +118,17 @@ class Suite:
     path: str
     spec: SuiteSpec
     entries: tuple[SuiteEntry, ...]
+    secrets: tuple[str, ...] = ()  # what the file took from ${ENV} that must be masked
+
+    def env_secrets(self) -> tuple[str, ...]:
+        """Everything to mask when showing the suite: its own interpolated secrets, those of its
+        scenarios, the passwords in ``env:`` values and the values of secret-named ``env:`` keys."""
+        found = list(self.secrets)
+        for entry in self.entries:
+            found += entry.scenario.secrets
+            for name, value in entry.env.items():
+                found += secrets_of_env_value(name, value)
+        return tuple(dict.fromkeys(found))
 
 
 def is_suite_document(data: Any) -> bool:
@@ -131,27 +145,6 @@ def infer_kind(scenario: ScenarioSpec) -> str:
     if scenario.shape is not None:
         return "load"
     return "baseline"
-
-
-def _location(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not str(part).startswith(("function-", "model-")):
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _error(source: str, exc: ValidationError) -> ScenarioError:
-    err = exc.errors(include_url=False)[0]
-    where = _location(tuple(err["loc"]))
-    reason = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"]).removeprefix("Value error, ")
-    sub = re.match(r"^([\w.\[\]-]+): (.*)$", reason)
-    if sub and err["type"] == "value_error":  # a model validator names its own sub-field
-        where = f"{where}.{sub.group(1)}" if where else sub.group(1)
-        reason = sub.group(2)
-    return ScenarioError(source, where, reason)
 
 
 def _resolve(source: str, spec: SuiteSpec) -> tuple[SuiteEntry, ...]:
@@ -190,15 +183,18 @@ def _relative(base: Path, locustfile: str | None) -> str | None:
     return os.path.normpath(base / locustfile)
 
 
-def parse_suite(data: Any, source: str = "<suite>") -> Suite:
-    """Validate an already-loaded suite document; ``source`` names it in errors and anchors paths."""
+def parse_suite(data: Any, source: str = "<suite>", env: Mapping[str, str] | None = None) -> Suite:
+    """Validate an already-loaded suite document; ``source`` names it in errors and anchors paths.
+    ``${VAR}`` references are taken from ``env`` (default ``os.environ``), as in scenario files."""
     if not isinstance(data, dict):
         raise ScenarioError(source, "", "the top level must be a mapping of keys to values")
+    used: dict[str, str] = {}
+    data = interpolate(data, "", source, os.environ if env is None else env, used)
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
-        raise _error(source, exc) from None
-    return Suite(source, spec, _resolve(source, spec))
+        raise validation_error(source, exc, used) from None
+    return Suite(source, spec, _resolve(source, spec), interpolated_secrets(used))
 
 
 def load_suite(path: str | os.PathLike[str]) -> Suite:

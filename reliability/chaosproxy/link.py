@@ -14,15 +14,11 @@ import contextlib
 import random
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from reliability.chaosproxy.httpmode import RequestEnd, RequestFramer, RequestStart, error_response
 from reliability.chaosproxy.toxics import Toxic
-
-if TYPE_CHECKING:
-    from reliability.chaosproxy.proxy import Proxy
 
 READ_BYTES = 65536
 QUEUE_CHUNKS = 64
@@ -47,17 +43,25 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 
 class Link:
-    """A client connection and its upstream connection, with toxics applied in both directions."""
+    """A client connection and its upstream connection, with toxics applied in both directions.
+
+    What it needs of its proxy comes in as arguments: ``toxics`` returns the proxy's toxics as
+    they are now, ``http`` says whether the proxy frames HTTP requests, ``on_close`` is called
+    once when the link closes (the proxy forgets it)."""
 
     def __init__(
         self,
-        proxy: Proxy,
         client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         clock: Callable[[], float],
         rng: random.Random,
+        *,
+        toxics: Callable[[], Sequence[Toxic]],
+        http: bool = False,
+        on_close: Callable[[Link], None] = lambda _link: None,
     ) -> None:
-        self.proxy = proxy
+        self._toxics = toxics
+        self._on_close = on_close
         self.client_reader, self.client_writer = client
         self.upstream_reader, self.upstream_writer = upstream
         self._clock = clock
@@ -66,7 +70,7 @@ class Link:
         self._timers: dict[Toxic, asyncio.TimerHandle] = {}
         self._changed = asyncio.Event()
         self._queues = {stream: asyncio.Queue[Chunk](QUEUE_CHUNKS) for stream in ("upstream", "downstream")}
-        self._framer = RequestFramer() if proxy.protocol == "http" else None
+        self._framer = RequestFramer() if http else None
         self._injecting: RequestStart | None = None
         self._injected_status = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -81,7 +85,7 @@ class Link:
         return hit
 
     def _active(self, stream: str) -> list[Toxic]:
-        return [t for t in self.proxy.toxics if t.stream == stream and self.affected(t)]
+        return [t for t in self._toxics() if t.stream == stream and self.affected(t)]
 
     def toxics_changed(self, removed: tuple[Toxic, ...] = ()) -> None:
         """Called by the proxy after any toxic change: wake writers, re-arm timeout timers."""
@@ -91,13 +95,13 @@ class Link:
             # Data was dropped while it held the connection: the stream is unusable, close it.
             self.close()
             return
-        current = set(self.proxy.toxics)
+        current = set(self._toxics())
         for toxic, timer in list(self._timers.items()):
             if toxic not in current:
                 timer.cancel()
                 del self._timers[toxic]
         loop = asyncio.get_running_loop()
-        for toxic in self.proxy.toxics:
+        for toxic in self._toxics():
             # Rolled now even with timeout 0, so its removal knows whether it held this connection.
             if toxic.type == "timeout" and self.affected(toxic) and toxic not in self._timers \
                     and toxic.number("timeout") > 0:
@@ -168,7 +172,7 @@ class Link:
                 await self._queues["upstream"].put(Chunk(event, arrived))
 
     def _http_status(self, path: str) -> int:
-        for toxic in self.proxy.toxics:
+        for toxic in self._toxics():
             if toxic.type == "http_error" and path.startswith(str(toxic.attributes["path_prefix"])) \
                     and self._rng.random() < toxic.toxicity:
                 return int(toxic.attributes["status"])
@@ -233,7 +237,7 @@ class Link:
         for task in self._tasks:
             if task is not asyncio.current_task():
                 task.cancel()
-        self.proxy.links.discard(self)
+        self._on_close(self)
 
     def reset(self) -> None:
         """Reset both connections (RST) and close. Idempotent."""

@@ -119,7 +119,8 @@ class Proxy:
             upstream[1].close()
             writer.close()
             return
-        link = Link(self, (reader, writer), upstream, self._clock, self._rng)
+        link = Link((reader, writer), upstream, self._clock, self._rng, toxics=lambda: self.toxics,
+                    http=self.protocol == "http", on_close=self.links.discard)
         self.links.add(link)
         await link.run()
 

@@ -20,6 +20,7 @@ from reliability.faults.base import FaultCheck, one_line, probe, secrets_of
 from reliability.faults.httpcall import call
 from reliability.faults.process import command_argv
 from reliability.faults.spec import Command, HttpCallSpec, ShellSpec, WebhookSpec
+from reliability.masking import mask
 
 OUTPUT_CHARS = 200
 
@@ -104,7 +105,7 @@ class ShellFault(_TwoStepFault):
             raise FaultError(f"{self.name} (shell) {action}: timed out after {self.spec.timeout_s:g}s") from None
         except OSError as exc:
             raise FaultError(f"{self.name} (shell) {action}: {one_line(exc)}") from None
-        output = " ".join((done.stdout + " " + done.stderr).split())[:OUTPUT_CHARS]
+        output = mask(" ".join((done.stdout + " " + done.stderr).split()))[:OUTPUT_CHARS]
         if done.returncode != 0:
             detail = f"exit {done.returncode}" + (f": {output}" if output else "")
             raise FaultError(f"{self.name} (shell) {action}: {detail}")

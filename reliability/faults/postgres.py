@@ -34,7 +34,7 @@ from psycopg import sql
 from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s, secrets_of, wait_until
 from reliability.faults.spec import PostgresExhaustSpec, PostgresLockSpec, PostgresOutageSpec
-from reliability.target.config import mask_dsn
+from reliability.masking import mask
 
 CONNECT_TIMEOUT_S = 5
 APP_PREFIX = "reliability-chaos:"
@@ -87,7 +87,7 @@ class _PostgresFault:
         self._secrets = secrets_of(dsn)
 
     def _fail(self, action: str, exc: BaseException) -> FaultError:
-        return FaultError(f"{self.name} ({self.kind}) {action} on {mask_dsn(self.dsn)}: {one_line(exc, self._secrets)}")
+        return FaultError(f"{self.name} ({self.kind}) {action} on {mask(self.dsn)}: {one_line(exc, self._secrets)}")
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True, application_name=self.app)
@@ -132,7 +132,7 @@ class _PostgresFault:
         return "query ok, no chaos sessions left"
 
     def verify(self) -> FaultCheck:
-        return probe(f"postgres {mask_dsn(self.dsn)}", self._healthy, self._secrets)
+        return probe(f"postgres {mask(self.dsn)}", self._healthy, self._secrets)
 
 
 class PostgresLockFault(_PostgresFault):
@@ -194,7 +194,7 @@ class PostgresLockFault(_PostgresFault):
 
     def verify(self) -> FaultCheck:
         query = sql.SQL("SELECT 1 FROM {} LIMIT 1").format(table_ident(self.table))
-        return probe(f"postgres {mask_dsn(self.dsn)}", lambda: self._healthy(query), self._secrets)
+        return probe(f"postgres {mask(self.dsn)}", lambda: self._healthy(query), self._secrets)
 
 
 class PostgresOutageFault(_PostgresFault):

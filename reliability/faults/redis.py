@@ -29,7 +29,7 @@ from redis.retry import Retry
 from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, Lease, one_line, probe, secrets_of, wait_until
 from reliability.faults.spec import RedisMemorySpec, RedisPauseSpec, RedisSlowSpec
-from reliability.target.config import mask_url
+from reliability.masking import mask
 
 TIMEOUT_S = 5.0
 MAX_SLICE_MS = 1000
@@ -63,7 +63,7 @@ class _RedisFault:
         self._secrets = secrets_of(url)
 
     def _fail(self, action: str, exc: BaseException) -> FaultError:
-        return FaultError(f"{self.name} ({self.kind}) {action} on {mask_url(self.url)}: {one_line(exc, self._secrets)}")
+        return FaultError(f"{self.name} ({self.kind}) {action} on {mask(self.url)}: {one_line(exc, self._secrets)}")
 
     def _ping(self, write: bool = False) -> str | None:
         client = connect(self.url, 2.0)
@@ -76,7 +76,7 @@ class _RedisFault:
         return "PING and a write ok" if write else "PING ok"
 
     def verify(self) -> FaultCheck:
-        return probe(f"redis {mask_url(self.url)}", self._ping, self._secrets)
+        return probe(f"redis {mask(self.url)}", self._ping, self._secrets)
 
 
 class RedisPauseFault(_RedisFault):
@@ -167,7 +167,7 @@ class RedisPauseFault(_RedisFault):
         return True
 
     def verify(self) -> FaultCheck:
-        return probe(f"redis {mask_url(self.url)}", lambda: self._ping(write=self.mode == "write"), self._secrets)
+        return probe(f"redis {mask(self.url)}", lambda: self._ping(write=self.mode == "write"), self._secrets)
 
 
 class RedisMemoryFault(_RedisFault):
@@ -224,7 +224,7 @@ class RedisMemoryFault(_RedisFault):
                 client.close()
             return f"writes ok, maxmemory={found['maxmemory']} policy={found['maxmemory-policy']}"
 
-        return probe(f"redis {mask_url(self.url)}", check, self._secrets)
+        return probe(f"redis {mask(self.url)}", check, self._secrets)
 
 
 class RedisSlowFault(_RedisFault):

@@ -2,7 +2,7 @@
 
 A scenario names a fault and says what to do; connection targets are DSN/URL strings whose
 secrets come from ``${ENV}`` references (``reliability.config`` interpolates them). Durations
-accept units ("250ms", "30s", "2m") through the parsers in ``reliability.config``.
+accept units ("250ms", "30s", "2m") through the parsers in ``reliability.units``.
 
 Example (YAML)::
 
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 
-from reliability.config import parse_duration_s, parse_latency_ms
+from reliability.units import DurationS as Seconds
+from reliability.units import FrozenSpec
+from reliability.units import LatencyMs as Millis
 
-Seconds = Annotated[float, BeforeValidator(parse_duration_s)]
-Millis = Annotated[float, BeforeValidator(parse_latency_ms)]
 Command = str | list[str]
 Stream = Literal["upstream", "downstream"]
 LockMode = Literal[
@@ -34,9 +34,7 @@ LockMode = Literal[
 SignalName = Literal["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP"]
 
 
-class _FaultSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _FaultSpec(FrozenSpec):
     # Kinds whose backend cannot drop the fault by itself set this to False.
     EXPIRES: ClassVar[bool] = True
 
@@ -278,10 +276,9 @@ class LoadWsStormSpec(_FaultSpec):
 
 
 # -------------------------------------------------------------------------------------- generic
-class HttpCallSpec(BaseModel):
+class HttpCallSpec(FrozenSpec):
     """One HTTP call: ``body`` is sent as JSON unless it is a string."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     url: str
     method: str = "POST"
     headers: dict[str, str] = Field(default_factory=dict, repr=False)

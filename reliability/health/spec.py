@@ -23,27 +23,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from reliability.units import FrozenSpec, parse_duration_s, parse_latency_ms
 
 
-def _duration(value: object) -> float:
-    # Imported here: reliability.config imports this module while it is being defined.
-    from reliability.config import parse_duration_s
-
-    return parse_duration_s(value)
-
-
-def _latency(value: object) -> float:
-    from reliability.config import parse_latency_ms
-
-    return parse_latency_ms(value)
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class HttpProbeSpec(_Spec):
+class HttpProbeSpec(FrozenSpec):
     """``GET url``: 2xx is up; a JSON body's ``status`` (healthy/degraded/down, ok/warn/fail ...)
     refines it. Example: ``{type: http, url: "http://127.0.0.1:8080/health"}``."""
 
@@ -51,7 +36,7 @@ class HttpProbeSpec(_Spec):
     url: str
 
 
-class PostgresProbeSpec(_Spec):
+class PostgresProbeSpec(FrozenSpec):
     """Connect, ``SELECT 1``, connections in use vs ``max_connections`` and queries running longer
     than ``slow_query_ms``. Example: ``{type: postgres, dsn: "${PG_DSN}", slow_query_ms: 500}``."""
 
@@ -64,10 +49,10 @@ class PostgresProbeSpec(_Spec):
     @field_validator("slow_query_ms", mode="before")
     @classmethod
     def _ms(cls, v: object) -> float:
-        return _latency(v)
+        return parse_latency_ms(v)
 
 
-class RedisProbeSpec(_Spec):
+class RedisProbeSpec(FrozenSpec):
     """``PING``, then ``INFO``: used memory vs ``maxmemory``, hit ratio, connected clients vs
     ``maxclients``. Example: ``{type: redis, url: "${REDIS_URL}", min_hit_ratio: 0.8}``."""
 
@@ -78,14 +63,14 @@ class RedisProbeSpec(_Spec):
     min_hit_ratio: float | None = Field(default=None, ge=0, le=1)
 
 
-class WebSocketProbeSpec(_Spec):
+class WebSocketProbeSpec(FrozenSpec):
     """Connect and time one echo round trip. Example: ``{type: websocket, url: "ws://h:8080/ws"}``."""
 
     type: Literal["websocket"]
     url: str
 
 
-class PrometheusProbeSpec(_Spec):
+class PrometheusProbeSpec(FrozenSpec):
     """``GET /-/healthy`` and an instant ``query`` (default ``up``) through the HTTP API; every
     returned series must be non-zero. Example: ``{type: prometheus, url: "http://127.0.0.1:9090"}``."""
 
@@ -94,7 +79,7 @@ class PrometheusProbeSpec(_Spec):
     query: str = "up"
 
 
-class GatewayProbeSpec(_Spec):
+class GatewayProbeSpec(FrozenSpec):
     """The security gateway in front of ``path``: no token, a malformed and a wrong token must be
     rejected (401/403), a valid one accepted. The valid token is ``token``, or one obtained by
     logging in at ``login_path`` with ``username`` / ``password``.
@@ -123,7 +108,7 @@ ProbeSpec = Annotated[
 ]
 
 
-class ComponentSpec(_Spec):
+class ComponentSpec(FrozenSpec):
     """One component: its probe, what it depends on, and how much it counts.
 
     ``critical`` components that are down make the whole system down; others only degrade it.
@@ -143,15 +128,15 @@ class ComponentSpec(_Spec):
     @field_validator("timeout_s", mode="before")
     @classmethod
     def _dur(cls, v: object) -> float | None:
-        return None if v is None else _duration(v)
+        return None if v is None else parse_duration_s(v)
 
     @field_validator("degraded_ms", mode="before")
     @classmethod
     def _ms(cls, v: object) -> float | None:
-        return None if v is None else _latency(v)
+        return None if v is None else parse_latency_ms(v)
 
 
-class ResourcesSpec(_Spec):
+class ResourcesSpec(FrozenSpec):
     """The local target process whose CPU and memory are sampled with the probes: by ``pid`` or
     by the TCP ``port`` it listens on (looked up again if the process restarts)."""
 
@@ -165,7 +150,7 @@ class ResourcesSpec(_Spec):
         return self
 
 
-class HealthSpec(_Spec):
+class HealthSpec(FrozenSpec):
     """The ``health:`` section; see the module docstring for an example."""
 
     interval_s: float = Field(default=1.0, ge=0.1, le=3600)
@@ -177,7 +162,7 @@ class HealthSpec(_Spec):
     @field_validator("interval_s", "timeout_s", mode="before")
     @classmethod
     def _dur(cls, v: object) -> float:
-        return _duration(v)
+        return parse_duration_s(v)
 
     @model_validator(mode="after")
     def _check_graph(self) -> HealthSpec:
@@ -212,7 +197,7 @@ class HealthSpec(_Spec):
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in the section (DSNs, URLs with passwords, passwords, tokens) and the
         passwords inside them, for scrubbing text that is shown, logged or written."""
-        from reliability.target.config import _password_of
+        from reliability.masking import passwords_in
 
         found: list[str] = []
         for component in self.components.values():
@@ -220,21 +205,19 @@ class HealthSpec(_Spec):
                 if isinstance(value, SecretStr) and value.get_secret_value():
                     raw = value.get_secret_value()
                     found.append(raw)
-                    password = _password_of(raw)
-                    if password:
-                        found.append(password)
+                    found += passwords_in(raw)
         # Longest first, so a DSN is replaced whole before the password inside it.
         return tuple(sorted(set(found), key=len, reverse=True))
 
 
 def probe_summary(spec: Any) -> str:
     """A printable target for a probe spec, without secrets (``postgresql://u:***@h:5432/db``)."""
-    from reliability.target.config import mask_dsn, mask_url
+    from reliability.masking import mask
 
     if isinstance(spec, PostgresProbeSpec):
-        return mask_dsn(spec.dsn.get_secret_value())
+        return mask(spec.dsn.get_secret_value())
     if isinstance(spec, RedisProbeSpec):
-        return mask_url(spec.url.get_secret_value())
+        return mask(spec.url.get_secret_value())
     if isinstance(spec, GatewayProbeSpec):
-        return mask_url(spec.url.rstrip("/") + spec.path)
-    return mask_url(str(spec.url))
+        return mask(spec.url.rstrip("/") + spec.path)
+    return mask(str(spec.url))

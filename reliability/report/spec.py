@@ -1,15 +1,17 @@
 """The scenario's ``cost`` section: what a minute of downtime, a failed request and a minute over
 the latency threshold cost the business.
 
-Imports only pydantic: ``reliability.config`` imports this module, so it must not import back.
+Imports only pydantic and :mod:`reliability.units`: ``reliability.config`` imports this module.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from reliability.units import FrozenSpec, parse_latency_ms
 
 
-class CostSpec(BaseModel):
+class CostSpec(FrozenSpec):
     """Cost model of a scenario; every rate is in ``currency`` and 0 means "not counted".
 
     ``latency_threshold_ms`` is the per-second p95 above which a second counts as slow; by default
@@ -26,8 +28,6 @@ class CostSpec(BaseModel):
         CostSpec(currency="EUR", per_downtime_minute=1200, per_failed_request=0.05, per_slow_minute=150)
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     currency: str = Field(default="USD", min_length=1, max_length=8)
     per_downtime_minute: float = Field(default=0.0, ge=0)
     per_failed_request: float = Field(default=0.0, ge=0)
@@ -39,7 +39,4 @@ class CostSpec(BaseModel):
     def _latency(cls, value: object) -> object:
         if value is None:
             return None
-        # imported here: reliability.config imports this module while it loads
-        from reliability.config import parse_latency_ms
-
         return parse_latency_ms(value)

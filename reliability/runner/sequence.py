@@ -14,27 +14,22 @@ Exit code: the readiness grading's (0 ready, 3 not ready, 4 inconclusive).
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO, cast
 
-from reliability.exceptions import ReliabilityError, ScenarioError
+from reliability.exceptions import ScenarioError
+from reliability.masking import mask
 from reliability.record import RunRecord, write_record
 from reliability.report import write_reports
 from reliability.report.readiness import grade_suite
-from reliability.runner.cli import (
-    EXIT_INCONCLUSIVE,
-    SwarmSettings,
-    execute,
-    print_dry_run,
-    settings_from_args,
-)
 from reliability.runner.commands import RunOverrides, RunPlan, plan_run
+from reliability.runner.single import EXIT_INCONCLUSIVE, SwarmSettings, execute, print_dry_run
 from reliability.runner.swarm import stop_requests
 from reliability.suite import ScenarioResult, Suite, SuiteEntry, build_suite_record, outcome
 
@@ -59,7 +54,11 @@ def _entry_overrides(entry: SuiteEntry, cli: RunOverrides, record_path: Path) ->
     )
 
 
-def _plans(suite: Suite, args: argparse.Namespace, cli: RunOverrides,
+SettingsFor = Callable[[int | None], SwarmSettings]
+"""The process layout for a scenario whose entry asks for this many workers (None: not set)."""
+
+
+def _plans(suite: Suite, settings_for: SettingsFor, cli: RunOverrides,
            folder: Path) -> list[tuple[SuiteEntry, RunPlan, SwarmSettings]]:
     plans = []
     for entry in suite.entries:
@@ -68,28 +67,29 @@ def _plans(suite: Suite, args: argparse.Namespace, cli: RunOverrides,
             plan = plan_run(entry.scenario_path, _entry_overrides(entry, cli, record), entry.scenario)
         except ScenarioError as exc:
             raise ScenarioError(suite.path, f"scenarios[{entry.index - 1}]", str(exc)) from None
-        plans.append((entry, plan, settings_from_args(args, entry.workers)))
+        plans.append((entry, plan, settings_for(entry.workers)))
     return plans
 
 
-def run_suite(suite: Suite, args: argparse.Namespace, cli: RunOverrides, out: TextIO | None = None) -> int:
-    """Run every scenario of ``suite`` in order; write the combined record and readiness report."""
+def run_suite(suite: Suite, cli: RunOverrides, settings_for: SettingsFor, *, dry_run: bool = False,
+              out: TextIO | None = None) -> int:
+    """Run every scenario of ``suite`` in order; write the combined record and readiness report.
+    ``cli``: the command line's overrides (they win over each entry's)."""
     out = out or sys.stdout
-    if args.master or args.worker:
-        raise ReliabilityError("a suite runs each scenario as a local swarm or a local runner; run single "
-                               "scenarios with --master / --worker across hosts")
     record_path = Path(cli.run_record) if cli.run_record else default_suite_record_path()
     folder = record_path.with_suffix("")
     try:
-        plans = _plans(suite, args, cli, folder)
+        plans = _plans(suite, settings_for, cli, folder)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INCONCLUSIVE
-    if args.dry_run:
+    if dry_run:
+        secrets = suite.env_secrets()
         for entry, plan, settings in plans:
             env = " ".join(f"{k}={v}" for k, v in entry.env.items())
-            out.write(f"# {entry.index}. {entry.name} ({entry.kind}){' with ' + env if env else ''}\n")
-            print_dry_run(plan, settings, out)
+            out.write(mask(f"# {entry.index}. {entry.name} ({entry.kind}){' with ' + env if env else ''}", secrets)
+                      + "\n")
+            print_dry_run(plan, settings, out, secrets)
         return 0
     results: list[ScenarioResult] = []
     started = time.time()

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from reliability.config import SlaSpec, percentile_label
+from reliability.config import SlaSpec
+from reliability.faults.schedule import ScheduledFaultSpec
 from reliability.metrics.windows import WindowStore
-from reliability.record import iso
 from reliability.shapes.capacity import CapacitySearch, WindowGrade
 from reliability.shapes.recovery import (
     BASELINE,
@@ -28,8 +28,10 @@ from reliability.shapes.recovery import (
     analyze,
     overall_score,
 )
-from reliability.shapes.spec import RecoverySpec, ScheduledFaultSpec
+from reliability.shapes.spec import RecoverySpec
 from reliability.sla import evaluate
+from reliability.units import iso, percentile_label
+from reliability.units import round_finite as _round
 
 IN_EFFECT = ("injecting", "active", "reverting")
 
@@ -315,7 +317,3 @@ def grade_window(store: WindowStore, sla: SlaSpec, start_t: int, end_t: int) -> 
                        snap.total.latency_ms(sla.percentile / 100.0), {t.tier: t.passed for t in verdict.tiers})
 
 
-def _round(value: float | None, digits: int = 3) -> float | None:
-    if value is None or math.isnan(value) or math.isinf(value):
-        return None
-    return round(value, digits)

@@ -1,6 +1,8 @@
-"""Scenario sections for load shapes, the fault schedule and recovery analysis (pydantic v2).
+"""Scenario sections for load shapes and recovery analysis (pydantic v2); the fault schedule's
+spec is :mod:`reliability.faults.schedule` (re-exported here).
 
-These are the ``shape:``, ``faults:`` and ``recovery:`` keys of a scenario file::
+These are the ``shape:`` and ``recovery:`` keys of a scenario file (and the ``faults:`` they are
+checked against)::
 
     shape: {type: levels, levels: [BASELINE, HIGH_LOAD], time_scale: 0.1}
     recovery: {windows: 3, band_tolerance: 0.5}
@@ -17,32 +19,29 @@ These are the ``shape:``, ``faults:`` and ``recovery:`` keys of a scenario file:
 Cross-section checks (faults in order and not overlapping, a baseline before the first fault, the
 shape long enough for the schedule, tier names) run as the scenario is parsed, so errors name
 their field: ``faults[1].at_s: starts at 20 s, before faults[0] (redis down) ends at 50 s``.
-Nothing here imports locust or gevent; ``reliability.faults`` is imported only when a fault
-spec is validated (it may itself import the config module).
+Nothing here imports locust or gevent.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import re
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
-    TypeAdapter,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from reliability.faults.schedule import (  # re-exported: the schedule's spec moved to reliability.faults
+    FaultSchedule as FaultSchedule,
+)
+from reliability.faults.schedule import ScheduledFaultSpec as ScheduledFaultSpec
+from reliability.faults.schedule import fault_names as fault_names
+from reliability.faults.schedule import resolve_factory as resolve_factory
+from reliability.faults.schedule import schedule_end_s as schedule_end_s
 from reliability.shapes.stages import (
     BREAKING_STEP_USERS,
     DEFAULT_RAMP_FRACTION,
@@ -56,45 +55,20 @@ from reliability.shapes.stages import (
     steady_stages,
     step_stages,
 )
-
-_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-
-
-def _duration(value: object) -> float:
-    from reliability.config import parse_duration_s  # late: the config module imports this one
-
-    return parse_duration_s(value)
-
-
-def _latency(value: object) -> float:
-    from reliability.config import parse_latency_ms
-
-    return parse_latency_ms(value)
+from reliability.units import DurationS, FrozenSpec, LatencyMs, raise_at
 
 
 def _tier_name(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-DurationS = Annotated[float, BeforeValidator(_duration)]
-LatencyMs = Annotated[float, BeforeValidator(_latency)]
 TierName = Annotated[str, BeforeValidator(_tier_name)]
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _raise_at(loc: tuple[int | str, ...], message: str, value: object) -> None:
-    """Raise a validation error at ``loc`` below the field being validated (so paths stay exact)."""
-    error = InitErrorDetails(type=PydanticCustomError("scenario", message), loc=loc, input=value)
-    raise ValidationError.from_exception_data("scenario", [error])
 
 
 # -- shapes ------------------------------------------------------------------------------------------
 
 
-class _ShapeSpec(_Spec):
+class _ShapeSpec(FrozenSpec):
     time_scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)
 
     def plan(self, schedule_end_s: float | None = None) -> StagePlan:
@@ -126,7 +100,7 @@ class LevelsShapeSpec(_ShapeSpec):
             for i, name in enumerate(value):
                 key = str(name).strip().upper()
                 if key not in LEVELS:
-                    _raise_at((i,), f"unknown level {name!r}; known: {', '.join(LEVEL_NAMES)}", name)
+                    raise_at((i,), f"unknown level {name!r}; known: {', '.join(LEVEL_NAMES)}", name)
                 out.append(key)
             if not out:
                 raise ValueError("name at least one level")
@@ -205,7 +179,7 @@ class SteadyShapeSpec(_ShapeSpec):
         return StagePlan(steady_stages(self.users, duration, self.ramp_s * self.time_scale))
 
 
-class StageSpec(_Spec):
+class StageSpec(FrozenSpec):
     """One stage of a ``stages`` shape."""
 
     duration_s: DurationS = Field(gt=0)
@@ -301,7 +275,7 @@ def parse_shape(value: object) -> object:
     kind = value.get("type")
     cls = SHAPE_TYPES.get(str(kind))
     if cls is None:
-        _raise_at(("type",), f"unknown shape type {kind!r}; known: {', '.join(SHAPE_TYPES)}", kind)
+        raise_at(("type",), f"unknown shape type {kind!r}; known: {', '.join(SHAPE_TYPES)}", kind)
         raise AssertionError  # unreachable: _raise_at raises
     return cls.model_validate(value)
 
@@ -309,7 +283,7 @@ def parse_shape(value: object) -> object:
 # -- recovery analysis -------------------------------------------------------------------------------
 
 
-class RecoverySpec(_Spec):
+class RecoverySpec(FrozenSpec):
     """How windows are judged against the baseline; defaults suit 1 s windows (see the README)."""
 
     windows: int = Field(default=3, ge=1)
@@ -323,104 +297,6 @@ class RecoverySpec(_Spec):
     verify_timeout_s: DurationS = Field(default=10.0, ge=0)
 
 
-# -- the fault schedule ------------------------------------------------------------------------------
-
-
-@functools.cache
-def _fault_adapter() -> TypeAdapter[Any]:
-    try:
-        module = importlib.import_module("reliability.faults.spec")
-        fault_spec = module.FaultSpec
-    except (ImportError, AttributeError):
-        raise ValueError("fault specs need reliability.faults.spec, which this installation lacks; "
-                         "use factory: 'module:callable' instead") from None
-    return TypeAdapter(fault_spec)
-
-
-class ScheduledFaultSpec(_Spec):
-    """Inject a fault ``at_s`` seconds after the test starts, hold it ``hold_s``, then revert it.
-
-    Give either ``fault`` (a spec of one of reliability.faults' mechanisms) or ``factory`` (an
-    import path ``module:callable`` called as ``callable(name=..., **args)``, returning an object
-    with the Fault protocol: ``name, kind, dead_man_s, inject(), revert(), verify()``).
-    """
-
-    name: str | None = Field(default=None, min_length=1)
-    at_s: DurationS = Field(ge=0)
-    hold_s: DurationS = Field(gt=0)
-    fault: Any = None
-    factory: str | None = None
-    args: dict[str, Any] = Field(default_factory=dict)
-    graceful_error_pct: float | None = Field(default=None, ge=0, le=100)
-    fail_fast_ms: LatencyMs | None = Field(default=None, gt=0)
-
-    @field_validator("fault", mode="before")
-    @classmethod
-    def _fault(cls, value: object) -> object:
-        if value is None:
-            return None
-        try:
-            return _fault_adapter().validate_python(value)
-        except ValidationError as exc:
-            # drop the union's tag from the path: fault.latency_ms, not fault.http.latency.latency_ms
-            tag = value.get("type") if isinstance(value, dict) else None
-            errors = [InitErrorDetails(type=PydanticCustomError("fault", str(e["msg"]).removeprefix("Value error, ")),
-                                       loc=tuple(e["loc"][1:] if e["loc"][:1] == (tag,) else e["loc"]),
-                                       input=e.get("input"))
-                      for e in exc.errors(include_url=False)]
-            raise ValidationError.from_exception_data("fault", errors) from None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ScheduledFaultSpec:
-        if (self.fault is None) == (self.factory is None):
-            raise ValueError("fault: give exactly one of fault (a fault spec) or factory ('module:callable')")
-        if self.factory is not None and not _FACTORY.match(self.factory):
-            raise ValueError(f"factory: expected 'package.module:callable', got {self.factory!r}")
-        if self.args and self.factory is None:
-            raise ValueError("args: only used with factory")
-        return self
-
-    @property
-    def type(self) -> str:
-        """The fault mechanism: the spec's ``type``, or the factory's import path."""
-        return str(getattr(self.fault, "type", None) or self.factory)
-
-    @property
-    def end_s(self) -> float:
-        return self.at_s + self.hold_s
-
-
-def fault_names(faults: Sequence[ScheduledFaultSpec]) -> list[str]:
-    """A unique display name per fault: its ``name``, else its type (numbered when repeated)."""
-    base = [f.name or f.type.rsplit(":", 1)[-1] for f in faults]
-    out = []
-    for i, name in enumerate(base):
-        if faults[i].name is None and base.count(name) > 1:
-            name = f"{name}-{base[:i + 1].count(name)}"
-        out.append(name)
-    return out
-
-
-def _check_schedule(faults: tuple[ScheduledFaultSpec, ...], info: ValidationInfo) -> tuple[ScheduledFaultSpec, ...]:
-    recovery = info.data.get("recovery")
-    names = fault_names(faults)
-    seen: dict[str, int] = {}
-    for i, fault in enumerate(faults):
-        if names[i] in seen:
-            _raise_at((i, "name"), f"duplicate fault name {names[i]!r} (also faults[{seen[names[i]]}])", fault.name)
-        seen[names[i]] = i
-        if i == 0 and isinstance(recovery, RecoverySpec) and fault.at_s <= recovery.warmup_s:
-            _raise_at((0, "at_s"), f"leaves no baseline: must be later than recovery.warmup_s "
-                                   f"({recovery.warmup_s:g} s)", fault.at_s)
-        if i > 0:
-            before = faults[i - 1]
-            if fault.at_s < before.end_s:
-                _raise_at((i, "at_s"), f"starts at {fault.at_s:g} s, before faults[{i - 1}] ({names[i - 1]}) "
-                                       f"ends at {before.end_s:g} s; faults must be in order and not overlap",
-                          fault.at_s)
-    return faults
-
-
 def _check_shape(shape: _ShapeSpec | None, info: ValidationInfo) -> _ShapeSpec | None:
     if shape is None:
         return None
@@ -429,46 +305,23 @@ def _check_shape(shape: _ShapeSpec | None, info: ValidationInfo) -> _ShapeSpec |
     schedule_end = max((f.end_s for f in faults), default=None)
     if isinstance(shape, CapacitySearchSpec):
         if shape.tier is not None and sla is not None and shape.tier not in sla.all_tiers():
-            _raise_at(("tier",), f"unknown tier {shape.tier!r}; known: {', '.join(sla.all_tiers())}", shape.tier)
+            raise_at(("tier",), f"unknown tier {shape.tier!r}; known: {', '.join(sla.all_tiers())}", shape.tier)
         return shape
     if isinstance(shape, SteadyShapeSpec) and shape.duration_s is None and schedule_end is None:
-        _raise_at(("duration_s",), "required when the scenario has no faults", None)
+        raise_at(("duration_s",), "required when the scenario has no faults", None)
     total = shape.length_s(schedule_end)
     if schedule_end is not None and total is not None and total < schedule_end:
         last = max(range(len(faults)), key=lambda k: faults[k].end_s)
-        _raise_at((), f"lasts {total:g} s, but faults[{last}] is reverted only at {schedule_end:g} s", None)
+        raise_at((), f"lasts {total:g} s, but faults[{last}] is reverted only at {schedule_end:g} s", None)
     return shape
 
 
 def _check_recovery(recovery: RecoverySpec, info: ValidationInfo) -> RecoverySpec:
     sla = info.data.get("sla")
     if recovery.tier is not None and sla is not None and recovery.tier not in sla.all_tiers():
-        _raise_at(("tier",), f"unknown tier {recovery.tier!r}; known: {', '.join(sla.all_tiers())}", recovery.tier)
+        raise_at(("tier",), f"unknown tier {recovery.tier!r}; known: {', '.join(sla.all_tiers())}", recovery.tier)
     return recovery
 
 
 ShapeField = Annotated[ShapeSpec | None, BeforeValidator(parse_shape), AfterValidator(_check_shape)]
-FaultSchedule = Annotated[tuple[ScheduledFaultSpec, ...], AfterValidator(_check_schedule)]
 RecoveryField = Annotated[RecoverySpec, AfterValidator(_check_recovery)]
-
-
-def schedule_end_s(faults: Sequence[ScheduledFaultSpec]) -> float | None:
-    """When the last scheduled fault is reverted (seconds since the start), None without faults."""
-    return max((f.end_s for f in faults), default=None)
-
-
-def resolve_factory(path: str) -> Callable[..., Any]:
-    """The callable named by ``module:attr`` (raises ValueError naming what is missing)."""
-    module_name, _, attr = path.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import {module_name}: {exc}") from None
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise ValueError(f"{module_name} has no {attr}")
-    if not callable(obj):
-        raise ValueError(f"{path} is not callable")
-    result: Callable[..., Any] = obj
-    return result

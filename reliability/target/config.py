@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from reliability.exceptions import TargetError
+from reliability.masking import passwords_in
 
 PASSWORD_ENV = "RELIABILITY_TARGET_PASSWORD"
 ADMIN_TOKEN_ENV = "RELIABILITY_ADMIN_TOKEN"
-MASK = "***"
 # libpq key=value syntax: a value is a bare word or single-quoted with backslash escapes.
-_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']+)")
 
 
 @dataclass(frozen=True)
@@ -81,9 +78,7 @@ class TargetConfig:
         if self.admin_token:
             found.append(self.admin_token)
         for url in (self.dsn, self.redis_url):
-            password = _password_of(url)
-            if password:
-                found.append(password)
+            found += passwords_in(url)
         return tuple(s for s in found if s)
 
 
@@ -118,56 +113,6 @@ def parse_users(spec: str, password: str | None) -> tuple[tuple[str, str], ...]:
     if not users:
         raise TargetError("users: needs at least one NAME:PASSWORD")
     return tuple(users)
-
-
-def _password_of(dsn: str | None) -> str | None:
-    if not dsn:
-        return None
-    if "://" in dsn:
-        return urlsplit(dsn).password
-    found = _KV_PASSWORD.search(dsn)
-    if found is None:
-        return None
-    value = found.group(2)
-    if value.startswith("'"):
-        value = re.sub(r"\\(.)", r"\1", value[1:-1])
-    return value
-
-
-def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***`` (works for postgresql:// and redis://).
-
-    >>> mask_url("redis://:hunter2@localhost:6379/0")
-    'redis://:***@localhost:6379/0'
-    """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:{MASK}@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def mask_dsn(dsn: str) -> str:
-    """Return a printable form of a libpq DSN (URL or ``key=value``) without its password.
-
-    >>> mask_dsn("host=db user=app password=hunter2 dbname=items")
-    'host=db user=app password=*** dbname=items'
-    """
-    if "://" in dsn:
-        return mask_url(dsn)
-    # A substitution rather than parse-and-rebuild, so the rest of the DSN reads as the user wrote it.
-    return _KV_PASSWORD.sub(lambda m: m.group(1) + MASK, dsn)
-
-
-def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    """Replace every secret in ``text`` with ``***`` (for error text we show or log)."""
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
 
 
 @dataclass(frozen=True)

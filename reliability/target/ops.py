@@ -14,9 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
+from reliability.masking import mask
 from reliability.target.breaker import BreakerState
 from reliability.target.cache import CacheUnavailable
-from reliability.target.config import scrub
 from reliability.target.httpfault import parse_fault
 from reliability.target.metrics import CONTENT_TYPE
 from reliability.target.state import STATE, BadRequest, TargetState, json_error, read_json
@@ -43,7 +43,7 @@ async def _check_db(state: TargetState, timeout_s: float) -> dict[str, Any]:
     try:
         await state.store.ping(timeout_s)
     except StoreError as exc:
-        return _component(False, started, scrub(str(exc), state.config.secrets))
+        return _component(False, started, mask(str(exc), state.config.secrets))
     return _component(True, started, state.store.description)
 
 
@@ -55,7 +55,7 @@ async def _check_cache(state: TargetState, timeout_s: float) -> dict[str, Any]:
             await state.cache.cache.ping()
     except (CacheUnavailable, TimeoutError) as exc:
         detail = str(exc) or f"no answer within {timeout_s * 1000:.0f} ms"
-        return _component(False, started, scrub(detail, state.config.secrets))
+        return _component(False, started, mask(detail, state.config.secrets))
     return _component(True, started, state.cache.description)
 
 

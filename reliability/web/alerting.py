@@ -44,7 +44,7 @@ from reliability.alerts import (
     wants,
     webhook_label,
 )
-from reliability.config import percentile_label
+from reliability.units import percentile_label
 
 if TYPE_CHECKING:
     from reliability.plugin import ReliabilityPlugin

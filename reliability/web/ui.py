@@ -12,9 +12,11 @@ Routes, all under Locust's ``--web-base-path``:
 * ``/metrics`` in the Prometheus text format.
 
 Everything but ``/metrics`` is behind Locust's web login when ``--web-login`` is on (Prometheus
-cannot log in; ``/metrics`` carries numbers and names, never a secret). The two POST routes also
-refuse requests from another origin (Locust answers CORS preflights for any origin), so a page
-elsewhere cannot inject faults through a logged-in browser.
+cannot log in; ``/metrics`` carries numbers and names, never a secret). :class:`~reliability.web.guard.WebGuard`
+guards the whole app, Locust's routes included: only the UI's own ``Host`` names, state-changing
+requests from its own origin only, no file paths from the start form, CORS and cookies locked to
+the UI's origin. The two POST routes also need an ``X-Reliability: 1`` header (a custom header: a
+plain cross-site form cannot send it).
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ import json
 import logging
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
 import gevent
 import jinja2
 from flask import Blueprint, Response, request
 from locust.runners import MasterRunner
 
+from reliability.sla import EXIT_INCONCLUSIVE
 from reliability.web.alerting import data_lag_s
+from reliability.web.guard import WebGuard, parse_extra_origins
 from reliability.web.metrics import CONTENT_TYPE, metrics_registry, render
 from reliability.web.state import LiveState
 from reliability.web.tabs import TABLES, TABS, tab_rows
@@ -74,6 +77,8 @@ class ReliabilityWeb:
             links={"page": self.page_path, "state": f"{self.page_path}state.json", "metrics": f"{self.base}/metrics",
                    "locust": f"{self.base}/"})
         self.registry = metrics_registry(self.live)
+        self.guard = WebGuard(web_ui, base_path=self.base,
+                              extra_origins=parse_extra_origins(getattr(options, "web_origin", None)))
 
     def _runner_state(self) -> str | None:
         runner = self.plugin.environment.runner
@@ -84,6 +89,7 @@ class ReliabilityWeb:
 
     def install(self) -> None:
         web_ui = self.web_ui
+        self.guard.install()
         auth = web_ui.auth_required_if_enabled
         blueprint = Blueprint("reliability", __name__, url_prefix=self.base or None)
         blueprint.add_url_rule(f"/{PAGE}/", "page", auth(self.page))
@@ -139,12 +145,7 @@ class ReliabilityWeb:
     # -- fault controls (master / local runner only: this process) ---------------------------------
 
     def _refused(self) -> Response | None:
-        """Same-origin POSTs only (see the module docstring)."""
-        origin = request.headers.get("Origin")
-        if origin is not None and urlsplit(origin).netloc != request.host:
-            return _json({"ok": False, "error": "cross-origin request refused"}, 403)
-        if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-            return _json({"ok": False, "error": "cross-site request refused"}, 403)
+        """The custom header (the guard has checked Host and Origin already; see the module docstring)."""
         if request.headers.get("X-Reliability") != "1":
             return _json({"ok": False, "error": "missing X-Reliability header"}, 403)
         return None
@@ -201,7 +202,12 @@ def _json(data: dict[str, Any], status: int) -> Response:
 
 
 def install_web_ui(web_ui: Any, plugin: Any, base_path: str | None = None) -> ReliabilityWeb:
-    """Add the tabs, the page, the fault controls and ``/metrics`` to Locust's web UI."""
-    web = ReliabilityWeb(web_ui, plugin, base_path=base_path)
+    """Add the tabs, the page, the fault controls and ``/metrics`` to Locust's web UI (a bad
+    ``--web-origin`` is one line and exit 4, before the UI serves anything)."""
+    try:
+        web = ReliabilityWeb(web_ui, plugin, base_path=base_path)
+    except ValueError as exc:
+        logger.error("%s", exc)
+        raise SystemExit(EXIT_INCONCLUSIVE) from None
     web.install()
     return web

@@ -203,8 +203,8 @@ def test_tabs_form_options_state_metrics_and_fault_controls(pattern: Served, tmp
         args = json.loads(re.search(r"window\.templateArgs = (\{.*?\})\s*</script>", index, re.S)
                           .group(1))  # type: ignore[union-attr]
         assert [t["title"] for t in args["extended_tabs"]] == ["SLA", "Faults", "Health"]
-        assert {"sla_tier", "sla_percentile", "scenario", "sla_window", "sla_abort"} <= set(args["extra_options"])
-        assert not {"run_record", "sla_status_interval"} & set(args["extra_options"])
+        assert {"sla_tier", "sla_percentile", "sla_window", "sla_abort"} <= set(args["extra_options"])
+        assert not {"scenario", "run_record", "sla_status_interval", "web_origin"} & set(args["extra_options"])
         assert any(f["href"] == "./reliability/" for f in args["extended_csv_files"])
         assert PASSWORD not in index
 

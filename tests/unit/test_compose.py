@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from reliability.cli import build_parser
-from reliability.runner.cli import WORKERS_ENV, commands, overrides_from_args, settings_from_args
+from reliability.runner.cli import WORKERS_ENV, overrides_from_args, settings_from_args
 from reliability.runner.commands import plan_run
+from reliability.runner.single import commands
 from reliability.suite import read_run_file
 from reliability.target.config import ADMIN_TOKEN_ENV, OPTIONS, PASSWORD_ENV
 

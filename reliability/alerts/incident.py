@@ -1,0 +1,132 @@
+"""The incident state machine of one run: breach, escalation to page, recovery, run end
+(see :mod:`reliability.alerts`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reliability.alerts.burn import BurnRule, CountSeries, RuleBurn, burn_rate
+from reliability.alerts.spec import SEVERITY_RANK, Severity
+from reliability.units import iso
+
+EventKind = Literal["breach", "escalation", "recovery", "run_end"]
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """What happened (``kind``) at ``epoch_s``: ``severity`` is the incident's, ``reasons`` what held."""
+
+    kind: EventKind
+    severity: Severity
+    epoch_s: float
+    t_s: float  # since the run started
+    reasons: tuple[str, ...]
+    burns: tuple[RuleBurn, ...]
+    incident: int  # 1, 2 ... per run
+
+    @property
+    def resolved(self) -> bool:
+        return self.kind in ("recovery", "run_end")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "severity": self.severity, "status": "resolved" if self.resolved else "firing",
+                "incident": self.incident, "at": iso(self.epoch_s), "t_s": round(self.t_s, 3),
+                "reasons": list(self.reasons), "burn_rates": [b.to_dict() for b in self.burns]}
+
+
+@dataclass
+class _Incident:
+    number: int
+    severity: Severity
+    opened_at: float
+    clear_since: float | None = None
+
+
+@dataclass
+class BurnRateAlerts:
+    """The alert state machine of one run; see the module docstring."""
+
+    rules: tuple[BurnRule, ...]
+    budget_ratio: float | None
+    min_requests: int = 10
+    clear_s: float = 5.0
+    sla_breach: bool = True
+    started_at: float = 0.0
+    events: list[AlertEvent] = field(default_factory=list)
+    last_burns: tuple[RuleBurn, ...] = ()
+    level: Severity | None = None  # what holds at the last evaluation
+    _incident: _Incident | None = None
+    _count: int = 0
+
+    @property
+    def severity(self) -> Severity | None:
+        """The open incident's severity (its peak), None when no alert is open."""
+        return self._incident.severity if self._incident is not None else None
+
+    def burns(self, series: CountSeries, start_t: int, end_t: int) -> tuple[RuleBurn, ...]:
+        def rate(window_s: int) -> float | None:
+            requests, failures = series.counts(max(start_t, end_t - window_s), end_t)
+            return burn_rate(requests, failures, self.budget_ratio) if requests >= self.min_requests else None
+
+        return tuple(RuleBurn(rule, rate(rule.long_s), rate(rule.short_s)) for rule in self.rules)
+
+    def evaluate(self, series: CountSeries, start_t: int, end_t: int, now: float,
+                 sla_failing: Sequence[str] = ()) -> list[AlertEvent]:
+        """Grade the closed seconds ``[start_t, end_t)``; return the events this step produced.
+        ``sla_failing``: the rolling verdict's failing criteria (empty when it passes)."""
+        burns = self.burns(series, start_t, end_t) if self.budget_ratio else ()
+        self.last_burns = burns
+        firing = [b for b in burns if b.firing]
+        reasons = [b.describe() for b in firing]
+        level: Severity | None = None
+        if firing:
+            level = "page" if any(b.rule.severity == "page" for b in firing) else "warning"
+        if self.sla_breach and sla_failing:
+            reasons += [f"SLA failing: {c}" for c in sla_failing]
+            level = level or "warning"
+        self.level = level
+        out: list[AlertEvent] = []
+        incident = self._incident
+        if incident is None:
+            if level is not None:
+                self._count += 1
+                self._incident = _Incident(self._count, level, now)
+                out.append(self._event("breach", level, now, reasons, burns))
+        elif level is not None:
+            incident.clear_since = None
+            if SEVERITY_RANK[level] > SEVERITY_RANK[incident.severity]:
+                incident.severity = level
+                out.append(self._event("escalation", level, now, reasons, burns))
+        else:
+            if incident.clear_since is None:
+                incident.clear_since = now
+            if now - incident.clear_since >= self.clear_s:
+                self._incident = None
+                quiet = f"nothing has fired for {now - incident.clear_since:.0f} s"
+                out.append(self._event("recovery", incident.severity, now, [quiet], burns, incident.number))
+        self.events.extend(out)
+        return out
+
+    def close(self, now: float, why: str = "the run ended") -> AlertEvent | None:
+        """End the run: a ``run_end`` event when an incident is still open."""
+        incident = self._incident
+        if incident is None:
+            return None
+        self._incident = None
+        event = self._event("run_end", incident.severity, now, [f"{why} with the alert open"], self.last_burns,
+                            incident.number)
+        self.events.append(event)
+        return event
+
+    def _event(self, kind: EventKind, severity: Severity, now: float, reasons: Sequence[str],
+               burns: tuple[RuleBurn, ...], number: int | None = None) -> AlertEvent:
+        return AlertEvent(kind, severity, now, now - self.started_at, tuple(reasons), burns,
+                          number if number is not None else self._count)
+
+
+def wants(event: AlertEvent, min_severity: Severity) -> bool:
+    """Whether a receiver with ``min_severity`` gets ``event``. A page-only receiver gets the
+    escalation (its first news of the incident) and the recovery of an incident that paged."""
+    return SEVERITY_RANK[event.severity] >= SEVERITY_RANK[min_severity]

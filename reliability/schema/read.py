@@ -1,0 +1,111 @@
+"""Reading any run record as a :class:`~reliability.schema.sections.RunRecord`.
+
+Version 1 records (the percentile in key names: ``peak_p99_ms``, ``p99_ms``) are upgraded to
+version 2 first. A record is then read leniently: a value that does not fit its field (a
+mistyped value, an undeclared key from a newer writer, a truncated list item) is dropped and
+the field keeps its default, "not measured", so a report can always be rendered. Use
+``RunRecord.model_validate`` (or the JSON Schema) to check a record strictly.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from reliability.schema.sections import SCHEMA_VERSION, RunRecord
+
+_PCT_KEY = re.compile(r"^(p\d+(?:\.\d+)?)_ms$")
+_PEAK_KEY = re.compile(r"^peak_(p\d+(?:\.\d+)?)_ms$")
+_MAX_PASSES = 1000
+
+
+def parse_record(data: object) -> RunRecord:
+    """``data`` (a decoded JSON record of any version) as a ``RunRecord``; never raises."""
+    raw: dict[str, Any] = copy.deepcopy(dict(data)) if isinstance(data, Mapping) else {}
+    if raw.get("schema_version", 1) == 1:
+        upgrade_v1(raw)
+    raw["schema_version"] = SCHEMA_VERSION
+    for _ in range(_MAX_PASSES):
+        try:
+            return RunRecord.model_validate(raw)
+        except ValidationError as exc:
+            for error in reversed(exc.errors()):  # the last first: earlier list indices stay valid
+                _drop(raw, error["loc"])
+    return RunRecord()
+
+
+def _drop(data: Any, loc: tuple[int | str, ...]) -> None:
+    """Remove the deepest value on ``loc`` that exists (union tags in ``loc`` are skipped)."""
+    parent: Any = None
+    key: int | str | None = None
+    node = data
+    for part in loc:
+        found = (isinstance(node, dict) and isinstance(part, str) and part in node) or \
+            (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+        if found:
+            parent, key, node = node, part, node[part]
+        elif isinstance(node, dict):
+            continue  # a union member's tag, or a key pydantic names differently
+        else:
+            break
+    if parent is None or key is None:
+        if isinstance(data, dict):
+            data.clear()
+        return
+    del parent[key]
+
+
+def upgrade_v1(record: dict[str, Any]) -> dict[str, Any]:
+    """Rename version 1's percentile-named keys in place (and return ``record``)."""
+    sla = record.get("sla")
+    label = sla.get("percentile") if isinstance(sla, dict) else None
+    label = label if isinstance(label, str) else "p95"
+    totals = record.get("totals")
+    if isinstance(totals, dict):
+        extra = [k for k in totals if _PCT_KEY.match(k) and k not in ("p50_ms", "p95_ms", "p99_ms")]
+        totals.setdefault("percentile", label)
+        totals.setdefault("latency_ms", totals.get(f"{label}_ms"))
+        for k in extra:
+            del totals[k]
+    for fault in _dicts(record.get("faults")):
+        degradation = fault.get("degradation")
+        if isinstance(degradation, dict):
+            _upgrade_degradation(degradation)
+    for stage in _dicts(record.get("stages")):
+        _rename(stage, f"{label}_ms", "latency_ms")
+        if "latency_ms" in stage:
+            stage.setdefault("percentile", label)
+    capacity = record.get("capacity")
+    if isinstance(capacity, dict):
+        capacity.setdefault("percentile", label)
+        tiers = capacity.get("tiers")
+        points = [capacity.get("knee"), *(tiers.values() if isinstance(tiers, dict) else ()),
+                  *_dicts(capacity.get("steps"))]
+        for point in points:
+            if isinstance(point, dict):
+                _rename(point, f"{label}_ms", "latency_ms")
+    return record
+
+
+def _upgrade_degradation(degradation: dict[str, Any]) -> None:
+    label = next((m.group(1) for k in degradation if (m := _PEAK_KEY.match(k))), None)
+    if label is None:
+        return
+    degradation.setdefault("percentile", label)
+    _rename(degradation, f"peak_{label}_ms", "peak_latency_ms")
+    _rename(degradation, f"baseline_{label}_ms", "baseline_latency_ms")
+    _rename(degradation, f"{label}_ms", "latency_ms")
+
+
+def _rename(mapping: dict[str, Any], old: str, new: str) -> None:
+    if old in mapping:
+        value = mapping.pop(old)
+        mapping.setdefault(new, value)
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

@@ -1,0 +1,115 @@
+"""The web UI guard in a real Locust web UI process (``locust -f ... --web-host 127.0.0.1``):
+a cross-site start form with a shell-fault scenario and a run-record path runs nothing and writes
+nothing, a DNS-rebinding Host is refused, ``state.json`` is not readable cross-origin, the
+session cookie is ``SameSite=Strict``, and a same-origin start still runs and grades the test.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_web_ui import WebLocust, serve_pattern, wait_for
+from tests.procs import Served
+
+EVIL = "http://evil.example"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pattern() -> Iterator[Served]:
+    with serve_pattern() as served:
+        yield served
+
+
+def _hostile_scenario(tmp_path: Path, marker: Path) -> Path:
+    path = tmp_path / "hostile.yaml"
+    path.write_text(f"""\
+name: hostile
+faults:
+  - name: owned
+    at_s: 0s
+    hold_s: 1s
+    fault: {{type: shell, inject: "touch {marker}"}}
+""")
+    return path
+
+
+def test_cross_site_start_runs_nothing_writes_nothing_and_same_origin_still_works(pattern: Served,
+                                                                                  tmp_path: Path) -> None:
+    marker = tmp_path / "owned.txt"
+    hostile = _hostile_scenario(tmp_path, marker)
+    important = tmp_path / "important.conf"
+    important.write_text("keep me\n")
+    with WebLocust(tmp_path, "-H", pattern.url) as locust:
+        own = f"http://127.0.0.1:{locust.port}"
+        form = urllib.parse.urlencode({"user_count": "2", "spawn_rate": "2", "host": pattern.url,
+                                       "scenario": str(hostile), "run_record": str(important)}).encode()
+        plain = {"Content-Type": "application/x-www-form-urlencoded"}
+        attempts = [
+            ({"Origin": EVIL, "Sec-Fetch-Site": "cross-site"}, 403),
+            ({"Sec-Fetch-Site": "cross-site"}, 403),
+            ({"Referer": f"{EVIL}/form.html"}, 403),
+            ({"Host": f"evil.example:{locust.port}", "Origin": f"http://evil.example:{locust.port}",
+              "Sec-Fetch-Site": "same-origin"}, 403),  # DNS rebinding: the browser thinks it is same-origin
+            ({"Origin": own, "Sec-Fetch-Site": "same-origin"}, 400),  # our own page may not pick files either
+            ({}, 400),  # nor may a script
+        ]
+        for headers, status in attempts:
+            code, _h, body = locust.request("POST", "/swarm", form, {**plain, **headers})
+            assert code == status, (headers, code, body)
+            assert json.loads(body)["success"] is False
+        code, _h, body = locust.request("POST", "/swarm", form, plain)
+        assert "cannot set run_record, scenario:" in json.loads(body)["message"]
+        html = urllib.parse.urlencode({"user_count": "1", "spawn_rate": "1", "html_file": str(important)}).encode()
+        assert locust.request("POST", "/swarm", html, plain)[0] == 400
+        for path in ("/stop", "/stats/reset", "/reliability/faults/revert"):
+            code, _h, _b = locust.request("POST", path, b"{}", {"Origin": EVIL, "X-Reliability": "1",
+                                                                "Content-Type": "application/json"})
+            assert code == 403, path
+
+        # a rebinding page cannot read anything either, and no other origin gets CORS
+        for path in ("/", "/reliability/state.json", "/stats/requests", "/metrics"):
+            assert locust.request("GET", path, headers={"Host": f"evil.example:{locust.port}"})[0] == 403, path
+        code, headers, _b = locust.request("GET", "/reliability/state.json", headers={"Origin": EVIL})
+        assert code == 200 and "Access-Control-Allow-Origin" not in headers
+        code, headers, _b = locust.request("OPTIONS", "/swarm", headers={"Origin": EVIL,
+                                                                          "Access-Control-Request-Method": "POST"})
+        assert not [h for h in headers if h.lower().startswith("access-control")]
+        assert locust.request("GET", "/reliability/state.json", headers={"Origin": own})[1][
+            "Access-Control-Allow-Origin"] == own
+
+        time.sleep(2)  # a fault at_s 0 would have run by now
+        assert locust.get_json("/stats/requests")["state"] == "ready"
+        assert not marker.exists()
+
+        # the UI's own start: runs and grades, the record goes where the command line said
+        locust.swarm(user_count="2", spawn_rate="2", host=pattern.url, sla_tier="bronze")
+        wait_for(lambda: locust.get_json("/stats/requests")["total_rps"] > 0, 20, "requests", locust)
+        code, _h, body = locust.request("POST", "/stop", b"", {"Origin": own, "Sec-Fetch-Site": "same-origin"})
+        assert code == 200, body
+        exit_code = locust.stop()
+    assert exit_code in (0, 3, 4), locust.output()[-3000:]
+    assert important.read_text() == "keep me\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("important")) == ["important.conf"]
+    assert not marker.exists()
+    record = json.loads(locust.record.read_text())
+    assert record["run"]["scenario"] is None and record["sla"]["tier"] == "bronze"
+    output = locust.output()
+    assert "web UI: refused POST /swarm: cross-origin request from 'http://evil.example'" in output
+    assert "not loopback" not in output  # bound to 127.0.0.1: no warning
+
+
+def test_web_login_session_cookie_is_samesite_strict(pattern: Served, tmp_path: Path) -> None:
+    with WebLocust(tmp_path, "--web-login", "-H", pattern.url, env={"WEB_LOGIN_STUB": "1"}) as locust:
+        status, headers, _body = locust.request("GET", "/")
+        assert status == 302
+        cookie = headers["Set-Cookie"]
+        assert "SameSite=Strict" in cookie and "HttpOnly" in cookie, cookie
+        assert locust.request("POST", "/swarm", b"user_count=1&spawn_rate=1",
+                              {"Origin": EVIL, "Content-Type": "application/x-www-form-urlencoded"})[0] == 403
