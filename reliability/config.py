@@ -157,6 +157,19 @@ class SlaSpec(FrozenSpec):
     def _pct(cls, v: object) -> float:
         return parse_percentile(v)
 
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _confidence(cls, v: object) -> object:
+        """0.95, "0.95", "95%" and 95 all mean 95 %."""
+        if isinstance(v, str):
+            text = v.strip()
+            if text.endswith("%"):
+                return float(text[:-1]) / 100.0
+            v = float(text)
+        if isinstance(v, int | float) and not isinstance(v, bool) and 1.0 < v <= 100.0:
+            return v / 100.0
+        return v
+
     @field_validator("rolling_window_s", "status_interval_s", mode="before")
     @classmethod
     def _dur(cls, v: object) -> float:

@@ -43,7 +43,8 @@ from reliability.exceptions import MetricsError, ReliabilityError
 from reliability.exitcode import ExitCodes
 from reliability.masking import MaskingFilter, install_log_masking, mask_data
 from reliability.metrics.windows import WindowStore
-from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
+from reliability.options import resolve_spec as resolve_spec
+from reliability.plugin_options import add_to  # re-exported: where locustfiles found it
 from reliability.record import (
     GeneratorUsage,
     RunInfo,
@@ -86,32 +87,10 @@ class Extension(Protocol):
 
 
 def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
-    """Our command-line options (idempotent: Locust may build several parsers)."""
+    """Our command-line options, each with its ``LOCUST_*`` variable (idempotent: Locust may build
+    several parsers). The table is :data:`reliability.plugin_options.OPTIONS`."""
     group = parser.add_argument_group("locust-reliability", "SLA grading (locust-reliability)")
-    in_web_form = [
-        group.add_argument("--sla-tier", default=None, help="SLA tier to grade against (default gold)"),
-        group.add_argument("--sla-percentile", default=None, help="latency percentile, e.g. p95 (default), p99"),
-    ]
-    # files come from the command line or config only: never from the web UI's start form
-    group.add_argument("--scenario", default=None, help="scenario YAML with SLA tiers, endpoints, target")
-    group.add_argument("--run-record", default=None, help="run record path (default reports/run-<UTC>.json)")
-    in_web_form += [
-        group.add_argument("--sla-abort", action="store_true", default=False,
-                           help="stop the run when the rolling SLA fails for the grace period"),
-        group.add_argument("--sla-abort-grace", default=None, help="seconds of sustained breach before abort (10)"),
-        group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
-    ]
-    group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
-    in_web_form += [
-        group.add_argument("--sla-confidence", default=None,
-                           help="confidence of every criterion's interval, e.g. 0.95 (default) or 95%%"),
-        group.add_argument("--sla-min-requests", default=None,
-                           help="fewer requests than this never make a MET (default 100)"),
-    ]
-    group.add_argument("--web-origin", action="append", default=None,
-                       help="another origin the web UI is reached at (reverse proxy, port mapping), e.g. "
-                            "https://locust.example.com; repeatable")
-    for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
+    for action in add_to(group):  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
 
 
@@ -342,8 +321,11 @@ class ReliabilityPlugin:
         for feature in self._features():
             self.add_extension(feature)
         self._call_extensions("on_test_start")
-        logger.info("grading against %s (%s), rolling window %g s", self.sla.tier,
-                    f"p{self.sla.percentile:g}", self.sla.rolling_window_s)
+        sla = self.sla
+        logger.info("grading against %s (%s), rolling window %g s, %g %% intervals, min %d requests, status every "
+                    "%g s, abort %s", sla.tier, f"p{sla.percentile:g}", sla.rolling_window_s, sla.confidence * 100,
+                    sla.min_requests, sla.status_interval_s,
+                    f"after {sla.abort.grace_s:g} s" if sla.abort.enabled else "off")
 
     def on_test_stop(self, environment: Environment, **_kwargs: Any) -> None:
         if self.role == "worker":
@@ -580,6 +562,31 @@ def install(environment: Environment, clock: Callable[[], float] = time.time) ->
     return plugin
 
 
+def conclude(environment: Environment) -> int:
+    """For code that builds its own ``Environment`` (Locust's "use as a library"): after the
+    runner has stopped, grade the run, write the record and reports, log the verdict and return
+    the exit code (0 met, 3 not met, 4 inconclusive, combined with any code other listeners set
+    on the environment). ``install(environment)`` must have been called before the run started.
+    The ``locust`` command does all of this itself in ``quitting``."""
+    plugin = getattr(environment, "reliability", None)
+    if not isinstance(plugin, ReliabilityPlugin):
+        raise ReliabilityError("reliability.plugin.install(environment) was not called before the run")
+    if plugin.ended_at is None and plugin.started_at is not None:
+        plugin.ended_at = plugin.clock()
+    plugin.on_quitting(environment)
+    code = plugin.exit_codes.combined()
+    return EXIT_INCONCLUSIVE if code is None else code
+
+
+def _check_installed(environment: Environment, **_kwargs: Any) -> None:
+    """An Environment built by hand with Locust's events but never given the plugin: say so once,
+    instead of a run that ends with no record and no verdict."""
+    if not isinstance(getattr(environment, "reliability", None), ReliabilityPlugin):
+        logger.warning("reliability.plugin is imported but not installed on this Environment: no SLA verdict or "
+                       "run record. Call reliability.plugin.install(environment) after create_local_runner() "
+                       "and reliability.plugin.conclude(environment) after the run.")
+
+
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     plugin = install(environment)
     plugin.masker = install_log_masking()  # Locust's log (and ours): no password in the clear
@@ -596,3 +603,4 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
 
 events.init_command_line_parser.add_listener(add_arguments)
 events.init.add_listener(on_init)
+events.test_start.add_listener(_check_installed)

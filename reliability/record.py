@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
+from reliability.files import write_text_atomic
 from reliability.metrics.windows import EndpointStats, Snapshot, WindowStore
 from reliability.sla import Criterion, Verdict
 from reliability.units import iso as iso  # re-exported: its home is reliability.units
@@ -193,19 +193,9 @@ def default_record_path(directory: str | os.PathLike[str] = "reports", now: date
 
 
 def write_record(record: RunRecord, path: str | os.PathLike[str]) -> Path:
-    """Write atomically (temp file + rename) so a reader never sees half a record."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".run-", suffix=".json", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record, fh, indent=1, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write atomically (temp file + rename) so a reader never sees half a record; the file's
+    mode follows the umask (0644 by default), like Locust's own outputs."""
+    return write_text_atomic(path, json.dumps(record, indent=1, allow_nan=False) + "\n", prefix=".run-")
 
 
 def read_record(path: str | os.PathLike[str]) -> RunRecord:

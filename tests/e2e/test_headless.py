@@ -74,10 +74,10 @@ def _locust(tmp_path: Path, host: str, *extra: str, users: int = 10, run_time: s
 
 @pytest.mark.parametrize("pattern", [("--delay-ms", "20", "--spread", "lognormal")], indirect=True)
 def test_met_tier_exits_0_and_record_matches_ground_truth(pattern: Served, tmp_path: Path) -> None:
-    # silver: its 1 % error limit is shown by ~380 clean requests, within reach on a loaded machine
-    proc, record = _locust(tmp_path, pattern.url, "--sla-tier", "silver")
+    # bronze: its 2 % error limit is shown by ~190 clean requests, within reach of a loaded machine
+    proc, record = _locust(tmp_path, pattern.url, "--sla-tier", "bronze")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "SLA live" in proc.stdout and "SLA silver (p95): MET" in proc.stdout
+    assert "SLA live" in proc.stdout and "SLA bronze (p95): MET" in proc.stdout
     samples, failures = _samples(tmp_path / "samples")
     server = _server_stats(pattern)
     totals = record["totals"]
@@ -95,7 +95,7 @@ def test_met_tier_exits_0_and_record_matches_ground_truth(pattern: Served, tmp_p
     assert record["uptime"]["ratio"] == 1.0
     assert record["sla"]["passed"] is True
     # p95 ~45 ms and no errors, but Platinum's 0.1 % needs ~3,840 clean requests to be shown at 95 %
-    assert record["sla"]["highest_tier_met"] in ("silver", "gold"), record["sla"]
+    assert record["sla"]["highest_tier_met"] in ("bronze", "silver", "gold"), record["sla"]
     error_ratio = {c["name"]: c for c in record["sla"]["criteria"]}["error_ratio"]
     assert error_ratio["ci_low"] == 0 and error_ratio["ci_high"] == pytest.approx(
         3.8415 / (totals["requests"] + 3.8415), rel=1e-3)  # Wilson's upper bound at 0 failures
@@ -103,7 +103,7 @@ def test_met_tier_exits_0_and_record_matches_ground_truth(pattern: Served, tmp_p
     assert sum(row["requests"] for row in record["timeline"]) == totals["requests"]
     # the reports are rendered next to the record at the end of every run
     assert "<svg" in (tmp_path / "run.html").read_text()
-    assert "silver" in (tmp_path / "run.md").read_text().lower()
+    assert "bronze" in (tmp_path / "run.md").read_text().lower()
     suite = ElementTree.parse(tmp_path / "run.junit.xml").getroot()
     cases = suite.findall(".//testcase")
     assert len(cases) >= len(record["sla"]["criteria"]) and not suite.findall(".//failure")
@@ -122,9 +122,10 @@ def test_breached_tier_exits_3_not_locusts_1(pattern: Served, tmp_path: Path) ->
     assert record["sla"]["highest_tier_met"] is None  # 2.5 % errors is beyond even bronze's 2 %
 
 
-@pytest.mark.parametrize("pattern", [("--delay-ms", "5", "--fail-every", "100")], indirect=True)
+@pytest.mark.parametrize("pattern", [("--delay-ms", "5", "--fail-every", "200")], indirect=True)
 def test_failed_requests_do_not_turn_a_pass_into_exit_1(pattern: Served, tmp_path: Path) -> None:
-    proc, record = _locust(tmp_path, pattern.url, "--sla-tier", "bronze")
+    # 0.5 % errors: clearly under bronze's 2 % once a few hundred requests are in
+    proc, record = _locust(tmp_path, pattern.url, "--sla-tier", "bronze", run_time="10s")
     assert record["totals"]["failures"] > 0
     assert proc.returncode == 0, proc.stdout[-3000:]
 

@@ -52,11 +52,12 @@ def test_docs_recipe_setting_0_cannot_turn_not_met_into_success(pattern: Served,
     assert record["exit"]["others"] == [{"by": "verdict_user._", "code": 0}]
 
 
-@pytest.mark.parametrize("pattern", [("--delay-ms", "5", "--fail-every", "200")], indirect=True)
+@pytest.mark.parametrize("pattern", [("--delay-ms", "5", "--fail-every", "500")], indirect=True)
 def test_docs_recipe_failing_a_met_run_is_not_hidden(pattern: Served, tmp_path: Path) -> None:
-    # 0.5 % errors: bronze (2 %) is met on evidence, the recipe's stricter 0.1 % limit fails the run
+    # 0.2 % errors: bronze (2 %) is met on evidence, the recipe's stricter 0.1 % limit fails the run
     proc, record = _locust(tmp_path, pattern.url, env={"EXIT_RECIPE": "1", "RECIPE_FAIL_RATIO": "0.001"},
-                           tier="bronze")
+                           tier="bronze", run_time="10s")
+    assert record["totals"]["failures"] > 0, record["totals"]
     assert record["sla"]["exit_code"] == 0, record["sla"]
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert record["exit"] == {"code": 1, "verdict": 0, "others": [{"by": "verdict_user._", "code": 1}]}
@@ -66,7 +67,7 @@ def test_docs_recipe_failing_a_met_run_is_not_hidden(pattern: Served, tmp_path: 
 @pytest.mark.parametrize("pattern", [("--delay-ms", "5")], indirect=True)
 def test_locust_plugins_check_on_a_met_run_exits_1_not_3(pattern: Served, tmp_path: Path) -> None:
     pytest.importorskip("locust_plugins")
-    proc, record = _locust(tmp_path, pattern.url, "--check-rps", "1000000")
+    proc, record = _locust(tmp_path, pattern.url, "--check-rps", "1000000", tier="bronze", run_time="8s")
     assert "CHECK FAILED: total rps" in proc.stdout
     assert record["sla"]["exit_code"] == 0, record["sla"]
     # 3 would read as "SLA not met": another plugin's failure keeps Locust's generic failure code
@@ -101,16 +102,18 @@ def test_five_requests_are_never_met(pattern: Served, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("pattern", [("--delay-ms", "5")], indirect=True)
 def test_a_long_clean_run_passes_on_its_intervals(pattern: Served, tmp_path: Path) -> None:
-    proc, record = _locust(tmp_path, pattern.url, run_time="10s")
+    # bronze: its 2 % is shown by ~190 clean requests, within reach of a loaded machine in 10 s
+    proc, record = _locust(tmp_path, pattern.url, run_time="10s", tier="bronze")
     assert proc.returncode == 0, proc.stdout[-3000:]
     crit = _criteria(record)
     n = record["totals"]["requests"]
-    assert n > 1000
+    assert n >= 190
     err = crit["error_ratio"]
-    assert err["outcome"] == "pass" and err["ci_low"] == 0 and 0 < err["ci_high"] < 0.005
+    assert err["outcome"] == "pass" and err["ci_low"] == 0 and 0 < err["ci_high"] < 0.02
+    assert err["ci_high"] == pytest.approx(3.8415 / (n + 3.8415), rel=1e-3)  # Wilson at 0 failures
     assert err["samples"] == n and err["confidence"] == 0.95
     p95 = crit["p95_ms"]
-    assert p95["outcome"] == "pass" and p95["ci_low"] <= p95["actual"] <= p95["ci_high"] < 200
+    assert p95["outcome"] == "pass" and p95["ci_low"] <= p95["actual"] <= p95["ci_high"] < 1000
     assert record["exit"] == {"code": 0, "verdict": 0, "others": []}
     report = (tmp_path / "run.md").read_text()
     assert "95 % CI" in report
