@@ -60,6 +60,8 @@ COMMANDS: tuple[tuple[str, str, str, str, str], ...] = (
      "add_compare_arguments", "run_compare"),
     ("options", "list the Locust options the plugin adds, with their LOCUST_* variables and config keys",
      "reliability.plugin_options", "_add_options", "_cmd_options"),
+    ("revert", "list what revert journals say is still applied and undo it (also after a reboot)",
+     "reliability.revert.cli", "add_arguments", "run"),
     ("proxy", "run the chaos proxy (a Toxiproxy-compatible TCP proxy with an HTTP API)",
      "reliability.chaosproxy.app", "add_arguments", "run"),
 )

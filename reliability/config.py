@@ -29,7 +29,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -144,6 +144,13 @@ class SlaSpec(FrozenSpec):
     percentile: float = 95.0
     rolling_window_s: float = Field(default=60.0, ge=5, le=3600)
     down_error_pct: float = Field(default=5.0, gt=0, le=100)
+    # a second whose latency at the SLA percentile is above this is down (default: the least
+    # demanding tier's latency threshold, e.g. bronze's 1000 ms: a second that misses every tier)
+    down_latency_ms: float | None = Field(default=None, gt=0)
+    # grade latency from the intended start when the run has it (paced users, arrival rate)
+    latency_basis: Literal["corrected", "measured"] = "corrected"
+    # schedule lag p99 above this makes the run inconclusive (default max(25 ms, 25 % of the tier's latency))
+    max_schedule_lag_ms: float | None = Field(default=None, gt=0)
     status_interval_s: float = Field(default=5.0, gt=0)
     confidence: float = Field(default=0.95, ge=0.5, lt=1.0)  # of every criterion's interval
     min_requests: int = Field(default=100, ge=0)  # fewer requests than this never make a MET
@@ -174,6 +181,11 @@ class SlaSpec(FrozenSpec):
     @classmethod
     def _dur(cls, v: object) -> float:
         return parse_duration_s(v)
+
+    @field_validator("down_latency_ms", "max_schedule_lag_ms", mode="before")
+    @classmethod
+    def _ms(cls, v: object) -> float | None:
+        return None if v is None else parse_latency_ms(v)
 
     @field_validator("tier", mode="before")
     @classmethod
@@ -209,6 +221,30 @@ class SlaSpec(FrozenSpec):
     @property
     def down_error_ratio(self) -> float:
         return self.down_error_pct / 100.0
+
+    def tier_latency_ms(self, tier: str | None = None) -> float | None:
+        """The latency threshold of ``tier`` (default: the graded one) at the SLA percentile."""
+        return self.all_tiers()[tier or self.tier].latency_thresholds(self.percentile).get(self.percentile)
+
+    @property
+    def down_latency_threshold_ms(self) -> float:
+        """``down_latency_ms``, else the least demanding tier's latency threshold, else 1000 ms."""
+        if self.down_latency_ms is not None:
+            return self.down_latency_ms
+        for name in self.all_tiers():  # least demanding first
+            limit = self.tier_latency_ms(name)
+            if limit is not None:
+                return limit
+        return 1000.0
+
+    @property
+    def schedule_lag_bound_ms(self) -> float:
+        """``max_schedule_lag_ms``, else max(25 ms, 25 % of the graded tier's latency threshold): the
+        lag adds to every corrected first request, so it must stay a small part of the budget."""
+        if self.max_schedule_lag_ms is not None:
+            return self.max_schedule_lag_ms
+        limit = self.tier_latency_ms()
+        return max(25.0, 0.25 * limit) if limit is not None else 25.0
 
 
 class TargetSpec(FrozenSpec):

@@ -32,19 +32,22 @@ from typing import Any, Protocol, cast
 import gevent
 import locust
 import psutil
+from gevent import getcurrent
 from locust import events
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 from reliability import __version__
+from reliability.basis import annotate_record, lag_problem, schedule_section
 from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import MetricsError, ReliabilityError
 from reliability.exitcode import ExitCodes
 from reliability.masking import MaskingFilter, install_log_masking, mask_data
 from reliability.metrics.windows import WindowStore
-from reliability.options import resolve_spec as resolve_spec
-from reliability.plugin_options import add_to  # re-exported: where locustfiles found it
+from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
+from reliability.pacing import MARK_ATTR, locust_pacing_s, pace_user_classes
+from reliability.plugin_options import add_to
 from reliability.record import (
     GeneratorUsage,
     RunInfo,
@@ -95,7 +98,7 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
 
 
 SPEC_OPTIONS = ("scenario", "sla_tier", "sla_percentile", "sla_window", "sla_status_interval", "sla_abort",
-                "sla_abort_grace", "sla_confidence", "sla_min_requests")
+                "sla_abort_grace", "sla_confidence", "sla_min_requests", "sla_latency_basis", "allow_unsafe_faults")
 
 
 class ReliabilityPlugin:
@@ -131,8 +134,15 @@ class ReliabilityPlugin:
         self.extensions: list[Extension] = []
         self.exit_codes = ExitCodes()
         self._record: dict[str, Any] | None = None
+        self._expect_marks = False  # a scheduler marks intended starts (reliability.pacing)
+        self.paced_users: dict[str, float] = {}  # user class -> schedule interval (s)
         self.masker = MaskingFilter()  # attached to the log handlers by on_init
         self._resolved: tuple[tuple[Any, ...], tuple[ScenarioSpec, SlaSpec]] | None = None
+
+    def expect_intended_starts(self) -> None:
+        """Make the request listener read the intended-start marks schedulers leave on greenlets
+        (see :mod:`reliability.pacing`). Call on the load generators before the marked tasks run."""
+        self._expect_marks = True
 
     def resolve(self, options: Any) -> tuple[ScenarioSpec, SlaSpec]:
         """:func:`resolve_spec`, read once per run: the shape, the plugin and the log masking
@@ -209,7 +219,8 @@ class ReliabilityPlugin:
     # -- load generators ---------------------------------------------------------------------------
 
     def on_request(self, request_type: str, name: str, response_time: float | None,
-                   exception: BaseException | None = None, context: Any = None, **_kwargs: Any) -> None:
+                   exception: BaseException | None = None, context: Any = None, start_time: Any = None,
+                   **_kwargs: Any) -> None:
         failed = exception is not None
         error = f"{type(exception).__name__}: {exception}" if failed else None
         if context:
@@ -217,11 +228,23 @@ class ReliabilityPlugin:
             if outcome is not None:  # a cache lookup (e.g. RedisUser.get): count hits and misses
                 counts = self._cache_counts.setdefault((request_type, name), [0, 0])
                 counts[0 if outcome == "hit" else 1] += 1
+        store = self.store
         try:
-            self.store.record(request_type, name, response_time, failed, error)
+            # Locust's start_time is epoch seconds; a custom user passing something else (None, a
+            # perf_counter reading) is counted in the second the request completed in
+            if start_time.__class__ is not float or start_time < 1e9:
+                store.record(request_type, name, response_time, failed, error)
+                return
+            mark = getcurrent().__dict__.get(MARK_ATTR) if self._expect_marks else None
+            if mark is None:
+                store.record_request(request_type, name, response_time, failed, error, start_time)
+            else:
+                intended, mark.start_s = mark.start_s, None  # the task's first request consumes it
+                store.record_request(request_type, name, response_time, failed, error, start_time,
+                                     intended, mark.interval_ms)
         except MetricsError:
             # a custom user reported a negative/NaN time: count the request, drop the latency
-            self.store.record(request_type, name, None, failed, error)
+            store.record(request_type, name, None, failed, error)
             if not self._bad_latency_logged:
                 logger.warning("ignoring invalid response_time %r for %s %s", response_time, request_type, name)
                 self._bad_latency_logged = True
@@ -292,7 +315,24 @@ class ReliabilityPlugin:
 
     # -- lifecycle (master / local) -----------------------------------------------------------------
 
+    def _paced_anywhere(self) -> dict[str, float]:
+        """Paced user classes (the master paces none itself: the classes are the same everywhere)."""
+        if self.paced_users or self.role != "master":
+            return self.paced_users
+        found = {cls.__name__: locust_pacing_s(getattr(cls, "wait_time", None))
+                 for cls in self.environment.user_classes}
+        return {name: interval for name, interval in found.items() if interval is not None}
+
+    def _pace_users(self, environment: Environment) -> None:
+        """Generators: recognise Locust's scheduling wait times so their latency counts from the
+        intended start (``reliability.pacing``)."""
+        self.paced_users = pace_user_classes(environment.user_classes)
+        if self.paced_users:
+            self.expect_intended_starts()
+
     def on_test_start(self, environment: Environment, **_kwargs: Any) -> None:
+        if self.role != "master":
+            self._pace_users(environment)
         if self.role == "worker":
             self._final_drain = False
             return
@@ -307,7 +347,7 @@ class ReliabilityPlugin:
                 gevent.spawn(environment.runner.quit)
             return
         self.store = WindowStore(clock=self.clock, components=self.scenario.components,
-                                 timeline_quantiles=(0.5, 0.95, 0.99, self.sla.percentile / 100.0))
+                                 timeline_quantiles=(0.5, 0.95, 0.99), down_quantile=self.sla.percentile / 100.0)
         self.started_at = self.clock()
         self.ended_at = None
         self._finalized = False
@@ -439,6 +479,10 @@ class ReliabilityPlugin:
             reasons.append(f"user code raised {count} exception(s) (see Locust's exception report)")
         if self.aborted and verdict.passed:
             reasons.append(f"run aborted: {self.aborted}")
+        schedule = schedule_section(self.store.schedule_lag(), self.sla, self._paced_anywhere())
+        lagging = lag_problem(schedule)
+        if lagging:
+            reasons.append(lagging)
         verdict = verdict.with_inconclusive(reasons, latency_untrusted=saturated)
         run: RunInfo = {
             "started_at": iso(start),
@@ -465,6 +509,10 @@ class ReliabilityPlugin:
                 "joined": [{"id": k, "at": iso(v)} for k, v in self.joined_workers.items()],
             },
         )
+        extra_sections = cast(dict[str, Any], record)
+        annotate_record(extra_sections, snapshot, verdict, self.sla)
+        if schedule["scheduled_starts"]:
+            extra_sections["schedule"] = schedule
         if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
             record["cost_model"] = self.scenario.cost.model_dump(mode="json")
         known = len(self.problems)
@@ -589,6 +637,9 @@ def _check_installed(environment: Environment, **_kwargs: Any) -> None:
 
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     plugin = install(environment)
+    from reliability.shapes.arrival_driver import attach as attach_arrivals  # open-model load's messages
+
+    attach_arrivals(environment)
     plugin.masker = install_log_masking()  # Locust's log (and ours): no password in the clear
     if getattr(environment.parsed_options, "scenario", None):
         with contextlib.suppress(ReliabilityError):  # a bad file is reported when the test starts

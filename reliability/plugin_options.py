@@ -22,6 +22,7 @@ class PluginOption:
     web_form: bool = False  # shown in the web UI's start form (never for file paths)
     flag_only: bool = False  # store_true
     repeatable: bool = False
+    choices: tuple[str, ...] = ()
 
     @property
     def env_var(self) -> str:
@@ -46,6 +47,14 @@ OPTIONS: tuple[PluginOption, ...] = (
     PluginOption("--sla-confidence", "confidence of every criterion's interval, e.g. 0.95 or 95%", "0.95",
                  web_form=True),
     PluginOption("--sla-min-requests", "fewer requests than this never make a MET", "100", web_form=True),
+    PluginOption("--sla-latency-basis", "latency graded: corrected (from the intended start, the default when the "
+                 "run has a schedule) or measured", "corrected", choices=("corrected", "measured")),
+    PluginOption("--allow-unsafe-faults", "run the scenario's shell, webhook, process.* and factory faults (they act "
+                 "on this machine); never settable from the web UI", "off", flag_only=True),
+    PluginOption("--revert-journal", "revert journal file", "a new file in $RELIABILITY_JOURNAL_DIR or "
+                 "~/.local/state/reliability/journals"),
+    PluginOption("--ignore-applied-faults", "start even though another run's journal says a fault is still applied "
+                 "on a backend this run uses", "off", flag_only=True),
     PluginOption("--web-origin", "another origin the web UI is reached at (reverse proxy, port mapping), e.g. "
                  "https://locust.example.com; repeatable", "none", repeatable=True),
 )
@@ -63,6 +72,8 @@ def add_to(group: Any, options: Iterable[PluginOption] = OPTIONS) -> list[Any]:
             kwargs.update(action="append", default=None)
         else:
             kwargs.update(default=None)
+        if opt.choices:
+            kwargs.update(choices=opt.choices)
         action = group.add_argument(opt.flag, **kwargs)
         if opt.web_form:
             web.append(action)

@@ -133,6 +133,7 @@ def sla_section(verdict: Verdict, down_error_ratio: float) -> dict[str, Any]:
         "criteria": [_criterion(c) for c in verdict.criteria],
         "tiers": [{"tier": t.tier, "passed": t.passed} for t in verdict.tiers],
         "down_error_ratio": down_error_ratio,
+        "latency_basis": verdict.latency_basis,
     }
 
 

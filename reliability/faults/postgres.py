@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,6 +36,7 @@ from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s, secrets_of, wait_until
 from reliability.faults.spec import PostgresExhaustSpec, PostgresLockSpec, PostgresOutageSpec
 from reliability.masking import mask
+from reliability.revert.journal import Undo
 
 CONNECT_TIMEOUT_S = 5
 APP_PREFIX = "reliability-chaos:"
@@ -85,6 +87,12 @@ class _PostgresFault:
         self.dead_man_s = dead_man_s
         self.app = app_name(name)
         self._secrets = secrets_of(dsn)
+        self.backend = f"postgres {mask(dsn)}"
+
+    def undo(self, _environ: Mapping[str, str]) -> Undo:
+        """Nothing to call: the chaos sessions end when their connection closes, and the server's
+        own session timeouts (``dead_man_s``) end them when we hang."""
+        return Undo(self.backend, (), expires_s=self.dead_man_s)
 
     def _fail(self, action: str, exc: BaseException) -> FaultError:
         return FaultError(f"{self.name} ({self.kind}) {action} on {mask(self.dsn)}: {one_line(exc, self._secrets)}")

@@ -51,6 +51,7 @@ def _entry_overrides(entry: SuiteEntry, cli: RunOverrides, record_path: Path) ->
         spawn_rate=cli.spawn_rate if cli.spawn_rate is not None else entry.spawn_rate,
         run_time_s=cli.run_time_s if cli.run_time_s is not None else entry.run_time_s,
         run_record=str(record_path), sla_tier=cli.sla_tier or entry.sla_tier, locust_stats=cli.locust_stats,
+        allow_unsafe_faults=cli.allow_unsafe_faults,
     )
 
 

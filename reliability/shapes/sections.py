@@ -29,7 +29,7 @@ from reliability.shapes.recovery import (
     overall_score,
 )
 from reliability.shapes.spec import RecoverySpec
-from reliability.sla import evaluate
+from reliability.sla import evaluate, latency_basis, on_basis
 from reliability.units import iso, percentile_label
 from reliability.units import round_finite as _round
 
@@ -108,8 +108,9 @@ def faults_section(record: dict[str, Any], runs: Sequence[FaultRun], store: Wind
     params = RecoveryParams(windows=recovery.windows, band_tolerance=recovery.band_tolerance,
                             band_slack_ms=recovery.band_slack_ms, warmup_s=recovery.warmup_s,
                             baseline_window_s=recovery.baseline_window_s, target_s=recovery.target_s)
+    basis = latency_basis(store.snapshot(), sla)  # the latency graded: the windows read the same
     rows = [SecondRow(t, users, reqs, fails, latency)
-            for t, users, reqs, fails, latency, _partial in store.timeline(sla.percentile / 100.0)]
+            for t, users, reqs, fails, latency, _partial in store.timeline(sla.percentile / 100.0, basis)]
     times = []
     for run in runs:
         if run.inject_started_at is None:
@@ -124,7 +125,7 @@ def faults_section(record: dict[str, Any], runs: Sequence[FaultRun], store: Wind
 
     def quantile(start_t: int, end_t: int, q: float) -> float | None:
         if (start_t, end_t) not in snapshots:
-            snapshots[(start_t, end_t)] = store.snapshot(start_t, end_t)
+            snapshots[(start_t, end_t)] = on_basis(store.snapshot(start_t, end_t), basis)
         value: float | None = snapshots[(start_t, end_t)].total.latency_ms(min(max(q, 0.0), 1.0))
         return value
 
@@ -297,6 +298,7 @@ def stages_section(entries: Sequence[Any], store: WindowStore, sla: SlaSpec, sta
         if end_t > start_t:
             snap = store.snapshot(start_t, end_t)
             verdict = evaluate(snap, sla)
+            snap = on_basis(snap, verdict.latency_basis)
             item.update({
                 "requests": snap.total.requests,
                 "rps": round(snap.total.requests / (end_t - start_t), 3),
@@ -313,6 +315,7 @@ def grade_window(store: WindowStore, sla: SlaSpec, start_t: int, end_t: int) -> 
     """Grade ``[start_t, end_t)`` against every tier of ``sla``."""
     snap = store.snapshot(start_t, end_t)
     verdict = evaluate(snap, sla)
+    snap = on_basis(snap, verdict.latency_basis)
     return WindowGrade(start_t, end_t, snap.total.requests, snap.total.failures,
                        snap.total.latency_ms(sla.percentile / 100.0), {t.tier: t.passed for t in verdict.tiers})
 

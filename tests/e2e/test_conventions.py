@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow
 VALUES = {
     "sla-tier": "silver", "sla-percentile": "p99", "run-record": "out/rec.json", "sla-abort": "true",
     "sla-abort-grace": "4", "sla-window": "30s", "sla-status-interval": "2", "sla-confidence": "0.9",
-    "sla-min-requests": "7", "web-origin": "https://locust.example.com",
+    "sla-min-requests": "7", "web-origin": "https://locust.example.com", "sla-latency-basis": "measured",
+    "allow-unsafe-faults": "true", "revert-journal": "out/journal.json", "ignore-applied-faults": "true",
 }
 
 
@@ -71,6 +72,7 @@ def test_every_option_from_env_and_config_files(form: str, pattern: Served, tmp_
     record = json.loads(record_path.read_text())
     assert record["run"]["scenario"] == "conventions"
     assert record["sla"]["tier"] == "silver" and record["sla"]["percentile"] == "p99"
+    assert record["sla"]["latency_basis"] == "measured"
     assert {c["confidence"] for c in record["sla"]["criteria"]} == {0.9}
     # outputs follow the umask like Locust's own (pytest runs under the usual 022: 0644)
     umask = os.umask(0)

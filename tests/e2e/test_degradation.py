@@ -81,14 +81,14 @@ class LocustRun:
 
 
 def launch(tmp_path: Path, scenario: str, host: str, env: dict[str, str] | None = None, *, workers: int = 0,
-           web: bool = False, run_time: str = "90s") -> LocustRun:
+           web: bool = False, run_time: str = "90s", locustfile: str = LOCUSTFILE) -> LocustRun:
     """Start Locust on ``scenario`` (YAML text): headless local, a master with ``workers``, or the
     web UI with autostart (and autoquit once the shape ends)."""
     scenario_path = tmp_path / "scenario.yaml"
     scenario_path.write_text(scenario)
     record = tmp_path / "run.json"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    args = ["-f", LOCUSTFILE, "--host", host, "--scenario", str(scenario_path), "--run-record", str(record),
+    args = ["-f", locustfile, "--host", host, "--scenario", str(scenario_path), "--run-record", str(record),
             "--only-summary", "-t", run_time, "--sla-status-interval", "2"]
     if web:
         args += ["--autostart", "--autoquit", "1", "--web-host", "127.0.0.1", "--web-port", str(free_port())]
@@ -100,7 +100,7 @@ def launch(tmp_path: Path, scenario: str, host: str, env: dict[str, str] | None 
                  "--master-bind-port", str(port)]
     master = subprocess.Popen(locust_cmd(*args), cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
-    procs = [subprocess.Popen(locust_cmd("-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
+    procs = [subprocess.Popen(locust_cmd("-f", locustfile, "--worker", "--master-host", "127.0.0.1",
                                          "--master-port", str(port)),
                               cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for _ in range(workers)]

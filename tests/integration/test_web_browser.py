@@ -119,7 +119,8 @@ alerts:
     scenario = write_scenario(tmp_path, pattern.url, alerts)
     env = {"WEB_TEST_PASSWORD": PASSWORD, "WEB_TEST_TOKEN": TOKEN}
     expect = sync_api.expect
-    with WebLocust(tmp_path, "--scenario", str(scenario), "-H", pattern.url, env=env) as locust, \
+    with WebLocust(tmp_path, "--scenario", str(scenario), "--allow-unsafe-faults", "-H", pattern.url,
+                   env=env) as locust, \
             sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:

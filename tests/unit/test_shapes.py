@@ -24,7 +24,7 @@ from reliability.shapes.stages import (
 )
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-MINE = ("gold_high_load", "redis_outage", "db_slowness", "network_latency", "capacity_search")
+MINE = ("gold_high_load", "redis_outage", "db_slowness", "network_latency", "capacity_search", "arrival_rate")
 
 
 def test_shapes_package_is_pure_and_exports_exactly_all() -> None:
@@ -181,7 +181,7 @@ def test_capacity_search_steps_up_until_the_tier_breaks_twice_in_a_row() -> None
     assert search.knee("gold") is not None and search.knee("gold").users == 30  # type: ignore[union-attr]
     assert search.broke_at is not None and search.broke_at.users == 40
     result = search.result(["bronze", "gold"])
-    assert result["knee"] == {"users": 30, "rps": 50.0, "p95_ms": 50.0}
+    assert result["knee"] == {"users": 30, "rate_per_s": None, "rps": 50.0, "p95_ms": 50.0}
     assert result["complete"] is True
     assert result["stopped_because"] == "gold failed 2 consecutive 2 s windows at 40 users"
     assert [s["users"] for s in result["steps"]] == [10, 20, 30, 40]
