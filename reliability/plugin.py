@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import gevent
 import locust
@@ -50,7 +50,6 @@ from reliability.pacing import MARK_ATTR, locust_pacing_s, pace_user_classes
 from reliability.plugin_options import add_to
 from reliability.record import (
     GeneratorUsage,
-    RunInfo,
     RunRecord,
     build_record,
     default_record_path,
@@ -58,6 +57,7 @@ from reliability.record import (
     sla_section,
     write_record,
 )
+from reliability.schema import sections as s
 from reliability.sla import EXIT_FAILED, EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
 
 logger = logging.getLogger("reliability")
@@ -84,8 +84,8 @@ class Extension(Protocol):
 
     def on_test_stop(self, plugin: ReliabilityPlugin) -> None: ...
 
-    def contribute(self, plugin: ReliabilityPlugin, record: dict[str, Any]) -> list[str]:
-        """Add keys to the run record; return inconclusive reasons (empty when none)."""
+    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
+        """Set this feature's sections of the run record; return inconclusive reasons (empty when none)."""
         ...
 
 
@@ -118,7 +118,7 @@ class ReliabilityPlugin:
         self.record_path: Path | None = None
         self.aborted: str | None = None
         self.problems: list[str] = []  # inconclusive reasons found during the run
-        self.lost_workers: dict[str, dict[str, Any]] = {}
+        self.lost_workers: dict[str, s.LostWorker] = {}
         self.joined_workers: dict[str, float] = {}
         self.worker_last_report: dict[str, float] = {}
         self.workers_seen: set[str] = set()
@@ -133,7 +133,7 @@ class ReliabilityPlugin:
         self._cache_counts: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [hits, misses]
         self.extensions: list[Extension] = []
         self.exit_codes = ExitCodes()
-        self._record: dict[str, Any] | None = None
+        self._record: RunRecord | None = None
         self._expect_marks = False  # a scheduler marks intended starts (reliability.pacing)
         self.paced_users: dict[str, float] = {}  # user class -> schedule interval (s)
         self.masker = MaskingFilter()  # attached to the log handlers by on_init
@@ -306,9 +306,9 @@ class ReliabilityPlugin:
             last = self.worker_last_report.get(node.id)
             start = int(last) if last else int(self.started_at or now)
             origin = int(self.started_at or start)  # the timeline's t = epoch second - origin
-            self.lost_workers[node.id] = {"id": node.id, "detected_at": iso(now),
-                                          "last_report_at": iso(last) if last else None,
-                                          "partial_s": [start - origin, int(now) - origin]}
+            self.lost_workers[node.id] = s.LostWorker(id=node.id, detected_at=iso(now),
+                                                      last_report_at=iso(last) if last else None,
+                                                      partial_s=(start - origin, int(now) - origin))
             self.store.mark_partial(start, int(now) + 1)
             logger.error("worker %s went missing; data since %s is lost, the verdict will be inconclusive",
                          node.id, iso(last) if last else "the start")
@@ -393,9 +393,9 @@ class ReliabilityPlugin:
         if note is not None:
             logger.warning("%s", note)
         if self.exit_codes.others and self._record is not None and self.record_path is not None:
-            self._record["exit"] = self.exit_codes.to_dict()
+            self._record.exit = s.Exit.model_validate(self.exit_codes.to_dict())
             try:
-                write_record(self._record, self.record_path)  # type: ignore[arg-type]
+                write_record(self._record, self.record_path)
             except OSError as exc:
                 logger.error("cannot update the run record %s: %s", self.record_path, exc)
 
@@ -463,8 +463,8 @@ class ReliabilityPlugin:
         verdict = evaluate(snapshot, self.sla)
         reasons = list(self.problems)
         for lost in self.lost_workers.values():
-            first, last_s = lost["partial_s"]
-            reasons.append(f"worker {lost['id']} went missing (detected {lost['detected_at']}); its last "
+            first, last_s = lost.partial_s or (0, 0)
+            reasons.append(f"worker {lost.id} went missing (detected {lost.detected_at}); its last "
                            f"reports were lost: seconds +{first}..+{last_s} have partial data")
         saturated = False
         for gen in self.generators.values():
@@ -484,17 +484,17 @@ class ReliabilityPlugin:
         if lagging:
             reasons.append(lagging)
         verdict = verdict.with_inconclusive(reasons, latency_untrusted=saturated)
-        run: RunInfo = {
-            "started_at": iso(start),
-            "ended_at": iso(end),
-            "duration_s": round(end - start, 3),
-            "mode": "master" if self.role == "master" else "local",
-            "workers": len(self.workers_seen),
-            "locust_version": locust.__version__,
-            "reliability_version": __version__,
-            "scenario": self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
-            "aborted": self.aborted,
-        }
+        run = s.Run(
+            started_at=iso(start),
+            ended_at=iso(end),
+            duration_s=round(end - start, 3),
+            mode="master" if self.role == "master" else "local",
+            workers=len(self.workers_seen),
+            locust_version=locust.__version__,
+            reliability_version=__version__,
+            scenario=self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
+            aborted=self.aborted,
+        )
         record = build_record(
             verdict=verdict,
             snapshot=snapshot,
@@ -503,18 +503,17 @@ class ReliabilityPlugin:
             down_error_ratio=self.sla.down_error_ratio,
             generators=list(self.generators.values()),
             cache={k: (v[0], v[1]) for k, v in self._cache_counts.items()},
-            workers={
-                "seen": sorted(self.workers_seen),
-                "lost": list(self.lost_workers.values()),
-                "joined": [{"id": k, "at": iso(v)} for k, v in self.joined_workers.items()],
-            },
+            workers=s.Workers(
+                seen=sorted(self.workers_seen),
+                lost=list(self.lost_workers.values()),
+                joined=[s.JoinedWorker(id=k, at=iso(v)) for k, v in self.joined_workers.items()],
+            ),
         )
-        extra_sections = cast(dict[str, Any], record)
-        annotate_record(extra_sections, snapshot, verdict, self.sla)
-        if schedule["scheduled_starts"]:
-            extra_sections["schedule"] = schedule
+        annotate_record(record, snapshot, verdict, self.sla)
+        if schedule.scheduled_starts:
+            record.schedule = schedule
         if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
-            record["cost_model"] = self.scenario.cost.model_dump(mode="json")
+            record.cost_model = s.CostModel.model_validate(self.scenario.cost.model_dump(mode="json"))
         known = len(self.problems)
         extra = [r for found in self._call_extensions("contribute", record) for r in (found or [])]
         extra += self.problems[known:]  # an extension that failed while contributing
@@ -522,17 +521,17 @@ class ReliabilityPlugin:
         added = tuple(c for ext in self.extensions for c in getattr(ext, "criteria", tuple)())
         if extra or added:
             verdict = verdict.with_criteria(added).with_inconclusive(extra)
-            record["sla"] = sla_section(verdict, self.sla.down_error_ratio)
+            record.sla = sla_section(verdict, self.sla.down_error_ratio)
         self.final = verdict
         code = verdict.exit_code
         if locust.log.unhandled_greenlet_exception and code != EXIT_FAILED:
             logger.error("a listener or greenlet raised during the run (see above): exit %d", EXIT_LISTENER_ERROR)
             code = EXIT_LISTENER_ERROR
         self.exit_codes.verdict = code  # the same object the exit-code guard reads
-        record["exit"] = self.exit_codes.to_dict()
+        record.exit = s.Exit.model_validate(self.exit_codes.to_dict())
         self._resolved = None  # the next test (web UI) reads the scenario afresh
-        record = cast(RunRecord, mask_data(record, self.scenario.secrets))
-        self._record = dict(record)
+        record = RunRecord.model_validate(mask_data(record.to_json_dict(), self.scenario.secrets))
+        self._record = record
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
         try:
@@ -541,11 +540,11 @@ class ReliabilityPlugin:
             logger.error("cannot write the run record to %s: %s", path, exc)
             self.record_path = None
         if self.record_path is not None:
-            self._write_reports(dict(record), self.record_path)
+            self._write_reports(record, self.record_path)
         self._log_verdict(verdict)
         return verdict
 
-    def _write_reports(self, record: dict[str, Any], record_path: Path) -> None:
+    def _write_reports(self, record: RunRecord, record_path: Path) -> None:
         """HTML, JUnit XML and Markdown next to the record. A rendering problem is logged, never
         allowed to change the verdict: the record is written and can be re-rendered later."""
         from reliability.report import write_reports
