@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reliability.files import umask_mode, write_text_atomic
-from reliability.record import write_record
+from reliability.record import write_json
 
 
 @pytest.fixture
@@ -27,6 +27,6 @@ def test_outputs_follow_the_umask(umask: int, mode: int, tmp_path: Path) -> None
     assert umask_mode() == mode
     path = write_text_atomic(tmp_path / "sub" / "report.md", "# hi\n")
     assert path.read_text() == "# hi\n" and stat.S_IMODE(path.stat().st_mode) == mode
-    record = write_record({"schema_version": 2}, tmp_path / "run.json")
+    record = write_json({"schema_version": 2}, tmp_path / "run.json")
     assert stat.S_IMODE(record.stat().st_mode) == mode
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json", "sub"]  # no temp file left
