@@ -37,6 +37,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
+from reliability.pacing import intended_start_api
 from reliability.shapes.arrival import (
     DROPPED_NAME,
     DROPPED_TYPE,
@@ -122,6 +123,8 @@ class GeneratorDriver:
 
     def start(self, plan: dict[str, Any]) -> None:
         self.stop()
+        if self.intended_start is None:  # from now on the plugin reads the marks the gate leaves
+            self.intended_start = intended_start_api(self.environment)
         self.t0 = float(plan["t0"])
         self.profile = RateProfile(_segment_from(row) for row in plan["segments"])
         if plan.get("closed_at_s") is not None:
@@ -412,7 +415,7 @@ def attach(environment: Environment) -> GeneratorDriver | None:
 
         events.worker_report.add_listener(on_worker_report)
         return None
-    driver = GeneratorDriver(environment, intended_start=_intended_start_api())
+    driver = GeneratorDriver(environment)
     runner.register_message(MESSAGE, driver.on_message)
     setattr(environment, DRIVER_ATTR, driver)
 
@@ -433,9 +436,4 @@ def attach(environment: Environment) -> GeneratorDriver | None:
 def local_driver(environment: Environment) -> GeneratorDriver | None:
     driver = getattr(environment, DRIVER_ATTR, None)
     return driver if isinstance(driver, GeneratorDriver) else None
-
-
-def _intended_start_api() -> Callable[[float], AbstractContextManager[Any]] | None:
-    """The hot path's "this greenlet's work was meant to start at T" hook, when it is installed."""
-    return None
 

@@ -74,6 +74,11 @@ def test_achieved_rate_is_within_one_percent_of_the_asked_rate(fast: Served, tmp
     # the users' own wait_time (5-10 s) was replaced by the schedule: 40 users made 2400 requests in 8 s
     assert load["max_in_flight"] <= 40
     assert load["schedule_lag_ms"]["p50"] is not None and load["start_delay_ms"]["p99"] is not None
+    # graded on latency from each arrival's scheduled time (never below the measured latency)
+    assert record["sla"]["latency_basis"] == "corrected"
+    corrected = record["totals"]["corrected"]
+    assert corrected["requests"] == load["started"] and corrected["backfilled"] == 0
+    assert corrected["p50_ms"] >= record["totals"]["p50_ms"]
     assert [s["asked"] for s in load["stages"]] == [pytest.approx(asked)]
 
 
@@ -99,6 +104,12 @@ def test_too_few_users_for_a_slow_target_drop_arrivals_as_failed_requests(tmp_pa
     # the wait for a free user is visible: late starts, start delay far above the target's 200 ms cycle
     assert load["late"] > 0 and load["start_delay_ms"]["p99"] > 100
     assert load["max_in_flight"] == users
+    # and it is part of the latency: measured from the scheduled time, /item took the target's 200 ms
+    # plus the wait for a free user (the server's delay is constant, so the percentiles add)
+    item = next(e for e in record["endpoints"] if e["name"] == "/item")
+    assert item["p50_ms"] == pytest.approx(delay_ms, rel=0.15)
+    assert item["corrected"]["p50_ms"] == pytest.approx(item["p50_ms"] + load["start_delay_ms"]["p50"], rel=0.1)
+    assert record["sla"]["latency_basis"] == "corrected"
 
 
 def test_master_and_two_workers_give_the_same_totals_as_one_process(tmp_path: Path) -> None:
