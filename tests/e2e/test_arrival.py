@@ -59,7 +59,9 @@ def _run(tmp_path: Path, scenario: str, host: str, *, workers: int = 0, web: boo
 def test_achieved_rate_is_within_one_percent_of_the_asked_rate(fast: Served, tmp_path: Path) -> None:
     rate, seconds = 300, 8
     code, record, output = _run(tmp_path, _shape(rate, seconds, max_users=40), fast.url)
-    assert code == 0, output[-3000:]
+    # the verdict is the target's and this (shared) machine's: a generator starved of CPU makes the run
+    # inconclusive; the rate below is the shape's, whatever the verdict
+    assert code == record["sla"]["exit_code"] and code != 2, output[-3000:]
     load = record["load"]
     asked = rate * seconds
     assert load["asked"] == pytest.approx(asked)
@@ -178,3 +180,36 @@ shape:
     assert any("429" in e["message"] for e in record["errors"])
     assert all(s["users"] == 40 for s in capacity["steps"])  # the pool is fixed; the rate steps
     assert record["load"]["started"] > 0 and record["load"]["dropped"] == 0
+
+
+def test_a_lost_worker_hands_its_share_to_the_others(fast: Served, tmp_path: Path) -> None:
+    import time
+
+    from reliability.shapes.arrival import Assignment
+
+    rate, seconds, seed = 100, 16, 5
+    scenario = _shape(rate, seconds, max_users=20, seed=seed)
+    with running(launch(tmp_path, scenario, fast.url, workers=2, run_time="90s", locustfile=ARRIVAL_USER)) as run:
+        started = run.wait_for("arrivals start in", timeout_s=60)
+        time.sleep(max(0.0, started + 2.0 + 4.0 - time.time()))  # 4 s into the schedule
+        run.workers[1].kill()
+        code = run.finish(120)
+        record = run.record()
+    assert code == 4, run.output()[-3000:]  # a lost worker's last seconds are lost: inconclusive
+    load = record["load"]
+    assert len(load["resplits"]) == 1, load
+    resplit = load["resplits"][0]
+    survivor = resplit["generators"][0]
+    assert resplit["generators"] == [survivor] and 4.0 < resplit["at_s"] < 14.0
+    ids = sorted(g["id"] for g in load["per_generator"])
+    assert len(ids) == 2 and survivor in ids
+    # the survivor ran its half until the re-split and every arrival after it: exactly
+    profile = RateProfile.from_stages([(float(seconds), rate, rate, "s")])
+    mine = ArrivalSequence(profile, "uniform", seed, [Assignment(0.0, ids.index(survivor), 2),
+                                                      Assignment(resplit["at_s"], 0, 1)])
+    expected = 0
+    while mine.next_own() is not None:
+        expected += 1
+    share = next(g for g in load["per_generator"] if g["id"] == survivor)
+    assert share["scheduled"] == share["started"] == expected
+    assert any("went missing" in reason for reason in record["sla"]["inconclusive"])
