@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import gevent
 import locust
@@ -47,7 +47,6 @@ from reliability.options import resolve_spec as resolve_spec  # re-exported: whe
 from reliability.pacing import MARK_ATTR, locust_pacing_s, pace_user_classes
 from reliability.record import (
     GeneratorUsage,
-    RunInfo,
     RunRecord,
     build_record,
     default_record_path,
@@ -55,6 +54,7 @@ from reliability.record import (
     sla_section,
     write_record,
 )
+from reliability.schema import sections as s
 from reliability.sla import EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
 
 logger = logging.getLogger("reliability")
@@ -80,8 +80,8 @@ class Extension(Protocol):
 
     def on_test_stop(self, plugin: ReliabilityPlugin) -> None: ...
 
-    def contribute(self, plugin: ReliabilityPlugin, record: dict[str, Any]) -> list[str]:
-        """Add keys to the run record; return inconclusive reasons (empty when none)."""
+    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
+        """Set this feature's sections of the run record; return inconclusive reasons (empty when none)."""
         ...
 
 
@@ -144,7 +144,7 @@ class ReliabilityPlugin:
         self.record_path: Path | None = None
         self.aborted: str | None = None
         self.problems: list[str] = []  # inconclusive reasons found during the run
-        self.lost_workers: dict[str, dict[str, Any]] = {}
+        self.lost_workers: dict[str, s.LostWorker] = {}
         self.joined_workers: dict[str, float] = {}
         self.worker_last_report: dict[str, float] = {}
         self.workers_seen: set[str] = set()
@@ -327,9 +327,9 @@ class ReliabilityPlugin:
             last = self.worker_last_report.get(node.id)
             start = int(last) if last else int(self.started_at or now)
             origin = int(self.started_at or start)  # the timeline's t = epoch second - origin
-            self.lost_workers[node.id] = {"id": node.id, "detected_at": iso(now),
-                                          "last_report_at": iso(last) if last else None,
-                                          "partial_s": [start - origin, int(now) - origin]}
+            self.lost_workers[node.id] = s.LostWorker(id=node.id, detected_at=iso(now),
+                                                      last_report_at=iso(last) if last else None,
+                                                      partial_s=(start - origin, int(now) - origin))
             self.store.mark_partial(start, int(now) + 1)
             logger.error("worker %s went missing; data since %s is lost, the verdict will be inconclusive",
                          node.id, iso(last) if last else "the start")
@@ -476,8 +476,8 @@ class ReliabilityPlugin:
         verdict = evaluate(snapshot, self.sla)
         reasons = list(self.problems)
         for lost in self.lost_workers.values():
-            first, last_s = lost["partial_s"]
-            reasons.append(f"worker {lost['id']} went missing (detected {lost['detected_at']}); its last "
+            first, last_s = lost.partial_s or (0, 0)
+            reasons.append(f"worker {lost.id} went missing (detected {lost.detected_at}); its last "
                            f"reports were lost: seconds +{first}..+{last_s} have partial data")
         for gen in self.generators.values():
             if gen.role != "master" and gen.saturated:
@@ -495,17 +495,17 @@ class ReliabilityPlugin:
         if lagging:
             reasons.append(lagging)
         verdict = verdict.with_inconclusive(reasons)
-        run: RunInfo = {
-            "started_at": iso(start),
-            "ended_at": iso(end),
-            "duration_s": round(end - start, 3),
-            "mode": "master" if self.role == "master" else "local",
-            "workers": len(self.workers_seen),
-            "locust_version": locust.__version__,
-            "reliability_version": __version__,
-            "scenario": self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
-            "aborted": self.aborted,
-        }
+        run = s.Run(
+            started_at=iso(start),
+            ended_at=iso(end),
+            duration_s=round(end - start, 3),
+            mode="master" if self.role == "master" else "local",
+            workers=len(self.workers_seen),
+            locust_version=locust.__version__,
+            reliability_version=__version__,
+            scenario=self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
+            aborted=self.aborted,
+        )
         record = build_record(
             verdict=verdict,
             snapshot=snapshot,
@@ -514,18 +514,17 @@ class ReliabilityPlugin:
             down_error_ratio=self.sla.down_error_ratio,
             generators=list(self.generators.values()),
             cache={k: (v[0], v[1]) for k, v in self._cache_counts.items()},
-            workers={
-                "seen": sorted(self.workers_seen),
-                "lost": list(self.lost_workers.values()),
-                "joined": [{"id": k, "at": iso(v)} for k, v in self.joined_workers.items()],
-            },
+            workers=s.Workers(
+                seen=sorted(self.workers_seen),
+                lost=list(self.lost_workers.values()),
+                joined=[s.JoinedWorker(id=k, at=iso(v)) for k, v in self.joined_workers.items()],
+            ),
         )
-        extra_sections = cast(dict[str, Any], record)
-        annotate_record(extra_sections, snapshot, verdict, self.sla)
-        if schedule["scheduled_starts"]:
-            extra_sections["schedule"] = schedule
+        annotate_record(record, snapshot, verdict, self.sla)
+        if schedule.scheduled_starts:
+            record.schedule = schedule
         if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
-            record["cost_model"] = self.scenario.cost.model_dump(mode="json")
+            record.cost_model = s.CostModel.model_validate(self.scenario.cost.model_dump(mode="json"))
         known = len(self.problems)
         extra = [r for found in self._call_extensions("contribute", record) for r in (found or [])]
         extra += self.problems[known:]  # an extension that failed while contributing
@@ -536,10 +535,10 @@ class ReliabilityPlugin:
                                  "passed": verdict.passed and all(c.passed for c in added)})
         if extra or added:
             verdict = verdict.with_inconclusive(extra)
-            record["sla"] = sla_section(verdict, self.sla.down_error_ratio)
+            record.sla = sla_section(verdict, self.sla.down_error_ratio)
         self.final = verdict
         self._resolved = None  # the next test (web UI) reads the scenario afresh
-        record = cast(RunRecord, mask_data(record, self.scenario.secrets))
+        record = RunRecord.model_validate(mask_data(record.to_json_dict(), self.scenario.secrets))
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
         try:
@@ -548,11 +547,11 @@ class ReliabilityPlugin:
             logger.error("cannot write the run record to %s: %s", path, exc)
             self.record_path = None
         if self.record_path is not None:
-            self._write_reports(dict(record), self.record_path)
+            self._write_reports(record, self.record_path)
         self._log_verdict(verdict)
         return verdict
 
-    def _write_reports(self, record: dict[str, Any], record_path: Path) -> None:
+    def _write_reports(self, record: RunRecord, record_path: Path) -> None:
         """HTML, JUnit XML and Markdown next to the record. A rendering problem is logged, never
         allowed to change the verdict: the record is written and can be re-rendered later."""
         from reliability.report import write_reports

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from reliability.masking import mask
-from reliability.record import read_record
+from reliability.record import read_json
 from reliability.runner.commands import (
     DEFAULT_MASTER_PORT,
     MasterSettings,
@@ -101,7 +101,7 @@ def _fresh_record(path: Path, since: float) -> Mapping[str, Any] | None:
     try:
         if path.stat().st_mtime < since - 1:
             return None
-        return read_record(path)
+        return read_json(path)
     except (OSError, ValueError):
         return None
 
