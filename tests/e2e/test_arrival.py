@@ -16,6 +16,7 @@ import pytest
 from reliability.shapes.arrival import ArrivalSequence, RateProfile
 from tests.e2e.test_degradation import launch, running
 from tests.procs import ROOT, Served, serve
+from tests.records import assert_valid_record
 from tests.servers import TargetServer
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,7 @@ def _run(tmp_path: Path, scenario: str, host: str, *, workers: int = 0, web: boo
     with running(launch(tmp_path, scenario, host, env, workers=workers, web=web, run_time="90s",
                         locustfile=locustfile)) as run:
         code = run.finish(120)
-        return code, run.record(), run.output()
+        return code, assert_valid_record(run.record()), run.output()
 
 
 def test_achieved_rate_is_within_one_percent_of_the_asked_rate(fast: Served, tmp_path: Path) -> None:
@@ -194,7 +195,7 @@ def test_a_lost_worker_hands_its_share_to_the_others(fast: Served, tmp_path: Pat
         time.sleep(max(0.0, started + 2.0 + 4.0 - time.time()))  # 4 s into the schedule
         run.workers[1].kill()
         code = run.finish(120)
-        record = run.record()
+        record = assert_valid_record(run.record())
     assert code == 4, run.output()[-3000:]  # a lost worker's last seconds are lost: inconclusive
     load = record["load"]
     assert len(load["resplits"]) == 1, load
