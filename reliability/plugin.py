@@ -43,7 +43,8 @@ from reliability.basis import annotate_record, lag_problem, schedule_section
 from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import MetricsError, ReliabilityError
 from reliability.exitcode import ExitCodes
-from reliability.masking import MaskingFilter, install_log_masking, mask_data
+from reliability.masking import MaskingFilter, install_log_masking, mask, mask_data
+from reliability.metrics.payload import check_report
 from reliability.metrics.windows import WindowStore
 from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
 from reliability.pacing import MARK_ATTR, locust_pacing_s, pace_user_classes
@@ -121,6 +122,7 @@ class ReliabilityPlugin:
         self.lost_workers: dict[str, s.LostWorker] = {}
         self.joined_workers: dict[str, float] = {}
         self.worker_last_report: dict[str, float] = {}
+        self.rejected_reports: dict[str, tuple[int, str]] = {}  # worker id -> (reports rejected, first reason)
         self.workers_seen: set[str] = set()
         self.generators: dict[str, GeneratorUsage] = {}
         self._final_drain = False
@@ -272,17 +274,28 @@ class ReliabilityPlugin:
                 if reason not in self.problems:
                     self.problems.append(reason)
             return
-        try:
-            self.store.merge_payload(payload["windows"])
+        try:  # checked whole before any of it is merged: a bad report is rejected, never half-merged
+            report = check_report(payload, now, self.store.relative_accuracy)
+            self.store.merge_payload(report.windows)
         except MetricsError as exc:
-            self.problems.append(f"worker {client_id} sent unreadable data: {exc}")
+            self._reject_report(client_id, str(exc))
             return
-        for rt, name, hits, misses in payload.get("cache", []):
-            counts = self._cache_counts.setdefault((str(rt), str(name)), [0, 0])
-            counts[0] += int(hits)
-            counts[1] += int(misses)
-        t, cpu, rss = payload.get("usage", [now, 0.0, 0.0])
-        self._usage(client_id, "worker").add(float(t), float(cpu), float(rss))
+        for rt, name, hits, misses in report.cache:
+            counts = self._cache_counts.setdefault((rt, name), [0, 0])
+            counts[0] += hits
+            counts[1] += misses
+        if report.usage is not None:
+            self._usage(client_id, "worker").add(*report.usage)
+
+    def _reject_report(self, client_id: str, reason: str) -> None:
+        """A worker's report failed its checks: drop it, say so once per worker, grade inconclusive."""
+        count, first = self.rejected_reports.get(client_id, (0, mask(reason)[:300]))
+        self.rejected_reports[client_id] = (count + 1, first)
+        if count == 0:
+            logger.error("worker %s sent an invalid report, rejected (its data is not counted): %s", client_id, first)
+        prefix = f"worker {client_id} sent invalid data"
+        line = f"{prefix} ({count + 1} report(s) rejected, the data in them is not counted; first: {first})"
+        self.problems = [p for p in self.problems if not p.startswith(prefix + " (")] + [line]
 
     def on_worker_connect(self, client_id: str, **_kwargs: Any) -> None:
         if self.started_at is not None and client_id not in self.joined_workers:
@@ -354,6 +367,7 @@ class ReliabilityPlugin:
         self.final = self.live = None
         self.aborted = None
         self.problems = []
+        self.rejected_reports = {}
         self._cache_counts = {}
         if self._ticker is None or self._ticker.dead:
             self._ticker = gevent.spawn(self._tick_loop)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reliability.files import write_text_atomic
+from reliability.inputfile import load_json_file
 from reliability.metrics.windows import EndpointStats, Snapshot, WindowStore
 from reliability.schema import SCHEMA_VERSION, RunRecord, parse_record
 from reliability.schema import sections as s
@@ -166,9 +167,10 @@ def write_json(data: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
 
 
 def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A JSON document as written (a run record of any version, a suite record)."""
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    """A JSON document as written (a run record of any version, a suite record), read through
+    :mod:`reliability.inputfile` (regular file, size limit, UTF-8, strict JSON); raises
+    :class:`~reliability.exceptions.InputError`, or ValueError when it is not an object."""
+    data = load_json_file(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a JSON object")
     return data

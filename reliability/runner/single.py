@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from reliability.exceptions import ReliabilityError
 from reliability.masking import mask
 from reliability.record import read_json
 from reliability.runner.commands import (
@@ -104,7 +105,7 @@ def _fresh_record(path: Path, since: float) -> Mapping[str, Any] | None:
         if path.stat().st_mtime < since - 1:
             return None
         return read_json(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, ReliabilityError):
         return None
 
 
