@@ -569,6 +569,17 @@ class ReliabilityPlugin:
             logger.exception("could not render the reports; re-run `reliability report %s`", record_path)
             return
         logger.info("reports: %s", ", ".join(str(p) for p in paths))
+        from reliability.report.output import append_summary, render, summary_targets
+
+        targets = summary_targets(getattr(self.environment.parsed_options, "summary_file", None))
+        if not targets:
+            return
+        try:
+            append_summary(render(record, "md", cost=self.scenario.cost), targets)
+        except OSError as exc:
+            logger.error("cannot append the summary: %s", exc)
+            return
+        logger.info("summary appended to %s", ", ".join(str(t) for t in targets))
 
     def _log_verdict(self, verdict: Verdict) -> None:
         outcome = OUTCOMES.get(verdict.exit_code, "?")
