@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import gevent
 import locust
@@ -41,13 +41,13 @@ from reliability import __version__
 from reliability.basis import annotate_record, lag_problem, schedule_section
 from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import MetricsError, ReliabilityError
-from reliability.masking import MaskingFilter, install_log_masking, mask_data
+from reliability.masking import MaskingFilter, install_log_masking, mask, mask_data
+from reliability.metrics.payload import check_report
 from reliability.metrics.windows import WindowStore
 from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
 from reliability.pacing import MARK_ATTR, locust_pacing_s, pace_user_classes
 from reliability.record import (
     GeneratorUsage,
-    RunInfo,
     RunRecord,
     build_record,
     default_record_path,
@@ -55,6 +55,7 @@ from reliability.record import (
     sla_section,
     write_record,
 )
+from reliability.schema import sections as s
 from reliability.sla import EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
 
 logger = logging.getLogger("reliability")
@@ -80,8 +81,8 @@ class Extension(Protocol):
 
     def on_test_stop(self, plugin: ReliabilityPlugin) -> None: ...
 
-    def contribute(self, plugin: ReliabilityPlugin, record: dict[str, Any]) -> list[str]:
-        """Add keys to the run record; return inconclusive reasons (empty when none)."""
+    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
+        """Set this feature's sections of the run record; return inconclusive reasons (empty when none)."""
         ...
 
 
@@ -144,9 +145,10 @@ class ReliabilityPlugin:
         self.record_path: Path | None = None
         self.aborted: str | None = None
         self.problems: list[str] = []  # inconclusive reasons found during the run
-        self.lost_workers: dict[str, dict[str, Any]] = {}
+        self.lost_workers: dict[str, s.LostWorker] = {}
         self.joined_workers: dict[str, float] = {}
         self.worker_last_report: dict[str, float] = {}
+        self.rejected_reports: dict[str, tuple[int, str]] = {}  # worker id -> (reports rejected, first reason)
         self.workers_seen: set[str] = set()
         self.generators: dict[str, GeneratorUsage] = {}
         self._final_drain = False
@@ -293,17 +295,28 @@ class ReliabilityPlugin:
                 if reason not in self.problems:
                     self.problems.append(reason)
             return
-        try:
-            self.store.merge_payload(payload["windows"])
+        try:  # checked whole before any of it is merged: a bad report is rejected, never half-merged
+            report = check_report(payload, now, self.store.relative_accuracy)
+            self.store.merge_payload(report.windows)
         except MetricsError as exc:
-            self.problems.append(f"worker {client_id} sent unreadable data: {exc}")
+            self._reject_report(client_id, str(exc))
             return
-        for rt, name, hits, misses in payload.get("cache", []):
-            counts = self._cache_counts.setdefault((str(rt), str(name)), [0, 0])
-            counts[0] += int(hits)
-            counts[1] += int(misses)
-        t, cpu, rss = payload.get("usage", [now, 0.0, 0.0])
-        self._usage(client_id, "worker").add(float(t), float(cpu), float(rss))
+        for rt, name, hits, misses in report.cache:
+            counts = self._cache_counts.setdefault((rt, name), [0, 0])
+            counts[0] += hits
+            counts[1] += misses
+        if report.usage is not None:
+            self._usage(client_id, "worker").add(*report.usage)
+
+    def _reject_report(self, client_id: str, reason: str) -> None:
+        """A worker's report failed its checks: drop it, say so once per worker, grade inconclusive."""
+        count, first = self.rejected_reports.get(client_id, (0, mask(reason)[:300]))
+        self.rejected_reports[client_id] = (count + 1, first)
+        if count == 0:
+            logger.error("worker %s sent an invalid report, rejected (its data is not counted): %s", client_id, first)
+        prefix = f"worker {client_id} sent invalid data"
+        line = f"{prefix} ({count + 1} report(s) rejected, the data in them is not counted; first: {first})"
+        self.problems = [p for p in self.problems if not p.startswith(prefix + " (")] + [line]
 
     def on_worker_connect(self, client_id: str, **_kwargs: Any) -> None:
         if self.started_at is not None and client_id not in self.joined_workers:
@@ -327,9 +340,9 @@ class ReliabilityPlugin:
             last = self.worker_last_report.get(node.id)
             start = int(last) if last else int(self.started_at or now)
             origin = int(self.started_at or start)  # the timeline's t = epoch second - origin
-            self.lost_workers[node.id] = {"id": node.id, "detected_at": iso(now),
-                                          "last_report_at": iso(last) if last else None,
-                                          "partial_s": [start - origin, int(now) - origin]}
+            self.lost_workers[node.id] = s.LostWorker(id=node.id, detected_at=iso(now),
+                                                      last_report_at=iso(last) if last else None,
+                                                      partial_s=(start - origin, int(now) - origin))
             self.store.mark_partial(start, int(now) + 1)
             logger.error("worker %s went missing; data since %s is lost, the verdict will be inconclusive",
                          node.id, iso(last) if last else "the start")
@@ -375,6 +388,7 @@ class ReliabilityPlugin:
         self.final = self.live = None
         self.aborted = None
         self.problems = []
+        self.rejected_reports = {}
         self._cache_counts = {}
         if self._ticker is None or self._ticker.dead:
             self._ticker = gevent.spawn(self._tick_loop)
@@ -476,8 +490,8 @@ class ReliabilityPlugin:
         verdict = evaluate(snapshot, self.sla)
         reasons = list(self.problems)
         for lost in self.lost_workers.values():
-            first, last_s = lost["partial_s"]
-            reasons.append(f"worker {lost['id']} went missing (detected {lost['detected_at']}); its last "
+            first, last_s = lost.partial_s or (0, 0)
+            reasons.append(f"worker {lost.id} went missing (detected {lost.detected_at}); its last "
                            f"reports were lost: seconds +{first}..+{last_s} have partial data")
         for gen in self.generators.values():
             if gen.role != "master" and gen.saturated:
@@ -495,17 +509,17 @@ class ReliabilityPlugin:
         if lagging:
             reasons.append(lagging)
         verdict = verdict.with_inconclusive(reasons)
-        run: RunInfo = {
-            "started_at": iso(start),
-            "ended_at": iso(end),
-            "duration_s": round(end - start, 3),
-            "mode": "master" if self.role == "master" else "local",
-            "workers": len(self.workers_seen),
-            "locust_version": locust.__version__,
-            "reliability_version": __version__,
-            "scenario": self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
-            "aborted": self.aborted,
-        }
+        run = s.Run(
+            started_at=iso(start),
+            ended_at=iso(end),
+            duration_s=round(end - start, 3),
+            mode="master" if self.role == "master" else "local",
+            workers=len(self.workers_seen),
+            locust_version=locust.__version__,
+            reliability_version=__version__,
+            scenario=self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
+            aborted=self.aborted,
+        )
         record = build_record(
             verdict=verdict,
             snapshot=snapshot,
@@ -514,18 +528,17 @@ class ReliabilityPlugin:
             down_error_ratio=self.sla.down_error_ratio,
             generators=list(self.generators.values()),
             cache={k: (v[0], v[1]) for k, v in self._cache_counts.items()},
-            workers={
-                "seen": sorted(self.workers_seen),
-                "lost": list(self.lost_workers.values()),
-                "joined": [{"id": k, "at": iso(v)} for k, v in self.joined_workers.items()],
-            },
+            workers=s.Workers(
+                seen=sorted(self.workers_seen),
+                lost=list(self.lost_workers.values()),
+                joined=[s.JoinedWorker(id=k, at=iso(v)) for k, v in self.joined_workers.items()],
+            ),
         )
-        extra_sections = cast(dict[str, Any], record)
-        annotate_record(extra_sections, snapshot, verdict, self.sla)
-        if schedule["scheduled_starts"]:
-            extra_sections["schedule"] = schedule
+        annotate_record(record, snapshot, verdict, self.sla)
+        if schedule.scheduled_starts:
+            record.schedule = schedule
         if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
-            record["cost_model"] = self.scenario.cost.model_dump(mode="json")
+            record.cost_model = s.CostModel.model_validate(self.scenario.cost.model_dump(mode="json"))
         known = len(self.problems)
         extra = [r for found in self._call_extensions("contribute", record) for r in (found or [])]
         extra += self.problems[known:]  # an extension that failed while contributing
@@ -536,10 +549,10 @@ class ReliabilityPlugin:
                                  "passed": verdict.passed and all(c.passed for c in added)})
         if extra or added:
             verdict = verdict.with_inconclusive(extra)
-            record["sla"] = sla_section(verdict, self.sla.down_error_ratio)
+            record.sla = sla_section(verdict, self.sla.down_error_ratio)
         self.final = verdict
         self._resolved = None  # the next test (web UI) reads the scenario afresh
-        record = cast(RunRecord, mask_data(record, self.scenario.secrets))
+        record = RunRecord.model_validate(mask_data(record.to_json_dict(), self.scenario.secrets))
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
         try:
@@ -548,11 +561,11 @@ class ReliabilityPlugin:
             logger.error("cannot write the run record to %s: %s", path, exc)
             self.record_path = None
         if self.record_path is not None:
-            self._write_reports(dict(record), self.record_path)
+            self._write_reports(record, self.record_path)
         self._log_verdict(verdict)
         return verdict
 
-    def _write_reports(self, record: dict[str, Any], record_path: Path) -> None:
+    def _write_reports(self, record: RunRecord, record_path: Path) -> None:
         """HTML, JUnit XML and Markdown next to the record. A rendering problem is logged, never
         allowed to change the verdict: the record is written and can be re-rendered later."""
         from reliability.report import write_reports

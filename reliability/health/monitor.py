@@ -28,6 +28,8 @@ from reliability.health.orchestrator import HealthCheck, HealthReport, Task, bui
 from reliability.health.resources import ResourceSampler
 from reliability.health.spec import HealthSpec, probe_summary
 from reliability.health.timeline import ComponentInfo, HealthTimeline
+from reliability.schema import RunRecord
+from reliability.schema import sections as s
 
 if TYPE_CHECKING:
     from reliability.plugin import ReliabilityPlugin
@@ -106,13 +108,13 @@ class HealthMonitor:
     def on_test_stop(self, plugin: ReliabilityPlugin) -> None:
         self.stop()
 
-    def contribute(self, plugin: ReliabilityPlugin, record: dict[str, Any]) -> list[str]:
+    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
         self.stop()
         section = self.timeline.to_record(self.spec.uptime_pct)
         if self.spec.resources is not None:
-            section["resources_of"] = {"pid": self.spec.resources.pid, "port": self.spec.resources.port,
-                                       "problem": self.sampler.problem if self.sampler else None}
-        record["health"] = section
+            section.resources_of = s.ResourcesOf(pid=self.spec.resources.pid, port=self.spec.resources.port,
+                                                 problem=self.sampler.problem if self.sampler else None)
+        record.health = section
         reasons = []
         if self._failure is not None:
             reasons.append(f"health monitoring failed: {self._failure}")

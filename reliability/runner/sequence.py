@@ -21,11 +21,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO, cast
+from typing import TextIO
 
 from reliability.exceptions import ScenarioError
 from reliability.masking import mask
-from reliability.record import RunRecord, write_record
+from reliability.record import write_json
 from reliability.report import write_reports
 from reliability.report.readiness import grade_suite
 from reliability.runner.commands import RunOverrides, RunPlan, plan_run
@@ -115,7 +115,7 @@ def run_suite(suite: Suite, cli: RunOverrides, settings_for: SettingsFor, *, dry
     combined = build_suite_record(suite, results, started_at=started, ended_at=time.time(), interrupted=interrupted)
     readiness = grade_suite(combined)
     combined["readiness"] = readiness.to_dict()
-    written = write_record(cast(RunRecord, combined), record_path)
+    written = write_json(combined, record_path)
     write_reports(combined, written)
     out.write(f"[suite] production readiness: {readiness.status.upper()}\n")
     for dim in readiness.dimensions:

@@ -435,6 +435,23 @@ class LoadStage(Section):
     achieved_rate_per_s: float | None = None
 
 
+class LoadGenerator(Section):
+    """One load generator's share of an open-model run (its last report)."""
+
+    id: str = ""
+    scheduled: int = 0
+    started: int = 0
+    dropped: int = 0
+    max_in_flight: int = 0
+
+
+class LoadResplit(Section):
+    """The rate re-split across generators (a worker lost, or joined with users)."""
+
+    at_s: float = 0.0  # seconds after the schedule's start, when the new split took effect
+    generators: list[str] = Field(default_factory=list)
+
+
 class Load(Section):
     """Open-model (arrival-rate) load: what the schedule asked, what the generators started, what
     was dropped (each also a failed request ``ARRIVAL dropped``) and how punctual they were."""
@@ -462,6 +479,8 @@ class Load(Section):
     schedule_lag_ms: LoadDelay = Field(default_factory=LoadDelay)
     start_delay_ms: LoadDelay = Field(default_factory=LoadDelay)
     stages: list[LoadStage] = Field(default_factory=list)
+    per_generator: list[LoadGenerator] = Field(default_factory=list)
+    resplits: list[LoadResplit] = Field(default_factory=list)
 
 
 # -- health ------------------------------------------------------------------------------------------------

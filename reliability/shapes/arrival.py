@@ -31,7 +31,7 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from reliability.metrics.histogram import HistogramPayload, LatencyHistogram
 
@@ -220,8 +220,7 @@ class Assignment:
             raise ValueError(f"bad assignment: index {self.index} of {self.count}")
 
 
-@dataclass(frozen=True)
-class Arrival:
+class Arrival(NamedTuple):
     """Arrival number ``k`` of the global schedule, due ``at_s`` after t0, in profile segment ``segment``."""
 
     k: int
@@ -258,6 +257,8 @@ class ArrivalSequence:
         self.assignments.append(assignment)
 
     def _share_at(self, t_s: float) -> Assignment:
+        if len(self.assignments) == 1:
+            return self.assignments[0]
         chosen = self.assignments[0]
         for assignment in self.assignments:
             if assignment.from_s <= t_s:

@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from reliability.schema import sections as s
 from reliability.shapes.stages import DEFAULT_RAMP_FRACTION, ramp_rate
 
 
@@ -204,39 +204,44 @@ class CapacitySearch:
         held = [s for s in self.steps if s.held(tier)]
         return max(held, key=lambda s: (s.rate_per_s or 0.0, s.users)) if held else None
 
-    def result(self, tiers: list[str], latency_key: str = "p95_ms") -> dict[str, Any]:
-        """The record's ``capacity`` section (numbers rounded for JSON); ``latency_key`` names the
-        worst graded window's latency at the SLA percentile."""
+    def result(self, tiers: list[str], percentile: str = "p95") -> s.Capacity:
+        """The record's ``capacity`` section (numbers rounded for JSON); ``latency_ms`` is the worst
+        graded window's latency at ``percentile`` (the SLA's)."""
 
-        def point(step: Step | None) -> dict[str, Any] | None:
+        def point(step: Step | None) -> s.CapacityPoint | None:
             if step is None:
                 return None
             rps = step.rps()
             worst = step.worst_latency_ms()
-            return {"users": step.users, "rate_per_s": step.rate_per_s, "rps": None if rps is None else round(rps, 3),
-                    latency_key: None if worst is None else round(worst, 3)}
+            return s.CapacityPoint(users=step.users, rate_per_s=step.rate_per_s,
+                                   rps=None if rps is None else round(rps, 3),
+                                   latency_ms=None if worst is None else round(worst, 3))
 
-        return {
-            "tier": self.tier,
-            "mode": "rate" if self.rate_mode else "users",
-            "complete": self.done and self.broke_at is not None,
-            "stopped_because": self.stopped_because or "the run ended before the tier broke",
-            "knee": point(self.knee(self.tier)),
-            "broke_at_users": self.broke_at.users if self.broke_at else None,
-            "broke_at_rate_per_s": self.broke_at.rate_per_s if self.broke_at else None,
-            "tiers": {t: point(self.knee(t)) for t in tiers},
-            "steps": [
-                {
-                    "users": s.users,
-                    "rate_per_s": s.rate_per_s,
-                    "started_at_epoch_s": round(s.started_at, 3),
-                    "windows": len(s.windows),
-                    "rps": None if s.rps() is None else round(s.rps() or 0.0, 3),
-                    latency_key: s.worst_latency_ms(),
-                    "error_ratio": (round(sum(w.failures for w in s.windows) / sum(w.requests for w in s.windows), 6)
-                                    if sum(w.requests for w in s.windows) else None),
-                    "passed": {t: s.held(t) for t in tiers} if s.windows else None,
-                }
-                for s in self.steps
+        def error_ratio(step: Step) -> float | None:
+            requests = sum(w.requests for w in step.windows)
+            return round(sum(w.failures for w in step.windows) / requests, 6) if requests else None
+
+        return s.Capacity(
+            tier=self.tier,
+            percentile=percentile,
+            mode="rate" if self.rate_mode else "users",
+            complete=self.done and self.broke_at is not None,
+            stopped_because=self.stopped_because or "the run ended before the tier broke",
+            knee=point(self.knee(self.tier)),
+            broke_at_users=self.broke_at.users if self.broke_at else None,
+            broke_at_rate_per_s=self.broke_at.rate_per_s if self.broke_at else None,
+            tiers={t: point(self.knee(t)) for t in tiers},
+            steps=[
+                s.CapacityStep(
+                    users=step.users,
+                    rate_per_s=step.rate_per_s,
+                    started_at_epoch_s=round(step.started_at, 3),
+                    windows=len(step.windows),
+                    rps=None if step.rps() is None else round(step.rps() or 0.0, 3),
+                    latency_ms=step.worst_latency_ms(),
+                    error_ratio=error_ratio(step),
+                    passed={t: step.held(t) for t in tiers} if step.windows else None,
+                )
+                for step in self.steps
             ],
-        }
+        )

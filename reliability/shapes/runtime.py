@@ -38,6 +38,8 @@ from reliability.config import ScenarioSpec
 from reliability.exceptions import FaultError
 from reliability.revert.journal import JOURNAL_ENV, UndoError
 from reliability.revert.ledger import RevertLedger, backend_of, conflicts
+from reliability.schema import RunRecord
+from reliability.schema.sections import Load
 from reliability.shapes.capacity import CapacitySearch
 from reliability.shapes.sections import (
     IN_EFFECT,
@@ -192,7 +194,7 @@ class ScheduleExtension:
         if any(r.state in IN_EFFECT for r in self.runs):
             gevent.spawn(self.revert_all, "the test stopped")
 
-    def contribute(self, plugin: ReliabilityPlugin, record: dict[str, Any]) -> list[str]:
+    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
         self._stopping = True
         if self._driver is not None:
             self._driver.kill(block=False)
@@ -203,19 +205,22 @@ class ScheduleExtension:
         reasons = list(self._problems)
         end = plugin.ended_at or self.clock()
         if self.runs:
-            reasons += faults_section(record, self.runs, plugin.store, plugin.sla, self.scenario.recovery,
-                                      self.started_at, end)
+            result = faults_section(self.runs, plugin.store, plugin.sla, self.scenario.recovery, self.started_at, end,
+                                    record.totals.requests)
+            result.apply(record)
+            reasons += result.reasons
         arrival = getattr(self.shape, "arrival", None)
         if arrival is not None:  # open-model load: what was asked, what ran, what was dropped
             from reliability.shapes.arrival_driver import local_driver
 
-            record["load"] = arrival.section(end, local_driver(plugin.environment) if plugin.role == "local" else None)
+            record.load = Load.model_validate(
+                arrival.section(end, local_driver(plugin.environment) if plugin.role == "local" else None))
         search: CapacitySearch | None = getattr(self.shape, "capacity", None)
         if search is not None:
-            record["capacity"] = capacity_section(search, plugin.store, plugin.sla, end)
+            record.capacity = capacity_section(search, plugin.store, plugin.sla, end)
         elif self.shape is not None:
-            record["stages"] = stages_section(getattr(self.shape, "stage_log", ()), plugin.store, plugin.sla,
-                                              self.started_at, end)
+            record.stages = stages_section(getattr(self.shape, "stage_log", ()), plugin.store, plugin.sla,
+                                           self.started_at, end)
         return reasons
 
     # -- the schedule ------------------------------------------------------------------------------

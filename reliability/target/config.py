@@ -15,6 +15,7 @@ from typing import Any
 
 from reliability.exceptions import TargetError
 from reliability.masking import passwords_in
+from reliability.origins import is_loopback
 
 PASSWORD_ENV = "RELIABILITY_TARGET_PASSWORD"
 ADMIN_TOKEN_ENV = "RELIABILITY_ADMIN_TOKEN"
@@ -51,8 +52,13 @@ class TargetConfig:
     db_pool_min: int = 2
     db_pool_max: int = 10
     max_tokens: int = 100_000
+    # Host names the admin API answers besides its own (a compose service name, a DNS name)
+    allowed_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        _require(self.admin_token is not None or is_loopback(self.host), "host",
+                 f"{self.host or 'all interfaces'} is not a loopback address: set {ADMIN_TOKEN_ENV}, or anyone on "
+                 "the network can inject faults through the admin API")
         _require(0 <= self.port <= 65535, "port", "must be 0..65535")
         _require(_finite(self.rate_limit_rps) and self.rate_limit_rps >= 0, "rate_limit_rps", "must be >= 0")
         for name in (
@@ -167,6 +173,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("--cache-ttl-s", "RELIABILITY_TARGET_CACHE_TTL_S", float, 30.0, "cache entry lifetime"),
     Option(
+        "--allowed-hosts",
+        "RELIABILITY_TARGET_ALLOWED_HOSTS",
+        str,
+        "",
+        "Host names the admin API also answers to (comma-separated, e.g. a compose service name)",
+    ),
+    Option(
         "--users",
         "RELIABILITY_TARGET_USERS",
         str,
@@ -204,6 +217,7 @@ def config_from_namespace(args: argparse.Namespace, environ: Mapping[str, str]) 
         values[option.dest] = option.default if value is None else value
     password = environ.get(PASSWORD_ENV) or None
     users_spec = values.pop("users")
+    values["allowed_hosts"] = tuple(h.strip() for h in str(values["allowed_hosts"]).split(",") if h.strip())
     if getattr(args, "users", None) is None and not environ.get("RELIABILITY_TARGET_USERS") and password:
         # With only the password in the env, the default user takes it, keeping it off the command line.
         users_spec = "demo"

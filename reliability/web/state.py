@@ -274,7 +274,7 @@ class LiveState:
             "level": alerts.level,
             "rules": [r.to_dict() for r in ext.rules],
             "burn_rates": [b.to_dict() for b in alerts.last_burns],
-            "events": [{k: v for k, v in e.items() if k != "burn_rates"} for e in ext.entries[-MAX_EVENTS:]],
+            "events": [e.model_dump(mode="json", exclude={"burn_rates"}) for e in ext.entries[-MAX_EVENTS:]],
             "webhooks": len(ext.webhooks),
             "run_length_s": ext.run_length_s,
         }

@@ -56,10 +56,14 @@ def _main() -> None:  # pragma: no cover - runs in the subprocess
     print("READY", flush=True)
     gevent.sleep(float(sys.argv[2]))
     monitor.on_test_stop(Plugin())  # type: ignore[arg-type]
-    record: dict[str, Any] = {}
+    from reliability.schema import RunRecord
+
+    record = RunRecord()
     reasons = monitor.contribute(Plugin(), record)  # type: ignore[arg-type]
     criteria = [c.__dict__ for c in monitor.criteria()]
-    out = {"health": record["health"], "reasons": reasons, "max_lag_s": max(lags), "criteria": criteria}
+    assert record.health is not None
+    out = {"health": record.health.model_dump(mode="json", by_alias=True), "reasons": reasons,
+           "max_lag_s": max(lags), "criteria": criteria}
     print(RESULT_PREFIX + json.dumps(out), flush=True)
 
 

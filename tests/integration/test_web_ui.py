@@ -28,6 +28,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.procs import ROOT, Served, serve
+from tests.records import assert_valid_record
 from tests.servers import free_port
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/web_user.py")
@@ -271,7 +272,7 @@ def test_tabs_form_options_state_metrics_and_fault_controls(pattern: Served, tmp
             assert PASSWORD.encode() not in locust.get(path), path
         assert locust.request("POST", "/stop")[0] == 200
         code = locust.stop()
-    record = json.loads(locust.record.read_text())
+    record = assert_valid_record(locust.record)
     errors, blip = record["faults"]
     assert errors["on_demand"] is True and errors["reverted_because"] == "reverted from the web UI"
     assert blip["on_demand"] is True and blip["reverted_because"] == "its hold time is over"

@@ -226,12 +226,12 @@ def test_capacity_search_in_rate_mode_steps_the_rate_and_finds_the_knee_in_reque
                                        tiers={"gold": rate <= held_up_to}))
         assert step.rate_per_s is not None
         now += 1.0
-    result = search.result(["gold"], "latency_ms")
-    assert result["mode"] == "rate"
-    assert result["knee"]["rate_per_s"] == held_up_to
-    assert result["knee"]["rps"] == pytest.approx(held_up_to)
-    assert result["broke_at_rate_per_s"] == 200.0
-    assert "200 arrivals/s" in result["stopped_because"]
+    result = search.result(["gold"])
+    assert result.mode == "rate" and result.knee is not None
+    assert result.knee.rate_per_s == held_up_to
+    assert result.knee.rps == pytest.approx(held_up_to)
+    assert result.broke_at_rate_per_s == 200.0
+    assert "200 arrivals/s" in (result.stopped_because or "")
     # grading lags a window's end, so the step after the breaking one may have begun
-    assert [s["rate_per_s"] for s in result["steps"]][:3] == [100.0, 150.0, 200.0]
-    assert len(result["steps"]) <= 4
+    assert [s.rate_per_s for s in result.steps][:3] == [100.0, 150.0, 200.0]
+    assert len(result.steps) <= 4
