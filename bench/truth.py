@@ -184,7 +184,8 @@ def main() -> int:
                 for j in (0, 1) if r["corrected"][j] is not None]
         if errs:
             print(f"{kind}: corrected vs truth, p95 and p99 over {len(errs) // 2} runs: "
-                  f"median {100 * statistics.median(errs):+.1f} %, span {100 * min(errs):+.1f} .. {100 * max(errs):+.1f} %")
+                  f"median {100 * statistics.median(errs):+.1f} %, "
+                  f"span {100 * min(errs):+.1f} .. {100 * max(errs):+.1f} %")
     return 0
 
 
