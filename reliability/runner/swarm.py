@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TextIO
 
+from reliability.textsafe import neutralize, shorten_line
+
 GAVE_UP_LINE = "Gave up waiting for workers to connect"  # Locust's words when --expect-workers-max-wait ends
 FORWARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 PR_SET_PDEATHSIG = 1
@@ -139,7 +141,7 @@ class Swarm:
 
     def say(self, message: str) -> None:
         """One line of our own, between the children's lines."""
-        self._write(f"[run] {message}\n")
+        self._write(f"[run] {shorten_line(neutralize(message))}\n")
 
     def _write(self, text: str) -> None:
         with self._lock:
@@ -155,7 +157,7 @@ class Swarm:
             child.tail.append(line)
             if child is self.lead and GAVE_UP_LINE in line:
                 self.gave_up_waiting = True
-            self._write(child.prefix + line)
+            self._write(child.prefix + shorten_line(neutralize(line.rstrip("\r\n"))) + "\n")
 
     # -- processes ---------------------------------------------------------------------------------
 
