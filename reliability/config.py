@@ -151,6 +151,8 @@ class SlaSpec(FrozenSpec):
     # schedule lag p99 above this makes the run inconclusive (default max(25 ms, 25 % of the tier's latency))
     max_schedule_lag_ms: float | None = Field(default=None, gt=0)
     status_interval_s: float = Field(default=5.0, gt=0)
+    confidence: float = Field(default=0.95, ge=0.5, lt=1.0)  # of every criterion's interval
+    min_requests: int = Field(default=100, ge=0)  # fewer requests than this never make a MET
     abort: AbortSpec = AbortSpec()
     replace_builtin_tiers: bool = False
     tiers: dict[str, TierSpec] = Field(default_factory=dict)
@@ -160,6 +162,19 @@ class SlaSpec(FrozenSpec):
     @classmethod
     def _pct(cls, v: object) -> float:
         return parse_percentile(v)
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _confidence(cls, v: object) -> object:
+        """0.95, "0.95", "95%" and 95 all mean 95 %."""
+        if isinstance(v, str):
+            text = v.strip()
+            if text.endswith("%"):
+                return float(text[:-1]) / 100.0
+            v = float(text)
+        if isinstance(v, int | float) and not isinstance(v, bool) and 1.0 < v <= 100.0:
+            return v / 100.0
+        return v
 
     @field_validator("rolling_window_s", "status_interval_s", mode="before")
     @classmethod
