@@ -665,6 +665,8 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
 
     attach_arrivals(environment)
     plugin.masker = install_log_masking()  # Locust's log (and ours): no password in the clear
+    # Locust's stats table has its own non-propagating logger: the same filter there
+    install_log_masking(logging.getLogger("locust.stats_logger"), masker=plugin.masker)
     if getattr(environment.parsed_options, "scenario", None):
         with contextlib.suppress(ReliabilityError):  # a bad file is reported when the test starts
             plugin.resolve(environment.parsed_options)  # its ${ENV} secrets are masked from the start

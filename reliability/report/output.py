@@ -15,6 +15,7 @@ from reliability.report.markdown import render_markdown
 from reliability.report.spec import CostSpec
 from reliability.report.suite import is_suite_record, render_suite
 from reliability.schema import RunRecord
+from reliability.textsafe import display_data
 
 FORMATS = ("html", "junit", "md")
 SUFFIXES = {"html": ".html", "junit": ".junit.xml", "md": ".md"}
@@ -29,16 +30,18 @@ def render(record: Record | RunRecord, fmt: str, *, cost: CostSpec | None = None
     """The record as ``"html"``, ``"junit"`` (XML) or ``"md"``. ``cost`` defaults to the record's
     own ``cost_model``; without either, business impact is left out. A suite's combined record
     (``kind: suite``) renders as its readiness report."""
-    if isinstance(record, RunRecord):
-        record = record.to_json_dict()
-    if is_suite_record(record):
-        return render_suite(record, fmt)
+    raw = record.to_json_dict() if isinstance(record, RunRecord) else record
+    # every format shows text that came from the target: no control or bidi character obeyed, no
+    # 10 kB name (the record keeps the raw, full text)
+    shown: Record = display_data(raw)
+    if is_suite_record(shown):
+        return render_suite(shown, fmt)
     if fmt == "html":
-        return render_html(record, _impact(record, cost))
+        return render_html(shown, _impact(shown, cost))
     if fmt == "junit":
-        return render_junit(record)
+        return render_junit(shown)
     if fmt == "md":
-        return render_markdown(record, _impact(record, cost))
+        return render_markdown(shown, _impact(shown, cost))
     raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
