@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 import locust
@@ -38,6 +38,8 @@ from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 from reliability import __version__
 from reliability.config import ScenarioSpec
 from reliability.exceptions import MetricsError, ReliabilityError
+from reliability.extension import Contribution, RunContext, ShapeLike
+from reliability.extension import Extension as Extension  # re-exported: the protocol lives in reliability.extension
 from reliability.metrics.windows import WindowStore
 from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
 from reliability.record import (
@@ -46,7 +48,6 @@ from reliability.record import (
     build_record,
     default_record_path,
     iso,
-    sla_section,
     write_record,
 )
 from reliability.sla import EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
@@ -58,25 +59,6 @@ USAGE_SAMPLE_S = 3.0
 ROLLUP_EVERY_S = 10
 LIVE_EVAL_EVERY_S = 2.0
 EXIT_LISTENER_ERROR = 2
-
-
-class Extension(Protocol):
-    """A feature that runs on the master / local runner alongside the SLA engine (fault schedule,
-    health probes, web UI ...). Every hook is called from the plugin; none may block for long
-    (spawn a greenlet for slow work). Exceptions in a hook are logged and make the run
-    inconclusive, never crash the run."""
-
-    name: str
-
-    def on_test_start(self, plugin: ReliabilityPlugin) -> None: ...
-
-    def on_tick(self, plugin: ReliabilityPlugin, now: float) -> None: ...
-
-    def on_test_stop(self, plugin: ReliabilityPlugin) -> None: ...
-
-    def contribute(self, plugin: ReliabilityPlugin, record: dict[str, Any]) -> list[str]:
-        """Add keys to the run record; return inconclusive reasons (empty when none)."""
-        ...
 
 
 def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
@@ -134,6 +116,8 @@ class ReliabilityPlugin:
         self._bad_latency_logged = False
         self._cache_counts: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [hits, misses]
         self.extensions: list[Extension] = []
+        self.run: RunContext | None = None  # what the features see of the current test
+        self._resolved: tuple[tuple[object, ...], ScenarioSpec] | None = None
 
     def add_extension(self, extension: Extension) -> None:
         """Register a master/local-side feature; see :class:`Extension`."""
@@ -158,11 +142,58 @@ class ReliabilityPlugin:
             features.append(AlertingExtension(self.scenario.alerts))
         return features
 
+    def scenario_for(self, options: object) -> ScenarioSpec:
+        """The scenario of this test: ``--scenario`` with the command line on top, parsed once per
+        test (the shape's first tick, before ``test_start``, and the plugin share it)."""
+        key = (getattr(options, "scenario", None),) + tuple(
+            getattr(options, name, None) for name in ("sla_tier", "sla_percentile", "sla_window",
+                                                      "sla_status_interval", "sla_abort", "sla_abort_grace"))
+        if self._resolved is None or self._resolved[0] != key:
+            scenario, _sla = resolve_spec(options)
+            self._resolved = (key, scenario)
+        return self._resolved[1]
+
+    @property
+    def data_lag_s(self) -> int:
+        """Seconds until a second's data is complete here (see ``reliability.extension.complete_until``)."""
+        return int(WORKER_REPORT_INTERVAL) + 1 if self.role == "master" else 1
+
+    def request_stop(self, reason: str) -> None:
+        """Stop the test from a greenlet (Locust then quits as usual: the record is written)."""
+        logger.info("stopping the run: %s", reason)
+        runner = self.environment.runner
+        if runner is not None:
+            gevent.spawn(runner.quit)
+
+    def _run_context(self) -> RunContext:
+        options = self.environment.parsed_options
+        run_time = getattr(options, "run_time", None)
+        runner = self.environment.runner
+
+        def headless_shape_run() -> bool:
+            return bool(getattr(options, "headless", False) and runner is not None
+                        and getattr(runner, "shape_greenlet", None) is not None)
+
+        return RunContext(
+            scenario=self.scenario, store=self.store, clock=self.clock, role=self.role,
+            started_at=self.started_at if self.started_at is not None else self.clock(),
+            data_lag_s=self.data_lag_s,
+            run_time_s=float(run_time) if isinstance(run_time, int | float) and run_time > 0 else None,
+            shape=self._reliability_shape(), stop=self.request_stop, headless_shape_run=headless_shape_run)
+
+    def _reliability_shape(self) -> ShapeLike | None:
+        shape = self.environment.shape_class
+        if shape is None or not getattr(shape, "reliability_shape", False):
+            return None
+        from reliability.shapes.locust_base import ReliabilityShape
+
+        return shape if isinstance(shape, ReliabilityShape) else None
+
     def _call_extensions(self, hook: str, *args: Any) -> list[Any]:
         results = []
         for ext in list(self.extensions):
             try:
-                results.append(getattr(ext, hook)(self, *args))
+                results.append(getattr(ext, hook)(self.run, *args))
             except Exception as exc:  # a broken feature must not take the run down with it
                 logger.exception("%s.%s failed", ext.name, hook)
                 reason = f"{ext.name} failed in {hook}: {type(exc).__name__}: {exc}"
@@ -286,7 +317,8 @@ class ReliabilityPlugin:
         if self.started_at is not None and not self._finalized and self.store.snapshot().total.requests:
             self.finalize()  # web UI: a new test begins; keep the previous one's record
         try:
-            self.scenario, self.sla = resolve_spec(environment.parsed_options)
+            self.scenario = self.scenario_for(environment.parsed_options)
+            self.sla = self.scenario.sla
         except ReliabilityError as exc:
             logger.error("%s", exc)
             environment.process_exit_code = EXIT_INCONCLUSIVE
@@ -302,6 +334,7 @@ class ReliabilityPlugin:
         self.aborted = None
         self.problems = []
         self._cache_counts = {}
+        self.run = self._run_context()
         if self._ticker is None or self._ticker.dead:
             self._ticker = gevent.spawn(self._tick_loop)
         self.extensions = []  # features are per test: a new test in the web UI gets fresh ones
@@ -316,6 +349,9 @@ class ReliabilityPlugin:
             self._final_drain = True  # the next report carries the current, unfinished second too
             return
         self.ended_at = self.clock()
+        if self.run is not None:
+            self.run.ended_at = self.ended_at
+        self._resolved = None  # the next test reads its scenario afresh (the web UI may start one)
         self._call_extensions("on_test_stop")
 
     def on_quitting(self, environment: Environment, **_kwargs: Any) -> None:
@@ -367,12 +403,13 @@ class ReliabilityPlugin:
             gevent.sleep(1.0)
 
     def _evaluate_live(self, now: float, print_status: bool) -> None:
-        lag = WORKER_REPORT_INTERVAL + 1 if self.role == "master" else 1
-        end = int(now) - int(lag) + 1
+        if self.run is None:
+            return
+        end = self.run.complete_until(now)
         start = max(end - int(self.sla.rolling_window_s), int(self.started_at or now))
         if end <= start:
             return
-        self.live = evaluate(self.store.snapshot(start, end), self.sla)
+        self.live = self.run.live = evaluate(self.store.snapshot(start, end), self.sla)
         if print_status:
             logger.info("%s", status_line(self.live, f"SLA live {end - start}s"))
         if not self.sla.abort.enabled or self.aborted:
@@ -386,9 +423,7 @@ class ReliabilityPlugin:
             failing = "; ".join(c.describe() for c in self.live.criteria if not c.passed)
             self.aborted = f"SLA {self.sla.tier} breached for {now - self._breach_since:.0f} s: {failing}"
             logger.error("aborting: %s", self.aborted)
-            runner = self.environment.runner
-            if runner is not None:
-                gevent.spawn(runner.quit)
+            self.request_stop("SLA abort")
 
     # -- the end -----------------------------------------------------------------------------------
 
@@ -398,9 +433,11 @@ class ReliabilityPlugin:
         self._finalized = True
         end = self.ended_at or self.clock()
         start = self.started_at or end
-        snapshot = self.store.snapshot()
-        verdict = evaluate(snapshot, self.sla)
-        reasons = list(self.problems)
+        if self.run is not None:
+            self.run.ended_at = end
+        known = len(self.problems)
+        contributions: list[Contribution] = [c for c in self._call_extensions("finish") if c is not None]
+        reasons = list(self.problems[:known])
         for lost in self.lost_workers.values():
             first, last_s = lost["partial_s"]
             reasons.append(f"worker {lost['id']} went missing (detected {lost['detected_at']}); its last "
@@ -414,8 +451,13 @@ class ReliabilityPlugin:
         if runner is not None and runner.exceptions:
             count = sum(e["count"] for e in runner.exceptions.values())
             reasons.append(f"user code raised {count} exception(s) (see Locust's exception report)")
-        if self.aborted and verdict.passed:
+        snapshot = self.store.snapshot()
+        added = tuple(c for contribution in contributions for c in contribution.criteria)
+        verdict = evaluate(snapshot, self.sla, extra_criteria=added)
+        if self.aborted and verdict.requests and all(c.passed for c in verdict.criteria if c not in added):
             reasons.append(f"run aborted: {self.aborted}")
+        reasons += [r for contribution in contributions for r in contribution.inconclusive]
+        reasons += self.problems[known:]  # a feature that failed while finishing
         verdict = verdict.with_inconclusive(reasons)
         run: RunInfo = {
             "started_at": iso(start),
@@ -428,6 +470,14 @@ class ReliabilityPlugin:
             "scenario": self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
             "aborted": self.aborted,
         }
+        sections: dict[str, object] = {}
+        if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
+            sections["cost_model"] = self.scenario.cost.model_dump(mode="json")
+        phases: dict[int, str] | None = None
+        for contribution in contributions:
+            sections.update(contribution.sections)
+            if contribution.phases is not None:
+                phases = {**(phases or {}), **contribution.phases}
         record = build_record(
             verdict=verdict,
             snapshot=snapshot,
@@ -441,20 +491,9 @@ class ReliabilityPlugin:
                 "lost": list(self.lost_workers.values()),
                 "joined": [{"id": k, "at": iso(v)} for k, v in self.joined_workers.items()],
             },
+            sections=sections,
+            phases=phases,
         )
-        if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
-            record["cost_model"] = self.scenario.cost.model_dump(mode="json")
-        known = len(self.problems)
-        extra = [r for found in self._call_extensions("contribute", record) for r in (found or [])]
-        extra += self.problems[known:]  # an extension that failed while contributing
-        # criteria an extension adds (health_uptime) join the selected tier's verdict
-        added = tuple(c for ext in self.extensions for c in getattr(ext, "criteria", tuple)())
-        if added:
-            verdict = Verdict(**{**verdict.__dict__, "criteria": verdict.criteria + added,
-                                 "passed": verdict.passed and all(c.passed for c in added)})
-        if extra or added:
-            verdict = verdict.with_inconclusive(extra)
-            record["sla"] = sla_section(verdict, self.sla.down_error_ratio)
         self.final = verdict
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()

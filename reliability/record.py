@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
+
+from pydantic import BaseModel
 
 from reliability.metrics.windows import EndpointStats, Snapshot, WindowStore
 from reliability.sla import Criterion, Verdict
@@ -140,14 +142,27 @@ def build_record(
     generators: Sequence[GeneratorUsage] = (),
     workers: Mapping[str, Any] | None = None,
     cache: Mapping[tuple[str, str], tuple[int, int]] | None = None,
+    sections: Mapping[str, object] | None = None,
+    phases: Mapping[int, str] | None = None,
 ) -> RunRecord:
+    """The whole record, once. ``sections``: what features add (faults, health, alerts ...; a
+    pydantic model is dumped to JSON); ``phases``: each timeline second's phase (epoch second ->
+    fault | recovery; baseline where absent), for runs with a fault schedule (None: no phases)."""
     duration = run["duration_s"]
     started = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00")).timestamp()
     sla_q = verdict.percentile / 100.0
     totals = _stats(snapshot.total, duration)
     if sla_q not in (0.5, 0.95, 0.99):
         totals[f"{percentile_label(verdict.percentile)}_ms"] = _num(snapshot.total.latency_ms(sla_q))
-    return {
+    timeline: list[dict[str, Any]] = [
+        {"t": t - int(started), "epoch_s": t, "users": users, "requests": reqs, "failures": fails,
+         "p95_ms": _num(p95), "partial": partial}
+        for t, users, reqs, fails, p95, partial in store.timeline(0.95)
+    ]
+    if phases is not None:
+        for row in timeline:
+            row["phase"] = phases.get(row["epoch_s"], "baseline")
+    record: RunRecord = {
         "schema_version": SCHEMA_VERSION,
         "run": run,
         "sla": sla_section(verdict, down_error_ratio),
@@ -165,11 +180,7 @@ def build_record(
             for e in snapshot.endpoints
         ],
         "components": [{"component": c.name, **_stats(c, duration)} for c in snapshot.components],
-        "timeline": [
-            {"t": t - int(started), "epoch_s": t, "users": users, "requests": reqs, "failures": fails,
-             "p95_ms": _num(p95), "partial": partial}
-            for t, users, reqs, fails, p95, partial in store.timeline(0.95)
-        ],
+        "timeline": timeline,
         "errors": [{"type": rt, "name": n, "message": m, "count": c} for rt, n, m, c in store.errors()],
         "generators": [g.to_dict() for g in generators],
         "workers": dict(workers or {}),
@@ -179,6 +190,10 @@ def build_record(
             for (rt, name), (hits, misses) in sorted((cache or {}).items())
         ],
     }
+    extra = cast(dict[str, object], record)
+    for name, value in (sections or {}).items():
+        extra[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    return record
 
 
 def default_record_path(directory: str | os.PathLike[str] = "reports", now: datetime | None = None) -> Path:

@@ -16,7 +16,7 @@ A run (or rolling window) with no requests never passes: every criterion reports
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from reliability.config import EndpointSlaSpec, SlaSpec
@@ -159,8 +159,9 @@ def _endpoint_criteria(snapshot: Snapshot, spec: SlaSpec) -> list[Criterion]:
     return out
 
 
-def evaluate(snapshot: Snapshot, spec: SlaSpec) -> Verdict:
-    """Grade ``snapshot`` against every tier of ``spec``; the verdict is for ``spec.tier``."""
+def evaluate(snapshot: Snapshot, spec: SlaSpec, extra_criteria: Sequence[Criterion] = ()) -> Verdict:
+    """Grade ``snapshot`` against every tier of ``spec``; the verdict is for ``spec.tier``.
+    ``extra_criteria`` (a feature's, e.g. ``health_uptime``) join the selected tier's verdict."""
     uptime = compute_uptime(snapshot.seconds, spec.down_error_ratio)
     endpoint_checks = _endpoint_criteria(snapshot, spec)
     results: list[TierResult] = []
@@ -182,11 +183,12 @@ def evaluate(snapshot: Snapshot, spec: SlaSpec) -> Verdict:
     next_index = 0 if highest is None else names.index(highest) + 1
     next_result = results[next_index] if next_index < len(results) else None
     selected = results[names.index(spec.tier)]
+    extra = tuple(extra_criteria)
     return Verdict(
         tier=spec.tier,
         percentile=spec.percentile,
-        passed=selected.passed,
-        criteria=selected.criteria,
+        passed=selected.passed and all(c.passed for c in extra),
+        criteria=selected.criteria + extra,
         highest_tier_met=highest,
         next_tier=next_result.tier if next_result else None,
         blocked_by=tuple(c for c in next_result.criteria if not c.passed) if next_result else (),

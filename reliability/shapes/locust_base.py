@@ -66,12 +66,16 @@ class ReliabilityShape(LoadTestShape):
         return self.spec
 
     def _scenario(self) -> ScenarioSpec | None:
-        runner = self.runner
-        options = getattr(getattr(runner, "environment", None), "parsed_options", None)
+        environment = getattr(self.runner, "environment", None)
+        options = getattr(environment, "parsed_options", None)
         if options is None:
             return None
-        scenario, _sla = resolve_spec(options)
-        return scenario
+        plugin = getattr(environment, "reliability", None)
+        scenario_for = getattr(plugin, "scenario_for", None)
+        if callable(scenario_for):  # the plugin's: parsed once per test, shared with the plugin
+            scenario: ScenarioSpec = scenario_for(options)
+            return scenario
+        return resolve_spec(options)[0]
 
     def _resolve(self) -> None:
         scenario = self._scenario()

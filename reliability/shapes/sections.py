@@ -1,9 +1,10 @@
 """Run-record sections of the fault schedule and the reliability shapes, as pure functions.
 
-``faults_section`` analyses the per-second timeline (:mod:`reliability.shapes.recovery`) and writes
-``faults``, ``resilience_score``, ``recovery`` and each timeline row's ``phase``; it returns the
-inconclusive reasons. ``stages_section`` grades each stage a shape entered; ``capacity_section``
-closes a capacity search. :class:`FaultRun` is what the runtime driver records about each fault.
+``faults_section`` analyses the per-second timeline (:mod:`reliability.shapes.recovery`) and
+returns ``faults``, ``resilience_score``, ``recovery``, each second's ``phase`` and the
+inconclusive reasons, as an extension's :class:`~reliability.extension.Contribution`.
+``stages_section`` grades each stage a shape entered; ``capacity_section`` closes a capacity
+search. :class:`FaultRun` is what the runtime driver records about each fault.
 Nothing here imports locust or gevent.
 """
 
@@ -15,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reliability.config import SlaSpec
+from reliability.extension import Contribution
 from reliability.faults.schedule import ScheduledFaultSpec
 from reliability.metrics.windows import WindowStore
 from reliability.shapes.capacity import CapacitySearch, WindowGrade
 from reliability.shapes.recovery import (
-    BASELINE,
     FaultAnalysis,
     FaultTimes,
     RecoveryParams,
@@ -100,10 +101,11 @@ def window_sla(sla: SlaSpec, recovery: RecoverySpec) -> WindowSla:
                      error_ratio=tier.error_ratio)
 
 
-def faults_section(record: dict[str, Any], runs: Sequence[FaultRun], store: WindowStore, sla: SlaSpec,
-                   recovery: RecoverySpec, started_at: float, run_end: float) -> list[str]:
-    """Write ``faults``, ``resilience_score``, ``recovery`` and the timeline's ``phase`` into
-    ``record``; return the inconclusive reasons (failed reverts, unhealthy backends, ...)."""
+def faults_section(runs: Sequence[FaultRun], store: WindowStore, sla: SlaSpec, recovery: RecoverySpec,
+                   started_at: float, run_end: float) -> Contribution:
+    """The record's ``faults``, ``resilience_score`` and ``recovery`` sections, each second's
+    ``phase`` (fault | recovery) and the inconclusive reasons (failed reverts, unhealthy
+    backends, ...)."""
     wsla = window_sla(sla, recovery)
     params = RecoveryParams(windows=recovery.windows, band_tolerance=recovery.band_tolerance,
                             band_slack_ms=recovery.band_slack_ms, warmup_s=recovery.warmup_s,
@@ -128,15 +130,11 @@ def faults_section(record: dict[str, Any], runs: Sequence[FaultRun], store: Wind
         value: float | None = snapshots[(start_t, end_t)].total.latency_ms(min(max(q, 0.0), 1.0))
         return value
 
-    total = record.get("totals", {}).get("requests") or 0
+    total = store.snapshot().total.requests
     labels, analyses = analyze(rows, times, sla=wsla, params=params, run_start=started_at,
-                               run_end=run_end, total_requests=int(total), quantile=quantile)
+                               run_end=run_end, total_requests=total, quantile=quantile)
     by_name = {a.name: a for a in analyses}
-    for row in record.get("timeline", []):
-        row["phase"] = labels.get(int(row["epoch_s"]), BASELINE)
-    record["faults"] = [_fault_record(run, by_name.get(run.name), wsla, recovery, started_at) for run in runs]
-    record["resilience_score"] = overall_score(analyses)
-    record["recovery"] = {
+    recovery_section = {
         "tier": wsla.tier,
         "percentile": percentile_label(wsla.percentile),
         "sla_latency_ms": wsla.latency_ms,
@@ -149,7 +147,14 @@ def faults_section(record: dict[str, Any], runs: Sequence[FaultRun], store: Wind
         "baseline_window_s": params.baseline_window_s,
         "target_s": params.target_s,
     }
-    return _fault_problems(runs, by_name, started_at, run_end, recovery.windows)
+    sections = {
+        "faults": [_fault_record(run, by_name.get(run.name), wsla, recovery, started_at) for run in runs],
+        "resilience_score": overall_score(analyses),
+        "recovery": recovery_section,
+    }
+    return Contribution(sections=sections,
+                        inconclusive=tuple(_fault_problems(runs, by_name, started_at, run_end, recovery.windows)),
+                        phases=dict(labels))
 
 
 def _fault_problems(runs: Sequence[FaultRun], analyses: dict[str, FaultAnalysis], started_at: float,

@@ -35,7 +35,9 @@ def _main() -> None:  # pragma: no cover - runs in the subprocess
     import gevent
 
     from reliability.config import parse_scenario
+    from reliability.extension import RunContext
     from reliability.health.monitor import HealthMonitor
+    from reliability.metrics.windows import WindowStore
 
     scenario = parse_scenario(json.loads(sys.argv[1]))
     assert scenario.health is not None
@@ -47,19 +49,17 @@ def _main() -> None:  # pragma: no cover - runs in the subprocess
             gevent.sleep(0.01)
             lags.append(time.monotonic() - before - 0.01)
 
-    class Plugin:  # the only attribute the monitor reads from the plugin
-        started_at = time.time()
-
+    run = RunContext(scenario, WindowStore(), started_at=time.time())
     gevent.spawn(measure_lag)
     monitor = HealthMonitor(scenario.health)
-    monitor.on_test_start(Plugin())  # type: ignore[arg-type]
+    monitor.on_test_start(run)
     print("READY", flush=True)
     gevent.sleep(float(sys.argv[2]))
-    monitor.on_test_stop(Plugin())  # type: ignore[arg-type]
-    record: dict[str, Any] = {}
-    reasons = monitor.contribute(Plugin(), record)  # type: ignore[arg-type]
-    criteria = [c.__dict__ for c in monitor.criteria()]
-    out = {"health": record["health"], "reasons": reasons, "max_lag_s": max(lags), "criteria": criteria}
+    monitor.on_test_stop(run)
+    result = monitor.finish(run)
+    criteria = [c.__dict__ for c in result.criteria]
+    out = {"health": result.sections["health"], "reasons": list(result.inconclusive), "max_lag_s": max(lags),
+           "criteria": criteria}
     print(RESULT_PREFIX + json.dumps(out), flush=True)
 
 

@@ -191,10 +191,9 @@ def test_faults_section_writes_metrics_phases_and_reasons() -> None:
     sick = _run("sick", 20, state="reverted", inject_started_at=1020.0, injected_at=1020.0, reverted_at=1025.0,
                 check=Check(False, "PING timed out"), checked_at=1035.0)
     never = _run("late", 50)
-    record: dict[str, Any] = {"totals": {"requests": 2000},
-                              "timeline": [{"epoch_s": t} for t in range(1000, 1040)]}
-    reasons = faults_section(record, [healthy, sick, never], store, SlaSpec(tier="silver"), RecoverySpec(),
-                             started_at=T0, run_end=1040.0)
+    result = faults_section([healthy, sick, never], store, SlaSpec(tier="silver"), RecoverySpec(),
+                            started_at=T0, run_end=1040.0)
+    record: dict[str, Any] = dict(result.sections)
     slow = record["faults"][0]
     assert slow["time_to_detect_s"] == 1.0 and slow["time_to_recover_s"] == 0.0
     assert slow["degradation"]["peak_p95_ms"] == pytest.approx(300.0, rel=0.01)
@@ -202,9 +201,10 @@ def test_faults_section_writes_metrics_phases_and_reasons() -> None:
     assert slow["graceful"] is True and slow["verified_healthy"] is True and slow["injected_at_s"] == 10.0
     assert record["faults"][1]["verified_healthy"] is False
     assert record["faults"][2]["state"] == "pending" and "time_to_recover_s" not in record["faults"][2]
-    assert [row["phase"] for row in record["timeline"]][9:16] == ["baseline"] + ["fault"] * 5 + ["baseline"]
+    assert result.phases is not None
+    assert [result.phases.get(t, "baseline") for t in range(1009, 1016)] == ["baseline"] + ["fault"] * 5 + ["baseline"]
     assert record["recovery"]["tier"] == "silver" and record["recovery"]["sla_latency_ms"] == 500.0
-    assert reasons == ["fault sick: backend still unhealthy after the revert: PING timed out",
+    assert list(result.inconclusive) == ["fault sick: backend still unhealthy after the revert: PING timed out",
                        "fault late never ran: the run ended at +40 s, before its at_s 50 s"]
     assert record["resilience_score"] is not None
 
@@ -213,10 +213,10 @@ def test_a_revert_too_close_to_the_end_cannot_confirm_recovery() -> None:
     store = _store(lambda t: 300.0 if t >= 1030 else 10.0)  # degraded from the fault to the end
     late = _run("late", 30, state="reverted", inject_started_at=1030.0, injected_at=1030.0, reverted_at=1038.0,
                 check=Check(True, "ok"), checked_at=1038.1)
-    record: dict[str, Any] = {"totals": {"requests": 2000}, "timeline": []}
-    reasons = faults_section(record, [late], store, SlaSpec(), RecoverySpec(), started_at=T0, run_end=1040.0)
-    assert record["faults"][0]["recovered"] is False
-    assert reasons == ["fault late: only 2.0 s between its revert and the end of the run, too short to confirm "
-                       "recovery (3 healthy 1 s windows)"]
+    result = faults_section([late], store, SlaSpec(), RecoverySpec(), started_at=T0, run_end=1040.0)
+    assert result.sections["faults"][0]["recovered"] is False  # type: ignore[index]
+    assert list(result.inconclusive) == [
+        "fault late: only 2.0 s between its revert and the end of the run, too short to confirm "
+        "recovery (3 healthy 1 s windows)"]
     # with room to recover, not recovering is a finding, not an inconclusive run
-    assert faults_section(record, [late], store, SlaSpec(), RecoverySpec(), started_at=T0, run_end=1050.0) == []
+    assert faults_section([late], store, SlaSpec(), RecoverySpec(), started_at=T0, run_end=1050.0).inconclusive == ()
