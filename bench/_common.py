@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import math
 import os
+import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -66,6 +67,13 @@ def fmt_table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def pinned(cpu: int, cmd: list[str], pin: bool = True) -> list[str]:
+    """``cmd`` on one CPU (``taskset``), when ``pin``, there are two or more CPUs and taskset exists."""
+    if pin and shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu), *cmd]
+    return cmd
 
 
 def subprocess_env() -> dict[str, str]:

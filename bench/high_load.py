@@ -46,7 +46,6 @@ import argparse
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,15 +57,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from _common import pinned
+
 ROOT = Path(__file__).resolve().parent.parent
 READY_PREFIX = "reliability-target listening on "
-
-
-def pinned(cpu: int, cmd: list[str]) -> list[str]:
-    """``cmd`` on one CPU (``taskset``), when there are two or more and taskset exists."""
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(cpu), *cmd]
-    return cmd
 
 
 class Probe(threading.Thread):

@@ -29,15 +29,16 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from reliability.alerts.spec import AlertsSpec
 from reliability.exceptions import ScenarioError
 from reliability.faults.schedule import FaultSchedule
 from reliability.health.spec import HealthSpec
+from reliability.masking import mask, secrets_of_env_value
 from reliability.report.spec import CostSpec
 from reliability.shapes.spec import RecoveryField, RecoverySpec, ShapeField
 from reliability.units import FrozenSpec
@@ -143,6 +144,13 @@ class SlaSpec(FrozenSpec):
     percentile: float = 95.0
     rolling_window_s: float = Field(default=60.0, ge=5, le=3600)
     down_error_pct: float = Field(default=5.0, gt=0, le=100)
+    # a second whose latency at the SLA percentile is above this is down (default: the least
+    # demanding tier's latency threshold, e.g. bronze's 1000 ms: a second that misses every tier)
+    down_latency_ms: float | None = Field(default=None, gt=0)
+    # grade latency from the intended start when the run has it (paced users, arrival rate)
+    latency_basis: Literal["corrected", "measured"] = "corrected"
+    # schedule lag p99 above this makes the run inconclusive (default max(25 ms, 25 % of the tier's latency))
+    max_schedule_lag_ms: float | None = Field(default=None, gt=0)
     status_interval_s: float = Field(default=5.0, gt=0)
     abort: AbortSpec = AbortSpec()
     replace_builtin_tiers: bool = False
@@ -158,6 +166,11 @@ class SlaSpec(FrozenSpec):
     @classmethod
     def _dur(cls, v: object) -> float:
         return parse_duration_s(v)
+
+    @field_validator("down_latency_ms", "max_schedule_lag_ms", mode="before")
+    @classmethod
+    def _ms(cls, v: object) -> float | None:
+        return None if v is None else parse_latency_ms(v)
 
     @field_validator("tier", mode="before")
     @classmethod
@@ -193,6 +206,30 @@ class SlaSpec(FrozenSpec):
     @property
     def down_error_ratio(self) -> float:
         return self.down_error_pct / 100.0
+
+    def tier_latency_ms(self, tier: str | None = None) -> float | None:
+        """The latency threshold of ``tier`` (default: the graded one) at the SLA percentile."""
+        return self.all_tiers()[tier or self.tier].latency_thresholds(self.percentile).get(self.percentile)
+
+    @property
+    def down_latency_threshold_ms(self) -> float:
+        """``down_latency_ms``, else the least demanding tier's latency threshold, else 1000 ms."""
+        if self.down_latency_ms is not None:
+            return self.down_latency_ms
+        for name in self.all_tiers():  # least demanding first
+            limit = self.tier_latency_ms(name)
+            if limit is not None:
+                return limit
+        return 1000.0
+
+    @property
+    def schedule_lag_bound_ms(self) -> float:
+        """``max_schedule_lag_ms``, else max(25 ms, 25 % of the graded tier's latency threshold): the
+        lag adds to every corrected first request, so it must stay a small part of the budget."""
+        if self.max_schedule_lag_ms is not None:
+            return self.max_schedule_lag_ms
+        limit = self.tier_latency_ms()
+        return max(25.0, 0.25 * limit) if limit is not None else 25.0
 
 
 class TargetSpec(FrozenSpec):
@@ -232,14 +269,24 @@ class ScenarioSpec(FrozenSpec):
     faults: FaultSchedule = ()
     shape: ShapeField = None
     alerts: AlertsSpec | None = None
+    _secrets: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values to mask in every output: what the file took from ``${ENV}`` references whose
+        name says secret (``${DB_PASSWORD}``), and the passwords inside interpolated URLs/DSNs."""
+        return self._secrets
 
 
-def _interpolate(node: Any, path: str, source: str, env: Mapping[str, str]) -> Any:
+def interpolate(node: Any, path: str, source: str, env: Mapping[str, str], used: dict[str, str]) -> Any:
+    """``node`` with every ``${VAR}`` / ``${VAR:-default}`` in its strings replaced from ``env``;
+    each variable taken is noted in ``used`` (name -> value) so its value can be masked."""
     if isinstance(node, str):
 
         def repl(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in env:
+                used[name] = env[name]
                 return env[name]
             if default is not None:
                 return default
@@ -247,10 +294,32 @@ def _interpolate(node: Any, path: str, source: str, env: Mapping[str, str]) -> A
 
         return _ENV_REF.sub(repl, node)
     if isinstance(node, dict):
-        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), source, env) for k, v in node.items()}
+        return {k: interpolate(v, f"{path}.{k}" if path else str(k), source, env, used) for k, v in node.items()}
     if isinstance(node, list):
-        return [_interpolate(v, f"{path}[{i}]", source, env) for i, v in enumerate(node)]
+        return [interpolate(v, f"{path}[{i}]", source, env, used) for i, v in enumerate(node)]
     return node
+
+
+def interpolated_secrets(used: Mapping[str, str]) -> tuple[str, ...]:
+    """What to mask of the environment values a file took (see :func:`reliability.masking.secrets_of_env_value`)."""
+    return tuple(dict.fromkeys(s for name, value in used.items() for s in secrets_of_env_value(name, value)))
+
+
+def validation_error(source: str, exc: ValidationError, used: Mapping[str, str]) -> ScenarioError:
+    """The first pydantic error as one ``file: field: reason`` line; values that came from the
+    environment are masked in the reason (an error may echo its input)."""
+    err = exc.errors(include_url=False)[0]
+    path = _field_path(tuple(err["loc"]))
+    msg = str(err["msg"])
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    msg = msg.removeprefix("Value error, ")
+    # errors raised in a model validator name their own sub-field: "tiers.x.rank: ..."
+    if ": " in msg and re.match(r"^[\w.\[\]-]+: ", msg):
+        sub, msg = msg.split(": ", 1)
+        path = f"{path}.{sub}" if path else sub
+    secrets = (*interpolated_secrets(used), *(v for v in used.values() if v.strip()))
+    return ScenarioError(source, path, mask(msg, secrets))
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -269,21 +338,14 @@ def parse_scenario(data: Any, source: str = "<scenario>", env: Mapping[str, str]
         data = {}
     if not isinstance(data, dict):
         raise ScenarioError(source, "", "the top level must be a mapping of keys to values")
-    data = _interpolate(data, "", source, os.environ if env is None else env)
+    used: dict[str, str] = {}
+    data = interpolate(data, "", source, os.environ if env is None else env, used)
     try:
-        return ScenarioSpec.model_validate(data)
+        spec = ScenarioSpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        path = _field_path(tuple(err["loc"]))
-        msg = str(err["msg"])
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        msg = msg.removeprefix("Value error, ")
-        # errors raised in a model validator name their own sub-field: "tiers.x.rank: ..."
-        if ": " in msg and re.match(r"^[\w.\[\]-]+: ", msg):
-            sub, msg = msg.split(": ", 1)
-            path = f"{path}.{sub}" if path else sub
-        raise ScenarioError(source, path, msg) from None
+        raise validation_error(source, exc, used) from None
+    spec._secrets = interpolated_secrets(used)
+    return spec
 
 
 def read_scenario_file(path: str | os.PathLike[str]) -> Any:

@@ -74,6 +74,10 @@ def _false() -> bool:
     return False
 
 
+def _none() -> object | None:
+    return None
+
+
 @dataclass
 class RunContext:
     """One test as the features see it. The plugin fills it in ``test_start`` and keeps
@@ -96,6 +100,9 @@ class RunContext:
     shape: ShapeLike | None = None  # the reliability shape driving the load, if one does
     stop: Callable[[str], None] = _no_stop
     headless_shape_run: Callable[[], bool] = _false  # a headless run driven by a load shape (see shapes.runtime)
+    revert_journal: str | None = None  # --revert-journal (None: the default path)
+    ignore_applied_faults: bool = False  # --ignore-applied-faults
+    local_generator: Callable[[], object | None] = _none  # this process's arrival-rate gate (local runner)
     ended_at: float | None = None
     live: Verdict | None = None  # the latest rolling verdict
 

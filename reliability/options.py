@@ -9,6 +9,7 @@ options, an ``argparse.Namespace``). Example::
 from __future__ import annotations
 
 from reliability.config import ScenarioSpec, SlaSpec, parse_scenario, read_scenario_file
+from reliability.faults.optin import require_opt_in
 
 
 def resolve_spec(options: object) -> tuple[ScenarioSpec, SlaSpec]:
@@ -20,7 +21,8 @@ def resolve_spec(options: object) -> tuple[ScenarioSpec, SlaSpec]:
     sla = dict(data.get("sla") or {})
     abort = dict(sla.get("abort") or {})
     for option, key in (("sla_tier", "tier"), ("sla_percentile", "percentile"),
-                        ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s")):
+                        ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s"),
+                        ("sla_latency_basis", "latency_basis")):
         value = getattr(options, option, None)
         if value:
             sla[key] = value
@@ -32,4 +34,5 @@ def resolve_spec(options: object) -> tuple[ScenarioSpec, SlaSpec]:
     if abort:
         sla["abort"] = abort
     scenario = parse_scenario({**data, "sla": sla}, path or "command line")
+    require_opt_in(scenario, bool(getattr(options, "allow_unsafe_faults", False)), path or "command line")
     return scenario, scenario.sla

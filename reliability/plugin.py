@@ -21,6 +21,7 @@ Who does what:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -30,26 +31,31 @@ from typing import Any
 import gevent
 import locust
 import psutil
+from gevent import getcurrent
 from locust import events
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 from reliability import __version__
-from reliability.config import ScenarioSpec
+from reliability.basis import annotate_record, lag_problem, schedule_section
+from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import MetricsError, ReliabilityError
 from reliability.extension import Contribution, RunContext, ShapeLike
 from reliability.extension import Extension as Extension  # re-exported: the protocol lives in reliability.extension
+from reliability.masking import MaskingFilter, install_log_masking, mask_data
 from reliability.metrics.windows import WindowStore
 from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
+from reliability.pacing import MARK_ATTR, locust_pacing_s, pace_user_classes
 from reliability.record import (
     GeneratorUsage,
-    RunInfo,
+    RunRecord,
     build_record,
     default_record_path,
     iso,
     write_record,
 )
+from reliability.schema import sections as s
 from reliability.sla import EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
 
 logger = logging.getLogger("reliability")
@@ -78,11 +84,29 @@ def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
     ]
     group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
+    group.add_argument("--sla-latency-basis", default=None, choices=("corrected", "measured"),
+                       help="latency graded: corrected (from the intended start, the default when the run "
+                            "has a schedule) or measured")
+    group.add_argument("--allow-unsafe-faults", action="store_true", default=False,
+                       help="run the scenario's shell, webhook, process.* and factory faults (they act on this "
+                            "machine); never settable from the web UI")
+    group.add_argument("--revert-journal", default=None,
+                       help="revert journal file (default: a new file in $RELIABILITY_JOURNAL_DIR or "
+                            "~/.local/state/reliability/journals)")
+    group.add_argument("--ignore-applied-faults", action="store_true", default=False,
+                       help="start even though another run's journal says a fault is still applied on a backend "
+                            "this run uses")
     group.add_argument("--web-origin", action="append", default=None,
                        help="another origin the web UI is reached at (reverse proxy, port mapping), e.g. "
                             "https://locust.example.com; repeatable")
     for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
+    for action in group._group_actions:  # LOCUST_SLA_TIER=silver ... (set the way configargparse's own prefix does)
+        action.env_var = f"LOCUST_{action.dest.upper()}"
+
+
+SPEC_OPTIONS = ("scenario", "sla_tier", "sla_percentile", "sla_window", "sla_status_interval", "sla_abort",
+                "sla_abort_grace", "sla_latency_basis", "allow_unsafe_faults")
 
 
 class ReliabilityPlugin:
@@ -102,7 +126,7 @@ class ReliabilityPlugin:
         self.record_path: Path | None = None
         self.aborted: str | None = None
         self.problems: list[str] = []  # inconclusive reasons found during the run
-        self.lost_workers: dict[str, dict[str, Any]] = {}
+        self.lost_workers: dict[str, s.LostWorker] = {}
         self.joined_workers: dict[str, float] = {}
         self.worker_last_report: dict[str, float] = {}
         self.workers_seen: set[str] = set()
@@ -116,8 +140,27 @@ class ReliabilityPlugin:
         self._bad_latency_logged = False
         self._cache_counts: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [hits, misses]
         self.extensions: list[Extension] = []
+        self._expect_marks = False  # a scheduler marks intended starts (reliability.pacing)
+        self.paced_users: dict[str, float] = {}  # user class -> schedule interval (s)
+        self.masker = MaskingFilter()  # attached to the log handlers by on_init
+        self._resolved: tuple[tuple[Any, ...], tuple[ScenarioSpec, SlaSpec]] | None = None
         self.run: RunContext | None = None  # what the features see of the current test
-        self._resolved: tuple[tuple[object, ...], ScenarioSpec] | None = None
+
+    def expect_intended_starts(self) -> None:
+        """Make the request listener read the intended-start marks schedulers leave on greenlets
+        (see :mod:`reliability.pacing`). Call on the load generators before the marked tasks run."""
+        self._expect_marks = True
+
+    def resolve(self, options: Any) -> tuple[ScenarioSpec, SlaSpec]:
+        """:func:`resolve_spec`, read once per run: the shape, the plugin and the log masking
+        share it (a new test in the web UI reads the file again)."""
+        key = tuple(getattr(options, name, None) for name in SPEC_OPTIONS)
+        if self._resolved is None or self._resolved[0] != key:
+            self._resolved = None
+            resolved = resolve_spec(options)
+            self._resolved = (key, resolved)
+            self.masker.secrets = tuple(dict.fromkeys((*self.masker.secrets, *resolved[0].secrets)))
+        return self._resolved[1]
 
     def add_extension(self, extension: Extension) -> None:
         """Register a master/local-side feature; see :class:`Extension`."""
@@ -142,17 +185,6 @@ class ReliabilityPlugin:
             features.append(AlertingExtension(self.scenario.alerts))
         return features
 
-    def scenario_for(self, options: object) -> ScenarioSpec:
-        """The scenario of this test: ``--scenario`` with the command line on top, parsed once per
-        test (the shape's first tick, before ``test_start``, and the plugin share it)."""
-        key = (getattr(options, "scenario", None),) + tuple(
-            getattr(options, name, None) for name in ("sla_tier", "sla_percentile", "sla_window",
-                                                      "sla_status_interval", "sla_abort", "sla_abort_grace"))
-        if self._resolved is None or self._resolved[0] != key:
-            scenario, _sla = resolve_spec(options)
-            self._resolved = (key, scenario)
-        return self._resolved[1]
-
     @property
     def data_lag_s(self) -> int:
         """Seconds until a second's data is complete here (see ``reliability.extension.complete_until``)."""
@@ -174,12 +206,23 @@ class ReliabilityPlugin:
             return bool(getattr(options, "headless", False) and runner is not None
                         and getattr(runner, "shape_greenlet", None) is not None)
 
+        def local_generator() -> object | None:
+            if self.role != "local":
+                return None
+            from reliability.shapes.arrival_driver import local_driver
+
+            return local_driver(self.environment)
+
+        journal = getattr(options, "revert_journal", None)
         return RunContext(
             scenario=self.scenario, store=self.store, clock=self.clock, role=self.role,
             started_at=self.started_at if self.started_at is not None else self.clock(),
             data_lag_s=self.data_lag_s,
             run_time_s=float(run_time) if isinstance(run_time, int | float) and run_time > 0 else None,
-            shape=self._reliability_shape(), stop=self.request_stop, headless_shape_run=headless_shape_run)
+            shape=self._reliability_shape(), stop=self.request_stop, headless_shape_run=headless_shape_run,
+            revert_journal=str(journal) if journal else None,
+            ignore_applied_faults=bool(getattr(options, "ignore_applied_faults", False)),
+            local_generator=local_generator)
 
     def _reliability_shape(self) -> ShapeLike | None:
         shape = self.environment.shape_class
@@ -227,7 +270,8 @@ class ReliabilityPlugin:
     # -- load generators ---------------------------------------------------------------------------
 
     def on_request(self, request_type: str, name: str, response_time: float | None,
-                   exception: BaseException | None = None, context: Any = None, **_kwargs: Any) -> None:
+                   exception: BaseException | None = None, context: Any = None, start_time: Any = None,
+                   **_kwargs: Any) -> None:
         failed = exception is not None
         error = f"{type(exception).__name__}: {exception}" if failed else None
         if context:
@@ -235,11 +279,23 @@ class ReliabilityPlugin:
             if outcome is not None:  # a cache lookup (e.g. RedisUser.get): count hits and misses
                 counts = self._cache_counts.setdefault((request_type, name), [0, 0])
                 counts[0 if outcome == "hit" else 1] += 1
+        store = self.store
         try:
-            self.store.record(request_type, name, response_time, failed, error)
+            # Locust's start_time is epoch seconds; a custom user passing something else (None, a
+            # perf_counter reading) is counted in the second the request completed in
+            if start_time.__class__ is not float or start_time < 1e9:
+                store.record(request_type, name, response_time, failed, error)
+                return
+            mark = getcurrent().__dict__.get(MARK_ATTR) if self._expect_marks else None
+            if mark is None:
+                store.record_request(request_type, name, response_time, failed, error, start_time)
+            else:
+                intended, mark.start_s = mark.start_s, None  # the task's first request consumes it
+                store.record_request(request_type, name, response_time, failed, error, start_time,
+                                     intended, mark.interval_ms)
         except MetricsError:
             # a custom user reported a negative/NaN time: count the request, drop the latency
-            self.store.record(request_type, name, None, failed, error)
+            store.record(request_type, name, None, failed, error)
             if not self._bad_latency_logged:
                 logger.warning("ignoring invalid response_time %r for %s %s", response_time, request_type, name)
                 self._bad_latency_logged = True
@@ -301,24 +357,40 @@ class ReliabilityPlugin:
             last = self.worker_last_report.get(node.id)
             start = int(last) if last else int(self.started_at or now)
             origin = int(self.started_at or start)  # the timeline's t = epoch second - origin
-            self.lost_workers[node.id] = {"id": node.id, "detected_at": iso(now),
-                                          "last_report_at": iso(last) if last else None,
-                                          "partial_s": [start - origin, int(now) - origin]}
+            self.lost_workers[node.id] = s.LostWorker(id=node.id, detected_at=iso(now),
+                                                      last_report_at=iso(last) if last else None,
+                                                      partial_s=(start - origin, int(now) - origin))
             self.store.mark_partial(start, int(now) + 1)
             logger.error("worker %s went missing; data since %s is lost, the verdict will be inconclusive",
                          node.id, iso(last) if last else "the start")
 
     # -- lifecycle (master / local) -----------------------------------------------------------------
 
+    def _paced_anywhere(self) -> dict[str, float]:
+        """Paced user classes (the master paces none itself: the classes are the same everywhere)."""
+        if self.paced_users or self.role != "master":
+            return self.paced_users
+        found = {cls.__name__: locust_pacing_s(getattr(cls, "wait_time", None))
+                 for cls in self.environment.user_classes}
+        return {name: interval for name, interval in found.items() if interval is not None}
+
+    def _pace_users(self, environment: Environment) -> None:
+        """Generators: recognise Locust's scheduling wait times so their latency counts from the
+        intended start (``reliability.pacing``)."""
+        self.paced_users = pace_user_classes(environment.user_classes)
+        if self.paced_users:
+            self.expect_intended_starts()
+
     def on_test_start(self, environment: Environment, **_kwargs: Any) -> None:
+        if self.role != "master":
+            self._pace_users(environment)
         if self.role == "worker":
             self._final_drain = False
             return
         if self.started_at is not None and not self._finalized and self.store.snapshot().total.requests:
             self.finalize()  # web UI: a new test begins; keep the previous one's record
         try:
-            self.scenario = self.scenario_for(environment.parsed_options)
-            self.sla = self.scenario.sla
+            self.scenario, self.sla = self.resolve(environment.parsed_options)
         except ReliabilityError as exc:
             logger.error("%s", exc)
             environment.process_exit_code = EXIT_INCONCLUSIVE
@@ -326,7 +398,7 @@ class ReliabilityPlugin:
                 gevent.spawn(environment.runner.quit)
             return
         self.store = WindowStore(clock=self.clock, components=self.scenario.components,
-                                 timeline_quantiles=(0.5, 0.95, 0.99, self.sla.percentile / 100.0))
+                                 timeline_quantiles=(0.5, 0.95, 0.99), down_quantile=self.sla.percentile / 100.0)
         self.started_at = self.clock()
         self.ended_at = None
         self._finalized = False
@@ -351,7 +423,6 @@ class ReliabilityPlugin:
         self.ended_at = self.clock()
         if self.run is not None:
             self.run.ended_at = self.ended_at
-        self._resolved = None  # the next test reads its scenario afresh (the web UI may start one)
         self._call_extensions("on_test_stop")
 
     def on_quitting(self, environment: Environment, **_kwargs: Any) -> None:
@@ -439,8 +510,8 @@ class ReliabilityPlugin:
         contributions: list[Contribution] = [c for c in self._call_extensions("finish") if c is not None]
         reasons = list(self.problems[:known])
         for lost in self.lost_workers.values():
-            first, last_s = lost["partial_s"]
-            reasons.append(f"worker {lost['id']} went missing (detected {lost['detected_at']}); its last "
+            first, last_s = lost.partial_s or (0, 0)
+            reasons.append(f"worker {lost.id} went missing (detected {lost.detected_at}); its last "
                            f"reports were lost: seconds +{first}..+{last_s} have partial data")
         for gen in self.generators.values():
             if gen.role != "master" and gen.saturated:
@@ -452,25 +523,32 @@ class ReliabilityPlugin:
             count = sum(e["count"] for e in runner.exceptions.values())
             reasons.append(f"user code raised {count} exception(s) (see Locust's exception report)")
         snapshot = self.store.snapshot()
+        # criteria a feature adds (health_uptime) join the selected tier's verdict: graded once
         added = tuple(c for contribution in contributions for c in contribution.criteria)
         verdict = evaluate(snapshot, self.sla, extra_criteria=added)
         if self.aborted and verdict.requests and all(c.passed for c in verdict.criteria if c not in added):
             reasons.append(f"run aborted: {self.aborted}")
+        schedule = schedule_section(self.store.schedule_lag(), self.sla, self._paced_anywhere())
+        lagging = lag_problem(schedule)
+        if lagging:
+            reasons.append(lagging)
         reasons += [r for contribution in contributions for r in contribution.inconclusive]
         reasons += self.problems[known:]  # a feature that failed while finishing
         verdict = verdict.with_inconclusive(reasons)
-        run: RunInfo = {
-            "started_at": iso(start),
-            "ended_at": iso(end),
-            "duration_s": round(end - start, 3),
-            "mode": "master" if self.role == "master" else "local",
-            "workers": len(self.workers_seen),
-            "locust_version": locust.__version__,
-            "reliability_version": __version__,
-            "scenario": self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
-            "aborted": self.aborted,
-        }
+        run = s.Run(
+            started_at=iso(start),
+            ended_at=iso(end),
+            duration_s=round(end - start, 3),
+            mode="master" if self.role == "master" else "local",
+            workers=len(self.workers_seen),
+            locust_version=locust.__version__,
+            reliability_version=__version__,
+            scenario=self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
+            aborted=self.aborted,
+        )
         sections: dict[str, object] = {}
+        if schedule.scheduled_starts:
+            sections["schedule"] = schedule
         if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
             sections["cost_model"] = self.scenario.cost.model_dump(mode="json")
         phases: dict[int, str] | None = None
@@ -486,15 +564,18 @@ class ReliabilityPlugin:
             down_error_ratio=self.sla.down_error_ratio,
             generators=list(self.generators.values()),
             cache={k: (v[0], v[1]) for k, v in self._cache_counts.items()},
-            workers={
-                "seen": sorted(self.workers_seen),
-                "lost": list(self.lost_workers.values()),
-                "joined": [{"id": k, "at": iso(v)} for k, v in self.joined_workers.items()],
-            },
+            workers=s.Workers(
+                seen=sorted(self.workers_seen),
+                lost=list(self.lost_workers.values()),
+                joined=[s.JoinedWorker(id=k, at=iso(v)) for k, v in self.joined_workers.items()],
+            ),
             sections=sections,
             phases=phases,
         )
+        annotate_record(record, snapshot, verdict, self.sla)
         self.final = verdict
+        self._resolved = None  # the next test (web UI) reads the scenario afresh
+        record = RunRecord.model_validate(mask_data(record.to_json_dict(), self.scenario.secrets))
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
         try:
@@ -503,11 +584,11 @@ class ReliabilityPlugin:
             logger.error("cannot write the run record to %s: %s", path, exc)
             self.record_path = None
         if self.record_path is not None:
-            self._write_reports(dict(record), self.record_path)
+            self._write_reports(record, self.record_path)
         self._log_verdict(verdict)
         return verdict
 
-    def _write_reports(self, record: dict[str, Any], record_path: Path) -> None:
+    def _write_reports(self, record: RunRecord, record_path: Path) -> None:
         """HTML, JUnit XML and Markdown next to the record. A rendering problem is logged, never
         allowed to change the verdict: the record is written and can be re-rendered later."""
         from reliability.report import write_reports
@@ -546,6 +627,13 @@ def install(environment: Environment, clock: Callable[[], float] = time.time) ->
 
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     plugin = install(environment)
+    from reliability.shapes.arrival_driver import attach as attach_arrivals  # open-model load's messages
+
+    attach_arrivals(environment)
+    plugin.masker = install_log_masking()  # Locust's log (and ours): no password in the clear
+    if getattr(environment.parsed_options, "scenario", None):
+        with contextlib.suppress(ReliabilityError):  # a bad file is reported when the test starts
+            plugin.resolve(environment.parsed_options)  # its ${ENV} secrets are masked from the start
     if environment.web_ui is not None:  # master or local runner with the web UI on
         from reliability.web.ui import install_web_ui
         install_web_ui(environment.web_ui, plugin)

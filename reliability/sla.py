@@ -3,11 +3,17 @@
 Service level indicators (defined the same way in the README):
 
 * **latency**: the configured percentile (p95 by default) of every completed request's response
-  time, failures included, from histograms with a bounded relative error;
+  time, failures included, from histograms with a bounded relative error. Graded on the
+  *corrected* basis (from the intended start, stalled requests back-filled) whenever the run has
+  one (paced users, arrival-rate load), else on the measured one; ``latency_basis: measured``
+  opts out;
 * **error ratio**: failed requests / all requests;
 * **uptime** (window-based): of the 1 s windows that had traffic, the share in which the service
-  was up. A window is *down* when its error ratio is at or above ``down_error_pct`` (default 5 %)
-  or nothing in it succeeded;
+  was up. A request belongs to the window of the second it was sent in (or scheduled to be sent
+  in). A window is *down* when its error ratio is at or above ``down_error_pct`` (default 5 %),
+  nothing in it succeeded, its latency at the SLA percentile (graded basis) is above
+  ``down_latency_ms``, or requests were in flight for the whole second and none completed in it
+  (a stall: counted, never skipped);
 * **request availability** (request-based): successful requests / all requests.
 
 A run (or rolling window) with no requests never passes: every criterion reports "no data".
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reliability.config import EndpointSlaSpec, SlaSpec
 from reliability.metrics.histogram import LatencyHistogram
@@ -41,6 +47,9 @@ class UptimeResult:
     ratio: float | None  # None when there was no traffic
     request_availability: float | None
     partial_windows: int = 0
+    stalled_windows: int = 0  # down because requests were outstanding and none completed
+    slow_windows: int = 0  # down because of latency above down_latency_ms
+    down_latency_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class Verdict:
     requests: int
     failures: int
     inconclusive: tuple[str, ...] = field(default=())
+    latency_basis: str = "measured"  # which latency was graded: measured | corrected
 
     @property
     def exit_code(self) -> int:
@@ -98,18 +108,44 @@ class Verdict:
         return Verdict(**{**self.__dict__, "inconclusive": self.inconclusive + extra})
 
 
-def compute_uptime(seconds: Iterable[SecondCounts], down_error_ratio: float) -> UptimeResult:
-    windows = up = good = total = partial = 0
+UP, ERRORS, STALLED, SLOW = "up", "errors", "stalled", "slow"
+
+
+def second_state(second: SecondCounts, down_error_ratio: float, down_latency_ms: float | None = None,
+                 basis: str = "measured") -> str | None:
+    """What one 1 s window says about the service: None (idle: not counted), ``up``, or why it was
+    down (``errors``, ``stalled``, ``slow``). Uptime, the live status, time-to-detect, recovery,
+    alerts and the capacity search all read windows through this one rule."""
+    corrected = basis == "corrected"
+    if second.requests <= 0 and second.held <= 0 and not (corrected and second.backfilled > 0):
+        return None  # nothing sent, nothing stuck: idle (completions of earlier requests alone do not count)
+    done = second.requests if second.done is None else second.done
+    if second.held > 0 and done <= 0:
+        return STALLED
+    if second.requests > 0:
+        ok = second.requests - second.failures
+        if ok <= 0 or second.failures / second.requests >= down_error_ratio:
+            return ERRORS
+    latency = second.corrected_ms if corrected and second.corrected_ms is not None else second.latency_ms
+    if down_latency_ms is not None and latency is not None and latency > down_latency_ms:
+        return SLOW
+    return UP
+
+
+def compute_uptime(seconds: Iterable[SecondCounts], down_error_ratio: float, down_latency_ms: float | None = None,
+                   basis: str = "measured") -> UptimeResult:
+    windows = up = good = total = partial = stalled = slow = 0
     for s in seconds:
-        if s.requests <= 0:
+        state = second_state(s, down_error_ratio, down_latency_ms, basis)
+        if state is None:
             continue
         windows += 1
         partial += s.partial
         total += s.requests
         good += s.requests - s.failures
-        ok = s.requests - s.failures
-        if ok > 0 and s.failures / s.requests < down_error_ratio:
-            up += 1
+        up += state == UP
+        stalled += state == STALLED
+        slow += state == SLOW
     return UptimeResult(
         window_s=1,
         windows=windows,
@@ -117,7 +153,24 @@ def compute_uptime(seconds: Iterable[SecondCounts], down_error_ratio: float) -> 
         ratio=up / windows if windows else None,
         request_availability=good / total if total else None,
         partial_windows=partial,
+        stalled_windows=stalled,
+        slow_windows=slow,
+        down_latency_ms=down_latency_ms,
     )
+
+
+def latency_basis(snapshot: Snapshot, spec: SlaSpec) -> str:
+    """The basis graded: ``corrected`` when asked for (the default) and the snapshot has it."""
+    return "corrected" if spec.latency_basis == "corrected" and snapshot.total.corrected is not None else "measured"
+
+
+def on_basis(snapshot: Snapshot, basis: str) -> Snapshot:
+    """``snapshot`` with every ``hist`` replaced by the ``basis`` latency (a cheap view)."""
+    if basis != "corrected" or snapshot.total.corrected is None:
+        return snapshot
+    return replace(snapshot, total=snapshot.total.with_basis(basis),
+                   endpoints=tuple(e.with_basis(basis) for e in snapshot.endpoints),
+                   components=tuple(c.with_basis(basis) for c in snapshot.components))
 
 
 def _check(name: str, comparator: str, threshold: float, actual: float | None, scope: str) -> Criterion:
@@ -162,7 +215,9 @@ def _endpoint_criteria(snapshot: Snapshot, spec: SlaSpec) -> list[Criterion]:
 def evaluate(snapshot: Snapshot, spec: SlaSpec, extra_criteria: Sequence[Criterion] = ()) -> Verdict:
     """Grade ``snapshot`` against every tier of ``spec``; the verdict is for ``spec.tier``.
     ``extra_criteria`` (a feature's, e.g. ``health_uptime``) join the selected tier's verdict."""
-    uptime = compute_uptime(snapshot.seconds, spec.down_error_ratio)
+    basis = latency_basis(snapshot, spec)
+    snapshot = on_basis(snapshot, basis)
+    uptime = compute_uptime(snapshot.seconds, spec.down_error_ratio, spec.down_latency_threshold_ms, basis)
     endpoint_checks = _endpoint_criteria(snapshot, spec)
     results: list[TierResult] = []
     for name, tier in spec.all_tiers().items():
@@ -197,6 +252,7 @@ def evaluate(snapshot: Snapshot, spec: SlaSpec, extra_criteria: Sequence[Criteri
         requests=snapshot.total.requests,
         failures=snapshot.total.failures,
         inconclusive=() if snapshot.total.requests else ("no requests were made",),
+        latency_basis=basis,
     )
 
 
@@ -213,7 +269,8 @@ def status_line(verdict: Verdict, label: str = "SLA") -> str:
     err = by_name.get("error_ratio")
     parts = [f"{label} {verdict.tier}: {'PASS' if verdict.passed else 'FAIL'}"]
     if lat is not None:
-        parts.append(f"{percentile_label(verdict.percentile)} "
+        basis = " corrected" if verdict.latency_basis == "corrected" else ""
+        parts.append(f"{percentile_label(verdict.percentile)}{basis} "
                      + ("n/a" if lat.actual is None else f"{lat.actual:.1f}") + f"/{lat.threshold:g} ms")
     if err is not None:
         parts.append("errors " + ("n/a" if err.actual is None else f"{err.actual * 100:.2f}")

@@ -32,8 +32,16 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from reliability import __version__
-from reliability.config import ScenarioSpec, load_scenario, read_scenario_file
+from reliability.config import (
+    ScenarioSpec,
+    interpolate,
+    interpolated_secrets,
+    load_scenario,
+    read_scenario_file,
+    validation_error,
+)
 from reliability.exceptions import ScenarioError
+from reliability.masking import secrets_of_env_value
 from reliability.units import DurationS, FrozenSpec, iso
 
 SUITE_SCHEMA_VERSION = 1
@@ -110,6 +118,17 @@ class Suite:
     path: str
     spec: SuiteSpec
     entries: tuple[SuiteEntry, ...]
+    secrets: tuple[str, ...] = ()  # what the file took from ${ENV} that must be masked
+
+    def env_secrets(self) -> tuple[str, ...]:
+        """Everything to mask when showing the suite: its own interpolated secrets, those of its
+        scenarios, the passwords in ``env:`` values and the values of secret-named ``env:`` keys."""
+        found = list(self.secrets)
+        for entry in self.entries:
+            found += entry.scenario.secrets
+            for name, value in entry.env.items():
+                found += secrets_of_env_value(name, value)
+        return tuple(dict.fromkeys(found))
 
 
 def is_suite_document(data: Any) -> bool:
@@ -126,27 +145,6 @@ def infer_kind(scenario: ScenarioSpec) -> str:
     if scenario.shape is not None:
         return "load"
     return "baseline"
-
-
-def _location(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not str(part).startswith(("function-", "model-")):
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _error(source: str, exc: ValidationError) -> ScenarioError:
-    err = exc.errors(include_url=False)[0]
-    where = _location(tuple(err["loc"]))
-    reason = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"]).removeprefix("Value error, ")
-    sub = re.match(r"^([\w.\[\]-]+): (.*)$", reason)
-    if sub and err["type"] == "value_error":  # a model validator names its own sub-field
-        where = f"{where}.{sub.group(1)}" if where else sub.group(1)
-        reason = sub.group(2)
-    return ScenarioError(source, where, reason)
 
 
 def _resolve(source: str, spec: SuiteSpec) -> tuple[SuiteEntry, ...]:
@@ -185,15 +183,18 @@ def _relative(base: Path, locustfile: str | None) -> str | None:
     return os.path.normpath(base / locustfile)
 
 
-def parse_suite(data: Any, source: str = "<suite>") -> Suite:
-    """Validate an already-loaded suite document; ``source`` names it in errors and anchors paths."""
+def parse_suite(data: Any, source: str = "<suite>", env: Mapping[str, str] | None = None) -> Suite:
+    """Validate an already-loaded suite document; ``source`` names it in errors and anchors paths.
+    ``${VAR}`` references are taken from ``env`` (default ``os.environ``), as in scenario files."""
     if not isinstance(data, dict):
         raise ScenarioError(source, "", "the top level must be a mapping of keys to values")
+    used: dict[str, str] = {}
+    data = interpolate(data, "", source, os.environ if env is None else env, used)
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
-        raise _error(source, exc) from None
-    return Suite(source, spec, _resolve(source, spec))
+        raise validation_error(source, exc, used) from None
+    return Suite(source, spec, _resolve(source, spec), interpolated_secrets(used))
 
 
 def load_suite(path: str | os.PathLike[str]) -> Suite:

@@ -6,6 +6,7 @@ with gevent) or a database driver, so unit tests run in a clean interpreter.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -15,6 +16,21 @@ from tests.servers import PostgresServer, RedisServer, TargetServer
 from tests.servers import free_port as _free_port
 
 ServerT = TypeVar("ServerT", PostgresServer, RedisServer, TargetServer)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def revert_journals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs started by tests keep their revert journals in the session's temporary directory
+    (children inherit the variable), never in the user's state directory."""
+    before = os.environ.get("RELIABILITY_JOURNAL_DIR")
+    os.environ["RELIABILITY_JOURNAL_DIR"] = str(tmp_path_factory.mktemp("journals"))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RELIABILITY_JOURNAL_DIR", None)
+        else:
+            os.environ["RELIABILITY_JOURNAL_DIR"] = before
 
 
 def _serve(server: ServerT) -> Iterator[ServerT]:

@@ -9,7 +9,10 @@ pattern mid-run ({"delay_ms", "fail_every", "down": bool}).
 * ``--delay-ms D`` with ``--spread lognormal`` draws delays from a seeded lognormal with median D
   (sigma 0.5); ``--spread none`` sleeps exactly D;
 * ``--fail-every N`` answers 500 to every Nth request (0 = never);
-* ``--down-after S --down-for S`` answers 503 to everything in that span after the first request.
+* ``--down-after S --down-for S`` answers 503 to everything in that span after the first request;
+* ``--freeze-every P --freeze-for F --freeze-first S`` freezes completely (a GC pause, a failover):
+  from S s after the first request, every P s for F s, a request that arrives holds its answer until
+  the freeze ends. ``/stats`` reports the anchor (``freeze_anchor``, epoch s of the first request).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ class Pattern:
         self.fail_every: int = args.fail_every
         self.down_after: float | None = args.down_after
         self.down_for: float = args.down_for
+        self.freeze_every: float = args.freeze_every
+        self.freeze_for: float = args.freeze_for
+        self.freeze_first: float = args.freeze_first
+        self.anchor: float | None = None  # epoch s of the first request
         self.down = False
         self.rng = random.Random(args.seed)
         self.first: float | None = None
@@ -37,6 +44,19 @@ class Pattern:
         self.failures = 0
         self.delays: list[float] = []
         self.log: list[tuple[float, float, int]] = []  # (start epoch s, delay ms, status)
+
+    def frozen_for_s(self) -> float:
+        """Seconds until the current freeze ends (0 outside a freeze)."""
+        now = time.time()
+        if self.anchor is None:
+            self.anchor = now
+        if not self.freeze_every or not self.freeze_for:
+            return 0.0
+        since = now - self.anchor - self.freeze_first
+        if since < 0:
+            return 0.0
+        into = since % self.freeze_every
+        return self.freeze_for - into if into < self.freeze_for else 0.0
 
     def next(self) -> tuple[float, int]:
         now = time.monotonic()
@@ -62,6 +82,9 @@ class Pattern:
 
 async def handle(request: web.Request) -> web.Response:
     pattern: Pattern = request.app["pattern"]
+    frozen_s = pattern.frozen_for_s()
+    if frozen_s > 0:
+        await asyncio.sleep(frozen_s)
     delay_ms, status = pattern.next()
     if delay_ms > 0:
         await asyncio.sleep(delay_ms / 1000.0)
@@ -71,7 +94,8 @@ async def handle(request: web.Request) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     pattern: Pattern = request.app["pattern"]
     return web.json_response(
-        {"requests": pattern.requests, "failures": pattern.failures, "delays": pattern.delays, "log": pattern.log}
+        {"requests": pattern.requests, "failures": pattern.failures, "delays": pattern.delays, "log": pattern.log,
+         "freeze_anchor": pattern.anchor}
     )
 
 
@@ -92,6 +116,9 @@ def main() -> None:
     parser.add_argument("--fail-every", type=int, default=0)
     parser.add_argument("--down-after", type=float, default=None)
     parser.add_argument("--down-for", type=float, default=0.0)
+    parser.add_argument("--freeze-every", type=float, default=0.0)
+    parser.add_argument("--freeze-for", type=float, default=0.0)
+    parser.add_argument("--freeze-first", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     app = web.Application()

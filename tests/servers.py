@@ -402,3 +402,42 @@ class TargetServer(_ChildServer):
 
     def _ready(self) -> bool:
         return port_accepts(self.port)
+
+
+TOXIPROXY_ENV = "TOXIPROXY_SERVER"
+
+
+def toxiproxy_binary() -> str | None:
+    """The real Toxiproxy server: ``$TOXIPROXY_SERVER``, ``toxiproxy-server`` on PATH, or the build
+    kept next to the repository (``../shared/tools/toxiproxy/toxiproxy-server``)."""
+    given = os.environ.get(TOXIPROXY_ENV)
+    if given:
+        return given if os.access(given, os.X_OK) else None
+    found = shutil.which("toxiproxy-server")
+    if found:
+        return found
+    beside = Path(__file__).resolve().parents[1].parent / "shared" / "tools" / "toxiproxy" / "toxiproxy-server"
+    return str(beside) if os.access(beside, os.X_OK) else None
+
+
+class ToxiproxyServer(_ChildServer):
+    """Shopify's Toxiproxy server (the real one, as in docker-compose) on 127.0.0.1."""
+
+    name = "toxiproxy-server"
+
+    def __init__(self, port: int | None = None, binary: str | None = None) -> None:
+        found = binary or toxiproxy_binary()
+        if not found:
+            raise ServerError(f"toxiproxy-server not found (set {TOXIPROXY_ENV} or put it on PATH)")
+        self.binary = found
+        super().__init__(port, "reliability-toxiproxy-")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _command(self) -> tuple[list[str], dict[str, str] | None]:
+        return [self.binary, "-host", "127.0.0.1", "-port", str(self.port)], None
+
+    def _ready(self) -> bool:
+        return port_accepts(self.port)

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reliability.alerts.incident import AlertEvent
+from reliability.masking import mask
 from reliability.units import iso
 
 
@@ -98,7 +99,7 @@ def deliver(url: str, body: Mapping[str, Any], timeout_s: float, *, attempts: in
         except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections
             status = None
             reason = getattr(exc, "reason", exc)
-            error = f"{type(exc).__name__}: {reason}".replace(url, "***")
+            error = mask(f"{type(exc).__name__}: {reason}", (url,))
         if error is None or (status is not None and status < 500):
             break
         if tries < attempts:

@@ -25,6 +25,7 @@ itself); ``"protocol": "http"`` on a proxy and the ``http_error`` toxic type.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,8 +34,11 @@ from aiohttp import web
 from reliability import __version__
 from reliability.chaosproxy.proxy import ProxyCollection
 from reliability.chaosproxy.toxics import ApiError, parse_toxic, update_toxic
+from reliability.origins import OriginPolicy, is_json_content_type
 
 PROXIES: web.AppKey[ProxyCollection] = web.AppKey("proxies", ProxyCollection)
+POLICY: web.AppKey[OriginPolicy] = web.AppKey("origin_policy", OriginPolicy)
+log = logging.getLogger("reliability.chaosproxy")
 VERSION = f"reliability-proxy {__version__}"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -58,10 +62,32 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    if raw and not is_json_content_type(request.headers.get("Content-Type")):
+        raise ApiError(415, "bad request body: Content-Type must be application/json")
     try:
-        return json.loads(await request.read() or b"null")
+        return json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"bad request body: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "bad request body: JSON nested too deeply") from None
+
+
+@web.middleware
+async def same_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The API's own Host names only (DNS rebinding), and no state change from another origin's
+    page (a cross-site form could otherwise create proxies and toxics); see reliability.origins."""
+    policy = request.app.get(POLICY)
+    if policy is not None:
+        headers = request.headers
+        problem = policy.host_problem(headers.get("Host"))
+        if problem is None and request.method not in ("GET", "HEAD", "OPTIONS"):
+            problem = policy.origin_problem(headers.get("Origin"), headers.get("Referer"),
+                                            headers.get("Sec-Fetch-Site"), headers.get("Host"))
+        if problem is not None:
+            log.warning("refused %s %s: %s", request.method, request.path[:200], problem)
+            return _json({"error": problem, "status": 403}, 403)
+    return await handler(request)
 
 
 routes = web.RouteTableDef()
@@ -158,10 +184,12 @@ async def reset(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def build_api(proxies: ProxyCollection) -> web.Application:
-    """The API application over ``proxies``."""
-    app = web.Application(middlewares=[api_errors])
+def build_api(proxies: ProxyCollection, policy: OriginPolicy | None = None) -> web.Application:
+    """The API application over ``proxies``; ``policy`` (default: a loopback API's) says which
+    Host names and origins it answers."""
+    app = web.Application(middlewares=[same_origin, api_errors])
     app[PROXIES] = proxies
+    app[POLICY] = policy if policy is not None else OriginPolicy("127.0.0.1")
     app.add_routes(routes)
     for method in ("POST", "PATCH"):
         app.router.add_route(method, "/proxies/{proxy}", proxy_update)

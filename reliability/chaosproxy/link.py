@@ -67,6 +67,7 @@ class Link:
         self._clock = clock
         self._rng = rng
         self._rolls: dict[Toxic, bool] = {}
+        self._passed: dict[Toxic, int] = {}  # bytes through each limit_data toxic on this connection
         self._timers: dict[Toxic, asyncio.TimerHandle] = {}
         self._changed = asyncio.Event()
         self._queues = {stream: asyncio.Queue[Chunk](QUEUE_CHUNKS) for stream in ("upstream", "downstream")}
@@ -193,7 +194,16 @@ class Link:
                     return
                 due = chunk.arrived + self._latency_s(stream)
                 await self._hold(stream, "latency", due)
-                next_free = await self._throttled(stream, writer, chunk.data, next_free)
+                slicer = next((t for t in active if t.type == "slicer"), None)
+                pieces = self._slices(chunk.data, slicer) if slicer is not None else [chunk.data]
+                for index, piece in enumerate(pieces):
+                    piece, limit_reached = self._limited(stream, piece)
+                    next_free = await self._throttled(stream, writer, piece, next_free)
+                    if limit_reached:
+                        self.close()
+                        return
+                    if slicer is not None and index < len(pieces) - 1 and slicer.number("delay") > 0:
+                        await asyncio.sleep(slicer.number("delay") / 1_000_000.0)
             delay_ms = sum(t.number("delay") for t in self._active(stream) if t.type == "slow_close")
             if delay_ms:
                 await asyncio.sleep(delay_ms / 1000.0)
@@ -201,6 +211,33 @@ class Link:
                 writer.write_eof()
         except (ConnectionError, OSError):
             self.close()
+
+    def _slices(self, data: bytes, slicer: Toxic) -> list[bytes]:
+        """``data`` cut into pieces of ``average_size`` +/- ``size_variation`` bytes (at least 1)."""
+        average = int(slicer.number("average_size"))
+        if average <= 0:
+            return [data]
+        variation = int(slicer.number("size_variation"))
+        pieces = []
+        start = 0
+        while start < len(data):
+            size = max(1, average + (self._rng.randint(-variation, variation) if variation else 0))
+            pieces.append(data[start:start + size])
+            start += size
+        return pieces
+
+    def _limited(self, stream: str, piece: bytes) -> tuple[bytes, bool]:
+        """What of ``piece`` may still pass the stream's ``limit_data`` toxics, and whether the
+        limit is reached with it (then the connection closes)."""
+        reached = False
+        for toxic in self._active(stream):
+            if toxic.type != "limit_data":
+                continue
+            left = int(toxic.number("bytes")) - self._passed.get(toxic, 0)
+            if len(piece) >= left:
+                piece, reached = piece[:max(0, left)], True
+            self._passed[toxic] = self._passed.get(toxic, 0) + len(piece)
+        return piece, reached
 
     def _has(self, stream: str, kind: str) -> bool:
         return any(t.type == kind for t in self._active(stream))

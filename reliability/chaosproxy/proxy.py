@@ -24,6 +24,7 @@ from typing import Any
 
 from reliability.chaosproxy.link import Link
 from reliability.chaosproxy.toxics import ApiError, Toxic, parse_ttl
+from reliability.origins import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +165,21 @@ class Proxy:
 class ProxyCollection:
     """All proxies of one chaos proxy process, keyed by name (what the HTTP API manages)."""
 
-    def __init__(self, clock: Callable[[], float] | None = None, rng: random.Random | None = None) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None, rng: random.Random | None = None,
+                 allow_remote: bool = False) -> None:
         self.proxies: dict[str, Proxy] = {}
         self._clock = clock
         self._rng = rng or random.Random()
+        self.allow_remote = allow_remote  # else listen and upstream must be loopback addresses
+
+    def _check_local(self, listen: str, upstream: str) -> None:
+        """Without ``--allow-remote`` a proxy neither listens beyond this machine nor forwards to
+        another one: a stray API call must not open a relay into (or out of) the network."""
+        for field, address in (("listen", listen), ("upstream", upstream)):
+            host, _port = split_address(address)
+            if not self.allow_remote and not is_loopback(host):
+                raise ApiError(403, f"{field} {address!r} is not a loopback address; start the proxy with "
+                                    "--allow-remote to listen on or forward to other hosts")
 
     def now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
@@ -194,11 +206,17 @@ class ProxyCollection:
             raise ApiError(400, "bad request body: listen must be a string, enabled a boolean, protocol tcp|http")
         return name, str(listen), upstream, enabled, str(protocol)
 
+    def _checked_fields(self, body: object) -> tuple[str, str, str, bool, str]:
+        fields = self._fields(body)
+        self._check_local(fields[1], fields[2])
+        return fields
+
     async def add(self, body: object) -> Proxy:
         """``POST /proxies``: create (and by default start) a proxy; 409 if the name is taken."""
         name, listen, upstream, enabled, protocol = self._fields(body)
         if name in self.proxies:
             raise ApiError(409, "proxy already exists")
+        self._check_local(listen, upstream)
         proxy = Proxy(name, listen, upstream, protocol, self.now, self._rng)
         if enabled:
             await proxy.start()
@@ -209,7 +227,7 @@ class ProxyCollection:
         """``POST /populate``: create or replace several; one with the same addresses is kept."""
         if not isinstance(body, list):
             raise ApiError(400, "bad request body: expected a JSON array of proxies")
-        checked = [self._fields(item) for item in body]
+        checked = [self._checked_fields(item) for item in body]
         names = [c[0] for c in checked]
         if len(set(names)) != len(names):
             raise ApiError(400, "duplicate proxy name in populate request")
@@ -238,8 +256,7 @@ class ProxyCollection:
         if not isinstance(listen, str) or not isinstance(upstream, str) or not isinstance(enabled, bool):
             raise ApiError(400, "bad request body: listen and upstream must be strings, enabled a boolean")
         ttl_s = parse_ttl(body)
-        split_address(listen)
-        split_address(upstream)
+        self._check_local(listen, upstream)
         if (listen, upstream) != (proxy.listen, proxy.upstream):
             await proxy.stop()
             proxy.listen, proxy.upstream = listen, upstream

@@ -8,6 +8,10 @@ Types (attributes in brackets, all numbers, times in ms):
   until the toxic goes; removing it closes the connections it held, as Toxiproxy does);
 - ``reset_peer`` [timeout]: on data, the connection is reset (TCP RST) after ``timeout`` ms;
 - ``slow_close`` [delay]: closing is delayed by ``delay`` ms;
+- ``slicer`` [average_size, size_variation, delay]: data is cut into pieces of ``average_size``
+  +/- ``size_variation`` bytes, ``delay`` *microseconds* apart (Toxiproxy's unit for this one);
+- ``limit_data`` [bytes]: the connection is closed once ``bytes`` bytes have passed (counted per
+  connection from when the toxic first applies to it);
 - ``http_error`` [status, path_prefix] (our extension, proxies with ``"protocol": "http"``
   only): requests under ``path_prefix`` are answered with ``status`` instead of being forwarded;
   ``toxicity`` is the share of *requests* hit, not of connections.
@@ -16,6 +20,8 @@ Every toxic has ``name`` (default ``<type>_<stream>``), ``stream`` (``upstream``
 server, ``downstream`` = server to client, the default) and ``toxicity`` (0-1, the chance a
 connection is affected). Our extension ``ttl_s``: the toxic removes itself that many seconds
 after it was created or last updated, so a toxic outlives a crashed driver by at most ``ttl_s``.
+Attribute names a type does not have are ignored, as Toxiproxy does; values must be numbers in
+range (Toxiproxy takes any integer, negative ones too).
 
 Example::
 
@@ -39,6 +45,8 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
     "timeout": {"timeout": 0},
     "reset_peer": {"timeout": 0},
     "slow_close": {"delay": 0},
+    "slicer": {"average_size": 0, "size_variation": 0, "delay": 0},
+    "limit_data": {"bytes": 0},
     "http_error": {"status": 503, "path_prefix": "/"},
 }
 HTTP_TYPES = frozenset({"http_error"})
@@ -100,7 +108,7 @@ def parse_attributes(kind: str, given: object, base: dict[str, Any] | None = Non
     out = dict(base if base is not None else ATTRIBUTES[kind])
     for key, value in given.items():
         if key not in out:
-            raise ApiError(400, f"bad request body: unknown attribute {key!r} for a {kind} toxic")
+            continue  # as Toxiproxy: attributes a toxic type does not have are ignored
         if key == "path_prefix":
             if not isinstance(value, str) or not value.startswith("/"):
                 raise ApiError(400, "bad request body: path_prefix must start with '/'")

@@ -14,6 +14,8 @@ proxy.bandwidth     disables the proxy; ``proxy.http`` answers requests with an 
 proxy.timeout       (our proxy in HTTP mode)
 proxy.reset_peer
 proxy.slow_close
+proxy.slicer
+proxy.limit_data
 proxy.down
 proxy.http
 http.error          error ratio / status / latency through the reference target's admin API
@@ -112,7 +114,7 @@ def registry() -> dict[str, Factory]:
         _redis: ("redis.pause", "redis.memory", "redis.slow"),
         _postgres: ("postgres.lock", "postgres.outage", "postgres.exhaust"),
         _proxy: ("proxy.latency", "proxy.bandwidth", "proxy.timeout", "proxy.reset_peer", "proxy.slow_close",
-                 "proxy.down", "proxy.http"),
+                 "proxy.slicer", "proxy.limit_data", "proxy.down", "proxy.http"),
         _http: ("http.error", "http.latency"),
         _process: ("process.suspend", "process.kill"),
         _load: ("load.spike", "load.ws_storm"),

@@ -22,20 +22,17 @@ is gevent-patched and the drivers used here cooperate with it; every network cal
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
-from urllib.parse import urlsplit
 
-from reliability.target.config import scrub
+from reliability.masking import mask, passwords_in
 
 # How often a lease renews relative to the dead-man's timeout: two renewals can fail in a row
 # before the backend gives up on the fault.
 RENEW_FRACTION = 1.0 / 3.0
-_KV_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ def one_line(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     """
     text = str(exc).strip().splitlines()
     line = text[0] if text else type(exc).__name__
-    return scrub(line, tuple(s for s in secrets if s))
+    return mask(line, secrets)
 
 
 def secrets_of(*urls: str | None) -> tuple[str, ...]:
@@ -94,18 +91,7 @@ def secrets_of(*urls: str | None) -> tuple[str, ...]:
     >>> secrets_of("redis://:hunter2@localhost:6379/0", "host=db password=s3cret", None)
     ('hunter2', 's3cret')
     """
-    found: list[str] = []
-    for url in urls:
-        if not url:
-            continue
-        if "://" in url:
-            password = urlsplit(url).password
-        else:
-            match = _KV_PASSWORD.search(url)
-            password = match.group(1).strip("'") if match else None
-        if password:
-            found.append(password)
-    return tuple(found)
+    return tuple(dict.fromkeys(pw for url in urls for pw in passwords_in(url)))
 
 
 def wait_until(

@@ -13,6 +13,8 @@ Example::
 from __future__ import annotations
 
 import subprocess
+import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 from reliability.exceptions import FaultError
@@ -20,6 +22,15 @@ from reliability.faults.base import FaultCheck, one_line, probe, secrets_of
 from reliability.faults.httpcall import call
 from reliability.faults.process import command_argv
 from reliability.faults.spec import Command, HttpCallSpec, ShellSpec, WebhookSpec
+from reliability.masking import mask
+from reliability.revert.journal import (
+    Undo,
+    UndoError,
+    command_action,
+    http_action,
+    reference_secrets,
+    secret_headers,
+)
 
 OUTPUT_CHARS = 200
 
@@ -63,6 +74,21 @@ class WebhookFault(_TwoStepFault):
         self._secrets = secrets_of(spec.inject.url, spec.revert.url if spec.revert else None, spec.verify_url) + \
             tuple(v for call_spec in (spec.inject, spec.revert) if call_spec for v in call_spec.headers.values())
 
+    @property
+    def backend(self) -> str:
+        hook = self.spec.revert or self.spec.inject
+        parts = urllib.parse.urlsplit(hook.url)
+        return f"webhook {parts.scheme}://{parts.hostname}:{parts.port or ''}{parts.path}"
+
+    def undo(self, environ: Mapping[str, str]) -> Undo:
+        """The ``revert`` call, headers that carry credentials by reference to the environment."""
+        hook = self.spec.revert
+        if hook is None:
+            raise UndoError(f"{self.name}: a webhook without a revert call cannot be undone")
+        action = http_action(hook.method, hook.url, hook.body, hook.headers, ok_also=(), timeout_s=self.spec.timeout_s)
+        secrets = list(secrets_of(hook.url)) + secret_headers(hook.headers)
+        return Undo(self.backend, (reference_secrets(action, secrets, environ, self.name),))
+
     def _run(self, action: str, step: Any) -> str:
         hook: HttpCallSpec = step
         try:
@@ -95,6 +121,19 @@ class ShellFault(_TwoStepFault):
         super().__init__(name, spec.inject, spec.revert)
         self.spec = spec
 
+    @property
+    def backend(self) -> str:
+        revert = self.spec.revert
+        return "shell " + (revert if isinstance(revert, str) else " ".join(revert or []))
+
+    def undo(self, environ: Mapping[str, str]) -> Undo:
+        """The ``revert`` command (values of secret-looking variables by reference)."""
+        if self.spec.revert is None:
+            raise UndoError(f"{self.name}: a shell fault without a revert command cannot be undone")
+        command = reference_secrets(self.spec.revert, (), environ, self.name)
+        backend = reference_secrets(self.backend, (), environ, self.name)
+        return Undo(backend, (command_action(command, self.spec.timeout_s),))
+
     def _run(self, action: str, step: Any) -> str:
         command: Command = step
         try:
@@ -104,7 +143,7 @@ class ShellFault(_TwoStepFault):
             raise FaultError(f"{self.name} (shell) {action}: timed out after {self.spec.timeout_s:g}s") from None
         except OSError as exc:
             raise FaultError(f"{self.name} (shell) {action}: {one_line(exc)}") from None
-        output = " ".join((done.stdout + " " + done.stderr).split())[:OUTPUT_CHARS]
+        output = mask(" ".join((done.stdout + " " + done.stderr).split()))[:OUTPUT_CHARS]
         if done.returncode != 0:
             detail = f"exit {done.returncode}" + (f": {output}" if output else "")
             raise FaultError(f"{self.name} (shell) {action}: {detail}")

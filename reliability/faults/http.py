@@ -21,9 +21,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from reliability.exceptions import FaultError
-from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s
+from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s, secrets_of
 from reliability.faults.httpcall import call
 from reliability.faults.spec import HttpErrorSpec, HttpLatencySpec
+from reliability.masking import mask
+from reliability.revert.journal import Undo, http_action, reference_secrets
 from reliability.target.config import ADMIN_TOKEN_ENV
 
 ADMIN_HEADER = "X-Admin-Token"
@@ -54,6 +56,13 @@ class TargetHttpFault:
             self.body["ttl_s"] = self.dead_man_s
         self._lease: Lease | None = None
         self.injected = False
+        self.backend = f"target {mask(self.url)}"
+
+    def undo(self, environ: Mapping[str, str]) -> Undo:
+        """``DELETE /admin/faults`` (the token by reference to its environment variable)."""
+        action = http_action("DELETE", f"{self.url}/admin/faults", headers=self._headers, ok_also=())
+        action = reference_secrets(action, self._secrets + secrets_of(self.url), environ, self.name)
+        return Undo(self.backend, (action,), expires_s=self.dead_man_s)
 
     def _admin(self, method: str, body: Any = None) -> Any:
         try:

@@ -19,6 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 USER_AGENT = "locust-reliability"  # Toxiproxy refuses browser agents ("Mozilla/...")
+SCHEMES = ("http", "https")
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) only (urllib's own handler also follows ``ftp://``)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        if newurl.split(":", 1)[0].lower() not in SCHEMES:
+            raise urllib.error.HTTPError(newurl, code, f"redirect to a non-HTTP URL refused: {newurl[:100]}",
+                                         headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
 
 
 @dataclass(frozen=True)
@@ -63,9 +76,11 @@ def call(method: str, url: str, body: Any = None, headers: Mapping[str, str] | N
     else:
         data = json.dumps(body).encode()
         all_headers.setdefault("Content-Type", "application/json")
+    if url.split(":", 1)[0].lower() not in SCHEMES:
+        raise urllib.error.URLError(f"not an http:// or https:// URL: {url[:100]}")
     request = urllib.request.Request(url, data=data, method=method.upper(), headers=all_headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with urllib.request.build_opener(_HttpOnlyRedirects).open(request, timeout=timeout_s) as response:
             return HttpReply(response.status, response.read())
     except urllib.error.HTTPError as exc:
         with exc:

@@ -24,12 +24,14 @@ import subprocess
 import sys
 import threading
 import urllib.parse
+from collections.abc import Mapping
 from typing import IO, Any
 
 from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s
 from reliability.faults.httpcall import call
 from reliability.faults.spec import LoadSpikeSpec, LoadWsStormSpec
+from reliability.revert.journal import Undo
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -65,6 +67,15 @@ class LoadFault:
 
     def _fail(self, action: str, reason: str) -> FaultError:
         return FaultError(f"{self.name} ({self.kind}) {action}: {reason}")
+
+    @property
+    def backend(self) -> str:
+        parts = urllib.parse.urlsplit(self.url)
+        return f"load {parts.scheme}://{parts.hostname}:{parts.port or ''}"
+
+    def undo(self, _environ: Mapping[str, str]) -> Undo:
+        """Nothing to call: the load process exits when we die, or ``dead_man_s`` unrenewed."""
+        return Undo(self.backend, (), expires_s=self.dead_man_s)
 
     def inject(self) -> None:
         if self._proc is not None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,7 +35,8 @@ from psycopg import sql
 from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s, secrets_of, wait_until
 from reliability.faults.spec import PostgresExhaustSpec, PostgresLockSpec, PostgresOutageSpec
-from reliability.target.config import mask_dsn
+from reliability.masking import mask
+from reliability.revert.journal import Undo
 
 CONNECT_TIMEOUT_S = 5
 APP_PREFIX = "reliability-chaos:"
@@ -85,9 +87,15 @@ class _PostgresFault:
         self.dead_man_s = dead_man_s
         self.app = app_name(name)
         self._secrets = secrets_of(dsn)
+        self.backend = f"postgres {mask(dsn)}"
+
+    def undo(self, _environ: Mapping[str, str]) -> Undo:
+        """Nothing to call: the chaos sessions end when their connection closes, and the server's
+        own session timeouts (``dead_man_s``) end them when we hang."""
+        return Undo(self.backend, (), expires_s=self.dead_man_s)
 
     def _fail(self, action: str, exc: BaseException) -> FaultError:
-        return FaultError(f"{self.name} ({self.kind}) {action} on {mask_dsn(self.dsn)}: {one_line(exc, self._secrets)}")
+        return FaultError(f"{self.name} ({self.kind}) {action} on {mask(self.dsn)}: {one_line(exc, self._secrets)}")
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True, application_name=self.app)
@@ -132,7 +140,7 @@ class _PostgresFault:
         return "query ok, no chaos sessions left"
 
     def verify(self) -> FaultCheck:
-        return probe(f"postgres {mask_dsn(self.dsn)}", self._healthy, self._secrets)
+        return probe(f"postgres {mask(self.dsn)}", self._healthy, self._secrets)
 
 
 class PostgresLockFault(_PostgresFault):
@@ -194,7 +202,7 @@ class PostgresLockFault(_PostgresFault):
 
     def verify(self) -> FaultCheck:
         query = sql.SQL("SELECT 1 FROM {} LIMIT 1").format(table_ident(self.table))
-        return probe(f"postgres {mask_dsn(self.dsn)}", lambda: self._healthy(query), self._secrets)
+        return probe(f"postgres {mask(self.dsn)}", lambda: self._healthy(query), self._secrets)
 
 
 class PostgresOutageFault(_PostgresFault):

@@ -19,6 +19,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
@@ -26,6 +27,7 @@ import psutil
 from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s, wait_until
 from reliability.faults.spec import Command, ProcessKillSpec, ProcessSuspendSpec
+from reliability.revert.journal import Undo, UndoError, command_action, reference_secrets, signal_action
 
 WATCHDOG = 'sleep "$1"; shift; kill -CONT "$@" 2>/dev/null'
 KILL_WAIT_S = 10.0
@@ -37,6 +39,11 @@ def command_argv(command: Command) -> list[str]:
     return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
 
 
+def current_user() -> str:
+    """The name of the user this process runs as."""
+    return str(psutil.Process().username())
+
+
 class _ProcessFault:
     kind = ""
 
@@ -45,7 +52,12 @@ class _ProcessFault:
         self.pid = spec.pid
         self.pid_file = spec.pid_file
         self.match = spec.match
+        self.user = spec.user
         self.dead_man_s: float | None = spec.dead_man_s
+
+    @property
+    def backend(self) -> str:
+        return f"process {self.target}"
 
     @property
     def target(self) -> str:
@@ -53,7 +65,7 @@ class _ProcessFault:
             return f"pid {self.pid}"
         if self.pid_file is not None:
             return f"pid file {self.pid_file}"
-        return f"processes matching {self.match!r}"
+        return f"processes matching {self.match!r} of user {self.user or current_user()}"
 
     def _fail(self, action: str, exc: BaseException | str) -> FaultError:
         reason = exc if isinstance(exc, str) else one_line(exc)
@@ -71,9 +83,11 @@ class _ProcessFault:
                 return []
         else:
             me = os.getpid()
-            for proc in psutil.process_iter(["cmdline"]):
+            user = self.user or current_user()  # never another user's processes by accident
+            for proc in psutil.process_iter(["cmdline", "username"]):
                 cmdline = " ".join(proc.info.get("cmdline") or [])
-                if proc.pid != me and self.match is not None and self.match in cmdline and WATCHDOG not in cmdline:
+                if (proc.pid != me and self.match is not None and self.match in cmdline and WATCHDOG not in cmdline
+                        and proc.info.get("username") == user):
                     pids.append(proc.pid)
         found = []
         for pid in pids:
@@ -98,12 +112,25 @@ class ProcessSuspendFault(_ProcessFault):
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._lease: Lease | None = None
 
-    def inject(self) -> None:
-        if self.suspended:
-            return
+    def _targets(self) -> list[psutil.Process]:
         targets = self.find()
         if self.children:
             targets += [child for proc in targets for child in _children(proc)]
+        return targets
+
+    def undo(self, _environ: Mapping[str, str]) -> Undo:
+        """SIGCONT to the processes it will stop (found now, by pid and start time); the
+        watchdog's ``dead_man_s`` first."""
+        procs = []
+        for proc in self._targets():
+            with contextlib.suppress(psutil.Error):
+                procs.append((proc.pid, proc.create_time()))
+        return Undo(self.backend, (signal_action(procs, "SIGCONT"),), expires_s=self.dead_man_s)
+
+    def inject(self) -> None:
+        if self.suspended:
+            return
+        targets = self._targets()
         if not targets:
             raise self._fail("inject", "no such process")
         # Arm the watchdog first: even a crash between the two leaves nothing stopped for long.
@@ -196,9 +223,17 @@ class ProcessKillFault(_ProcessFault):
         self.signal = signal.Signals[spec.signal]
         self.restart_command = spec.restart_command
         self.restart_timeout_s = spec.restart_timeout_s
+        self.dead_man_s = None  # nothing brings a killed process back by itself: the revert guard does
         self.killed: list[int] = []
         self.down = False  # killed by us and not restarted yet
         self.restarter: subprocess.Popen[bytes] | None = None
+
+    def undo(self, environ: Mapping[str, str]) -> Undo:
+        """``restart_command``, run detached (a server in the foreground keeps running)."""
+        if self.restart_command is None:
+            raise UndoError(f"{self.name}: a kill without restart_command cannot be undone")
+        command = reference_secrets(self.restart_command, (), environ, self.name)
+        return Undo(self.backend, (command_action(command, self.restart_timeout_s, detach=True),))
 
     def inject(self) -> None:
         if self.down:

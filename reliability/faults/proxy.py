@@ -17,20 +17,25 @@ from __future__ import annotations
 
 import socket
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 from reliability.exceptions import FaultError
-from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s
+from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s, secrets_of
 from reliability.faults.httpcall import HttpReply, call
 from reliability.faults.spec import (
     ProxyBandwidthSpec,
     ProxyDownSpec,
     ProxyHttpSpec,
     ProxyLatencySpec,
+    ProxyLimitDataSpec,
     ProxyResetPeerSpec,
+    ProxySlicerSpec,
     ProxySlowCloseSpec,
     ProxyTimeoutSpec,
 )
+from reliability.masking import mask
+from reliability.revert.journal import Action, Undo, http_action, reference_secrets
 
 TIMEOUT_S = 5.0
 _UNSET: Any = object()
@@ -176,7 +181,12 @@ class _ProxyFault:
         self.proxy = proxy
         self.dead_man_s = dead_man_s
         self.client = ToxiproxyClient(api_url)
+        self.backend = f"toxiproxy {mask(self.client.api_url)} proxy {proxy}"
         self._lease: Lease | None = None
+
+    def _undo(self, action: Action, environ: Mapping[str, str]) -> Undo:
+        referenced: Action = reference_secrets(action, secrets_of(self.client.api_url), environ, self.name)
+        return Undo(self.backend, (referenced,))
 
     def _fail(self, action: str, exc: BaseException) -> FaultError:
         return FaultError(f"{self.name} ({self.kind}) {action}: {one_line(exc)}")
@@ -232,7 +242,8 @@ class ProxyToxicFault(_ProxyFault):
 
     @classmethod
     def from_spec(cls, spec: ProxyLatencySpec | ProxyBandwidthSpec | ProxyTimeoutSpec | ProxyResetPeerSpec
-                  | ProxySlowCloseSpec | ProxyHttpSpec, name: str) -> ProxyToxicFault:
+                  | ProxySlowCloseSpec | ProxySlicerSpec | ProxyLimitDataSpec | ProxyHttpSpec,
+                  name: str) -> ProxyToxicFault:
         """The fault for a ``proxy.*`` toxic spec."""
         attributes: dict[str, Any]
         stream, toxicity = "downstream", 1.0
@@ -250,18 +261,42 @@ class ProxyToxicFault(_ProxyFault):
                 toxic_type, attributes = "timeout", {"timeout": round(spec.timeout_ms)}
             elif isinstance(spec, ProxyResetPeerSpec):
                 toxic_type, attributes = "reset_peer", {"timeout": round(spec.timeout_ms)}
+            elif isinstance(spec, ProxySlicerSpec):
+                toxic_type, attributes = "slicer", {"average_size": spec.average_size,
+                                                    "size_variation": spec.size_variation, "delay": spec.delay_us}
+            elif isinstance(spec, ProxyLimitDataSpec):
+                toxic_type, attributes = "limit_data", {"bytes": spec.bytes}
             else:
                 toxic_type, attributes = "slow_close", {"delay": round(spec.delay_ms)}
         return cls(spec.type, spec.api_url, spec.proxy, name, spec.dead_man_s, toxic_type, attributes, stream,
                    toxicity)
 
+    def undo(self, environ: Mapping[str, str]) -> Undo:
+        """Remove the toxic (a 404 means it is gone already)."""
+        path = f"/proxies/{self.client._quote(self.proxy)}/toxics/{self.client._quote(self.toxic_name)}"
+        return self._undo(http_action("DELETE", self.client.api_url + path), environ)
+
     def _add(self) -> dict[str, Any]:
         return self.client.add_toxic(self.proxy, self.toxic_type, self.attributes, name=self.toxic_name,
                                      stream=self.stream, toxicity=self.toxicity, ttl_s=self.dead_man_s)
 
+    def _check_http_support(self) -> None:
+        """``http_error`` is our proxy's extension: refuse it, in one line, on a real Toxiproxy."""
+        if self.toxic_type != "http_error":
+            return
+        version = self.client.version()
+        if not version.startswith("reliability-proxy"):
+            raise FaultError(f"{self.name} ({self.kind}): {self.client.api_url} is Toxiproxy {version}, which "
+                             "proxies TCP only and has no HTTP-level errors; use `reliability proxy` with "
+                             '"protocol": "http" for the proxy, or http.error on the target')
+
     def inject(self) -> None:
         if self._lease is not None:
             return
+        try:
+            self._check_http_support()
+        except ProxyApiError as exc:
+            raise self._fail("inject", exc) from None
         self.attempted = True
         try:
             try:
@@ -300,6 +335,11 @@ class ProxyDownFault(_ProxyFault):
     def __init__(self, spec: ProxyDownSpec, name: str) -> None:
         super().__init__(spec.api_url, spec.proxy, name, spec.dead_man_s)
         self.injected = False
+
+    def undo(self, environ: Mapping[str, str]) -> Undo:
+        """Enable the proxy again."""
+        path = f"/proxies/{self.client._quote(self.proxy)}"
+        return self._undo(http_action("POST", self.client.api_url + path, {"enabled": True}), environ)
 
     def _disable(self) -> dict[str, Any]:
         return self.client.update_proxy(self.proxy, enabled=False, ttl_s=self.dead_man_s)

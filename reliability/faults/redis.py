@@ -20,6 +20,7 @@ merely hang, the at most two queued pauses still run out: the dead-man is three 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -29,7 +30,8 @@ from redis.retry import Retry
 from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, Lease, one_line, probe, secrets_of, wait_until
 from reliability.faults.spec import RedisMemorySpec, RedisPauseSpec, RedisSlowSpec
-from reliability.target.config import mask_url
+from reliability.masking import mask
+from reliability.revert.journal import Undo, redis_action, reference_secrets
 
 TIMEOUT_S = 5.0
 MAX_SLICE_MS = 1000
@@ -61,9 +63,14 @@ class _RedisFault:
         self.name = name
         self.url = url
         self._secrets = secrets_of(url)
+        self.backend = f"redis {mask(url)}"
+
+    def _undo(self, commands: list[list[str]], expires_s: float | None, environ: Mapping[str, str]) -> Undo:
+        actions = (redis_action(self.url, commands),) if commands else ()
+        return Undo(self.backend, reference_secrets(actions, self._secrets, environ, self.name), expires_s)
 
     def _fail(self, action: str, exc: BaseException) -> FaultError:
-        return FaultError(f"{self.name} ({self.kind}) {action} on {mask_url(self.url)}: {one_line(exc, self._secrets)}")
+        return FaultError(f"{self.name} ({self.kind}) {action} on {mask(self.url)}: {one_line(exc, self._secrets)}")
 
     def _ping(self, write: bool = False) -> str | None:
         client = connect(self.url, 2.0)
@@ -76,7 +83,7 @@ class _RedisFault:
         return "PING and a write ok" if write else "PING ok"
 
     def verify(self) -> FaultCheck:
-        return probe(f"redis {mask_url(self.url)}", self._ping, self._secrets)
+        return probe(f"redis {mask(self.url)}", self._ping, self._secrets)
 
 
 class RedisPauseFault(_RedisFault):
@@ -99,6 +106,12 @@ class RedisPauseFault(_RedisFault):
         self._chain: threading.Thread | None = None
         self._stopping = threading.Event()
         self._lease: Lease | None = None
+
+    def undo(self, environ: Mapping[str, str]) -> Undo:
+        """Writes: ``CLIENT UNPAUSE``; all commands: the slices run out by themselves."""
+        if self.mode == "write":
+            return self._undo([["CLIENT", "UNPAUSE"]], self.dead_man_s, environ)
+        return self._undo([], 3 * self.slice_ms / 1000.0, environ)
 
     def inject(self) -> None:
         if self._client is not None:
@@ -167,7 +180,7 @@ class RedisPauseFault(_RedisFault):
         return True
 
     def verify(self) -> FaultCheck:
-        return probe(f"redis {mask_url(self.url)}", lambda: self._ping(write=self.mode == "write"), self._secrets)
+        return probe(f"redis {mask(self.url)}", lambda: self._ping(write=self.mode == "write"), self._secrets)
 
 
 class RedisMemoryFault(_RedisFault):
@@ -187,12 +200,28 @@ class RedisMemoryFault(_RedisFault):
         self.dead_man_s: float | None = None
         self.original: dict[str, str] | None = None
 
+    def _read_original(self, client: redis.Redis) -> dict[str, str]:
+        if self.original is None:
+            found = client.config_get("maxmemory*")
+            self.original = {key: str(found[key]) for key in ("maxmemory", "maxmemory-policy")}
+        return self.original
+
+    def undo(self, environ: Mapping[str, str]) -> Undo:
+        """Restore ``maxmemory`` and ``maxmemory-policy`` (read from the server now, before the inject)."""
+        client = connect(self.url)
+        try:
+            original = self._read_original(client)
+        except (redis.RedisError, OSError, KeyError) as exc:
+            raise self._fail("reading the settings to restore", exc) from None
+        finally:
+            client.close()
+        return self._undo([["CONFIG", "SET", "maxmemory", original["maxmemory"]],
+                           ["CONFIG", "SET", "maxmemory-policy", original["maxmemory-policy"]]], None, environ)
+
     def inject(self) -> None:
         client = connect(self.url)
         try:
-            if self.original is None:
-                found = client.config_get("maxmemory*")
-                self.original = {key: str(found[key]) for key in ("maxmemory", "maxmemory-policy")}
+            self._read_original(client)
             limit = self.maxmemory_bytes or int(client.info("memory")["used_memory"])
             client.config_set("maxmemory-policy", self.policy)
             client.config_set("maxmemory", str(limit))
@@ -224,7 +253,7 @@ class RedisMemoryFault(_RedisFault):
                 client.close()
             return f"writes ok, maxmemory={found['maxmemory']} policy={found['maxmemory-policy']}"
 
-        return probe(f"redis {mask_url(self.url)}", check, self._secrets)
+        return probe(f"redis {mask(self.url)}", check, self._secrets)
 
 
 class RedisSlowFault(_RedisFault):
@@ -244,6 +273,10 @@ class RedisSlowFault(_RedisFault):
         self.dead_man_s: float | None = spec.block_ms / 1000.0
         self._client: redis.Redis | None = None
         self._lease: Lease | None = None
+
+    def undo(self, environ: Mapping[str, str]) -> Undo:
+        """Nothing to call: the script in progress ends within ``block_ms``."""
+        return self._undo([], self.block_ms / 1000.0, environ)
 
     def inject(self) -> None:
         if self._lease is not None:

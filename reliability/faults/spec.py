@@ -11,15 +11,17 @@ Example (YAML)::
     dead_man_s: 10s
 
 ``parse_fault_spec(data)`` validates one mapping; :data:`FaultSpec` is the union to embed in a
-larger model. ``dead_man_s`` is how long the fault survives on its own if the process that
-injected it dies: kinds that cannot expire by themselves reject it.
+larger model. ``dead_man_s`` bounds how long the fault outlives the process that injected it
+(killed or hung): the backend's own expiry where it has one (TTLs, session timeouts), and the
+revert guard (:mod:`reliability.revert.guard`) for every kind. A fault whose undo cannot be
+described (a kill with no restart command, a webhook or shell fault with no revert) is refused.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, TypeAdapter, model_validator
+from pydantic import AfterValidator, Field, TypeAdapter, model_validator
 
 from reliability.units import DurationS as Seconds
 from reliability.units import FrozenSpec
@@ -35,22 +37,24 @@ SignalName = Literal["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP"]
 
 
 class _FaultSpec(FrozenSpec):
-    # Kinds whose backend cannot drop the fault by itself set this to False.
-    EXPIRES: ClassVar[bool] = True
+    # Kinds whose only undo is the backend's own expiry need a dead_man_s.
+    EXPIRY_ONLY: ClassVar[bool] = False
 
     type: str
     dead_man_s: Seconds | None = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _dead_man(self) -> _FaultSpec:
-        if not self.EXPIRES and self.dead_man_s is not None:
-            raise ValueError(f"dead_man_s: not configurable for a {self.type} fault; leave it unset")
+        if self.EXPIRY_ONLY and self.dead_man_s is None:
+            raise ValueError(f"dead_man_s: required for a {self.type} fault: its backend's expiry is what undoes it "
+                             "if we die")
         return self
 
 
 class _NoDeadMan(_FaultSpec):
-    EXPIRES: ClassVar[bool] = False
-    dead_man_s: Seconds | None = None
+    """Kinds whose backend has no expiry: the revert guard undoes them ``dead_man_s`` after we die."""
+
+    dead_man_s: Seconds = Field(default=10.0, gt=0)
 
 
 # ---------------------------------------------------------------------------------------- Redis
@@ -101,6 +105,7 @@ class PostgresLockSpec(_FaultSpec):
     transaction; queries on the table wait. The session carries
     ``idle_in_transaction_session_timeout`` = ``dead_man_s``."""
 
+    EXPIRY_ONLY: ClassVar[bool] = True
     type: Literal["postgres.lock"]
     dsn: str
     table: str = Field(min_length=1)
@@ -113,6 +118,7 @@ class PostgresOutageSpec(_FaultSpec):
     every ``interval_ms``, from a server-side loop bounded by ``statement_timeout`` =
     ``dead_man_s``; new connections are cut within ``interval_ms``."""
 
+    EXPIRY_ONLY: ClassVar[bool] = True
     type: Literal["postgres.outage"]
     dsn: str
     interval_ms: Millis = Field(default=50.0, ge=5, le=10_000)
@@ -123,6 +129,7 @@ class PostgresExhaustSpec(_FaultSpec):
     (``too many clients``), then give back ``leave_free``. Each carries
     ``idle_session_timeout`` = ``dead_man_s``."""
 
+    EXPIRY_ONLY: ClassVar[bool] = True
     type: Literal["postgres.exhaust"]
     dsn: str
     leave_free: int = Field(default=0, ge=0)
@@ -177,6 +184,29 @@ class ProxySlowCloseSpec(_ToxicSpec):
     delay_ms: Millis = Field(ge=0)
 
 
+class ProxySlicerSpec(_ToxicSpec):
+    """Toxiproxy ``slicer`` toxic: data cut into pieces of ``average_size`` +/- ``size_variation``
+    bytes sent ``delay_us`` microseconds apart (small TCP segments, as over a bad link)."""
+
+    type: Literal["proxy.slicer"]
+    average_size: int = Field(ge=1)
+    size_variation: int = Field(default=0, ge=0)
+    delay_us: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _variation(self) -> ProxySlicerSpec:
+        if self.size_variation >= self.average_size:
+            raise ValueError("size_variation: must be smaller than average_size")
+        return self
+
+
+class ProxyLimitDataSpec(_ToxicSpec):
+    """Toxiproxy ``limit_data`` toxic: each connection is closed after ``bytes`` bytes."""
+
+    type: Literal["proxy.limit_data"]
+    bytes: int = Field(ge=0)
+
+
 class ProxyDownSpec(_ProxySpec):
     """The proxy disabled (``enabled: false``): connections are refused and open ones closed."""
 
@@ -185,7 +215,8 @@ class ProxyDownSpec(_ProxySpec):
 
 class ProxyHttpSpec(_ProxySpec):
     """HTTP errors from a chaos proxy in HTTP mode (our extension ``http_error`` toxic): a share
-    ``error_ratio`` of requests under ``path_prefix`` is answered with ``status``."""
+    ``error_ratio`` of requests under ``path_prefix`` is answered with ``status``. A real
+    Toxiproxy (TCP only) cannot do this: the fault is refused when it first reaches one."""
 
     type: Literal["proxy.http"]
     status: int = Field(default=503, ge=400, le=599)
@@ -222,12 +253,16 @@ class _ProcessSpec(_FaultSpec):
     pid: int | None = Field(default=None, ge=1)
     pid_file: str | None = None
     match: str | None = Field(default=None, min_length=1)
+    # whose processes ``match`` may hit: this user name only (default: the user running the test)
+    user: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_target(self) -> _ProcessSpec:
         given = [key for key in ("pid", "pid_file", "match") if getattr(self, key) is not None]
         if len(given) != 1:
             raise ValueError("pid: give exactly one of pid, pid_file, match (a command-line substring)")
+        if self.user is not None and self.match is None:
+            raise ValueError("user: only used with match")
         return self
 
 
@@ -243,12 +278,17 @@ class ProcessSuspendSpec(_ProcessSpec):
 class ProcessKillSpec(_ProcessSpec):
     """Kill a process; on revert run ``restart_command`` (if any) and wait for it to be back."""
 
-    EXPIRES: ClassVar[bool] = False
     type: Literal["process.kill"]
-    dead_man_s: Seconds | None = None
+    dead_man_s: Seconds = Field(default=10.0, gt=0)
     signal: SignalName = "SIGKILL"
     restart_command: Command | None = None
     restart_timeout_s: Seconds = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _undoable(self) -> ProcessKillSpec:
+        if self.restart_command is None:
+            raise ValueError("restart_command: required: without it the kill cannot be undone")
+        return self
 
 
 # ----------------------------------------------------------------------------------------- load
@@ -256,6 +296,7 @@ class LoadSpikeSpec(_FaultSpec):
     """A burst of extra load from a separate process: ``concurrency`` clients requesting
     ``url`` back to back. The process exits when we die or after ``dead_man_s`` unrenewed."""
 
+    EXPIRY_ONLY: ClassVar[bool] = True
     type: Literal["load.spike"]
     url: str
     concurrency: int = Field(default=50, ge=1, le=5000)
@@ -268,6 +309,7 @@ class LoadWsStormSpec(_FaultSpec):
     """A WebSocket connection storm from a separate process: ``connections`` sockets opened at
     ``rate_per_s`` and held open."""
 
+    EXPIRY_ONLY: ClassVar[bool] = True
     type: Literal["load.ws_storm"]
     url: str
     connections: int = Field(default=200, ge=1, le=50_000)
@@ -276,27 +318,44 @@ class LoadWsStormSpec(_FaultSpec):
 
 
 # -------------------------------------------------------------------------------------- generic
+def _http_url(value: str) -> str:
+    """http:// and https:// only: urllib would also read ``file://`` and fetch ``ftp://``."""
+    scheme = value.split(":", 1)[0].lower() if ":" in value else ""
+    if scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL, got scheme {scheme or 'none'!r}")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class HttpCallSpec(FrozenSpec):
     """One HTTP call: ``body`` is sent as JSON unless it is a string."""
 
-    url: str
+    url: HttpUrl
     method: str = "POST"
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     body: Any = None
 
 
 class WebhookSpec(_NoDeadMan):
-    """An HTTP call on inject and (optionally) on revert; ``verify_url`` answers 2xx when healthy."""
+    """An HTTP call on inject and on revert; ``verify_url`` answers 2xx when healthy."""
 
     type: Literal["webhook"]
     inject: HttpCallSpec
     revert: HttpCallSpec | None = None
-    verify_url: str | None = None
+    verify_url: HttpUrl | None = None
     timeout_s: Seconds = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _undoable(self) -> WebhookSpec:
+        if self.revert is None:
+            raise ValueError("revert: required: without a revert call the webhook's effect cannot be undone")
+        return self
 
 
 class ShellSpec(_NoDeadMan):
-    """A command on inject and (optionally) on revert and verify (exit 0 = healthy). A string
+    """A command on inject and on revert, optionally on verify (exit 0 = healthy). A string
     runs through ``/bin/sh -c``; a list runs as-is."""
 
     type: Literal["shell"]
@@ -305,12 +364,18 @@ class ShellSpec(_NoDeadMan):
     verify: Command | None = None
     timeout_s: Seconds = Field(default=60.0, gt=0)
 
+    @model_validator(mode="after")
+    def _undoable(self) -> ShellSpec:
+        if self.revert is None:
+            raise ValueError("revert: required: without a revert command the fault cannot be undone")
+        return self
+
 
 FaultSpec = Annotated[
     RedisPauseSpec | RedisMemorySpec | RedisSlowSpec
     | PostgresLockSpec | PostgresOutageSpec | PostgresExhaustSpec
     | ProxyLatencySpec | ProxyBandwidthSpec | ProxyTimeoutSpec | ProxyResetPeerSpec | ProxySlowCloseSpec
-    | ProxyDownSpec | ProxyHttpSpec
+    | ProxySlicerSpec | ProxyLimitDataSpec | ProxyDownSpec | ProxyHttpSpec
     | HttpErrorSpec | HttpLatencySpec
     | ProcessSuspendSpec | ProcessKillSpec
     | LoadSpikeSpec | LoadWsStormSpec

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-MASK = "***"
+from reliability.masking import mask, mask_data
 
 
 class Status(enum.Enum):
@@ -129,14 +129,6 @@ class Probe(Protocol):
     def close(self) -> None: ...
 
 
-def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` with every secret replaced by ``***`` (longest secrets first)."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
-
-
 def describe_error(exc: BaseException) -> str:
     """One line for an exception: its message, or its type when it has none."""
     text = " ".join(str(exc).split())
@@ -161,15 +153,8 @@ def measure(probe: Probe, timeout_s: float, secrets: tuple[str, ...] = (),
     elapsed_s = clock() - started
     if elapsed_s > timeout_s and finding.status is not Status.DOWN:
         finding = Finding(Status.DOWN, f"no answer within {timeout_s * 1000:.0f} ms", finding.data)
-    return ProbeResult(finding.status, elapsed_s * 1000.0, scrub(finding.detail, secrets),
-                       _scrub_data(finding.data, secrets))
+    return ProbeResult(finding.status, elapsed_s * 1000.0, mask(finding.detail, secrets),
+                       mask_data(finding.data, secrets))
 
 
-def _scrub_data(data: Any, secrets: tuple[str, ...]) -> Any:
-    if isinstance(data, str):
-        return scrub(data, secrets)
-    if isinstance(data, Mapping):
-        return {str(k): _scrub_data(v, secrets) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_scrub_data(v, secrets) for v in data]
-    return data
+

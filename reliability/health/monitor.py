@@ -29,6 +29,7 @@ from reliability.health.orchestrator import HealthCheck, HealthReport, Task, bui
 from reliability.health.resources import ResourceSampler
 from reliability.health.spec import HealthSpec, probe_summary
 from reliability.health.timeline import ComponentInfo, HealthTimeline
+from reliability.schema import sections as s
 from reliability.sla import Criterion
 
 logger = logging.getLogger("reliability.health")
@@ -108,8 +109,8 @@ class HealthMonitor:
         self.stop()
         section = self.timeline.to_record(self.spec.uptime_pct)
         if self.spec.resources is not None:
-            section["resources_of"] = {"pid": self.spec.resources.pid, "port": self.spec.resources.port,
-                                       "problem": self.sampler.problem if self.sampler else None}
+            section.resources_of = s.ResourcesOf(pid=self.spec.resources.pid, port=self.spec.resources.port,
+                                                 problem=self.sampler.problem if self.sampler else None)
         reasons = []
         if self._failure is not None:
             reasons.append(f"health monitoring failed: {self._failure}")

@@ -197,7 +197,7 @@ class HealthSpec(FrozenSpec):
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in the section (DSNs, URLs with passwords, passwords, tokens) and the
         passwords inside them, for scrubbing text that is shown, logged or written."""
-        from reliability.target.config import _password_of
+        from reliability.masking import passwords_in
 
         found: list[str] = []
         for component in self.components.values():
@@ -205,21 +205,19 @@ class HealthSpec(FrozenSpec):
                 if isinstance(value, SecretStr) and value.get_secret_value():
                     raw = value.get_secret_value()
                     found.append(raw)
-                    password = _password_of(raw)
-                    if password:
-                        found.append(password)
+                    found += passwords_in(raw)
         # Longest first, so a DSN is replaced whole before the password inside it.
         return tuple(sorted(set(found), key=len, reverse=True))
 
 
 def probe_summary(spec: Any) -> str:
     """A printable target for a probe spec, without secrets (``postgresql://u:***@h:5432/db``)."""
-    from reliability.target.config import mask_dsn, mask_url
+    from reliability.masking import mask
 
     if isinstance(spec, PostgresProbeSpec):
-        return mask_dsn(spec.dsn.get_secret_value())
+        return mask(spec.dsn.get_secret_value())
     if isinstance(spec, RedisProbeSpec):
-        return mask_url(spec.url.get_secret_value())
+        return mask(spec.url.get_secret_value())
     if isinstance(spec, GatewayProbeSpec):
-        return mask_url(spec.url.rstrip("/") + spec.path)
-    return mask_url(str(spec.url))
+        return mask(spec.url.rstrip("/") + spec.path)
+    return mask(str(spec.url))

@@ -1,7 +1,9 @@
 """Per-second windows of latency histograms and counts, per endpoint, with bounded memory.
 
-Data flow: a load generator ``record()``s each request into the window of the second it completed
-in. A worker ``drain()``s closed windows into a compact payload every report; the master
+Data flow: a load generator ``record_request()``s each request into the window of the second it
+was *sent* in, or was scheduled to be sent in when a scheduler said so (the latency then counts from
+that intended start: see ``reliability.pacing``); ``record()`` without a send time uses the second it
+completed in. A worker ``drain()``s closed windows into a compact payload every report; the master
 ``merge_payload()``s them (counts and histograms add, so the merge is exact). ``snapshot()`` turns
 a time range into plain numbers for the SLA evaluator.
 
@@ -20,7 +22,7 @@ import math
 import time
 from array import array
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypedDict
 
 from reliability.exceptions import MetricsError
@@ -45,7 +47,7 @@ def component_of(request_type: str, overrides: Mapping[str, str] | None = None) 
     return DEFAULT_COMPONENTS.get(request_type, DEFAULT_COMPONENTS.get(request_type.upper(), "other"))
 
 
-class EndpointPayload(TypedDict):
+class _EndpointPayloadBase(TypedDict):
     t: str  # request type
     n: str  # name
     r: int  # requests
@@ -53,9 +55,18 @@ class EndpointPayload(TypedDict):
     h: HistogramPayload | None
 
 
-class WindowPayload(TypedDict):
+class EndpointPayload(_EndpointPayloadBase, total=False):
+    ch: HistogramPayload  # latency from the intended start, back-filled samples included
+    b: int  # back-filled samples (requests a stall prevented)
+
+
+class _WindowPayloadBase(TypedDict):
     t: int  # epoch second the window starts at
     e: list[EndpointPayload]
+
+
+class WindowPayload(_WindowPayloadBase, total=False):
+    s: list[int]  # stall counters [held, spill_out, spill_in]; see _Window
 
 
 class ErrorPayload(TypedDict):
@@ -65,37 +76,74 @@ class ErrorPayload(TypedDict):
     c: int
 
 
-class WindowsPayload(TypedDict):
-    """What a worker sends to the master each report (under ``data["reliability"]["windows"]``)."""
-
+class _WindowsPayloadBase(TypedDict):
     v: int
     w: list[WindowPayload]
     err: list[ErrorPayload]
 
 
-class _Counts:
-    """Requests, failures and a latency histogram for one endpoint in one window."""
+class WindowsPayload(_WindowsPayloadBase, total=False):
+    """What a worker sends to the master each report (under ``data["reliability"]["windows"]``)."""
 
-    __slots__ = ("requests", "failures", "hist")
+    lag: HistogramPayload  # start lags (ms) of scheduled requests since the last report
+
+
+class _Counts:
+    """Requests, failures and latency histograms for one endpoint in one window.
+
+    ``hist`` holds the measured latency of every request. ``chist`` exists only once a request of
+    this endpoint and window had a known schedule: it then holds the latency from the intended start
+    (for requests without a schedule the measured one) plus the back-filled samples, so ``chist is
+    None`` means "corrected equals measured here" and unscheduled runs pay nothing for it."""
+
+    __slots__ = ("requests", "failures", "hist", "chist", "backfilled")
 
     def __init__(self, relative_accuracy: float) -> None:
         self.requests = 0
         self.failures = 0
         self.hist = LatencyHistogram(relative_accuracy)
+        self.chist: LatencyHistogram | None = None
+        self.backfilled = 0
+
+    def corrected(self) -> LatencyHistogram:
+        """The corrected histogram, created from the measured one on first use."""
+        if self.chist is None:
+            self.chist = self.hist.copy()
+        return self.chist
 
     def absorb(self, other: _Counts) -> None:
+        if other.chist is not None or self.chist is not None:
+            self.corrected().merge(other.chist if other.chist is not None else other.hist)
         self.requests += other.requests
         self.failures += other.failures
         self.hist.merge(other.hist)
+        self.backfilled += other.backfilled
 
 
 class _Window:
-    __slots__ = ("t", "endpoints", "users")
+    """One second (or a rolled-up span). Stall counters, kept only for requests that did not
+    complete in the second they are counted in (a rare path):
+
+    * ``held``: requests in flight for the whole of this second (sent before it, done after it);
+    * ``spill_out``: requests counted here that completed in a later second;
+    * ``spill_in``: requests counted in another second that completed in this one.
+
+    So the requests that *completed* in this second are ``requests - spill_out + spill_in``."""
+
+    __slots__ = ("t", "endpoints", "users", "held", "spill_out", "spill_in")
 
     def __init__(self, t: int) -> None:
         self.t = t
         self.endpoints: dict[Endpoint, _Counts] = {}
         self.users: int | None = None
+        self.held = 0
+        self.spill_out = 0
+        self.spill_in = 0
+
+    def absorb_stalls(self, held: int, spill_out: int, spill_in: int) -> None:
+        self.held += held
+        self.spill_out += spill_out
+        self.spill_in += spill_in
 
 
 @dataclass(frozen=True)
@@ -111,6 +159,14 @@ class EndpointStats:
     requests: int
     failures: int
     hist: LatencyHistogram
+    corrected: LatencyHistogram | None = None  # None: no request here had a known schedule
+    backfilled: int = 0
+
+    def with_basis(self, basis: str) -> EndpointStats:
+        """These stats with ``hist`` = the latency basis graded (``corrected`` when it exists)."""
+        if basis != "corrected" or self.corrected is None:
+            return self
+        return replace(self, hist=self.corrected)
 
     @property
     def error_ratio(self) -> float:
@@ -122,13 +178,22 @@ class EndpointStats:
 
 @dataclass(frozen=True)
 class SecondCounts:
-    """Requests and failures completed in one 1 s window."""
+    """One 1 s window: the requests sent (or scheduled) in it and what became of them.
+
+    ``latency_ms`` / ``corrected_ms`` are the total latency at the store's ``down_quantile`` (the
+    SLA percentile), measured and from the intended start; ``held`` counts requests in flight for
+    the whole second and ``done`` the requests that completed in it (None: unknown)."""
 
     t: int
     requests: int
     failures: int
     users: int | None
     partial: bool
+    latency_ms: float | None = None
+    corrected_ms: float | None = None
+    held: int = 0
+    done: int | None = None
+    backfilled: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,70 +209,85 @@ class Snapshot:
 
 
 class _Timeline:
-    """Compact per-second rows for seconds that left the fine horizon (typed arrays, ~60 B/s)."""
+    """Compact per-second rows for seconds that left the fine horizon (typed arrays, ~100 B/s)."""
+
+    _INT_FIELDS = ("requests", "failures", "held", "done", "backfilled")
 
     def __init__(self, quantiles: tuple[float, ...]) -> None:
         self.t0: int | None = None
         self.quantiles = quantiles
-        self.requests: array[int] = array("q")
-        self.failures: array[int] = array("q")
+        self.ints: dict[str, array[int]] = {f: array("q") for f in self._INT_FIELDS}
         self.users: array[int] = array("q")  # -1 = unknown
         self.flags: array[int] = array("b")  # bit 0: present, bit 1: partial
         self.latency: dict[float, array[float]] = {q: array("d") for q in quantiles}
+        self.corrected: dict[float, array[float]] = {q: array("d") for q in quantiles}  # nan: = measured
 
     def _index(self, t: int) -> int:
         if self.t0 is None:
             self.t0 = t
         if t < self.t0:  # late data from before the first row: grow at the front (rare)
             pad = self.t0 - t
-            self.requests = array("q", bytes(8 * pad)) + self.requests
-            self.failures = array("q", bytes(8 * pad)) + self.failures
+            for f in self._INT_FIELDS:
+                self.ints[f] = array("q", bytes(8 * pad)) + self.ints[f]
             self.users = array("q", [-1] * pad) + self.users
             self.flags = array("b", bytes(pad)) + self.flags
-            for q in self.quantiles:
-                self.latency[q] = array("d", [math.nan] * pad) + self.latency[q]
+            for series in (self.latency, self.corrected):
+                for q in self.quantiles:
+                    series[q] = array("d", [math.nan] * pad) + series[q]
             self.t0 = t
         i = t - self.t0
-        grow = i + 1 - len(self.requests)
+        grow = i + 1 - len(self.flags)
         if grow > 0:
-            self.requests.extend([0] * grow)
-            self.failures.extend([0] * grow)
+            for f in self._INT_FIELDS:
+                self.ints[f].extend([0] * grow)
             self.users.extend([-1] * grow)
             self.flags.extend([0] * grow)
-            for q in self.quantiles:
-                self.latency[q].extend([math.nan] * grow)
+            for series in (self.latency, self.corrected):
+                for q in self.quantiles:
+                    series[q].extend([math.nan] * grow)
         return i
 
-    def put(self, t: int, requests: int, failures: int, users: int | None, hist: LatencyHistogram) -> None:
+    def put(self, t: int, total: _Counts, users: int | None, stalls: tuple[int, int, int] = (0, 0, 0)) -> None:
         i = self._index(t)
-        self.requests[i] += requests
-        self.failures[i] += failures
+        held, spill_out, spill_in = stalls
+        ints = self.ints
+        ints["requests"][i] += total.requests
+        ints["failures"][i] += total.failures
+        ints["held"][i] += held
+        ints["done"][i] += total.requests - spill_out + spill_in
+        ints["backfilled"][i] += total.backfilled
         if users is not None:
             self.users[i] = users
         self.flags[i] |= 1
         for q in self.quantiles:
-            value = hist.quantile(q)
+            value = total.hist.quantile(q)
             if value is not None and math.isnan(self.latency[q][i]):
                 self.latency[q][i] = value
+            if total.chist is not None and math.isnan(self.corrected[q][i]):
+                cvalue = total.chist.quantile(q)
+                if cvalue is not None:
+                    self.corrected[q][i] = cvalue
 
     def mark_partial(self, t: int) -> None:
         if self.t0 is not None and self.t0 <= t < self.t0 + len(self.flags):
             self.flags[t - self.t0] |= 2
 
-    def rows(self, start_t: int, end_t: int) -> Iterable[tuple[int, int, int, int | None, bool, dict[float, float]]]:
+    def rows(self, start_t: int, end_t: int) -> Iterable[tuple[int, dict[str, int], int | None, bool,
+                                                             dict[float, float], dict[float, float]]]:
         if self.t0 is None:
             return
         for i in range(max(0, start_t - self.t0), min(len(self.flags), end_t - self.t0)):
             if self.flags[i] & 1:
                 users = self.users[i]
-                lat = {q: self.latency[q][i] for q in self.quantiles}
-                yield (self.t0 + i, self.requests[i], self.failures[i], None if users < 0 else users,
-                       bool(self.flags[i] & 2), lat)
+                yield (self.t0 + i, {f: self.ints[f][i] for f in self._INT_FIELDS},
+                       None if users < 0 else users, bool(self.flags[i] & 2),
+                       {q: self.latency[q][i] for q in self.quantiles},
+                       {q: self.corrected[q][i] for q in self.quantiles})
 
     def nbytes(self) -> int:
-        return sum(a.itemsize * len(a) for a in (self.requests, self.failures, self.users, self.flags)) + sum(
-            a.itemsize * len(a) for a in self.latency.values()
-        )
+        ints: list[array[int]] = [*self.ints.values(), self.users, self.flags]
+        floats: list[array[float]] = [*self.latency.values(), *self.corrected.values()]
+        return sum(a.itemsize * len(a) for a in ints) + sum(a.itemsize * len(a) for a in floats)
 
 
 class WindowStore:
@@ -229,6 +309,7 @@ class WindowStore:
         minute_horizon_s: int = 3600,
         timeline_quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
         components: Mapping[str, str] | None = None,
+        down_quantile: float = 0.95,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if fine_horizon_s < 10 or minute_horizon_s < 60:
@@ -237,22 +318,27 @@ class WindowStore:
         self.fine_horizon_s = fine_horizon_s
         self.minute_horizon_s = minute_horizon_s
         self.components = dict(components or {})
+        self.down_quantile = down_quantile
         self._clock = clock
         self._fine: dict[int, _Window] = {}
         self._minutes: dict[int, _Window] = {}
         self._hours: dict[int, _Window] = {}
         self._rolled_before: int | None = None  # fine windows before this second were rolled up
-        self._timeline = _Timeline(tuple(sorted(set(timeline_quantiles))))
+        self._timeline = _Timeline(tuple(sorted({*timeline_quantiles, down_quantile})))
         self._partial: set[int] = set()
         self._errors: dict[Endpoint, dict[str, int]] = {}
         self._cur_t = -1
         self._cur: _Window | None = None
+        # how late scheduled requests started after their intended start (ms): the generator's lag
+        self.lag = LatencyHistogram(relative_accuracy)
+        self._lag_pending = LatencyHistogram(relative_accuracy)  # not yet drained (workers)
 
     # -- recording (load generators) ---------------------------------------------------------------
 
     def record(self, request_type: str, name: str, latency_ms: float | None, failed: bool,
                error: str | None = None) -> None:
-        """Count one completed request. ``latency_ms=None`` counts it without a latency sample.
+        """Count one completed request in the second it completed in (the clock's now), without a
+        schedule. ``latency_ms=None`` counts it without a latency sample.
 
         An invalid latency (negative, NaN) raises MetricsError before anything is counted."""
         t = int(self._clock())
@@ -264,10 +350,87 @@ class WindowStore:
             counts = self._cur.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
         if latency_ms is not None:
             counts.hist.record(latency_ms)  # first: a rejected latency leaves the counts untouched
+            if counts.chist is not None:
+                counts.chist.record(latency_ms)
         counts.requests += 1
         if failed:
             counts.failures += 1
             self._count_error((request_type, name), error or "failed")
+
+    def record_request(self, request_type: str, name: str, latency_ms: float | None, failed: bool,
+                       error: str | None, sent_s: float, intended_s: float | None = None,
+                       interval_ms: float | None = None) -> None:
+        """Count one completed request in the second it was sent in (``sent_s``, epoch s).
+
+        With ``intended_s`` (the start a scheduler intended, epoch s) the request counts in that
+        second instead, and its corrected latency is measured from there: ``latency_ms`` plus the
+        start lag. With ``interval_ms`` (the user's schedule interval) a corrected latency longer
+        than the interval back-fills the requests the stall prevented, HdrHistogram's
+        expected-interval method: ``V - I``, ``V - 2I``, ... while >= ``I``, each in the second it
+        was due. The hot path for unscheduled requests is :meth:`record`'s plus one comparison.
+        """
+        scheduled = intended_s is not None or interval_ms is not None
+        t = int(sent_s if intended_s is None else intended_s)
+        if t != self._cur_t or self._cur is None:
+            self._cur = self._window_for(t)
+            self._cur_t = t
+        window = self._cur
+        counts = window.endpoints.get((request_type, name))
+        if counts is None:
+            counts = window.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
+        corrected_ms = latency_ms
+        if latency_ms is not None:
+            if intended_s is not None and sent_s > intended_s:
+                corrected_ms = latency_ms + (sent_s - intended_s) * 1000.0
+            chist = counts.corrected() if scheduled else counts.chist  # (a copy of the measured so far)
+            counts.hist.record(latency_ms)  # first: a rejected latency leaves the counts untouched
+            if chist is not None:
+                chist.record(latency_ms if corrected_ms is None else corrected_ms)
+        counts.requests += 1
+        if failed:
+            counts.failures += 1
+            self._count_error((request_type, name), error or "failed")
+        if intended_s is not None:
+            lag_ms = (sent_s - intended_s) * 1000.0
+            self._lag_pending.record(lag_ms if lag_ms > 0.0 else 0.0)
+        if latency_ms is None:
+            return
+        done_t = int(sent_s + latency_ms / 1000.0)
+        if done_t != t:  # rare: the request did not complete in the second it counts in
+            self._spill(t, int(sent_s), done_t)
+        if interval_ms is not None and corrected_ms is not None and corrected_ms >= 2 * interval_ms:
+            self._backfill(request_type, name, intended_s if intended_s is not None else sent_s,
+                           corrected_ms, interval_ms)
+
+    def _spill(self, t: int, sent_t: int, done_t: int) -> None:
+        self._window_for(t).spill_out += 1
+        self._window_for(done_t).spill_in += 1
+        for held_t in range(sent_t + 1, done_t):
+            self._window_for(held_t).held += 1
+        self._cur = None  # _window_for may have rolled levels: look the current one up again
+        self._cur_t = -1
+
+    def _backfill(self, request_type: str, name: str, start_s: float, value_ms: float, interval_ms: float) -> None:
+        """The requests a stalled user would have sent every ``interval_ms`` meanwhile: ``k``-th due
+        at ``start + k*I`` and answered when the stall ended, so its latency is ``value - k*I``."""
+        missing = value_ms - interval_ms
+        k = 1
+        while missing >= interval_ms:
+            due_t = int(start_s + k * interval_ms / 1000.0)
+            window = self._window_for(due_t)
+            counts = window.endpoints.get((request_type, name))
+            if counts is None:
+                counts = window.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
+            chist = counts.corrected()
+            # all samples due in the same second go into one histogram in a tight loop
+            next_t_ms = (due_t + 1 - start_s) * 1000.0
+            while missing >= interval_ms and k * interval_ms < next_t_ms:
+                chist.record(missing)
+                counts.backfilled += 1
+                missing -= interval_ms
+                k += 1
+        self._cur = None
+        self._cur_t = -1
 
     def _count_error(self, endpoint: Endpoint, message: str, n: int = 1) -> None:
         kinds = self._errors.setdefault(endpoint, {})
@@ -304,14 +467,19 @@ class WindowStore:
     # -- worker -> master --------------------------------------------------------------------------
 
     def drain(self, final: bool = False) -> WindowsPayload:
-        """Remove and return closed windows (all windows when ``final``), plus new error counts."""
+        """Remove and return closed windows (all windows when ``final``), plus new error counts and
+        schedule lags. Requests sent in a second count there even when they complete later, so a
+        window drained before its last request completed is sent again with the rest (merging adds)."""
         now_t = int(self._clock())
         out: list[WindowPayload] = []
         for t in sorted(self._fine):
             if t >= now_t and not final:
                 continue
             window = self._fine.pop(t)
-            out.append({"t": t, "e": [_endpoint_payload(ep, c) for ep, c in window.endpoints.items()]})
+            wp: WindowPayload = {"t": t, "e": [_endpoint_payload(ep, c) for ep, c in window.endpoints.items()]}
+            if window.held or window.spill_out or window.spill_in:
+                wp["s"] = [window.held, window.spill_out, window.spill_in]
+            out.append(wp)
         self._cur = None
         self._cur_t = -1
         errors: list[ErrorPayload] = []
@@ -319,7 +487,18 @@ class WindowStore:
             for message, count in kinds.items():
                 errors.append({"t": rtype, "n": name, "m": message, "c": count})
         self._errors = {}
-        return {"v": 1, "w": out, "err": errors}
+        payload: WindowsPayload = {"v": 1, "w": out, "err": errors}
+        if self._lag_pending.count:
+            payload["lag"] = self._lag_pending.to_payload()
+            self.lag.merge(self._lag_pending)
+            self._lag_pending = LatencyHistogram(self.relative_accuracy)
+        return payload
+
+    def schedule_lag(self) -> LatencyHistogram:
+        """Start lags (ms) of every scheduled request recorded or merged here."""
+        total = self.lag.copy()
+        total.merge(self._lag_pending)
+        return total
 
     def merge_payload(self, payload: WindowsPayload) -> int:
         """Add a worker's drained windows; returns the number of requests merged."""
@@ -329,24 +508,31 @@ class WindowStore:
             merged = 0
             for wp in payload["w"]:
                 window = self._window_for(int(wp["t"]))
+                late = window is not self._fine.get(window.t) and self._rolled_before is not None
+                late_total = _Counts(self.relative_accuracy)
                 for ep in wp["e"]:
                     key = (str(ep["t"]), str(ep["n"]))
                     counts = window.endpoints.get(key)
                     if counts is None:
                         counts = window.endpoints[key] = _Counts(self.relative_accuracy)
-                    counts.requests += int(ep["r"])
-                    counts.failures += int(ep["f"])
-                    if ep["h"] is not None:
-                        counts.hist.merge(LatencyHistogram.from_payload(ep["h"]))
-                    merged += int(ep["r"])
-                if window is not self._fine.get(window.t) and self._rolled_before is not None:
+                    incoming = _counts_from_payload(ep, self.relative_accuracy)
+                    counts.absorb(incoming)
+                    if late:
+                        late_total.requests += incoming.requests
+                        late_total.failures += incoming.failures
+                        late_total.backfilled += incoming.backfilled
+                    merged += incoming.requests
+                stalls = wp.get("s")
+                held, spill_out, spill_in = (int(x) for x in stalls) if stalls else (0, 0, 0)
+                window.absorb_stalls(held, spill_out, spill_in)
+                if late:
                     # late data for a second already summarised: keep its counts exact
-                    t = int(wp["t"])
-                    reqs = sum(int(ep["r"]) for ep in wp["e"])
-                    fails = sum(int(ep["f"]) for ep in wp["e"])
-                    self._timeline.put(t, reqs, fails, None, LatencyHistogram(self.relative_accuracy))
+                    self._timeline.put(int(wp["t"]), late_total, None, (held, spill_out, spill_in))
             for err in payload.get("err", []):
                 self._count_error((str(err["t"]), str(err["n"])), str(err["m"]), int(err["c"]))
+            lag = payload.get("lag")
+            if lag is not None:
+                self.lag.merge(LatencyHistogram.from_payload(lag))
         except (KeyError, TypeError, ValueError) as exc:
             raise MetricsError(f"malformed window payload: {exc!r}") from exc
         return merged
@@ -362,7 +548,7 @@ class WindowStore:
             total = _Counts(self.relative_accuracy)
             for counts in window.endpoints.values():
                 total.absorb(counts)
-            self._timeline.put(t, total.requests, total.failures, window.users, total.hist)
+            self._timeline.put(t, total, window.users, (window.held, window.spill_out, window.spill_in))
             if t in self._partial:
                 self._timeline.mark_partial(t)
             _absorb_into(self._minutes, t - t % 60, window, self.relative_accuracy)
@@ -377,6 +563,29 @@ class WindowStore:
 
     # -- reading -----------------------------------------------------------------------------------
 
+    def _second(self, window: _Window, partial: bool) -> SecondCounts | None:
+        total = _Counts(self.relative_accuracy)
+        for counts in window.endpoints.values():
+            total.absorb(counts)
+        if not (total.requests or window.users is not None or window.held or total.backfilled):
+            return None
+        q = self.down_quantile
+        return SecondCounts(window.t, total.requests, total.failures, window.users, partial,
+                            latency_ms=total.hist.quantile(q),
+                            corrected_ms=None if total.chist is None else total.chist.quantile(q),
+                            held=window.held, done=total.requests - window.spill_out + window.spill_in,
+                            backfilled=total.backfilled)
+
+    def _timeline_second(self, t: int, ints: Mapping[str, int], users: int | None, partial: bool,
+                         lat: Mapping[float, float], clat: Mapping[float, float]) -> SecondCounts:
+        q = self.down_quantile
+        measured = lat.get(q, math.nan)
+        corrected = clat.get(q, math.nan)
+        return SecondCounts(t, ints["requests"], ints["failures"], users, partial or t in self._partial,
+                            latency_ms=None if math.isnan(measured) else measured,
+                            corrected_ms=None if math.isnan(corrected) else corrected,
+                            held=ints["held"], done=ints["done"], backfilled=ints["backfilled"])
+
     def snapshot(self, start_t: int | None = None, end_t: int | None = None) -> Snapshot:
         """Aggregate ``[start_t, end_t)`` (default: everything). Coarse windows count when they
         start inside the range, so ranges reaching into rolled-up time are rounded to their span."""
@@ -388,58 +597,62 @@ class WindowStore:
             for t, window in level.items():
                 if not lo <= t < hi:
                     continue
-                reqs = fails = 0
                 for ep, counts in window.endpoints.items():
                     agg = per_endpoint.get(ep)
                     if agg is None:
                         agg = per_endpoint[ep] = _Counts(self.relative_accuracy)
                     agg.absorb(counts)
-                    reqs += counts.requests
-                    fails += counts.failures
-                if level is self._fine and (reqs or window.users is not None):
-                    seconds[t] = SecondCounts(t, reqs, fails, window.users, t in self._partial)
-        for t, reqs, fails, users, partial, _lat in self._timeline.rows(lo, hi):
-            seconds[t] = SecondCounts(t, reqs, fails, users, partial or t in self._partial)
-        endpoints = tuple(
-            EndpointStats(rt, name, component_of(rt, self.components), c.requests, c.failures, c.hist)
-            for (rt, name), c in sorted(per_endpoint.items())
-        )
+                if level is self._fine:
+                    second = self._second(window, t in self._partial)
+                    if second is not None:
+                        seconds[t] = second
+        for t, ints, users, partial, lat, clat in self._timeline.rows(lo, hi):
+            seconds[t] = self._timeline_second(t, ints, users, partial, lat, clat)
+        keys = sorted(per_endpoint)
+        endpoints = tuple(_stats(rt, name, component_of(rt, self.components), per_endpoint[(rt, name)])
+                          for rt, name in keys)
         by_component: dict[str, _Counts] = {}
         total = _Counts(self.relative_accuracy)
-        for stats, counts in zip(endpoints, (per_endpoint[k] for k in sorted(per_endpoint)), strict=True):
+        for stats, key in zip(endpoints, keys, strict=True):
             comp = by_component.get(stats.component)
             if comp is None:
                 comp = by_component[stats.component] = _Counts(self.relative_accuracy)
-            comp.absorb(counts)
-            total.absorb(counts)
-        components = tuple(
-            EndpointStats("", name, name, c.requests, c.failures, c.hist) for name, c in sorted(by_component.items())
-        )
+            comp.absorb(per_endpoint[key])
+            total.absorb(per_endpoint[key])
+        components = tuple(_stats("", name, name, c) for name, c in sorted(by_component.items()))
         ordered = tuple(seconds[t] for t in sorted(seconds))
         first = ordered[0].t if ordered else (lo if start_t is not None else 0)
         last = ordered[-1].t + 1 if ordered else (hi if end_t is not None else 0)
         return Snapshot(
             start_t=first if start_t is None else start_t,
             end_t=last if end_t is None else end_t,
-            total=EndpointStats("", "Aggregated", "all", total.requests, total.failures, total.hist),
+            total=_stats("", "Aggregated", "all", total),
             endpoints=endpoints,
             components=components,
             seconds=ordered,
         )
 
-    def timeline(self, quantile: float = 0.95) -> list[tuple[int, int | None, int, int, float | None, bool]]:
-        """Per-second rows ``(t, users, requests, failures, latency_ms at quantile, partial)``."""
+    def timeline(self, quantile: float = 0.95, basis: str = "measured"
+                 ) -> list[tuple[int, int | None, int, int, float | None, bool]]:
+        """Per-second rows ``(t, users, requests, failures, latency_ms at quantile, partial)``;
+        ``basis="corrected"`` reads the latency from the intended start where a second has it."""
         rows: dict[int, tuple[int, int | None, int, int, float | None, bool]] = {}
-        for t, reqs, fails, users, partial, lat in self._timeline.rows(-(2**62), 2**62):
+        corrected = basis == "corrected"
+        for t, ints, users, partial, lat, clat in self._timeline.rows(-(2**62), 2**62):
             value = lat.get(quantile)
-            rows[t] = (t, users, reqs, fails, None if value is None or math.isnan(value) else value, partial)
+            cvalue = clat.get(quantile) if corrected else None
+            if cvalue is not None and not math.isnan(cvalue):
+                value = cvalue
+            rows[t] = (t, users, ints["requests"], ints["failures"],
+                       None if value is None or math.isnan(value) else value, partial)
         for t, window in self._fine.items():
             total = _Counts(self.relative_accuracy)
             for counts in window.endpoints.values():
                 total.absorb(counts)
-            if not total.requests and window.users is None:
+            if not (total.requests or window.users is not None or window.held or total.backfilled):
                 continue
-            rows[t] = (t, window.users, total.requests, total.failures, total.hist.quantile(quantile),
+            hist = total.chist if corrected and total.chist is not None else total.hist
+            rows[t] = (t, window.users, total.requests, total.failures, hist.quantile(quantile),
                        t in self._partial)
         return [rows[t] for t in sorted(rows)]
 
@@ -456,20 +669,43 @@ class WindowStore:
         return self._timeline.nbytes()
 
 
+def _stats(request_type: str, name: str, component: str, counts: _Counts) -> EndpointStats:
+    return EndpointStats(request_type, name, component, counts.requests, counts.failures, counts.hist,
+                         counts.chist, counts.backfilled)
+
+
 def _endpoint_payload(endpoint: Endpoint, counts: _Counts) -> EndpointPayload:
-    return {
+    out: EndpointPayload = {
         "t": endpoint[0],
         "n": endpoint[1],
         "r": counts.requests,
         "f": counts.failures,
         "h": counts.hist.to_payload() if counts.hist.count else None,
     }
+    if counts.chist is not None:
+        out["ch"] = counts.chist.to_payload()
+        out["b"] = counts.backfilled
+    return out
+
+
+def _counts_from_payload(ep: EndpointPayload, accuracy: float) -> _Counts:
+    counts = _Counts(accuracy)
+    counts.requests = int(ep["r"])
+    counts.failures = int(ep["f"])
+    if ep["h"] is not None:
+        counts.hist = LatencyHistogram.from_payload(ep["h"])
+    chist = ep.get("ch")
+    if chist is not None:
+        counts.chist = LatencyHistogram.from_payload(chist)
+        counts.backfilled = int(ep.get("b", 0))
+    return counts
 
 
 def _absorb_into(level: dict[int, _Window], start: int, window: _Window, accuracy: float) -> None:
     target = level.get(start)
     if target is None:
         target = level[start] = _Window(start)
+    target.absorb_stalls(window.held, window.spill_out, window.spill_in)
     for ep, counts in window.endpoints.items():
         mine = target.endpoints.get(ep)
         if mine is None:

@@ -78,6 +78,7 @@ class Second:
     p95_ms: float | None
     phase: str | None
     partial: bool
+    state: str | None = None  # the record's verdict on this second (up, errors, stalled, slow)
 
     @property
     def rps(self) -> float:
@@ -103,6 +104,7 @@ def timeline(record: Record) -> list[Second]:
             p95_ms=num(row.get("p95_ms")),
             phase=str(phase) if phase is not None else None,
             partial=bool(row.get("partial")),
+            state=str(row["state"]) if row.get("state") is not None else None,
         ))
     rows.sort(key=lambda r: r.t_s)
     return rows
@@ -138,7 +140,10 @@ def down_error_ratio(record: Record) -> float:
 
 
 def is_down(second: Second, down_ratio: float) -> bool:
-    """The README's definition: a window with traffic is down at/above the ratio or with no success."""
+    """The README's definition: the record's state when it has one, else a window with traffic is
+    down at/above the ratio or with no success."""
+    if second.state is not None:
+        return second.state != "up"
     if second.requests <= 0:
         return False
     return second.failures >= second.requests or second.failures / second.requests >= down_ratio

@@ -13,6 +13,7 @@ from reliability.report.junit import render_junit
 from reliability.report.markdown import render_markdown
 from reliability.report.spec import CostSpec
 from reliability.report.suite import is_suite_record, render_suite
+from reliability.schema import RunRecord
 
 FORMATS = ("html", "junit", "md")
 SUFFIXES = {"html": ".html", "junit": ".junit.xml", "md": ".md"}
@@ -23,10 +24,12 @@ def _impact(record: Record, cost: CostSpec | None) -> BusinessImpact | None:
     return None if spec is None else estimate_impact(record, spec)
 
 
-def render(record: Record, fmt: str, *, cost: CostSpec | None = None) -> str:
+def render(record: Record | RunRecord, fmt: str, *, cost: CostSpec | None = None) -> str:
     """The record as ``"html"``, ``"junit"`` (XML) or ``"md"``. ``cost`` defaults to the record's
     own ``cost_model``; without either, business impact is left out. A suite's combined record
     (``kind: suite``) renders as its readiness report."""
+    if isinstance(record, RunRecord):
+        record = record.to_json_dict()
     if is_suite_record(record):
         return render_suite(record, fmt)
     if fmt == "html":
@@ -59,7 +62,7 @@ def _write_atomic(target: Path, content: str) -> None:
         raise
 
 
-def write_reports(record: Record, record_path: str | os.PathLike[str], *, cost: CostSpec | None = None,
+def write_reports(record: Record | RunRecord, record_path: str | os.PathLike[str], *, cost: CostSpec | None = None,
                   formats: tuple[str, ...] = FORMATS, directory: str | os.PathLike[str] | None = None,
                   ) -> list[Path]:
     """Render every format and write it next to the record; returns the paths written."""

@@ -81,6 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web-host", default="127.0.0.1", help="address of the web UI (127.0.0.1)")
     parser.add_argument("--no-rebalancing", action="store_true",
                         help="do not re-spread users when a worker joins or goes missing")
+    parser.add_argument("--allow-unsafe-faults", action="store_true",
+                        help="run shell, webhook, process.* and factory faults (they act on this machine)")
     parser.add_argument("--locust-stats", action="store_true", help="also print Locust's request table while running")
     parser.add_argument("--dry-run", action="store_true", help="print the commands that would run, then exit")
 
@@ -94,7 +96,7 @@ def overrides_from_args(args: argparse.Namespace) -> RunOverrides:
             raise ReliabilityError(f"--run-time: {exc}") from None
     return RunOverrides(locustfile=args.locustfile, host=args.host, users=args.users, spawn_rate=args.spawn_rate,
                         run_time_s=run_time_s, run_record=args.run_record, sla_tier=args.sla_tier,
-                        locust_stats=args.locust_stats)
+                        locust_stats=args.locust_stats, allow_unsafe_faults=args.allow_unsafe_faults)
 
 
 def settings_from_args(args: argparse.Namespace, workers: int | None = None) -> SwarmSettings:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from reliability.config import ScenarioSpec, load_scenario
 from reliability.exceptions import ScenarioError
+from reliability.faults.optin import require_opt_in
 from reliability.record import default_record_path
 
 DEFAULT_MASTER_PORT = 5557
@@ -42,6 +43,7 @@ class RunOverrides:
     run_record: str | None = None
     sla_tier: str | None = None
     locust_stats: bool = False
+    allow_unsafe_faults: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class RunPlan:
     record_path: Path
     sla_tier: str | None = None
     locust_stats: bool = False
+    allow_unsafe_faults: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ def plan_run(scenario_path: str | os.PathLike[str], overrides: RunOverrides = Ru
     """Validate the scenario (unless given) and resolve every value the Locust commands need."""
     path = str(scenario_path)
     spec = scenario if scenario is not None else load_scenario(path)
+    require_opt_in(spec, overrides.allow_unsafe_faults, path)  # before any process starts
     if overrides.locustfile:
         locustfile = _resolve_locustfile(overrides.locustfile, path, from_scenario=False)
     elif spec.load.locustfile:
@@ -116,6 +120,7 @@ def plan_run(scenario_path: str | os.PathLike[str], overrides: RunOverrides = Ru
         record_path=Path(overrides.run_record) if overrides.run_record else default_record_path(),
         sla_tier=overrides.sla_tier,
         locust_stats=overrides.locust_stats,
+        allow_unsafe_faults=overrides.allow_unsafe_faults,
     )
 
 
@@ -141,6 +146,8 @@ def _grading_args(plan: RunPlan) -> list[str]:
         args += ["-t", f"{max(1, math.ceil(plan.run_time_s))}s"]  # Locust takes whole seconds
     if plan.sla_tier:
         args += ["--sla-tier", plan.sla_tier]
+    if plan.allow_unsafe_faults:
+        args.append("--allow-unsafe-faults")
     if not plan.locust_stats:
         args.append("--only-summary")
     return args

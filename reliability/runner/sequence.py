@@ -21,10 +21,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO, cast
+from typing import TextIO
 
 from reliability.exceptions import ScenarioError
-from reliability.record import RunRecord, write_record
+from reliability.masking import mask
+from reliability.record import write_json
 from reliability.report import write_reports
 from reliability.report.readiness import grade_suite
 from reliability.runner.commands import RunOverrides, RunPlan, plan_run
@@ -50,6 +51,7 @@ def _entry_overrides(entry: SuiteEntry, cli: RunOverrides, record_path: Path) ->
         spawn_rate=cli.spawn_rate if cli.spawn_rate is not None else entry.spawn_rate,
         run_time_s=cli.run_time_s if cli.run_time_s is not None else entry.run_time_s,
         run_record=str(record_path), sla_tier=cli.sla_tier or entry.sla_tier, locust_stats=cli.locust_stats,
+        allow_unsafe_faults=cli.allow_unsafe_faults,
     )
 
 
@@ -83,10 +85,12 @@ def run_suite(suite: Suite, cli: RunOverrides, settings_for: SettingsFor, *, dry
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INCONCLUSIVE
     if dry_run:
+        secrets = suite.env_secrets()
         for entry, plan, settings in plans:
             env = " ".join(f"{k}={v}" for k, v in entry.env.items())
-            out.write(f"# {entry.index}. {entry.name} ({entry.kind}){' with ' + env if env else ''}\n")
-            print_dry_run(plan, settings, out)
+            out.write(mask(f"# {entry.index}. {entry.name} ({entry.kind}){' with ' + env if env else ''}", secrets)
+                      + "\n")
+            print_dry_run(plan, settings, out, secrets)
         return 0
     results: list[ScenarioResult] = []
     started = time.time()
@@ -111,7 +115,7 @@ def run_suite(suite: Suite, cli: RunOverrides, settings_for: SettingsFor, *, dry
     combined = build_suite_record(suite, results, started_at=started, ended_at=time.time(), interrupted=interrupted)
     readiness = grade_suite(combined)
     combined["readiness"] = readiness.to_dict()
-    written = write_record(cast(RunRecord, combined), record_path)
+    written = write_json(combined, record_path)
     write_reports(combined, written)
     out.write(f"[suite] production readiness: {readiness.status.upper()}\n")
     for dim in readiness.dimensions:

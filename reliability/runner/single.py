@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from reliability.record import read_record
+from reliability.masking import mask
+from reliability.record import read_json
 from reliability.runner.commands import (
     DEFAULT_MASTER_PORT,
     MasterSettings,
@@ -100,7 +101,7 @@ def _fresh_record(path: Path, since: float) -> Mapping[str, Any] | None:
     try:
         if path.stat().st_mtime < since - 1:
             return None
-        return read_record(path)
+        return read_json(path)
     except (OSError, ValueError):
         return None
 
@@ -177,8 +178,10 @@ def execute(plan: RunPlan, settings: SwarmSettings, received: list[int], *, env:
     return Execution(code, record, outcome)
 
 
-def print_dry_run(plan: RunPlan, settings: SwarmSettings, out: TextIO) -> None:
+def print_dry_run(plan: RunPlan, settings: SwarmSettings, out: TextIO, secrets: Sequence[str] = ()) -> None:
+    """The commands a run would start, masked (a host or option may carry a password)."""
     lead, workers = commands(plan, settings)
-    out.write(f"# {plan.scenario.name}: {_describe(settings)}\n")
+    hidden = (*secrets, *plan.scenario.secrets)
+    out.write(mask(f"# {plan.scenario.name}: {_describe(settings)}", hidden) + "\n")
     for command in ([lead] if lead else []) + workers:
-        out.write(shell_line(command) + "\n")
+        out.write(mask(shell_line(command), hidden) + "\n")

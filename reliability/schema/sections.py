@@ -84,6 +84,7 @@ class Sla(Section):
     criteria: list[Criterion] = Field(default_factory=list)
     tiers: list[TierResult] = Field(default_factory=list)
     down_error_ratio: float | None = None
+    latency_basis: str | None = None  # the latency graded: corrected | measured
 
 
 class Stats(Section):
@@ -100,11 +101,24 @@ class Stats(Section):
     rps: float | None = None
 
 
+class Corrected(Section):
+    """Latency from the intended start, with the requests a stall prevented back-filled."""
+
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    requests: int = 0  # measured requests + back-filled samples
+    backfilled: int = 0
+    method: str | None = None  # intended-start+expected-interval
+
+
 class Totals(Stats):
     """All requests; ``latency_ms`` is the latency at the SLA ``percentile`` (any percentile)."""
 
     percentile: str | None = None
     latency_ms: float | None = None
+    corrected: Corrected | None = None  # runs with a schedule (paced users, arrival rate)
 
 
 class Uptime(Section):
@@ -116,12 +130,16 @@ class Uptime(Section):
     ratio: float | None = None
     request_availability: float | None = None
     partial_windows: int = 0
+    stalled_windows: int = 0  # down: requests in flight all second, none completed
+    slow_windows: int = 0  # down: latency at the SLA percentile above down_latency_ms
+    down_latency_ms: float | None = None
 
 
 class EndpointStats(Stats):
     type: str = ""
     name: str = ""
     component: str | None = None
+    corrected: Corrected | None = None
 
 
 class ComponentStats(Stats):
@@ -139,6 +157,20 @@ class Second(Section):
     p95_ms: float | None = None
     partial: bool = False
     phase: str | None = None  # baseline | fault | recovery (runs with a fault schedule)
+    state: str | None = None  # up | errors | stalled | slow; None: idle (README, "SLIs")
+    corrected_latency_ms: float | None = None  # at the SLA percentile, from the intended start
+
+
+class Schedule(Section):
+    """How late scheduled tasks started against their intended start (the generator's own lag)."""
+
+    scheduled_starts: int = 0
+    lag_p50_ms: float | None = None
+    lag_p99_ms: float | None = None
+    lag_max_ms: float | None = None
+    lag_bound_ms: float | None = None
+    kept: bool | None = None  # None: too few starts to tell
+    paced_users: dict[str, dict[str, float]] = Field(default_factory=dict)  # class -> {"interval_s": s}
 
 
 class ErrorCount(Section):
@@ -345,12 +377,14 @@ class Stage(Section):
 
 class CapacityPoint(Section):
     users: int = 0
+    rate_per_s: float | None = None  # rate mode: the arrival rate asked (users is then the pool)
     rps: float | None = None
     latency_ms: float | None = None  # the worst graded window's, at the capacity section's percentile
 
 
 class CapacityStep(Section):
     users: int = 0
+    rate_per_s: float | None = None
     started_at_epoch_s: float | None = None
     windows: int = 0
     rps: float | None = None
@@ -364,12 +398,70 @@ class Capacity(Section):
 
     tier: str | None = None
     percentile: str | None = None
+    mode: str = "users"  # users | rate (open-model steps of arrivals/s; the knee's rate_per_s)
     complete: bool = False
     stopped_because: str | None = None
     knee: CapacityPoint | None = None
     broke_at_users: int | None = None
+    broke_at_rate_per_s: float | None = None
     tiers: dict[str, CapacityPoint | None] = Field(default_factory=dict)
     steps: list[CapacityStep] = Field(default_factory=list)
+
+
+# -- open-model load --------------------------------------------------------------------------------------
+
+
+class LoadDelay(Section):
+    """A distribution of delays in ms (schedule lag, start delay)."""
+
+    p50: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+
+class LoadStage(Section):
+    """One rate segment of an open-model run: asked vs what ran."""
+
+    name: str = ""
+    start_s: float = 0.0  # seconds after the schedule's start
+    duration_s: float = 0.0
+    from_rate_per_s: float = 0.0
+    to_rate_per_s: float = 0.0
+    asked: float = 0.0
+    scheduled: int = 0
+    started: int = 0
+    dropped: int = 0
+    asked_rate_per_s: float | None = None
+    achieved_rate_per_s: float | None = None
+
+
+class Load(Section):
+    """Open-model (arrival-rate) load: what the schedule asked, what the generators started, what
+    was dropped (each also a failed request ``ARRIVAL dropped``) and how punctual they were."""
+
+    model: str = "open"
+    arrivals: str | None = None  # uniform | poisson
+    seed: int | None = None
+    generators: int = 0
+    max_users: int | None = None
+    max_delay_s: float | None = None
+    late_after_ms: float | None = None
+    active_s: float | None = None
+    asked: float | None = None
+    scheduled: int = 0
+    started: int = 0
+    late: int = 0
+    dropped: int = 0
+    finished: int = 0
+    pending_at_stop: int = 0
+    in_flight_at_stop: int = 0
+    max_in_flight: int = 0
+    asked_rate_per_s: float | None = None
+    achieved_rate_per_s: float | None = None
+    achieved_ratio: float | None = None
+    schedule_lag_ms: LoadDelay = Field(default_factory=LoadDelay)
+    start_delay_ms: LoadDelay = Field(default_factory=LoadDelay)
+    stages: list[LoadStage] = Field(default_factory=list)
 
 
 # -- health ------------------------------------------------------------------------------------------------
@@ -551,8 +643,8 @@ class Alerts(Section):
 # -- the record ------------------------------------------------------------------------------------------------
 
 #: sections only some runs have: absent from the JSON (not null) when the run has none
-FEATURE_SECTIONS = ("cost_model", "faults", "resilience_score", "recovery", "stages", "capacity", "health",
-                    "alerts")
+FEATURE_SECTIONS = ("cost_model", "faults", "resilience_score", "recovery", "stages", "capacity", "load", "health",
+                    "alerts", "schedule")
 
 
 class RunRecord(Section):
@@ -582,8 +674,10 @@ class RunRecord(Section):
     recovery: Recovery | None = None
     stages: list[Stage] | None = None
     capacity: Capacity | None = None
+    load: Load | None = None
     health: Health | None = None
     alerts: Alerts | None = None
+    schedule: Schedule | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """The JSON form: every field of every section, feature sections only when present."""

@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from reliability.schema import sections as s
 from reliability.shapes.stages import DEFAULT_RAMP_FRACTION, ramp_rate
 
 
@@ -55,6 +55,7 @@ class Step:
     ended_at: float | None = None
     windows: list[WindowGrade] = field(default_factory=list)
     next_window_t: int | None = None
+    rate_per_s: float | None = None  # rate mode: the arrival rate asked in this step (users = the pool)
 
     def rps(self) -> float | None:
         if not self.windows:
@@ -85,6 +86,9 @@ class CapacitySearch:
         window_s: int,
         settle_s: float,
         spawn_rate: float | None = None,
+        start_rate_per_s: float | None = None,
+        step_rate_per_s: float | None = None,
+        max_rate_per_s: float | None = None,
     ) -> None:
         if step_users < 1 or start_users < 1 or max_users < start_users:
             raise ValueError("need start_users >= 1, step_users >= 1 and max_users >= start_users")
@@ -92,6 +96,11 @@ class CapacitySearch:
             raise ValueError("need window_s >= 1 and settle_s + window_s <= step_s")
         if breach_windows < 1:
             raise ValueError("breach_windows must be >= 1")
+        if start_rate_per_s is not None and not start_rate_per_s > 0:
+            raise ValueError("start_rate_per_s must be > 0")
+        self.start_rate_per_s = start_rate_per_s
+        self.step_rate_per_s = step_rate_per_s or start_rate_per_s
+        self.max_rate_per_s = max_rate_per_s
         self.start_users = start_users
         self.step_users = step_users
         self.step_s = step_s
@@ -112,8 +121,13 @@ class CapacitySearch:
             return self.spawn_rate
         return ramp_rate(before, users, max(self.settle_s, self.step_s * DEFAULT_RAMP_FRACTION))
 
-    def _start_step(self, users: int, now: float) -> None:
-        step = Step(len(self.steps), users, now)
+    @property
+    def rate_mode(self) -> bool:
+        """Steps are arrival rates (open model) from a fixed pool of ``max_users`` users."""
+        return self.start_rate_per_s is not None
+
+    def _start_step(self, users: int, now: float, rate_per_s: float | None = None) -> None:
+        step = Step(len(self.steps), users, now, rate_per_s=rate_per_s)
         step.next_window_t = math.ceil(now + self.settle_s)
         self.steps.append(step)
 
@@ -122,9 +136,21 @@ class CapacitySearch:
         if self.done:
             return None
         if not self.steps:
-            self._start_step(self.start_users, now)
+            if self.rate_mode:
+                self._start_step(self.max_users, now, self.start_rate_per_s)
+            else:
+                self._start_step(self.start_users, now)
         current = self.steps[-1]
-        if now - current.started_at >= self.step_s:
+        if self.rate_mode and now - current.started_at >= self.step_s:
+            assert current.rate_per_s is not None and self.step_rate_per_s is not None
+            rate = current.rate_per_s + self.step_rate_per_s
+            if self.max_rate_per_s is not None and rate > self.max_rate_per_s + 1e-9:
+                self.stop(f"max_rate_per_s {self.max_rate_per_s:g} reached without {self.tier} breaking")
+                return None
+            current.ended_at = now
+            self._start_step(self.max_users, now, rate)
+            current = self.steps[-1]
+        elif now - current.started_at >= self.step_s:
             users = current.users + self.step_users
             if users > self.max_users:
                 self.stop(f"max_users {self.max_users} reached without {self.tier} breaking")
@@ -168,43 +194,54 @@ class CapacitySearch:
         self.streak += 1
         if self.streak >= self.breach_windows and not self.done:
             self.broke_at = step
-            self.stop(f"{self.tier} failed {self.streak} consecutive {self.window_s} s windows at {step.users} users")
+            self.stop(f"{self.tier} failed {self.streak} consecutive {self.window_s} s windows at {self._level(step)}")
+
+    def _level(self, step: Step) -> str:
+        return f"{step.rate_per_s:g} arrivals/s" if step.rate_per_s is not None else f"{step.users} users"
 
     def knee(self, tier: str) -> Step | None:
         """The highest step at which ``tier`` held in every graded window."""
         held = [s for s in self.steps if s.held(tier)]
-        return max(held, key=lambda s: s.users) if held else None
+        return max(held, key=lambda s: (s.rate_per_s or 0.0, s.users)) if held else None
 
-    def result(self, tiers: list[str], latency_key: str = "p95_ms") -> dict[str, Any]:
-        """The record's ``capacity`` section (numbers rounded for JSON); ``latency_key`` names the
-        worst graded window's latency at the SLA percentile."""
+    def result(self, tiers: list[str], percentile: str = "p95") -> s.Capacity:
+        """The record's ``capacity`` section (numbers rounded for JSON); ``latency_ms`` is the worst
+        graded window's latency at ``percentile`` (the SLA's)."""
 
-        def point(step: Step | None) -> dict[str, Any] | None:
+        def point(step: Step | None) -> s.CapacityPoint | None:
             if step is None:
                 return None
             rps = step.rps()
             worst = step.worst_latency_ms()
-            return {"users": step.users, "rps": None if rps is None else round(rps, 3),
-                    latency_key: None if worst is None else round(worst, 3)}
+            return s.CapacityPoint(users=step.users, rate_per_s=step.rate_per_s,
+                                   rps=None if rps is None else round(rps, 3),
+                                   latency_ms=None if worst is None else round(worst, 3))
 
-        return {
-            "tier": self.tier,
-            "complete": self.done and self.broke_at is not None,
-            "stopped_because": self.stopped_because or "the run ended before the tier broke",
-            "knee": point(self.knee(self.tier)),
-            "broke_at_users": self.broke_at.users if self.broke_at else None,
-            "tiers": {t: point(self.knee(t)) for t in tiers},
-            "steps": [
-                {
-                    "users": s.users,
-                    "started_at_epoch_s": round(s.started_at, 3),
-                    "windows": len(s.windows),
-                    "rps": None if s.rps() is None else round(s.rps() or 0.0, 3),
-                    latency_key: s.worst_latency_ms(),
-                    "error_ratio": (round(sum(w.failures for w in s.windows) / sum(w.requests for w in s.windows), 6)
-                                    if sum(w.requests for w in s.windows) else None),
-                    "passed": {t: s.held(t) for t in tiers} if s.windows else None,
-                }
-                for s in self.steps
+        def error_ratio(step: Step) -> float | None:
+            requests = sum(w.requests for w in step.windows)
+            return round(sum(w.failures for w in step.windows) / requests, 6) if requests else None
+
+        return s.Capacity(
+            tier=self.tier,
+            percentile=percentile,
+            mode="rate" if self.rate_mode else "users",
+            complete=self.done and self.broke_at is not None,
+            stopped_because=self.stopped_because or "the run ended before the tier broke",
+            knee=point(self.knee(self.tier)),
+            broke_at_users=self.broke_at.users if self.broke_at else None,
+            broke_at_rate_per_s=self.broke_at.rate_per_s if self.broke_at else None,
+            tiers={t: point(self.knee(t)) for t in tiers},
+            steps=[
+                s.CapacityStep(
+                    users=step.users,
+                    rate_per_s=step.rate_per_s,
+                    started_at_epoch_s=round(step.started_at, 3),
+                    windows=len(step.windows),
+                    rps=None if step.rps() is None else round(step.rps() or 0.0, 3),
+                    latency_ms=step.worst_latency_ms(),
+                    error_ratio=error_ratio(step),
+                    passed={t: step.held(t) for t in tiers} if step.windows else None,
+                )
+                for step in self.steps
             ],
-        }
+        )

@@ -14,11 +14,19 @@ from typing import Any, ClassVar
 from locust import LoadTestShape
 from locust.env import Environment
 
-from reliability.config import ScenarioSpec, read_scenario_file
+from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import ReliabilityError
 from reliability.options import resolve_spec
+from reliability.shapes.arrival import RateProfile
+from reliability.shapes.arrival_driver import ArrivalController
 from reliability.shapes.capacity import CapacitySearch
-from reliability.shapes.spec import CapacitySearchSpec, LevelsShapeSpec, ShapeSpec, schedule_end_s
+from reliability.shapes.spec import (
+    ArrivalRateShapeSpec,
+    CapacitySearchSpec,
+    LevelsShapeSpec,
+    ShapeSpec,
+    schedule_end_s,
+)
 from reliability.shapes.stages import LEVEL_NAMES, StagePlan
 
 logger = logging.getLogger("reliability.shapes")
@@ -57,6 +65,10 @@ class ReliabilityShape(LoadTestShape):
     def _reset(self) -> None:
         self.plan: StagePlan | None = None
         self.capacity: CapacitySearch | None = None
+        self.arrival: ArrivalController | None = None  # open-model load (arrival_rate, rate-mode search)
+        self._pool: tuple[int, float] = (0, 1.0)
+        self._lead_s = 0.0
+        self._end_s = 0.0
         self.stage_log: list[StageEntry] = []
         self._resolved = False
         self._stage: int | None = None
@@ -70,12 +82,8 @@ class ReliabilityShape(LoadTestShape):
         options = getattr(environment, "parsed_options", None)
         if options is None:
             return None
-        plugin = getattr(environment, "reliability", None)
-        scenario_for = getattr(plugin, "scenario_for", None)
-        if callable(scenario_for):  # the plugin's: parsed once per test, shared with the plugin
-            scenario: ScenarioSpec = scenario_for(options)
-            return scenario
-        return resolve_spec(options)[0]
+        scenario, _sla = resolve_once(environment, options)
+        return scenario
 
     def _resolve(self) -> None:
         scenario = self._scenario()
@@ -97,10 +105,25 @@ class ReliabilityShape(LoadTestShape):
             s = spec.scaled()
             tier = s.tier or (scenario.sla.tier if scenario is not None else "gold")
             self.capacity = CapacitySearch(start_users=s.start_users, step_users=s.step_users, step_s=s.step_s,
-                                           max_users=s.max_users, tier=tier, breach_windows=s.breach_windows,
-                                           window_s=int(s.window_s), settle_s=s.settle_s, spawn_rate=s.spawn_rate)
-            logger.info("shape (%s): capacity search against %s, +%d users every %g s from %d", source, tier,
-                        s.step_users, s.step_s, s.start_users)
+                                           max_users=s.users_cap, tier=tier, breach_windows=s.breach_windows,
+                                           window_s=int(s.window_s), settle_s=s.settle_s, spawn_rate=s.spawn_rate,
+                                           start_rate_per_s=s.start_rate_per_s, step_rate_per_s=s.step_rate_per_s,
+                                           max_rate_per_s=s.max_rate_per_s)
+            if s.rate_mode:
+                self._open_model(s, RateProfile(), s.users_cap, s.spawn_rate)
+                logger.info("shape (%s): capacity search against %s, +%g arrivals/s every %g s from %g (%s, pool "
+                            "of %d users)", source, tier, self.capacity.step_rate_per_s or 0.0, s.step_s,
+                            s.start_rate_per_s or 0.0, s.arrivals, s.users_cap)
+            else:
+                logger.info("shape (%s): capacity search against %s, +%d users every %g s from %d", source, tier,
+                            s.step_users, s.step_s, s.start_users)
+        elif isinstance(spec, ArrivalRateShapeSpec):
+            profile = RateProfile.from_stages(spec.rate_stages())
+            self._open_model(spec, profile, spec.max_users, spec.spawn_rate)
+            self._end_s = (profile.closed_at_s or 0.0) + spec.drain_s
+            logger.info("shape (%s): arrival rate, %d stage(s), %g s, %s arrivals, pool of %d users, drop after "
+                        "%g s", source, len(spec.stages), profile.closed_at_s or 0.0, spec.arrivals, spec.max_users,
+                        spec.max_delay_s)
         else:
             self.plan = spec.plan(schedule_end_s(scenario.faults) if scenario is not None else None)
             logger.info("shape (%s): %s, %d stage(s), %g s", source, spec.type, len(self.plan.stages),
@@ -120,11 +143,54 @@ class ReliabilityShape(LoadTestShape):
                 plugin.problems.append(reason)
             return None
 
+    def _open_model(self, spec: ArrivalRateShapeSpec | CapacitySearchSpec, profile: RateProfile, users: int,
+                    spawn_rate: float | None) -> None:
+        self.arrival = ArrivalController(self.runner, profile, kind=spec.arrivals, seed=spec.seed, max_users=users,
+                                         max_delay_s=spec.max_delay_s, late_after_ms=spec.late_after_ms)
+        self._pool = (users, spawn_rate or float(users))
+        self._lead_s = spec.pool_lead_s(users, spawn_rate)
+
+    def _tick_open(self, arrival: ArrivalController, now: float) -> tuple[int, float] | None:
+        """The pool of users, held while arrivals drive them; the schedule starts once it is spawned."""
+        if arrival.t0 is None:
+            arrival.start(now + self._lead_s)
+            logger.info("shape: spawning a pool of %d users; arrivals start in %.0f s", self._pool[0], self._lead_s)
+        assert arrival.t0 is not None
+        arrival.tick(now)
+        if now < arrival.t0:
+            return self._pool
+        if self.capacity is not None:
+            target = self.capacity.target(now)
+            if target is None:
+                arrival.stopped_at = now
+                if self.capacity.stopped_because:
+                    logger.info("capacity search over: %s", self.capacity.stopped_because)
+                return None
+            step = self.capacity.steps[-1]
+            if step.index != self._stage and step.rate_per_s is not None:
+                self._stage = step.index
+                arrival.set_rate(now, step.rate_per_s, f"step {step.index + 1}")
+                self.stage_log.append(StageEntry(f"step {step.index + 1}", step.users, now))
+                logger.info("shape: step %d, %g arrivals/s", step.index + 1, step.rate_per_s)
+            return target
+        elapsed = now - arrival.t0
+        if elapsed >= self._end_s:
+            return None
+        index = arrival.profile.segment_index(elapsed)
+        if index is not None and index != self._stage and elapsed < (arrival.profile.closed_at_s or 0.0):
+            self._stage = index
+            segment = arrival.profile.segments[index]
+            self.stage_log.append(StageEntry(segment.name, self._pool[0], arrival.t0 + segment.start_s))
+            logger.info("shape: %s, %g -> %g arrivals/s", segment.name, segment.from_rate, segment.to_rate)
+        return self._pool
+
     def _tick(self) -> tuple[int, float] | None:
         if not self._resolved:
             self._resolved = True
             self._resolve()
         now = time.time()
+        if self.arrival is not None:
+            return self._tick_open(self.arrival, now)
         if self.capacity is not None:
             target = self.capacity.target(now)
             index: int | None = len(self.capacity.steps) - 1
@@ -166,6 +232,15 @@ class ProgressiveShape(ReliabilityShape):
             raise ReliabilityError(f"{LEVELS_ENV}: {exc}") from None
 
 
+def resolve_once(environment: Any, options: Any) -> tuple[ScenarioSpec, SlaSpec]:
+    """The run's scenario as the plugin read it (once per run), else read here."""
+    resolve = getattr(getattr(environment, "reliability", None), "resolve", None)
+    if callable(resolve):
+        resolved: tuple[ScenarioSpec, SlaSpec] = resolve(options)
+        return resolved
+    return resolve_spec(options)
+
+
 def scenario_shape(environment: Environment) -> ReliabilityShape | None:
     """A :class:`ScenarioShape` for a run whose ``--scenario`` has a ``shape:`` section (else None).
 
@@ -175,10 +250,10 @@ def scenario_shape(environment: Environment) -> ReliabilityShape | None:
     if not path:
         return None
     try:
-        data: Any = read_scenario_file(path)
+        scenario, _sla = resolve_once(environment, environment.parsed_options)
     except ReliabilityError:
         return None  # the plugin reports the bad file when the test starts
-    if not isinstance(data, dict) or not data.get("shape"):
+    if scenario.shape is None:
         return None
     shape = ScenarioShape()
     shape.runner = environment.runner

@@ -14,11 +14,11 @@ always driven from one place, never from the load generators. What it does:
   idempotent. SIGKILL cannot be caught: there, the fault's own dead-man switch (``dead_man_s``)
   restores the backend;
 * **capacity search**: grades closed windows for the shape's :class:`CapacitySearch`;
-* **result** (``finish`` returns them, the plugin builds the record): ``faults`` (per fault:
+* **result** (``finish`` returns it, the plugin builds the record): ``faults`` (per fault:
   times, checks, recovery metrics), ``resilience_score``, ``recovery`` (the parameters used), a
-  ``phase`` for every timeline second, ``stages`` (per stage of a reliability shape) and
-  ``capacity``; failed reverts, unhealthy backends after a revert and faults that never ran make
-  the verdict inconclusive.
+  ``phase`` for every timeline second, ``stages`` (per stage of a reliability shape), ``load``
+  and ``capacity``; failed reverts, unhealthy backends after a revert and faults that never ran
+  make the verdict inconclusive.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -35,7 +36,11 @@ import gevent
 from gevent.lock import BoundedSemaphore
 
 from reliability.config import ScenarioSpec
-from reliability.extension import Contribution, RunContext, ShapeLike
+from reliability.exceptions import FaultError
+from reliability.extension import Contribution, RunContext
+from reliability.revert.journal import JOURNAL_ENV, UndoError
+from reliability.revert.ledger import RevertLedger, backend_of, conflicts
+from reliability.schema.sections import Load
 from reliability.shapes.sections import (
     IN_EFFECT,
     FaultLike,
@@ -83,20 +88,21 @@ class ScheduleExtension:
 
     Example (what the plugin does when a scenario has ``faults:`` or a ``shape:``)::
 
-        plugin.add_extension(ScheduleExtension(scenario))   # hooks get the plugin's RunContext
+        plugin.add_extension(ScheduleExtension(scenario))
     """
 
     name = "schedule"
 
     def __init__(self, scenario: ScenarioSpec, *, builder: FaultBuilder = build_scheduled_fault,
-                 step_timeout_s: float = STEP_TIMEOUT_S) -> None:
+                 step_timeout_s: float = STEP_TIMEOUT_S, ledger: RevertLedger | None = None) -> None:
         self.scenario = scenario
         self.builder = builder
+        self.ledger = ledger
         self.step_timeout_s = step_timeout_s
         self.runs: list[FaultRun] = []
         self._locks: dict[str, BoundedSemaphore] = {}
         self.run: RunContext | None = None
-        self.shape: ShapeLike | None = None
+        self.shape: Any = None
         self.started_at = 0.0
         self.clock: Callable[[], float] = time.time
         self._stopping = False
@@ -132,16 +138,40 @@ class ScheduleExtension:
                 run.build_error = _describe(exc)
                 run.state = "skipped"
                 logger.error("fault %s cannot be built: %s", run.name, run.build_error)
-                continue
-            dead_man = run.fault.dead_man_s
-            if dead_man is None:
-                logger.warning("fault %s has no dead-man switch: if this process is SIGKILLed while it is active, "
-                               "nothing reverts it", run.name)
+        if any(run.fault is not None for run in self.runs):
+            self._open_ledger(ctx)
         if self.runs:
             self._install_handlers()
             self._driver = gevent.spawn(self._drive)
             plan = "; ".join(f"{r.name} at +{r.spec.at_s:g}s for {r.spec.hold_s:g}s" for r in self.runs)
             logger.info("fault schedule: %s", plan)
+
+    def _open_ledger(self, ctx: RunContext) -> None:
+        """The revert journal and guard; refuse the faults when another run's journal says one is
+        still applied on a backend of ours (unless --ignore-applied-faults)."""
+        if self.ledger is None:
+            self.ledger = RevertLedger(Path(ctx.revert_journal) if ctx.revert_journal else None)
+        ledger = self.ledger
+        backends = {backend_of(run.fault) for run in self.runs if run.fault is not None}
+        found = conflicts(backends, ledger.path.parent, exclude=ledger.path)
+        if found and not ctx.ignore_applied_faults:
+            reason = ("another run's revert journal says a fault is still applied on a backend this run uses: "
+                      + "; ".join(c.line() for c in found)
+                      + ". Undo it with `reliability revert`, or pass --ignore-applied-faults")
+            logger.error("%s", reason)
+            self._problems.append(reason)
+            for run in self.runs:
+                run.fault, run.state, run.build_error = None, "skipped", "refused: a fault is still applied"
+            ctx.request_stop("a fault is still applied from another run")
+            return
+        try:
+            ledger.open()
+        except OSError as exc:
+            reason = f"cannot write the revert journal {ledger.path} ({exc}); set {JOURNAL_ENV} or --revert-journal"
+            logger.error("%s", reason)
+            self._problems.append(reason)
+            for run in self.runs:
+                run.fault, run.state, run.build_error = None, "skipped", "refused: no revert journal"
 
     def on_tick(self, ctx: RunContext, now: float) -> None:
         self.advance(now)
@@ -159,16 +189,22 @@ class ScheduleExtension:
         if self._driver is not None:
             self._driver.kill(block=False)
         self.revert_all("the run is over")
+        if self.ledger is not None:
+            self.ledger.close()
         self._uninstall_handlers()
         reasons = list(self._problems)
         end = ctx.ended_at or self.clock()
         sections: dict[str, object] = {}
         phases: dict[int, str] | None = None
         if self.runs:
-            faults = faults_section(self.runs, ctx.store, ctx.sla, self.scenario.recovery, self.started_at, end)
-            sections.update(faults.sections)
-            reasons += faults.inconclusive
-            phases = dict(faults.phases or {})
+            result = faults_section(self.runs, ctx.store, ctx.sla, self.scenario.recovery, self.started_at, end,
+                                    ctx.store.snapshot().total.requests)
+            sections.update(faults=result.faults, resilience_score=result.resilience_score, recovery=result.recovery)
+            phases = result.phases
+            reasons += result.reasons
+        arrival = getattr(self.shape, "arrival", None)
+        if arrival is not None:  # open-model load: what was asked, what ran, what was dropped
+            sections["load"] = Load.model_validate(arrival.section(end, ctx.local_generator()))
         search = self.shape.capacity if self.shape is not None else None
         if search is not None:
             sections["capacity"] = capacity_section(search, ctx.store, ctx.sla, end)
@@ -212,6 +248,14 @@ class ScheduleExtension:
             if run.state != "injecting" or self._stopping:  # stopped before this greenlet got to run
                 run.state = "skipped"
                 return
+            if self.ledger is not None:
+                try:  # the undo is on disk before the fault exists
+                    self.ledger.intend(run.name, run.fault, getattr(run.spec.fault, "dead_man_s", None))
+                except (UndoError, FaultError) as exc:
+                    run.build_error = f"refused: {exc}"
+                    run.state = "skipped"
+                    logger.error("fault %s: not injected: %s", run.name, exc)
+                    return
             run.inject_started_at = self.clock()
             logger.info("fault %s: injecting (%s, %s)", run.name, run.spec.type, run.fault.kind)
             try:
@@ -226,6 +270,14 @@ class ScheduleExtension:
                 if run.state == "injecting":
                     run.state = "active"
                 logger.info("fault %s: injected at +%.1f s", run.name, run.injected_at - self.started_at)
+            if self.ledger is not None:
+                self.ledger.injected(run.name, run.inject_error is None, run.inject_error)
+            # Only now is the backend's own expiry known (a real Toxiproxy has none).
+            if run.inject_error is None and run.fault.dead_man_s is None:
+                guarded = self.ledger is not None and self.ledger.guard_pid is not None
+                logger.warning("fault %s: its backend has no expiry of its own: %s", run.name,
+                               "the revert guard undoes it if this process dies or hangs" if guarded else
+                               "if this process is SIGKILLed while it is active, nothing reverts it")
         if run.inject_error is not None or self._stopping:
             self._revert(run, "the injection failed" if run.inject_error else "the test stopped")
 
@@ -252,11 +304,16 @@ class ScheduleExtension:
                         run.fault.revert()
                 except Exception as exc:
                     run.revert_error = _describe(exc)
+                    if self.ledger is not None:
+                        self.ledger.attempt(run.name, attempt, False, run.revert_error)
                     logger.error("fault %s: revert attempt %d failed: %s", run.name, attempt, run.revert_error)
                     if attempt < REVERT_ATTEMPTS:
                         gevent.sleep(0.5 * attempt)
                     continue
                 run.reverted_at = self.clock()
+                if self.ledger is not None:
+                    self.ledger.attempt(run.name, attempt, True)
+                    self.ledger.reverted(run.name)
                 run.revert_error = None
                 run.reverted_because = why
                 run.state = "reverted"

@@ -24,6 +24,7 @@ Nothing here imports locust or gevent.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -207,23 +208,94 @@ class StagesShapeSpec(_ShapeSpec):
         return StagePlan(scale_stages(out, self.time_scale))
 
 
-class CapacitySearchSpec(_ShapeSpec):
-    """Step the load up until ``tier`` fails in ``breach_windows`` consecutive windows of
-    ``window_s`` (or ``max_users`` is reached); the record reports the knee per tier.
+class RateStageSpec(FrozenSpec):
+    """One stage of an ``arrival_rate`` shape: ramps linearly to ``rate_per_s`` over ``duration_s``."""
 
-    The first ``settle_s`` of each step (the ramp) is not graded.
+    duration_s: DurationS = Field(gt=0)
+    rate_per_s: float = Field(ge=0, allow_inf_nan=False)
+    name: str | None = None
+
+
+class _OpenModelSpec(_ShapeSpec):
+    """What arrival-rate load shares with the capacity search's rate mode."""
+
+    arrivals: Literal["uniform", "poisson"] = "uniform"
+    max_delay_s: DurationS = Field(default=10.0, gt=0)
+    late_after_ms: LatencyMs = Field(default=10.0, gt=0)
+    seed: int | None = None
+
+    def pool_lead_s(self, users: int, spawn_rate: float | None) -> float:
+        """Seconds between the first tick and the schedule's start: the pool of users is spawned first."""
+        rate = spawn_rate or max(users, 1)
+        return math.ceil(users / rate) + 1.0
+
+
+class ArrivalRateShapeSpec(_OpenModelSpec):
+    """Open-model load: ``rate_per_s`` task starts per second, whatever the target's latency.
+
+    Each stage ramps linearly from the previous rate (``start_rate_per_s`` for the first, by
+    default the first stage's own rate, so one stage is a constant rate) to its ``rate_per_s``.
+    A pool of ``max_users`` users (the locustfile's classes) is spawned first; each arrival runs
+    one task of a free user, and one that finds no free user for ``max_delay_s`` is dropped (a
+    failed request ``ARRIVAL dropped``). ``drain_s`` after the last arrival lets started tasks end.
+    """
+
+    type: Literal["arrival_rate"] = "arrival_rate"
+    stages: tuple[RateStageSpec, ...] = Field(min_length=1)
+    start_rate_per_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_users: int = Field(default=1000, ge=1)
+    spawn_rate: float | None = Field(default=None, gt=0)
+    drain_s: DurationS = Field(default=2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _some_load(self) -> ArrivalRateShapeSpec:
+        if self.start_rate_per_s in (None, 0) and all(s.rate_per_s == 0 for s in self.stages):
+            raise ValueError("stages: every rate_per_s is 0; the shape would send nothing")
+        return self
+
+    def rate_stages(self) -> list[tuple[float, float, float, str]]:
+        """``(duration_s, from_rate, to_rate, name)`` per stage, durations time-scaled."""
+        before = self.stages[0].rate_per_s if self.start_rate_per_s is None else self.start_rate_per_s
+        out = []
+        for i, stage in enumerate(self.stages):
+            out.append((stage.duration_s * self.time_scale, before, stage.rate_per_s, stage.name or f"stage {i + 1}"))
+            before = stage.rate_per_s
+        return out
+
+    def lead_s(self) -> float:
+        return self.pool_lead_s(self.max_users, self.spawn_rate)
+
+    def plan(self, schedule_end_s: float | None = None) -> StagePlan:
+        raise ValueError("an arrival-rate shape holds a pool of users; its load is a rate (see rate_stages)")
+
+    def length_s(self, schedule_end_s: float | None = None) -> float | None:
+        return self.lead_s() + sum(s[0] for s in self.rate_stages()) + self.drain_s
+
+
+class CapacitySearchSpec(_OpenModelSpec):
+    """Step the load up until ``tier`` fails in ``breach_windows`` consecutive windows of
+    ``window_s`` (or the limit is reached); the record reports the knee per tier.
+
+    Two modes: users (``start_users``, ``step_users``, up to ``max_users``), or rate, when
+    ``start_rate_per_s`` is given: open-model load stepped by ``step_rate_per_s`` (default: the start
+    rate) up to ``max_rate_per_s`` (default: no limit but the run time), from a pool of ``max_users``
+    users (default 1000 in this mode); the knee is then in requests/s. The first ``settle_s`` of
+    each step (the ramp) is not graded.
     """
 
     type: Literal["capacity_search"] = "capacity_search"
     start_users: int = Field(default=10, ge=1)
     step_users: int = Field(default=10, ge=1)
     step_s: DurationS = Field(default=60.0, gt=0)
-    max_users: int = Field(default=5000, ge=1)
+    max_users: int | None = Field(default=None, ge=1)
     spawn_rate: float | None = Field(default=None, gt=0)
     tier: TierName | None = None
     breach_windows: int = Field(default=3, ge=1)
     window_s: DurationS = Field(default=5.0, ge=1)
     settle_s: DurationS = Field(default=5.0, ge=0)
+    start_rate_per_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    step_rate_per_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_rate_per_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _fits(self) -> CapacitySearchSpec:
@@ -231,9 +303,32 @@ class CapacitySearchSpec(_ShapeSpec):
             raise ValueError("window_s: must be whole seconds")
         if self.settle_s + self.window_s > self.step_s:
             raise ValueError(f"step_s: must hold settle_s + window_s ({self.settle_s + self.window_s:g} s)")
-        if self.max_users < self.start_users:
-            raise ValueError("max_users: must be >= start_users")
+        given = self.model_fields_set
+        if self.rate_mode:
+            for name in ("start_users", "step_users"):
+                if name in given:
+                    raise ValueError(f"{name}: not used in rate mode (start_rate_per_s is given)")
+            if self.max_rate_per_s is not None and self.start_rate_per_s is not None \
+                    and self.max_rate_per_s < self.start_rate_per_s:
+                raise ValueError("max_rate_per_s: must be >= start_rate_per_s")
+        else:
+            for name in ("step_rate_per_s", "max_rate_per_s", "arrivals", "max_delay_s", "late_after_ms", "seed"):
+                if name in given:
+                    raise ValueError(f"{name}: only used in rate mode; give start_rate_per_s too")
+            if self.users_cap < self.start_users:
+                raise ValueError("max_users: must be >= start_users")
         return self
+
+    @property
+    def rate_mode(self) -> bool:
+        return self.start_rate_per_s is not None
+
+    @property
+    def users_cap(self) -> int:
+        """``max_users``, or its default: 5000 users to step up to, or a pool of 1000 in rate mode."""
+        if self.max_users is not None:
+            return self.max_users
+        return 1000 if self.rate_mode else 5000
 
     def plan(self, schedule_end_s: float | None = None) -> StagePlan:
         raise ValueError("a capacity search has no fixed plan; see reliability.shapes.capacity")
@@ -254,7 +349,7 @@ class CapacitySearchSpec(_ShapeSpec):
 
 
 ShapeSpec = (LevelsShapeSpec | StepShapeSpec | SpikeShapeSpec | SoakShapeSpec | SteadyShapeSpec | StagesShapeSpec
-             | CapacitySearchSpec)
+             | CapacitySearchSpec | ArrivalRateShapeSpec)
 SHAPE_TYPES: dict[str, type[_ShapeSpec]] = {
     "levels": LevelsShapeSpec,
     "step": StepShapeSpec,
@@ -263,6 +358,7 @@ SHAPE_TYPES: dict[str, type[_ShapeSpec]] = {
     "steady": SteadyShapeSpec,
     "stages": StagesShapeSpec,
     "capacity_search": CapacitySearchSpec,
+    "arrival_rate": ArrivalRateShapeSpec,
 }
 
 

@@ -182,6 +182,7 @@ def build_app(
     )
     app = web.Application(middlewares=[observe, gateway])
     app[STATE] = state
+    app[ops.ADMIN_POLICY] = ops.admin_policy(config)
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
     app.router.add_get("/ws", state.hub.handle)

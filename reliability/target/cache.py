@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from reliability.exceptions import TargetError
-from reliability.target.config import mask_url
+from reliability.masking import mask
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class RedisCache:
     """
 
     def __init__(self, url: str, timeout_s: float = 0.1) -> None:
-        self.description = f"redis {mask_url(url)}"
+        self.description = f"redis {mask(url)}"
         self._timeout_s = timeout_s
         # redis-py retries by default; a retry would double the time a dead Redis costs a request.
         self._client = aioredis.Redis.from_url(

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from reliability.exceptions import TargetError
+from reliability.masking import passwords_in
+from reliability.origins import is_loopback
 
 PASSWORD_ENV = "RELIABILITY_TARGET_PASSWORD"
 ADMIN_TOKEN_ENV = "RELIABILITY_ADMIN_TOKEN"
-MASK = "***"
 # libpq key=value syntax: a value is a bare word or single-quoted with backslash escapes.
-_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']+)")
 
 
 @dataclass(frozen=True)
@@ -54,8 +52,13 @@ class TargetConfig:
     db_pool_min: int = 2
     db_pool_max: int = 10
     max_tokens: int = 100_000
+    # Host names the admin API answers besides its own (a compose service name, a DNS name)
+    allowed_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        _require(self.admin_token is not None or is_loopback(self.host), "host",
+                 f"{self.host or 'all interfaces'} is not a loopback address: set {ADMIN_TOKEN_ENV}, or anyone on "
+                 "the network can inject faults through the admin API")
         _require(0 <= self.port <= 65535, "port", "must be 0..65535")
         _require(_finite(self.rate_limit_rps) and self.rate_limit_rps >= 0, "rate_limit_rps", "must be >= 0")
         for name in (
@@ -81,9 +84,7 @@ class TargetConfig:
         if self.admin_token:
             found.append(self.admin_token)
         for url in (self.dsn, self.redis_url):
-            password = _password_of(url)
-            if password:
-                found.append(password)
+            found += passwords_in(url)
         return tuple(s for s in found if s)
 
 
@@ -118,56 +119,6 @@ def parse_users(spec: str, password: str | None) -> tuple[tuple[str, str], ...]:
     if not users:
         raise TargetError("users: needs at least one NAME:PASSWORD")
     return tuple(users)
-
-
-def _password_of(dsn: str | None) -> str | None:
-    if not dsn:
-        return None
-    if "://" in dsn:
-        return urlsplit(dsn).password
-    found = _KV_PASSWORD.search(dsn)
-    if found is None:
-        return None
-    value = found.group(2)
-    if value.startswith("'"):
-        value = re.sub(r"\\(.)", r"\1", value[1:-1])
-    return value
-
-
-def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***`` (works for postgresql:// and redis://).
-
-    >>> mask_url("redis://:hunter2@localhost:6379/0")
-    'redis://:***@localhost:6379/0'
-    """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:{MASK}@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def mask_dsn(dsn: str) -> str:
-    """Return a printable form of a libpq DSN (URL or ``key=value``) without its password.
-
-    >>> mask_dsn("host=db user=app password=hunter2 dbname=items")
-    'host=db user=app password=*** dbname=items'
-    """
-    if "://" in dsn:
-        return mask_url(dsn)
-    # A substitution rather than parse-and-rebuild, so the rest of the DSN reads as the user wrote it.
-    return _KV_PASSWORD.sub(lambda m: m.group(1) + MASK, dsn)
-
-
-def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    """Replace every secret in ``text`` with ``***`` (for error text we show or log)."""
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
 
 
 @dataclass(frozen=True)
@@ -222,6 +173,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("--cache-ttl-s", "RELIABILITY_TARGET_CACHE_TTL_S", float, 30.0, "cache entry lifetime"),
     Option(
+        "--allowed-hosts",
+        "RELIABILITY_TARGET_ALLOWED_HOSTS",
+        str,
+        "",
+        "Host names the admin API also answers to (comma-separated, e.g. a compose service name)",
+    ),
+    Option(
         "--users",
         "RELIABILITY_TARGET_USERS",
         str,
@@ -259,6 +217,7 @@ def config_from_namespace(args: argparse.Namespace, environ: Mapping[str, str]) 
         values[option.dest] = option.default if value is None else value
     password = environ.get(PASSWORD_ENV) or None
     users_spec = values.pop("users")
+    values["allowed_hosts"] = tuple(h.strip() for h in str(values["allowed_hosts"]).split(",") if h.strip())
     if getattr(args, "users", None) is None and not environ.get("RELIABILITY_TARGET_USERS") and password:
         # With only the password in the env, the default user takes it, keeping it off the command line.
         users_spec = "demo"

@@ -14,9 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
+from reliability.masking import mask
+from reliability.origins import OriginPolicy, is_json_content_type
 from reliability.target.breaker import BreakerState
 from reliability.target.cache import CacheUnavailable
-from reliability.target.config import scrub
 from reliability.target.httpfault import parse_fault
 from reliability.target.metrics import CONTENT_TYPE
 from reliability.target.state import STATE, BadRequest, TargetState, json_error, read_json
@@ -25,6 +26,8 @@ from reliability.target.store import StoreError
 log = logging.getLogger(__name__)
 
 ADMIN_HEADER = "X-Admin-Token"
+ADMIN_POLICY: web.AppKey[OriginPolicy] = web.AppKey("admin_policy", OriginPolicy)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 routes = web.RouteTableDef()
@@ -43,7 +46,7 @@ async def _check_db(state: TargetState, timeout_s: float) -> dict[str, Any]:
     try:
         await state.store.ping(timeout_s)
     except StoreError as exc:
-        return _component(False, started, scrub(str(exc), state.config.secrets))
+        return _component(False, started, mask(str(exc), state.config.secrets))
     return _component(True, started, state.store.description)
 
 
@@ -55,7 +58,7 @@ async def _check_cache(state: TargetState, timeout_s: float) -> dict[str, Any]:
             await state.cache.cache.ping()
     except (CacheUnavailable, TimeoutError) as exc:
         detail = str(exc) or f"no answer within {timeout_s * 1000:.0f} ms"
-        return _component(False, started, scrub(detail, state.config.secrets))
+        return _component(False, started, mask(detail, state.config.secrets))
     return _component(True, started, state.cache.description)
 
 
@@ -85,9 +88,29 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
+def admin_policy(config: Any) -> OriginPolicy:
+    """Who may call the admin API: its own Host names (plus ``allowed_hosts``), its own origin."""
+    return OriginPolicy(config.host, extra_hosts=config.allowed_hosts)
+
+
 def admin_denied(request: web.Request) -> web.Response | None:
-    """403 unless the admin token is unset or the request carries it (checked by the gateway)."""
-    expected = request.app[STATE].config.admin_token
+    """Checked by the gateway before every admin route: the Host must name this target (DNS
+    rebinding), a state change must not come from another origin's page and must be
+    ``application/json``, and the admin token must match when one is set (a non-loopback target
+    always has one)."""
+    state = request.app[STATE]
+    policy = request.app[ADMIN_POLICY]
+    headers = request.headers
+    problem = policy.host_problem(headers.get("Host"))
+    if problem is None and request.method not in SAFE_METHODS:
+        problem = policy.origin_problem(headers.get("Origin"), headers.get("Referer"), headers.get("Sec-Fetch-Site"),
+                                        headers.get("Host"))
+    if problem is not None:
+        log.warning("admin API: refused %s %s: %s", request.method, request.path[:200], problem)
+        return json_error(403, problem)
+    if request.method in ("POST", "PUT", "PATCH") and not is_json_content_type(headers.get("Content-Type")):
+        return json_error(415, "Content-Type must be application/json")
+    expected = state.config.admin_token
     if expected is None:
         return None
     given = request.headers.get(ADMIN_HEADER, "")

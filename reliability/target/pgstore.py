@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from reliability.target.config import mask_dsn, scrub
+from reliability.masking import mask
 from reliability.target.store import SEED_NAME_PREFIX, Item, ItemReport, PoolUsage, StoreError, StoreTimeout
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class PostgresStore:
         max_size: int = 10,
         secrets: tuple[str, ...] = (),
     ) -> None:
-        self.description = f"postgresql {mask_dsn(dsn)}"
+        self.description = f"postgresql {mask(dsn)}"
         self._timeout_s = timeout_s
         self._seed_items = seed_items
         self._secrets = secrets
@@ -109,7 +109,7 @@ class PostgresStore:
         return PoolUsage(in_use=max(0, size - stats.get("pool_available", 0)), size=size)
 
     def _describe(self, exc: BaseException) -> str:
-        return scrub(_one_line(exc), self._secrets)
+        return mask(_one_line(exc), self._secrets)
 
     async def _ensure_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if self._schema_ready:

@@ -44,6 +44,7 @@ from reliability.alerts import (
     webhook_label,
 )
 from reliability.extension import Contribution, RunContext
+from reliability.schema import sections as s
 from reliability.units import percentile_label
 
 logger = logging.getLogger("reliability.alerts")
@@ -64,7 +65,7 @@ def run_length_s(run: RunContext, spec: AlertsSpec) -> tuple[float, str]:
     shape = run.scenario.shape
     if shape is not None:
         try:
-            from reliability.faults.schedule import schedule_end_s
+            from reliability.shapes.spec import schedule_end_s
 
             length = shape.length_s(schedule_end_s(run.scenario.faults))
         except (ValueError, TypeError):
@@ -82,16 +83,16 @@ class _Webhook:
         self.label = webhook_label(spec.url.get_secret_value())
         self.min_severity: Severity = spec.min_severity or min_severity
         self._send = send
-        self.queue: Queue[tuple[dict[str, Any], dict[str, Any]] | None] = Queue(QUEUE_SIZE)
+        self.queue: Queue[tuple[s.AlertEvent, dict[str, Any]] | None] = Queue(QUEUE_SIZE)
         self.pending = 0
         self.greenlet = gevent.spawn(self._loop)
 
-    def put(self, entry: dict[str, Any], body: dict[str, Any]) -> None:
+    def put(self, entry: s.AlertEvent, body: dict[str, Any]) -> None:
         try:
             self.queue.put_nowait((entry, body))
             self.pending += 1
         except Full:
-            entry["deliveries"].append({"webhook": self.label, "error": "dropped: the send queue is full"})
+            entry.deliveries.append(s.AlertDelivery(webhook=self.label, error="dropped: the send queue is full"))
 
     def _loop(self) -> None:
         while True:
@@ -104,9 +105,10 @@ class _Webhook:
             except Exception as exc:  # a sender bug must not end the loop: later alerts still go out
                 delivery = Delivery(None, f"{type(exc).__name__}", 0.0, 0)
             self.pending -= 1
-            entry["deliveries"].append({"webhook": self.label, "format": self.spec.format, **delivery.to_dict()})
+            entry.deliveries.append(s.AlertDelivery.model_validate(
+                {"webhook": self.label, "format": self.spec.format, **delivery.to_dict()}))
             if not delivery.ok:
-                logger.warning("alert %s to %s not delivered: %s", entry["kind"], self.label, delivery.error)
+                logger.warning("alert %s to %s not delivered: %s", entry.kind, self.label, delivery.error)
 
     def close(self, deadline: float) -> None:
         """Send what is queued until ``deadline`` (monotonic), then stop."""
@@ -138,7 +140,7 @@ class AlertingExtension:
         self.alerts: BurnRateAlerts | None = None
         self.series: CountSeries | None = None
         self.start_t = 0
-        self.entries: list[dict[str, Any]] = []  # the record's events, with their deliveries
+        self.entries: list[s.AlertEvent] = []  # the record's events, with their deliveries
         self.webhooks: list[_Webhook] = []
         self._run: RunContext | None = None
         self._closed = False
@@ -222,7 +224,7 @@ class AlertingExtension:
         log = logger.info if event.resolved else logger.warning
         log("alert %s (%s) at +%.0f s: %s", event.kind, event.severity, event.t_s, "; ".join(event.reasons))
         context = self.context()
-        entry: dict[str, Any] = {**event.to_dict(), "deliveries": []}
+        entry = s.AlertEvent.model_validate(event.to_dict())
         self.entries.append(entry)
         for hook in self.webhooks:
             if not wants(event, hook.min_severity):
@@ -230,28 +232,29 @@ class AlertingExtension:
             body = slack_payload(event, context) if hook.spec.format == "slack" else json_payload(event, context)
             hook.put(entry, body)
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> s.Alerts:
         """The record's ``alerts`` section."""
         alerts = self.alerts
         peak = None
         for entry in self.entries:
-            if peak is None or (entry["severity"] == "page"):
-                peak = entry["severity"]
-        return {
-            "slo": None if self.budget_ratio is None else round(1 - self.budget_ratio, 6),
-            "budget_ratio": self.budget_ratio,
-            "run_length_s": self.run_length_s,
-            "run_length_from": self.run_length_source,
-            "min_window_s": self.spec.min_window_s,
-            "min_requests": self.spec.min_requests,
-            "clear_s": self.spec.clear_s,
-            "sla_breach": self.spec.sla_breach,
-            "rules": [r.to_dict() for r in self.rules],
-            "webhooks": [{"target": h.label, "format": h.spec.format, "min_severity": h.min_severity}
-                         for h in self.webhooks],
-            "incidents": max((e["incident"] for e in self.entries), default=0),
-            "peak_severity": peak,
-            "open_at_end": any(e["kind"] == "run_end" for e in self.entries),
-            "events": self.entries,
-            "last_burn_rates": [b.to_dict() for b in alerts.last_burns] if alerts is not None else [],
-        }
+            if peak is None or (entry.severity == "page"):
+                peak = entry.severity
+        return s.Alerts(
+            slo=None if self.budget_ratio is None else round(1 - self.budget_ratio, 6),
+            budget_ratio=self.budget_ratio,
+            run_length_s=self.run_length_s,
+            run_length_from=self.run_length_source,
+            min_window_s=self.spec.min_window_s,
+            min_requests=self.spec.min_requests,
+            clear_s=self.spec.clear_s,
+            sla_breach=self.spec.sla_breach,
+            rules=[s.BurnRule.model_validate(r.to_dict()) for r in self.rules],
+            webhooks=[s.AlertWebhook(target=h.label, format=h.spec.format, min_severity=h.min_severity)
+                      for h in self.webhooks],
+            incidents=max((e.incident for e in self.entries), default=0),
+            peak_severity=peak,
+            open_at_end=any(e.kind == "run_end" for e in self.entries),
+            events=self.entries,
+            last_burn_rates=[s.RuleBurn.model_validate(b.to_dict()) for b in alerts.last_burns]
+            if alerts is not None else [],
+        )

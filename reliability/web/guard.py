@@ -27,15 +27,14 @@ Example::
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import socket
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Response, request
+
+from reliability.origins import Origin, OriginPolicy, is_loopback, machine_names, parse_origin, parse_origins
 
 logger = logging.getLogger("reliability.web")
 
@@ -43,85 +42,11 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # what Locust's React start form posts besides the options marked include_in_web_ui
 LOCUST_FORM_FIELDS = frozenset({"user_count", "spawn_rate", "host", "run_time", "profile", "user_classes",
                                 "shape_class"})
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-WILDCARD_BINDS = frozenset({"", "*", "0.0.0.0", "::"})
-Origin = tuple[str, str, int]  # scheme, host (lower case, no brackets), port
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses; False for a wildcard bind or any other name."""
-    name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def parse_origin(value: str | None) -> Origin | None:
-    """``scheme://host[:port]`` (a Referer's path is ignored) as a comparable tuple, or None."""
-    if not value or value == "null":
-        return None
-    try:
-        parts = urlsplit(value.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return parts.scheme, parts.hostname.lower().rstrip("."), port or (443 if parts.scheme == "https" else 80)
-
-
-def split_host(header: str) -> tuple[str, int | None] | None:
-    """A ``Host`` header as (name, port or None); None when it does not parse."""
-    try:
-        parts = urlsplit(f"//{header.strip()}")
-        return (parts.hostname or "").rstrip("."), parts.port
-    except ValueError:
-        return None
-
-
-def machine_names() -> set[str]:
-    """This machine's host names and interface addresses (what a wildcard bind answers on)."""
-    import psutil
-
-    names = {socket.gethostname().lower(), socket.getfqdn().lower()}
-    for addresses in psutil.net_if_addrs().values():
-        for address in addresses:
-            if address.family in (socket.AF_INET, socket.AF_INET6):
-                names.add(address.address.split("%", 1)[0].lower())
-    return names
-
-
-def own_hostnames(bind: str, extra: Iterable[Origin] = (),
-                  names: Callable[[], set[str]] = machine_names) -> frozenset[str]:
-    """The names a browser may use to reach a UI bound to ``bind``."""
-    bind = bind.strip("[]").lower()
-    if bind in WILDCARD_BINDS:
-        found = {*LOOPBACK_NAMES, *names()}
-    elif is_loopback(bind):
-        found = {*LOOPBACK_NAMES, bind}
-    else:
-        found = {bind}
-    return frozenset(found | {o[1] for o in extra})
 
 
 def parse_extra_origins(values: Iterable[str] | str | None) -> list[Origin]:
     """``--web-origin`` values (comma-separated, repeatable); a bad one is an error naming it."""
-    if values is None:
-        return []
-    if isinstance(values, str):
-        values = [values]
-    origins = []
-    for value in (v.strip() for item in values for v in item.split(",")):
-        if not value:
-            continue
-        origin = parse_origin(value)
-        if origin is None:
-            raise ValueError(f"--web-origin: {value!r} is not an origin like https://locust.example.com:8443")
-        origins.append(origin)
-    return origins
+    return parse_origins(values, "--web-origin")
 
 
 class WebGuard:
@@ -136,9 +61,10 @@ class WebGuard:
                  names: Callable[[], set[str]] = machine_names) -> None:
         self.web_ui = web_ui
         self.base = base_path.rstrip("/")
-        self.extra = frozenset(extra_origins)
         self.scheme = "https" if getattr(web_ui, "tls_cert", None) and getattr(web_ui, "tls_key", None) else "http"
-        self.hostnames = own_hostnames(str(getattr(web_ui, "host", "") or ""), self.extra, names)
+        self.policy = OriginPolicy(str(getattr(web_ui, "host", "") or ""), extra_origins=extra_origins,
+                                   scheme=self.scheme, names=names)
+        self.hostnames = self.policy.hostnames
         self._form_fields = form_fields or _locust_form_options
         self._allowed_fields: frozenset[str] | None = None
         self._refused_hosts: set[str] = set()
@@ -160,41 +86,14 @@ class WebGuard:
 
     # -- checks ------------------------------------------------------------------------------------
 
-    def own_origin(self) -> Origin | None:
-        """This request's own origin: the scheme we serve and its (already checked) Host."""
-        host = split_host(request.host)
-        if host is None:
-            return None
-        name, port = host
-        return self.scheme, name.lower(), port or (443 if self.scheme == "https" else 80)
-
     def host_problem(self) -> str | None:
-        header = request.headers.get("Host")
-        if header is None:
-            return None  # HTTP/1.0 without Host: not a browser
-        host = split_host(header)
-        if host is None or host[0].lower() not in self.hostnames:
-            return f"unknown Host {header[:100]!r} (this UI answers {', '.join(sorted(self.hostnames)[:6])}; " \
-                   "add others with --web-origin)"
-        return None
+        problem = self.policy.host_problem(request.headers.get("Host"))
+        return None if problem is None else f"{problem}; add others with --web-origin"
 
     def origin_problem(self) -> str | None:
-        fetch_site = request.headers.get("Sec-Fetch-Site")
-        raw = request.headers.get("Origin")
-        if raw is None:
-            raw = request.headers.get("Referer")
-        if raw is None:
-            if fetch_site in (None, "same-origin"):
-                return None  # not sent by a browser on another site's behalf
-            return f"Sec-Fetch-Site {fetch_site!r} without Origin"
-        origin = parse_origin(raw)
-        if origin is not None and origin in self.extra:
-            return None
-        if origin is None or origin != self.own_origin():
-            return f"cross-origin request from {raw[:100]!r}"
-        if fetch_site not in (None, "same-origin"):
-            return f"Sec-Fetch-Site {fetch_site!r}"
-        return None
+        headers = request.headers
+        return self.policy.origin_problem(headers.get("Origin"), headers.get("Referer"), headers.get("Sec-Fetch-Site"),
+                                          headers.get("Host"))
 
     def form_problem(self) -> str | None:
         if request.path != f"{self.base}/swarm":
@@ -234,7 +133,7 @@ class WebGuard:
         for header in {k for k, _v in response.headers.items() if k.lower().startswith("access-control-")}:
             del response.headers[header]
         response.vary.add("Origin")
-        if origin is not None and (origin in self.extra or origin == self.own_origin()):
+        if self.policy.is_own(origin, request.headers.get("Host")):
             response.headers["Access-Control-Allow-Origin"] = request.headers["Origin"]
             if request.method == "OPTIONS":
                 response.headers["Access-Control-Allow-Methods"] = "GET, POST"

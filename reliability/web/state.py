@@ -19,13 +19,14 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
 from reliability.alerts import CountSeries, budget_ratio_for, budget_remaining, burn_rate
 from reliability.extension import complete_until
+from reliability.masking import mask_data, passwords_in
 from reliability.metrics.windows import WindowStore
 from reliability.units import percentile_label
 
@@ -33,7 +34,6 @@ STATE_VERSION = 1
 CHART_S = 900  # seconds of per-second rows kept for the charts (the page shows the last 600)
 MAX_ENDPOINTS = 200
 MAX_EVENTS = 20
-MASK = "***"
 
 
 def _r(value: float | None, digits: int = 4) -> float | None:
@@ -57,27 +57,17 @@ def _secrets_in(model: Any, out: list[str]) -> None:
 
 
 def scenario_secrets(scenario: Any) -> tuple[str, ...]:
-    """Secret values of a scenario: every ``SecretStr``, the target's DSN and Redis URL, and the
-    passwords inside URLs; longest first, so a DSN is replaced whole before its password."""
-    from reliability.target.config import _password_of
-
-    found: list[str] = []
+    """Secret values of a scenario: every ``SecretStr``, the target's DSN and Redis URL, what it
+    took from secret ``${ENV}`` references, and the passwords inside URLs."""
+    found: list[str] = list(getattr(scenario, "secrets", ()) or ())
     _secrets_in(scenario, found)
     target = getattr(scenario, "target", None)
     for value in (getattr(target, "dsn", None), getattr(target, "redis_url", None)):
         if value:
             found.append(str(value))
     for value in list(found):
-        password = _password_of(value)
-        if password:
-            found.append(password)
-    return tuple(sorted({s for s in found if len(s) >= 3}, key=len, reverse=True))
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
+        found += passwords_in(value)
+    return tuple(s for s in dict.fromkeys(found) if len(s) >= 3)
 
 
 class ChartSeries:
@@ -149,7 +139,7 @@ class LiveState:
         if self._cached is None or now - self._cached_at >= self.min_interval_s or now < self._cached_at:
             raw = self._compute(now)
             secrets = scenario_secrets(getattr(self.plugin, "scenario", None))
-            self._cached = json.loads(scrub(json.dumps(raw), [json.dumps(s)[1:-1] for s in secrets]))
+            self._cached = mask_data(raw, secrets)
             self._cached_at = now
         return self._cached
 
@@ -285,7 +275,7 @@ class LiveState:
             "level": alerts.level,
             "rules": [r.to_dict() for r in ext.rules],
             "burn_rates": [b.to_dict() for b in alerts.last_burns],
-            "events": [{k: v for k, v in e.items() if k != "burn_rates"} for e in ext.entries[-MAX_EVENTS:]],
+            "events": [e.model_dump(mode="json", exclude={"burn_rates"}) for e in ext.entries[-MAX_EVENTS:]],
             "webhooks": len(ext.webhooks),
             "run_length_s": ext.run_length_s,
         }

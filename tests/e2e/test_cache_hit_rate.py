@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from tests.procs import ROOT, locust_cmd, run
+from tests.records import assert_valid_record
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ def test_hit_rate_lands_in_the_record(redis_server: RedisServer, tmp_path: Path)
         timeout_s=90, env={"RELIABILITY_REDIS_URL": redis_server.url, "RELIABILITY_CACHE_KEYS": "20"},
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
-    record = json.loads(record_path.read_text())
+    record = assert_valid_record(record_path)
     (row,) = record["cache"]
     assert row["type"] == "redis"
     lookups = row["hits"] + row["misses"]

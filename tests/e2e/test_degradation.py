@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.procs import ROOT, locust_cmd
+from tests.records import assert_valid_record
 from tests.servers import PostgresServer, RedisServer, TargetServer, free_port
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/degradation_user.py")
@@ -68,8 +69,7 @@ class LocustRun:
 
     def record(self) -> dict[str, Any]:
         assert self.record_path.exists(), self.output()[-4000:]
-        data: dict[str, Any] = json.loads(self.record_path.read_text())
-        return data
+        return assert_valid_record(self.record_path)
 
     def cleanup(self) -> None:
         for proc in (self.master, *self.workers):
@@ -81,14 +81,14 @@ class LocustRun:
 
 
 def launch(tmp_path: Path, scenario: str, host: str, env: dict[str, str] | None = None, *, workers: int = 0,
-           web: bool = False, run_time: str = "90s") -> LocustRun:
+           web: bool = False, run_time: str = "90s", locustfile: str = LOCUSTFILE) -> LocustRun:
     """Start Locust on ``scenario`` (YAML text): headless local, a master with ``workers``, or the
     web UI with autostart (and autoquit once the shape ends)."""
     scenario_path = tmp_path / "scenario.yaml"
     scenario_path.write_text(scenario)
     record = tmp_path / "run.json"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    args = ["-f", LOCUSTFILE, "--host", host, "--scenario", str(scenario_path), "--run-record", str(record),
+    args = ["-f", locustfile, "--host", host, "--scenario", str(scenario_path), "--run-record", str(record),
             "--only-summary", "-t", run_time, "--sla-status-interval", "2"]
     if web:
         args += ["--autostart", "--autoquit", "1", "--web-host", "127.0.0.1", "--web-port", str(free_port())]
@@ -100,7 +100,7 @@ def launch(tmp_path: Path, scenario: str, host: str, env: dict[str, str] | None 
                  "--master-bind-port", str(port)]
     master = subprocess.Popen(locust_cmd(*args), cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
-    procs = [subprocess.Popen(locust_cmd("-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
+    procs = [subprocess.Popen(locust_cmd("-f", locustfile, "--worker", "--master-host", "127.0.0.1",
                                          "--master-port", str(port)),
                               cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for _ in range(workers)]
@@ -193,8 +193,9 @@ def test_web_ui_latency_fault_is_graceful(target_server: TargetServer, tmp_path:
     assert code == 0, run.output()[-3000:]  # silver's p95 <= 500 ms holds through +200 ms
     fault = only_fault(record)
     assert fault["graceful"] is True and fault["error_ratio"] == 0.0 and fault["fail_fast"] is None
-    assert fault["degradation"]["peak_p95_ms"] >= 200
-    assert fault["degradation"]["baseline_p95_ms"] < 50
+    assert fault["degradation"]["percentile"] == "p95"
+    assert fault["degradation"]["peak_latency_ms"] >= 200
+    assert fault["degradation"]["baseline_latency_ms"] < 50
     assert fault["time_to_detect_s"] is not None and fault["time_to_detect_s"] <= 2.0
     assert fault["time_to_recover_s"] is not None and fault["time_to_recover_s"] <= 2.0
     assert record["stages"][0]["name"] == "steady" and record["stages"][0]["users"] == 8
@@ -237,7 +238,7 @@ faults:
     assert fault["post_revert_check"]["detail"].startswith("redis")
     # the cache is bypassed: reads wait for the cache timeout now and then, but none fails
     assert fault["graceful"] is True and fault["error_ratio"] <= 0.01
-    assert fault["degradation"]["peak_p95_ms"] > fault["band"]["latency_hi_ms"]
+    assert fault["degradation"]["peak_latency_ms"] > fault["band"]["latency_hi_ms"]
     assert fault["time_to_detect_s"] is not None and fault["time_to_detect_s"] <= 2.0
     assert fault["recovered"] is True
     assert record["sla"]["inconclusive"] == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import psutil
 import pytest
 
 from tests.procs import ROOT
+from tests.records import assert_valid_record
 from tests.servers import port_accepts
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
     verdict = re.search(r"\[demo\] SLA gold \(p95\): (MET|NOT MET|INCONCLUSIVE); highest tier met: (\w+)", out)
     assert verdict is not None, out[-2000:]
     path = Path(re.search(r"\[demo\] run record: (\S+)", out).group(1))  # type: ignore[union-attr]
-    record = json.loads(path.read_text())
+    record = assert_valid_record(path)
     assert record["totals"]["requests"] > 500
     assert record["totals"]["max_ms"] >= 250  # the injected latency is in the data
     (fault,) = record["faults"]

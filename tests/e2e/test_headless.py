@@ -23,6 +23,7 @@ from xml.etree import ElementTree
 import pytest
 
 from tests.procs import ROOT, Served, locust_cmd, run, serve
+from tests.records import assert_valid_record
 from tests.servers import free_port
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/pattern_user.py")
@@ -68,7 +69,7 @@ def _locust(tmp_path: Path, host: str, *extra: str, users: int = 10, run_time: s
                    "--host", host, "--run-record", str(record), "--sla-status-interval", "2", *extra),
         timeout_s=120, env={"SAMPLES_DIR": str(tmp_path / "samples")},
     )
-    data = json.loads(record.read_text()) if record.exists() else {}
+    data = assert_valid_record(record) if record.exists() else {}
     return proc, data
 
 
@@ -215,7 +216,7 @@ def _swarm(tmp_path: Path, host: str, workers: int, run_time: str, *extra: str,
             if p.poll() is None:
                 p.kill()
             p.wait(10)
-    data = json.loads(record.read_text()) if record.exists() else {}
+    data = assert_valid_record(record) if record.exists() else {}
     return master.returncode, out, data, killed
 
 

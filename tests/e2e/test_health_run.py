@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.procs import ROOT, locust_cmd
+from tests.records import assert_valid_record
 from tests.servers import PostgresServer, RedisServer, TargetServer
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/health_api_user.py")
@@ -101,7 +102,7 @@ def test_redis_outage_lands_on_the_health_timeline(postgres_server: PostgresServ
     text = record_path.read_text()
     for secret in (API_PASSWORD, PG_PASSWORD):
         assert secret not in text and secret not in out
-    record = json.loads(text)
+    record = assert_valid_record(json.loads(text))
     assert record["sla"]["inconclusive"] == []
     health = record["health"]
     assert RUN_S - 2 <= health["rounds"] <= RUN_S + 1, health["rounds"]

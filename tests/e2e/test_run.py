@@ -29,6 +29,7 @@ from reliability.metrics.windows import WindowStore
 from reliability.sla import evaluate
 from tests.e2e.test_degradation import backed_target, redis_answers  # noqa: F401  (fixture)
 from tests.procs import ROOT
+from tests.records import assert_valid_record
 from tests.servers import RedisServer, TargetServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -197,7 +198,7 @@ def test_two_workers_grade_like_a_local_evaluation_of_the_same_requests(backed_t
     code = run.finish()
     assert code == 0, run.output[-3000:]
     assert run.leftovers() == []
-    record = json.loads(record_path.read_text())
+    record = assert_valid_record(record_path)
     by_worker = samples(run.samples)
     assert len(by_worker) == 2 and set(by_worker) == set(record["workers"]["seen"])
     # the same requests, graded by one WindowStore in this process: what a local run would report
@@ -231,7 +232,7 @@ def test_a_killed_worker_makes_exit_4_and_is_named(backed_target: TargetServer, 
     code = run.finish()
     assert code == 4, run.output[-3000:]
     assert run.leftovers() == []
-    record = json.loads(record_path.read_text())
+    record = assert_valid_record(record_path)
     assert [w["id"] for w in record["workers"]["lost"]] == [killed]
     [reason] = [r for r in record["sla"]["inconclusive"] if killed in r]
     first, last = record["workers"]["lost"][0]["partial_s"]
@@ -266,7 +267,7 @@ faults:
     assert time.monotonic() - sent < dead_man_s  # reverted by the master, not by the dead-man switch
     assert code == 4, run.output[-3000:]  # the fault was cut short: inconclusive
     assert run.leftovers() == []
-    record = json.loads(record_path.read_text())
+    record = assert_valid_record(record_path)
     [fault] = record["faults"]
     assert fault["state"] == "reverted" and fault["reverted_because"].endswith("received")
     assert fault["verified_healthy"] is True
@@ -288,7 +289,7 @@ def test_a_worker_joining_late_is_counted_from_its_join(backed_target: TargetSer
     assert first.finish() == 0, first.output[-3000:]
     assert late.finish() == 0, late.output[-3000:]
     assert first.leftovers() == [] and late.leftovers() == []
-    record = json.loads(record_path.read_text())
+    record = assert_valid_record(record_path)
     late_id = (late.samples / f"{late_worker.pid}.id").read_text()
     [joined] = record["workers"]["joined"]
     assert joined["id"] == late_id and set(record["workers"]["seen"]) == set(samples(first.samples))
@@ -312,7 +313,7 @@ def test_ctrl_c_on_a_local_runner_still_grades_and_writes_the_record(backed_targ
     assert run.finish(timeout_s=30) == 0, run.output[-3000:]
     assert time.monotonic() - sent < 20
     assert run.leftovers() == []
-    record = json.loads(record_path.read_text())
+    record = assert_valid_record(record_path)
     [local] = samples(run.samples).values()
     assert record["run"]["mode"] == "local" and record["totals"]["requests"] == len(local)
     assert "SIGINT: stopping the local" in run.output

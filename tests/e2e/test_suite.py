@@ -13,6 +13,7 @@ import pytest
 from reliability.report.readiness import DIMENSIONS
 from tests.e2e.test_degradation import backed_target, redis_answers  # noqa: F401  (fixture)
 from tests.e2e.test_run import LOCUSTFILE, Run, runs  # noqa: F401  (fixture)
+from tests.records import assert_valid_record
 from tests.servers import PostgresServer, RedisServer, TargetServer
 
 pytestmark = pytest.mark.slow
@@ -77,7 +78,7 @@ def test_a_suite_runs_in_order_and_writes_one_combined_record_and_readiness_repo
     for row in rows:
         assert row["outcome"] in ("met", "not met") and row["record"]["totals"]["requests"] > 0, row["problem"]
         own = record_path.parent / row["record_path"]
-        assert json.loads(own.read_text())["sla"] == row["record"]["sla"]  # embedded as written
+        assert assert_valid_record(own)["sla"] == row["record"]["sla"]  # embedded as written
         assert own.with_suffix(".html").exists() and own.with_name(own.stem + ".junit.xml").exists()
     base, steps, outage = (r["record"] for r in rows)
     assert base["run"]["mode"] == "local" and base["health"]["rounds"] >= 3

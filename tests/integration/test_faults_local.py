@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from pydantic import ValidationError
 
 from reliability.exceptions import FaultError
 from reliability.faults import build_fault
@@ -108,17 +109,15 @@ def test_kill_then_restart_by_pid_file(tmp_path: Path, echo: tuple[subprocess.Po
     fault.restarter.wait(5)  # type: ignore[attr-defined]
 
 
-def test_kill_without_restart_verifies_unhealthy(echo: tuple[subprocess.Popen[str], int, Path]) -> None:
+def test_kill_without_restart_is_refused_and_a_missing_process_fails(
+        echo: tuple[subprocess.Popen[str], int, Path]) -> None:
     proc, _port, _pid_file = echo
-    fault = build_fault(parse_fault_spec({"type": "process.kill", "pid": proc.pid}), "gone")
-    fault.inject()
-    proc.wait(5)
-    assert not psutil.pid_exists(proc.pid)
-    fault.revert()
-    check = fault.verify()
-    assert not check.healthy and "no restart_command" in check.detail
+    with pytest.raises(ValidationError, match="restart_command: required: without it the kill cannot be undone"):
+        parse_fault_spec({"type": "process.kill", "pid": proc.pid})
+    assert psutil.pid_exists(proc.pid)
     with pytest.raises(FaultError, match="no such process"):
-        build_fault(parse_fault_spec({"type": "process.kill", "match": "no-such-process-xyz"}), "n").inject()
+        build_fault(parse_fault_spec({"type": "process.kill", "match": "no-such-process-xyz",
+                                      "restart_command": "true"}), "n").inject()
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -171,7 +170,8 @@ def test_webhook_calls_on_inject_and_revert(receiver: tuple[str, list[tuple[str,
     assert calls[1] == ("DELETE", "/chaos/stop", None) and len(calls) == 2
     check = fault.verify()
     assert check.healthy and "200" in check.detail and calls[2][:2] == ("GET", "/healthz")
-    failing = build_fault(parse_fault_spec({"type": "webhook", "inject": {"url": f"{url}/status/500"}}), "bad")
+    failing = build_fault(parse_fault_spec({"type": "webhook", "inject": {"url": f"{url}/status/500"},
+                                                  "revert": {"url": f"{url}/status/200"}}), "bad")
     with pytest.raises(FaultError, match=r"^bad \(webhook\) inject: HTTP 500$"):
         failing.inject()
 
@@ -188,6 +188,7 @@ def test_shell_runs_inject_revert_and_verify(tmp_path: Path) -> None:
     fault.revert()
     assert not flag.exists()
     assert fault.verify().healthy
-    failing = build_fault(parse_fault_spec({"type": "shell", "inject": "echo nope >&2; exit 3"}), "fails")
+    failing = build_fault(parse_fault_spec({"type": "shell", "inject": "echo nope >&2; exit 3", "revert": "true"}),
+                          "fails")
     with pytest.raises(FaultError, match=r"^fails \(shell\) inject: exit 3: nope$"):
         failing.inject()

@@ -38,6 +38,7 @@ def _main() -> None:  # pragma: no cover - runs in the subprocess
     from reliability.extension import RunContext
     from reliability.health.monitor import HealthMonitor
     from reliability.metrics.windows import WindowStore
+    from reliability.schema.sections import Health
 
     scenario = parse_scenario(json.loads(sys.argv[1]))
     assert scenario.health is not None
@@ -57,9 +58,10 @@ def _main() -> None:  # pragma: no cover - runs in the subprocess
     gevent.sleep(float(sys.argv[2]))
     monitor.on_test_stop(run)
     result = monitor.finish(run)
-    criteria = [c.__dict__ for c in result.criteria]
-    out = {"health": result.sections["health"], "reasons": list(result.inconclusive), "max_lag_s": max(lags),
-           "criteria": criteria}
+    health = result.sections["health"]
+    assert isinstance(health, Health)
+    out = {"health": health.model_dump(mode="json", by_alias=True), "reasons": list(result.inconclusive),
+           "max_lag_s": max(lags), "criteria": [c.__dict__ for c in result.criteria]}
     print(RESULT_PREFIX + json.dumps(out), flush=True)
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from tests.integration.test_web_browser import Hooks, _events
 from tests.integration.test_web_browser import hooks as hooks  # the receiver fixture, used by name
 from tests.integration.test_web_ui import LOCUSTFILE
 from tests.procs import Served, locust_cmd, run, serve
+from tests.records import assert_valid_record
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ alerts:
     assert time.monotonic() - started < 40, "a dead webhook held the run up"
     assert proc.returncode == 3, proc.stdout[-3000:]
     assert _events("/json") == [("breach", "page"), ("run_end", "page")]
-    alerts = json.loads(record.read_text())["alerts"]
+    alerts = assert_valid_record(record)["alerts"]
     assert (alerts["run_length_s"], alerts["run_length_from"]) == (6.0, "run time")
     assert [(r["long_s"], r["short_s"]) for r in alerts["rules"]] == [(1, 1), (4, 1), (44, 4)]
     assert alerts["open_at_end"] is True and alerts["peak_severity"] == "page"

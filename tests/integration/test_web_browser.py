@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_web_ui import WebLocust, pattern_set, serve_pattern, wait_for, write_scenario
 from tests.procs import Served
+from tests.records import assert_valid_record
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -119,7 +120,8 @@ alerts:
     scenario = write_scenario(tmp_path, pattern.url, alerts)
     env = {"WEB_TEST_PASSWORD": PASSWORD, "WEB_TEST_TOKEN": TOKEN}
     expect = sync_api.expect
-    with WebLocust(tmp_path, "--scenario", str(scenario), "-H", pattern.url, env=env) as locust, \
+    with WebLocust(tmp_path, "--scenario", str(scenario), "--allow-unsafe-faults", "-H", pattern.url,
+                   env=env) as locust, \
             sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
@@ -200,7 +202,7 @@ alerts:
         locust.stop()
     output = locust.output()
     assert PASSWORD not in output and TOKEN not in output
-    record = json.loads(locust.record.read_text())
+    record = assert_valid_record(locust.record)
     events = record["alerts"]["events"]
     assert [(e["kind"], e["severity"]) for e in events] == [("breach", "warning"), ("escalation", "page"),
                                                           ("recovery", "page")]

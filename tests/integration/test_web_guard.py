@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from reliability.config import load_scenario
+from tests.e2e.test_unsafe_faults import shell_scenario
 from tests.integration.test_web_ui import WebLocust, serve_pattern, wait_for
 from tests.procs import Served
 
@@ -27,26 +29,15 @@ def pattern() -> Iterator[Served]:
         yield served
 
 
-def _hostile_scenario(tmp_path: Path, marker: Path) -> Path:
-    path = tmp_path / "hostile.yaml"
-    path.write_text(f"""\
-name: hostile
-faults:
-  - name: owned
-    at_s: 0s
-    hold_s: 1s
-    fault: {{type: shell, inject: "touch {marker}"}}
-""")
-    return path
-
-
 def test_cross_site_start_runs_nothing_writes_nothing_and_same_origin_still_works(pattern: Served,
                                                                                   tmp_path: Path) -> None:
     marker = tmp_path / "owned.txt"
-    hostile = _hostile_scenario(tmp_path, marker)
+    hostile = shell_scenario(tmp_path, marker)
+    # the file is valid and would run its shell fault if a run used it
+    assert load_scenario(str(hostile)).faults[0].fault.type == "shell"
     important = tmp_path / "important.conf"
     important.write_text("keep me\n")
-    with WebLocust(tmp_path, "-H", pattern.url) as locust:
+    with WebLocust(tmp_path, "--allow-unsafe-faults", "-H", pattern.url) as locust:  # even with the opt-in
         own = f"http://127.0.0.1:{locust.port}"
         form = urllib.parse.urlencode({"user_count": "2", "spawn_rate": "2", "host": pattern.url,
                                        "scenario": str(hostile), "run_record": str(important)}).encode()
@@ -66,8 +57,9 @@ def test_cross_site_start_runs_nothing_writes_nothing_and_same_origin_still_work
             assert json.loads(body)["success"] is False
         code, _h, body = locust.request("POST", "/swarm", form, plain)
         assert "cannot set run_record, scenario:" in json.loads(body)["message"]
-        html = urllib.parse.urlencode({"user_count": "1", "spawn_rate": "1", "html_file": str(important)}).encode()
-        assert locust.request("POST", "/swarm", html, plain)[0] == 400
+        for field, value in (("html_file", str(important)), ("allow_unsafe_faults", "true")):
+            other = urllib.parse.urlencode({"user_count": "1", "spawn_rate": "1", field: value}).encode()
+            assert locust.request("POST", "/swarm", other, plain)[0] == 400, field
         for path in ("/stop", "/stats/reset", "/reliability/faults/revert"):
             code, _h, _b = locust.request("POST", path, b"{}", {"Origin": EVIL, "X-Reliability": "1",
                                                                 "Content-Type": "application/json"})

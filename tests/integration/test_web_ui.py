@@ -28,6 +28,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.procs import ROOT, Served, serve
+from tests.records import assert_valid_record
 from tests.servers import free_port
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/web_user.py")
@@ -197,14 +198,15 @@ def _metrics(locust: WebLocust) -> dict[tuple[str, tuple[tuple[str, str], ...]],
 def test_tabs_form_options_state_metrics_and_fault_controls(pattern: Served, tmp_path: Path) -> None:
     scenario = write_scenario(tmp_path, pattern.url)
     env = {"WEB_TEST_PASSWORD": PASSWORD}
-    with WebLocust(tmp_path, "--web-base-path", "/lt", "--scenario", str(scenario), "-H", pattern.url,
-                   env=env) as locust:
+    with WebLocust(tmp_path, "--web-base-path", "/lt", "--scenario", str(scenario), "--allow-unsafe-faults",
+                   "-H", pattern.url, env=env) as locust:
         index = locust.get("/").decode()
         args = json.loads(re.search(r"window\.templateArgs = (\{.*?\})\s*</script>", index, re.S)
                           .group(1))  # type: ignore[union-attr]
         assert [t["title"] for t in args["extended_tabs"]] == ["SLA", "Faults", "Health"]
         assert {"sla_tier", "sla_percentile", "sla_window", "sla_abort"} <= set(args["extra_options"])
-        assert not {"scenario", "run_record", "sla_status_interval", "web_origin"} & set(args["extra_options"])
+        assert not ({"scenario", "run_record", "sla_status_interval", "web_origin", "allow_unsafe_faults"}
+                    & set(args["extra_options"]))
         assert any(f["href"] == "./reliability/" for f in args["extended_csv_files"])
         assert PASSWORD not in index
 
@@ -270,7 +272,7 @@ def test_tabs_form_options_state_metrics_and_fault_controls(pattern: Served, tmp
             assert PASSWORD.encode() not in locust.get(path), path
         assert locust.request("POST", "/stop")[0] == 200
         code = locust.stop()
-    record = json.loads(locust.record.read_text())
+    record = assert_valid_record(locust.record)
     errors, blip = record["faults"]
     assert errors["on_demand"] is True and errors["reverted_because"] == "reverted from the web UI"
     assert blip["on_demand"] is True and blip["reverted_because"] == "its hold time is over"

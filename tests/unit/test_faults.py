@@ -28,18 +28,20 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "proxy.timeout": {"proxy": "pg"},
     "proxy.reset_peer": {"proxy": "pg"},
     "proxy.slow_close": {"proxy": "pg", "delay_ms": 100},
+    "proxy.slicer": {"proxy": "pg", "average_size": 64, "size_variation": 16, "delay_us": 500},
+    "proxy.limit_data": {"proxy": "pg", "bytes": 1000},
     "proxy.down": {"proxy": "pg"},
     "proxy.http": {"proxy": "api"},
     "http.error": {"url": "http://127.0.0.1:8080"},
     "http.latency": {"url": "http://127.0.0.1:8080", "latency_ms": 100},
     "process.suspend": {"pid": 1},
-    "process.kill": {"match": "redis-server"},
+    "process.kill": {"match": "redis-server", "restart_command": "redis-server --daemonize yes"},
     "load.spike": {"url": "http://127.0.0.1:8080/api/items"},
     "load.ws_storm": {"url": "ws://127.0.0.1:8080/ws"},
-    "webhook": {"inject": {"url": "http://hooks/chaos"}},
-    "shell": {"inject": "true"},
+    "webhook": {"inject": {"url": "http://hooks/chaos"}, "revert": {"url": "http://hooks/calm"}},
+    "shell": {"inject": "true", "revert": "true"},
 }
-NO_DEAD_MAN = {"redis.memory", "redis.slow", "process.kill", "webhook", "shell"}
+NO_BACKEND_EXPIRY = {"redis.memory", "process.kill", "webhook", "shell"}  # only the revert guard
 
 
 def test_every_kind_has_a_spec_a_factory_and_an_example() -> None:
@@ -54,10 +56,8 @@ def test_each_kind_builds_a_fault_without_touching_the_network(kind: str) -> Non
     fault = build_fault(spec, f"the-{kind}", environ={})
     assert isinstance(fault, Fault)
     assert (fault.name, fault.kind) == (f"the-{kind}", kind)
-    if kind in NO_DEAD_MAN:
-        assert spec.dead_man_s is None
-    else:
-        assert spec.dead_man_s is not None and spec.dead_man_s > 0
+    assert spec.dead_man_s is not None and spec.dead_man_s > 0  # every kind: the guard's lapse at least
+    assert (fault.dead_man_s is None) == (kind in NO_BACKEND_EXPIRY)
     if kind == "redis.slow":
         assert fault.dead_man_s == pytest.approx(0.2)  # block_ms: the script ends by itself
 
@@ -76,8 +76,14 @@ def test_units_are_parsed_and_unknown_keys_rejected() -> None:
     assert (spec.latency_ms, spec.dead_man_s) == (1500.0, 120.0)
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         parse_fault_spec({"type": "redis.pause", "url": "redis://x", "timeout": 3})
-    with pytest.raises(ValidationError, match="redis.slow"):
-        parse_fault_spec({"type": "redis.slow", "url": "redis://x", "dead_man_s": 3})
+    with pytest.raises(ValidationError, match="restart_command: required: without it the kill cannot be undone"):
+        parse_fault_spec({"type": "process.kill", "pid": 4})
+    with pytest.raises(ValidationError, match="revert: required"):
+        parse_fault_spec({"type": "shell", "inject": "true"})
+    with pytest.raises(ValidationError, match="revert: required"):
+        parse_fault_spec({"type": "webhook", "inject": {"url": "http://hooks/x"}})
+    with pytest.raises(ValidationError, match="dead_man_s: required for a postgres.lock fault"):
+        parse_fault_spec({"type": "postgres.lock", "dsn": "postgresql://db/app", "table": "t", "dead_man_s": None})
     with pytest.raises(ValidationError, match="greater than block_ms"):
         parse_fault_spec({"type": "redis.slow", "url": "redis://x", "block_ms": 500, "period_ms": 400})
     with pytest.raises(ValidationError, match="exactly one of pid, pid_file, match"):

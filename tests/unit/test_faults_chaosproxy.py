@@ -87,10 +87,9 @@ def test_toxics_default_like_toxiproxy_and_carry_our_ttl() -> None:
 
 
 @pytest.mark.parametrize(("body", "status", "message"), [
-    ({"type": "slicer"}, 400, "invalid toxic type"),
+    ({"type": "slicr"}, 400, "invalid toxic type"),
     ({"type": "latency", "stream": "sideways"}, 400, "stream was invalid"),
     ({"type": "latency", "toxicity": 2}, 400, "toxicity must be between 0 and 1"),
-    ({"type": "latency", "attributes": {"latencyy": 1}}, 400, "unknown attribute 'latencyy'"),
     ({"type": "latency", "attributes": {"latency": -1}}, 400, "latency must be between"),
     ({"type": "http_error"}, 400, "needs a proxy created with"),
     ({"type": "latency", "ttl_s": 0}, 400, "ttl_s must be between"),

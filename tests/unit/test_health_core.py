@@ -207,7 +207,7 @@ def _timeline() -> HealthTimeline:
 
 
 def test_timeline_transitions_incidents_and_uptime() -> None:
-    section = _timeline().to_record(uptime_pct=95)
+    section = _timeline().to_record(uptime_pct=95).model_dump(mode="json", by_alias=True)
     assert section["rounds"] == 10 and section["interval_s"] == 1.0
     changes = [(c["t"], c["component"], c["from"], c["to"]) for c in section["transitions"]]
     assert changes == [(3.5, "cache", "healthy", "down"), (3.5, "api", "healthy", "degraded"),
@@ -244,7 +244,7 @@ def test_an_incident_still_open_at_the_end_is_ongoing() -> None:
     timeline.add(_report(2.0, cache=X))
     timeline.add(_report(3.0, cache=X))
     (incident,) = timeline.incidents()
-    assert incident["ongoing"] and incident["duration_s"] == 2.0
+    assert incident.ongoing and incident.duration_s == 2.0
 
 
 def test_table_lists_components_and_the_diagnosis() -> None:

@@ -7,8 +7,11 @@ from pathlib import Path
 
 from reliability.config import parse_scenario
 from reliability.metrics import WindowStore
-from reliability.record import GeneratorUsage, RunInfo, build_record, read_record, write_record
+from reliability.record import GeneratorUsage, build_record, read_record, write_record
+from reliability.schema import RunRecord
+from reliability.schema.sections import Run
 from reliability.sla import evaluate
+from tests.records import assert_valid_record
 
 
 class Clock:
@@ -18,7 +21,7 @@ class Clock:
         return self.t
 
 
-def _record() -> dict[str, object]:
+def _record() -> RunRecord:
     clock = Clock()
     store = WindowStore(clock=clock)
     for i in range(300):
@@ -30,23 +33,26 @@ def _record() -> dict[str, object]:
     gen = GeneratorUsage("local", "local")
     gen.add(clock.t, 95.0, 80.0)
     gen.add(clock.t + 3, 97.0, 81.0)
-    run: RunInfo = {"started_at": "2023-11-14T22:13:20.000Z", "ended_at": "2023-11-14T22:13:23.000Z",
-                    "duration_s": 3.0, "mode": "local", "workers": 0, "locust_version": "2.47.0",
-                    "reliability_version": "0.1.0", "scenario": None, "aborted": None}
-    return dict(build_record(verdict=evaluate(snap, sla), snapshot=snap, store=store, run=run,
-                             down_error_ratio=sla.down_error_ratio, generators=[gen]))
+    run = Run(started_at="2023-11-14T22:13:20.000Z", ended_at="2023-11-14T22:13:23.000Z", duration_s=3.0,
+              mode="local", workers=0, locust_version="2.47.0", reliability_version="0.1.0")
+    return build_record(verdict=evaluate(snap, sla), snapshot=snap, store=store, run=run,
+                        down_error_ratio=sla.down_error_ratio, generators=[gen])
 
 
 def test_record_has_the_documented_keys(tmp_path: Path) -> None:
     record = _record()
+    data = assert_valid_record(record.to_json_dict())
     for key in ("schema_version", "run", "sla", "totals", "uptime", "endpoints", "timeline", "generators"):
-        assert key in record
-    assert set(record["sla"]) >= {"tier", "percentile", "passed", "highest_tier_met", "criteria"}  # type: ignore[arg-type]
-    assert set(record["totals"]) >= {"requests", "failures", "error_ratio", "p50_ms", "p95_ms", "p99_ms",  # type: ignore[arg-type]
-                                     "max_ms", "rps"}
-    assert record["totals"]["requests"] == 300 and record["totals"]["failures"] == 6  # type: ignore[index]
-    assert record["timeline"][0]["users"] == 5 and record["timeline"][0]["t"] == 0  # type: ignore[index]
-    assert record["generators"][0]["saturated"] is True  # type: ignore[index]
-    path = write_record(record, tmp_path / "deep" / "run.json")  # type: ignore[arg-type]
-    assert read_record(path) == json.loads(path.read_text())
+        assert key in data
+    assert data["schema_version"] == 2
+    assert set(data["sla"]) >= {"tier", "percentile", "passed", "highest_tier_met", "criteria"}
+    assert set(data["totals"]) >= {"requests", "failures", "error_ratio", "p50_ms", "p95_ms", "p99_ms", "max_ms",
+                                   "rps", "percentile", "latency_ms"}
+    assert record.totals.requests == 300 and record.totals.failures == 6
+    assert record.totals.percentile == "p95" and record.totals.latency_ms == record.totals.p95_ms
+    assert record.timeline[0].users == 5 and record.timeline[0].t == 0
+    assert record.generators[0].saturated is True
+    path = write_record(record, tmp_path / "deep" / "run.json")
+    assert read_record(path) == record
+    assert read_record(path).to_json_dict() == json.loads(path.read_text())
     assert not list(path.parent.glob(".run-*"))  # no temp file left behind

@@ -10,6 +10,8 @@ import pytest
 
 from reliability.config import SlaSpec
 from reliability.metrics.windows import WindowStore
+from reliability.schema import RunRecord
+from reliability.schema.sections import Second
 from reliability.shapes.recovery import (
     Band,
     FaultTimes,
@@ -22,6 +24,7 @@ from reliability.shapes.recovery import (
 )
 from reliability.shapes.sections import FaultRun, faults_section
 from reliability.shapes.spec import RecoverySpec, ScheduledFaultSpec
+from tests.records import assert_valid_record
 
 T0 = 1000.0
 SLA = WindowSla(tier="gold", percentile=95.0, latency_ms=200.0, error_ratio=0.005)
@@ -192,31 +195,37 @@ def test_faults_section_writes_metrics_phases_and_reasons() -> None:
                 check=Check(False, "PING timed out"), checked_at=1035.0)
     never = _run("late", 50)
     result = faults_section([healthy, sick, never], store, SlaSpec(tier="silver"), RecoverySpec(),
-                            started_at=T0, run_end=1040.0)
-    record: dict[str, Any] = dict(result.sections)
-    slow = record["faults"][0]
-    assert slow["time_to_detect_s"] == 1.0 and slow["time_to_recover_s"] == 0.0
-    assert slow["degradation"]["peak_p95_ms"] == pytest.approx(300.0, rel=0.01)
-    assert slow["degradation"]["baseline_p95_ms"] == pytest.approx(10.0, rel=0.01)
-    assert slow["graceful"] is True and slow["verified_healthy"] is True and slow["injected_at_s"] == 10.0
-    assert record["faults"][1]["verified_healthy"] is False
-    assert record["faults"][2]["state"] == "pending" and "time_to_recover_s" not in record["faults"][2]
-    assert result.phases is not None
-    assert [result.phases.get(t, "baseline") for t in range(1009, 1016)] == ["baseline"] + ["fault"] * 5 + ["baseline"]
-    assert record["recovery"]["tier"] == "silver" and record["recovery"]["sla_latency_ms"] == 500.0
-    assert list(result.inconclusive) == ["fault sick: backend still unhealthy after the revert: PING timed out",
-                       "fault late never ran: the run ended at +40 s, before its at_s 50 s"]
-    assert record["resilience_score"] is not None
+                            started_at=T0, run_end=1040.0, total_requests=2000)
+    timeline = [Second(t=t - 1000, epoch_s=t, phase=result.phase_of(t)) for t in range(1000, 1040)]
+    record = RunRecord(timeline=timeline, faults=result.faults, resilience_score=result.resilience_score,
+                       recovery=result.recovery)
+    assert record.faults is not None and record.recovery is not None
+    slow = record.faults[0]
+    assert slow.time_to_detect_s == 1.0 and slow.time_to_recover_s == 0.0
+    assert slow.degradation is not None and slow.degradation.percentile == "p95"
+    assert slow.degradation.peak_latency_ms == pytest.approx(300.0, rel=0.01)
+    assert slow.degradation.baseline_latency_ms == pytest.approx(10.0, rel=0.01)
+    assert slow.graceful is True and slow.verified_healthy is True and slow.injected_at_s == 10.0
+    assert record.faults[1].verified_healthy is False
+    assert record.faults[2].state == "pending" and not record.faults[2].analysed
+    assert record.faults[2].time_to_recover_s is None
+    assert [row.phase for row in record.timeline][9:16] == ["baseline"] + ["fault"] * 5 + ["baseline"]
+    assert record.recovery.tier == "silver" and record.recovery.sla_latency_ms == 500.0
+    assert result.reasons == ["fault sick: backend still unhealthy after the revert: PING timed out",
+                              "fault late never ran: the run ended at +40 s, before its at_s 50 s"]
+    assert record.resilience_score is not None and record.resilience_score == result.resilience_score
+    assert_valid_record(record.to_json_dict())
 
 
 def test_a_revert_too_close_to_the_end_cannot_confirm_recovery() -> None:
     store = _store(lambda t: 300.0 if t >= 1030 else 10.0)  # degraded from the fault to the end
     late = _run("late", 30, state="reverted", inject_started_at=1030.0, injected_at=1030.0, reverted_at=1038.0,
                 check=Check(True, "ok"), checked_at=1038.1)
-    result = faults_section([late], store, SlaSpec(), RecoverySpec(), started_at=T0, run_end=1040.0)
-    assert result.sections["faults"][0]["recovered"] is False  # type: ignore[index]
-    assert list(result.inconclusive) == [
-        "fault late: only 2.0 s between its revert and the end of the run, too short to confirm "
-        "recovery (3 healthy 1 s windows)"]
+    result = faults_section([late], store, SlaSpec(), RecoverySpec(), started_at=T0, run_end=1040.0,
+                            total_requests=2000)
+    assert result.faults[0].recovered is False
+    assert result.reasons == ["fault late: only 2.0 s between its revert and the end of the run, too short to "
+                              "confirm recovery (3 healthy 1 s windows)"]
     # with room to recover, not recovering is a finding, not an inconclusive run
-    assert faults_section([late], store, SlaSpec(), RecoverySpec(), started_at=T0, run_end=1050.0).inconclusive == ()
+    assert faults_section([late], store, SlaSpec(), RecoverySpec(), started_at=T0, run_end=1050.0,
+                          total_requests=2000).reasons == []

@@ -11,6 +11,7 @@ import pytest
 import reliability.shapes
 from reliability.config import load_scenario, parse_scenario
 from reliability.exceptions import ScenarioError
+from reliability.schema.sections import CapacityPoint
 from reliability.shapes.capacity import CapacitySearch, WindowGrade
 from reliability.shapes.spec import CapacitySearchSpec, LevelsShapeSpec, SteadyShapeSpec, fault_names
 from reliability.shapes.stages import (
@@ -24,7 +25,7 @@ from reliability.shapes.stages import (
 )
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-MINE = ("gold_high_load", "redis_outage", "db_slowness", "network_latency", "capacity_search")
+MINE = ("gold_high_load", "redis_outage", "db_slowness", "network_latency", "capacity_search", "arrival_rate")
 
 
 def test_shapes_package_is_pure_and_exports_exactly_all() -> None:
@@ -181,11 +182,12 @@ def test_capacity_search_steps_up_until_the_tier_breaks_twice_in_a_row() -> None
     assert search.knee("gold") is not None and search.knee("gold").users == 30  # type: ignore[union-attr]
     assert search.broke_at is not None and search.broke_at.users == 40
     result = search.result(["bronze", "gold"])
-    assert result["knee"] == {"users": 30, "rps": 50.0, "p95_ms": 50.0}
-    assert result["complete"] is True
-    assert result["stopped_because"] == "gold failed 2 consecutive 2 s windows at 40 users"
-    assert [s["users"] for s in result["steps"]] == [10, 20, 30, 40]
-    assert result["steps"][3]["passed"] == {"bronze": True, "gold": False}
+    assert result.knee == CapacityPoint(users=30, rps=50.0, latency_ms=50.0) and result.percentile == "p95"
+    assert result.knee.rate_per_s is None and result.mode == "users"
+    assert result.complete is True
+    assert result.stopped_because == "gold failed 2 consecutive 2 s windows at 40 users"
+    assert [s.users for s in result.steps] == [10, 20, 30, 40]
+    assert result.steps[3].passed == {"bronze": True, "gold": False}
     # windows start after the settle time and stay inside their step
     assert [(w.start_t, w.end_t) for w in search.steps[0].windows] == [(1002, 1004), (1004, 1006), (1006, 1008),
                                                                         (1008, 1010)]
@@ -207,7 +209,7 @@ def test_capacity_search_stops_at_max_users() -> None:
     assert search.target(10.0)[0] == 20  # type: ignore[index]
     assert search.target(20.0) is None
     assert search.stopped_because == "max_users 20 reached without gold breaking"
-    assert search.result(["gold"])["complete"] is False
+    assert search.result(["gold"]).complete is False
 
 
 def test_capacity_spec_scales_time() -> None:

@@ -13,7 +13,8 @@ import pytest
 from flask import Flask, session
 from flask_cors import CORS
 
-from reliability.web.guard import WebGuard, is_loopback, own_hostnames, parse_extra_origins, parse_origin
+from reliability.origins import is_loopback, own_hostnames, parse_origin
+from reliability.web.guard import WebGuard, parse_extra_origins
 
 PORT = 8089
 
@@ -134,8 +135,7 @@ def test_hostnames_per_bind() -> None:
     assert own_hostnames("127.0.0.1", names=lambda: names) == {"localhost", "127.0.0.1", "::1"}
     assert own_hostnames("", names=lambda: names) == {"localhost", "127.0.0.1", "::1", "box", "10.1.2.3"}
     assert own_hostnames("0.0.0.0", names=lambda: names) == own_hostnames("*", names=lambda: names)
-    assert own_hostnames("10.1.2.3", parse_extra_origins("https://lt.example.com"),
-                         names=lambda: names) == {"10.1.2.3", "lt.example.com"}
+    assert own_hostnames("10.1.2.3", ["LT.example.com."], names=lambda: names) == {"10.1.2.3", "lt.example.com"}
     assert [is_loopback(h) for h in ("127.0.0.1", "::1", "[::1]", "localhost", "127.9.9.9", "", "0.0.0.0",
                                      "10.0.0.1", "example.com")] == [True] * 5 + [False] * 4
     assert parse_origin("http://LocalHost:80/x") == ("http", "localhost", 80) == parse_origin("http://localhost")

@@ -20,6 +20,7 @@ from reliability.health.graph import diagnose
 from reliability.health.orchestrator import HealthReport
 from reliability.health.timeline import ComponentInfo, HealthTimeline
 from reliability.metrics.windows import WindowStore
+from reliability.schema.sections import AlertEvent
 from reliability.shapes.spec import ScheduledFaultSpec
 from reliability.sla import evaluate
 from reliability.web.state import CHART_S, ChartSeries, LiveState, scenario_secrets
@@ -205,8 +206,8 @@ def test_alert_state_comes_from_the_alerting_extension() -> None:
     rules = scaled_rules(60, 1)
     alerts = BurnRateAlerts(rules, 0.005, started_at=float(T0))
     ext = SimpleNamespace(name="alerts", alerts=alerts, rules=rules, budget_ratio=0.001, run_length_s=60.0,
-                          webhooks=[object()], entries=[{"kind": "breach", "severity": "page", "t_s": 21.0,
-                                                         "reasons": ["x"], "burn_rates": [], "deliveries": []}])
+                          webhooks=[object()], entries=[AlertEvent(kind="breach", severity="page", t_s=21.0,
+                                                                   reasons=["x"])])
     plugin, _ = plugin_at(now, extensions=[ext])
     state = LiveState(plugin, lag_s=1, clock=lambda: now).state()
     assert state["budget"]["slo"] == pytest.approx(0.999)  # the alerting section's SLO wins

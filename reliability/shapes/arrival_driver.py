@@ -1,0 +1,441 @@
+"""Open-model load at the edge: drives users by arrival times (gevent + locust).
+
+Two halves, one message type (``reliability_arrival``):
+
+* :class:`ArrivalController` (the shape's side, on the master or the local runner) sends the plan:
+  the schedule's start ``t0`` (epoch), the rate profile, the arrival kind and seed, and each
+  worker's share (:class:`~reliability.shapes.arrival.Assignment`). It re-splits when workers are
+  lost or join with users, appends rate segments for a capacity search, merges the generators'
+  books and writes the record's ``load`` section.
+* :class:`GeneratorDriver` (local runner or worker) gates the locustfile's tasks: every task of
+  every user class (nested task sets included) first takes an arrival from a queue, so a user runs
+  one task per arrival and waits for the next one instead of its ``wait_time``. A scheduler
+  greenlet puts arrivals up at their time; an arrival older than ``max_delay_s`` when a user (or the
+  scheduler's pruning) reaches it is dropped and reported as a failed request ``ARRIVAL dropped``.
+  While a task runs, the greenlet's intended start is the arrival's scheduled time, so the
+  request's latency counts the wait for a free user too.
+
+The plan arrives before the spawn message (the controller sends it from the shape's first tick),
+so no task ever runs ungated. The class attributes are restored when the test stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.event import Event
+from gevent.queue import Queue
+from greenlet import GreenletExit
+from locust import TaskSet, User, constant
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
+
+from reliability.shapes.arrival import (
+    DROPPED_NAME,
+    DROPPED_TYPE,
+    ArrivalBook,
+    ArrivalSequence,
+    Assignment,
+    BookPayload,
+    MergedBook,
+    RateProfile,
+    RateSegment,
+    load_section,
+    split,
+)
+
+if TYPE_CHECKING:
+    from gevent import Greenlet
+
+logger = logging.getLogger("reliability.shapes")
+
+MESSAGE = "reliability_arrival"
+REPORT_KEY = "reliability_arrival"
+RESPLIT_LEAD_S = 1.0  # a new split takes effect this long after it is sent (every worker has it by then)
+MASTER_SEGMENT_LEAD_S = 0.5
+DRIVER_ATTR = "reliability_arrival"
+
+
+class DroppedArrival(Exception):
+    """An arrival found no free user within ``max_delay_s`` (reported as a failed request)."""
+
+
+def _segment_wire(segment: RateSegment) -> list[Any]:
+    return [segment.start_s, segment.duration_s, segment.from_rate, segment.to_rate, segment.name]
+
+
+def _segment_from(row: list[Any]) -> RateSegment:
+    start, duration, from_rate, to_rate, name = row
+    return RateSegment(float(start), None if duration is None else float(duration), float(from_rate),
+                       float(to_rate), str(name))
+
+
+# -- the generator side ------------------------------------------------------------------------------
+
+
+class GeneratorDriver:
+    """Arrival-driven users on one load generator; see the module docstring."""
+
+    def __init__(self, environment: Environment, clock: Callable[[], float] = time.time,
+                 intended_start: Callable[[float], AbstractContextManager[Any]] | None = None) -> None:
+        self.environment = environment
+        self.clock = clock
+        self.intended_start = intended_start
+        self.book: ArrivalBook | None = None
+        self.t0 = 0.0
+        self.profile: RateProfile | None = None
+        self.sequence: ArrivalSequence | None = None
+        self.queue: Queue[tuple[float, int]] = Queue()
+        self._changed = Event()
+        self._scheduler: Greenlet | None = None
+        self._restore: list[tuple[type, str, bool, Any]] = []
+        self._running = False
+
+    # -- messages ----------------------------------------------------------------------------------
+
+    def on_message(self, environment: Environment, msg: Any, **_kwargs: Any) -> None:
+        data: dict[str, Any] = msg.data or {}
+        op = data.get("op")
+        try:
+            if op == "plan":
+                self.start(data)
+            elif self.profile is None or self.sequence is None:
+                return
+            elif op == "segment":
+                self.profile.add(_segment_from(data["segment"]))
+                self._changed.set()
+            elif op == "close":
+                self.profile.close(float(data["at_s"]))
+                self._changed.set()
+            elif op == "assign":
+                self.sequence.assign(Assignment(*data["assign"]))
+                self._changed.set()
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.error("arrival schedule: bad %s message from the master: %s", op, exc)
+
+    def start(self, plan: dict[str, Any]) -> None:
+        self.stop()
+        self.t0 = float(plan["t0"])
+        self.profile = RateProfile(_segment_from(row) for row in plan["segments"])
+        if plan.get("closed_at_s") is not None:
+            self.profile.close(float(plan["closed_at_s"]))
+        self.sequence = ArrivalSequence(self.profile, str(plan["kind"]), int(plan["seed"]),
+                                        [Assignment(*a) for a in plan["assign"]])
+        self.book = ArrivalBook(float(plan["late_after_ms"]), float(plan["max_delay_s"]))
+        self.queue = Queue()
+        self._changed = Event()
+        self._gate_classes()
+        self._running = True
+        self._scheduler = gevent.spawn(self._schedule)
+        logger.info("arrival schedule: %s arrivals from %+.1f s, share %s", plan["kind"], self.t0 - self.clock(),
+                    "; ".join(f"{a[1]} of {a[2]} from +{a[0]:g}s" for a in plan["assign"]))
+
+    def stop(self) -> None:
+        """Stop scheduling (the test is stopping); idempotent. Queued arrivals stay counted as pending."""
+        self._running = False
+        if self._scheduler is not None:
+            self._scheduler.kill(block=False)
+            self._scheduler = None
+        self._ungate_classes()
+
+    def payload(self) -> BookPayload | None:
+        return None if self.book is None else self.book.payload(self.queue.qsize())
+
+    # -- the scheduler -----------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        assert self.sequence is not None and self.book is not None
+        sequence, book, queue, clock = self.sequence, self.book, self.queue, self.clock
+        while self._running:
+            arrival = sequence.peek_own()
+            now = clock()
+            if arrival is None:  # the profile holds nothing more yet: prune, and wait for a change
+                self._changed.clear()
+                self._changed.wait(self._prune(now))
+                continue
+            due = self.t0 + arrival.at_s
+            if due > now:
+                expiry = self._prune(now)
+                self._changed.clear()
+                if self._changed.wait(min(due - now, expiry) if expiry is not None else due - now):
+                    continue  # the profile or the share changed: look again
+                if clock() < due:
+                    continue  # woken for pruning
+            sequence.consume(arrival)
+            now = clock()
+            book.scheduled(arrival.segment, due, now)
+            queue.put_nowait((due, arrival.segment))
+
+    def _prune(self, now: float) -> float | None:
+        """Drop queued arrivals older than max_delay_s; seconds until the next one expires (None: empty)."""
+        assert self.book is not None
+        queue, book = self.queue, self.book
+        while queue.qsize():
+            head: tuple[float, int] = queue.peek_nowait()
+            due, segment = head
+            if not book.expired(due, now):
+                return max(0.0, due + book.max_delay_s - now) + 1e-4
+            queue.get_nowait()
+            book.drop(segment)
+            self._report_drop(due, now)
+        return None
+
+    def _report_drop(self, due: float, now: float) -> None:
+        assert self.book is not None
+        self.environment.events.request.fire(
+            request_type=DROPPED_TYPE, name=DROPPED_NAME, response_time=(now - due) * 1000.0, response_length=0,
+            response=None, context={}, exception=DroppedArrival(f"no free user within {self.book.max_delay_s:g} s"),
+            start_time=due, url=None)
+
+    # -- the gate ----------------------------------------------------------------------------------
+
+    def take(self, user: User) -> float | None:
+        """Block until an arrival is up for ``user``; its scheduled epoch time (None: not gated now)."""
+        book = self.book
+        if book is None or not self._running:
+            return None
+        while True:
+            waiting = user._state == LOCUST_STATE_RUNNING
+            if user._state == LOCUST_STATE_STOPPING:
+                return None
+            if waiting:  # Locust kills a waiting user at once when the test stops
+                user._state = LOCUST_STATE_WAITING
+            try:
+                item: tuple[float, int] = self.queue.get()
+            finally:
+                if waiting:
+                    user._state = LOCUST_STATE_RUNNING
+            due, segment = item
+            now = self.clock()
+            if book.take(segment, due, now):
+                return due
+            self._report_drop(due, now)
+
+    def _gated(self, task: Callable[..., Any]) -> Callable[..., Any]:
+        driver = self
+
+        def gated(parent: Any) -> None:
+            user = parent if isinstance(parent, User) else parent.user
+            due = driver.take(user)
+            if due is None:
+                task(parent)
+                return
+            book = driver.book
+            assert book is not None
+            context = driver.intended_start(due) if driver.intended_start is not None else nullcontext()
+            try:
+                with context:
+                    task(parent)
+            except GreenletExit:  # killed mid-task at the stop: it stays counted in flight
+                raise
+            except BaseException:
+                book.finished()
+                raise
+            else:
+                book.finished()
+
+        gated.__name__ = getattr(task, "__name__", "task")
+        gated.__qualname__ = getattr(task, "__qualname__", gated.__name__)
+        gated.reliability_gated = task  # type: ignore[attr-defined]
+        return gated
+
+    def _gate_classes(self) -> None:
+        seen: set[type] = set()
+        for user_class in self.environment.user_classes:
+            self._gate(user_class, seen)
+
+    def _gate(self, cls: type, seen: set[type]) -> None:
+        if cls in seen:
+            return
+        seen.add(cls)
+        tasks = list(getattr(cls, "tasks", []) or [])
+        gated: list[Any] = []
+        for task in tasks:
+            if isinstance(task, type) and issubclass(task, TaskSet):
+                self._gate(task, seen)
+                gated.append(task)
+            elif getattr(task, "reliability_gated", None) is not None:
+                gated.append(task)
+            else:
+                gated.append(self._gated(task))
+        self._set(cls, "tasks", gated)
+        if issubclass(cls, User) or "wait_time" in cls.__dict__:
+            self._set(cls, "wait_time", constant(0))  # no think time: the next arrival paces the user
+
+    def _set(self, cls: type, name: str, value: Any) -> None:
+        self._restore.append((cls, name, name in cls.__dict__, cls.__dict__.get(name)))
+        setattr(cls, name, value)
+
+    def _ungate_classes(self) -> None:
+        for cls, name, had, old in reversed(self._restore):
+            if had:
+                setattr(cls, name, old)
+            else:
+                delattr(cls, name)
+        self._restore = []
+
+
+# -- the controller (master / local runner) ----------------------------------------------------------
+
+
+class ArrivalController:
+    """Plans and splits the schedule; merges the books. Used by the reliability shapes.
+
+    Example (what :class:`~reliability.shapes.locust_shapes.ReliabilityShape` does)::
+
+        controller = ArrivalController(runner, profile, kind="uniform", seed=None, max_users=100,
+                                       max_delay_s=10, late_after_ms=10)
+        controller.start(t0=time.time() + 2)   # sends the plan to every generator
+        controller.tick(time.time())           # about once a second: re-split on worker changes
+    """
+
+    def __init__(self, runner: Any, profile: RateProfile, *, kind: str, seed: int | None, max_users: int,
+                 max_delay_s: float, late_after_ms: float, clock: Callable[[], float] = time.time) -> None:
+        self.runner = runner
+        self.profile = profile
+        self.kind = kind
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+        self.max_users = max_users
+        self.max_delay_s = max_delay_s
+        self.late_after_ms = late_after_ms
+        self.clock = clock
+        self.t0: float | None = None
+        self.stopped_at: float | None = None
+        self.shares: dict[str, tuple[int, int]] = {}
+        self.generators_seen: set[str] = set()
+        self.merged = MergedBook()
+
+    @property
+    def distributed(self) -> bool:
+        return isinstance(self.runner, MasterRunner)
+
+    def _workers(self, with_users: bool) -> list[str]:
+        clients = self.runner.clients
+        nodes = clients.running + clients.spawning if with_users else clients.ready + clients.running + clients.spawning
+        return [n.id for n in nodes if not with_users or n.user_count > 0]
+
+    def start(self, t0: float) -> None:
+        self.t0 = t0
+        ids = self._workers(with_users=False) if self.distributed else ["local"]
+        if not ids:
+            logger.error("arrival schedule: no workers connected; nothing will be sent")
+        self.shares = split(ids)
+        self.generators_seen = set(ids)
+        base = {"op": "plan", "t0": t0, "kind": self.kind, "seed": self.seed, "max_delay_s": self.max_delay_s,
+                "late_after_ms": self.late_after_ms,
+                "segments": [_segment_wire(s) for s in self.profile.segments],
+                "closed_at_s": self.profile.closed_at_s}
+        for worker, (index, count) in self.shares.items():
+            self._send({**base, "assign": [[0.0, index, count]]}, worker)
+
+    def _send(self, data: dict[str, Any], worker: str | None) -> None:
+        if self.distributed:
+            if worker is None:
+                self.runner.send_message(MESSAGE, data)
+            else:
+                self.runner.send_message(MESSAGE, data, client_id=worker)
+        else:
+            self.runner.send_message(MESSAGE, data)
+
+    def tick(self, now: float) -> None:
+        """Re-split the rate when the set of workers with users changed (lost, or joined and given users)."""
+        if not self.distributed or self.t0 is None or now < self.t0:
+            return
+        ids = self._workers(with_users=True)
+        if not ids or set(ids) == set(self.shares):
+            return
+        from_s = now + RESPLIT_LEAD_S - self.t0
+        gone = set(self.shares) - set(ids)
+        self.shares = split(ids)
+        self.generators_seen |= set(ids)
+        logger.warning("arrival schedule: generators now %s; the rate is re-split from +%.1f s",
+                       ", ".join(sorted(ids)), from_s)
+        for worker, (index, count) in self.shares.items():
+            self._send({"op": "assign", "assign": [from_s, index, count]}, worker)
+        for worker in gone:  # alive but without users (or missing: then the message goes nowhere)
+            self._send({"op": "assign", "assign": [from_s, 0, 0]}, worker)
+
+    def set_rate(self, now: float, rate_per_s: float, name: str) -> None:
+        """From about ``now`` on, hold ``rate_per_s`` (capacity search steps)."""
+        assert self.t0 is not None
+        at_s = max(0.0, now - self.t0 + (MASTER_SEGMENT_LEAD_S if self.distributed else 0.0))
+        segment = RateSegment(at_s, None, rate_per_s, rate_per_s, name)
+        self.profile.add(segment)
+        self._send({"op": "segment", "segment": _segment_wire(segment)}, None)
+
+    def on_report(self, generator: str, payload: BookPayload) -> None:
+        self.merged.update(generator, payload)
+
+    def section(self, end: float, local: GeneratorDriver | None = None) -> dict[str, Any]:
+        if local is not None:
+            payload = local.payload()
+            if payload is not None:
+                self.merged.update("local", payload)
+        t0 = self.t0 if self.t0 is not None else end
+        stop = self.stopped_at if self.stopped_at is not None else end
+        active = max(0.0, stop - t0)
+        if self.profile.closed_at_s is not None:
+            active = min(active, self.profile.closed_at_s)
+        section = load_section(self.merged, self.profile, kind=self.kind, seed=self.seed, active_s=active,
+                               max_users=self.max_users, max_delay_s=self.max_delay_s,
+                               late_after_ms=self.late_after_ms, generators=len(self.generators_seen))
+        lag = section["schedule_lag_ms"]["p99"]
+        logger.info("open-model load: asked %.1f/s, achieved %.1f/s (%d of %.0f arrivals started), %d dropped, "
+                    "%d late; schedule lag p99 %s ms", section["asked_rate_per_s"], section["achieved_rate_per_s"],
+                    section["started"], section["asked"], section["dropped"], section["late"],
+                    "-" if lag is None else f"{lag:.1f}")
+        return section
+
+
+# -- wiring (called from reliability.plugin.install) -------------------------------------------------
+
+
+def attach(environment: Environment) -> GeneratorDriver | None:
+    """Register the message and the report hooks of open-model load on this process."""
+    runner = environment.runner
+    if runner is None:
+        return None
+    events = environment.events
+    if isinstance(runner, MasterRunner):
+        def on_worker_report(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+            payload = data.get(REPORT_KEY)
+            controller = getattr(environment.shape_class, "arrival", None)
+            if payload is not None and isinstance(controller, ArrivalController):
+                controller.on_report(client_id, payload)
+
+        events.worker_report.add_listener(on_worker_report)
+        return None
+    driver = GeneratorDriver(environment, intended_start=_intended_start_api())
+    runner.register_message(MESSAGE, driver.on_message)
+    setattr(environment, DRIVER_ATTR, driver)
+
+    def on_test_stopping(**_kwargs: Any) -> None:
+        driver.stop()
+
+    events.test_stopping.add_listener(on_test_stopping)
+    if isinstance(runner, WorkerRunner):
+        def on_report_to_master(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+            payload = driver.payload()
+            if payload is not None:
+                data[REPORT_KEY] = payload
+
+        events.report_to_master.add_listener(on_report_to_master)
+    return driver
+
+
+def local_driver(environment: Environment) -> GeneratorDriver | None:
+    driver = getattr(environment, DRIVER_ATTR, None)
+    return driver if isinstance(driver, GeneratorDriver) else None
+
+
+def _intended_start_api() -> Callable[[float], AbstractContextManager[Any]] | None:
+    """The hot path's "this greenlet's work was meant to start at T" hook, when it is installed."""
+    return None
+

@@ -1,0 +1,121 @@
+"""A target that freezes for known intervals, loaded by paced users: the verdict sees the freeze.
+
+10 ``constant_pacing(0.1)`` users (100 requests/s intended) for 20 s against a target that answers
+in 5 ms but freezes completely for 2 s every 8 s (first 3 s after its first request). The test
+computes the open-model truth from the freeze schedule: a request due at ``s`` waits until the
+freeze ends, so its latency is ``5 ms + max(0, freeze_end(s) - s)``, for arrivals every 10 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.procs import ROOT, Served, locust_cmd, run, serve
+
+LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/paced_user.py")
+EVERY_S, FOR_S, FIRST_S, DELAY_MS, RATE = 8.0, 2.0, 3.0, 5.0, 100
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def frozen() -> Iterator[Served]:
+    with serve(["tests/pattern_server.py", "--delay-ms", str(DELAY_MS), "--freeze-every", str(EVERY_S),
+                "--freeze-for", str(FOR_S), "--freeze-first", str(FIRST_S)]) as served:
+        yield served
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _frozen_until(anchor: float, s: float) -> float:
+    since = s - anchor - FIRST_S
+    if since < 0 or since % EVERY_S >= FOR_S:
+        return s
+    return s + FOR_S - since % EVERY_S
+
+
+def _truth(anchor: float, end: float) -> list[float]:
+    values = [DELAY_MS + 1000.0 * (_frozen_until(anchor, s) - s)
+              for s in (anchor + i / RATE for i in range(int((end - anchor) * RATE)))]
+    return sorted(values)
+
+
+def _q(ordered: list[float], q: float) -> float:
+    return ordered[math.floor(q * (len(ordered) - 1))]
+
+
+def _run(tmp_path: Path, served: Served, *extra: str) -> tuple[int, str, dict[str, Any], float, list[float]]:
+    record = tmp_path / "run.json"
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    proc = run(locust_cmd("-f", LOCUSTFILE, "--headless", "-u", "10", "-r", "10", "-t", "20s", "--host", served.url,
+                          "--run-record", str(record), "--sla-tier", "gold", *extra),
+               timeout_s=120, env={"SAMPLES_DIR": str(samples)})
+    with urllib.request.urlopen(f"{served.url}/stats", timeout=10) as response:
+        anchor = float(json.load(response)["freeze_anchor"])
+    raw = sorted(v for path in samples.glob("*.json") for v in json.loads(path.read_text())["samples"])
+    return proc.returncode, proc.stdout, json.loads(record.read_text()), anchor, raw
+
+
+def _check_down_seconds(record: dict[str, Any], anchor: float) -> None:
+    """Every second wholly inside a freeze is down; every down second touches one."""
+    down = {row["epoch_s"] for row in record["timeline"] if row["state"] not in (None, "up")}
+    end = _epoch(record["run"]["ended_at"])
+    frozen_whole, touched = set(), set()
+    k = 0
+    while anchor + FIRST_S + k * EVERY_S < end:
+        a = anchor + FIRST_S + k * EVERY_S
+        b = min(a + FOR_S, end)
+        frozen_whole |= set(range(math.ceil(a), math.floor(b)))
+        touched |= set(range(math.floor(a), math.ceil(b)))
+        k += 1
+    assert frozen_whole and frozen_whole <= down <= touched, (sorted(frozen_whole), sorted(down), sorted(touched))
+    uptime = record["uptime"]
+    assert uptime["windows"] - uptime["up_windows"] == len(down)
+    assert uptime["stalled_windows"] >= 1
+
+
+def test_paced_users_grade_the_corrected_latency_and_see_the_freeze(frozen: Served, tmp_path: Path) -> None:
+    code, out, record, anchor, raw = _run(tmp_path, frozen)
+    assert code == 3, out[-3000:]
+    assert "SLA gold (p95): NOT MET" in out and "p95 corrected" in out
+    truth = _truth(anchor, _epoch(record["run"]["ended_at"]))
+    corrected = record["totals"]["corrected"]
+    assert record["sla"]["latency_basis"] == "corrected"
+    for key, q in (("p95_ms", 0.95), ("p99_ms", 0.99)):
+        assert corrected[key] == pytest.approx(_q(truth, q), rel=0.10), (key, corrected, _q(truth, q))
+    assert corrected["backfilled"] > 0
+    assert corrected["requests"] == record["totals"]["requests"] + corrected["backfilled"]
+    assert corrected["method"] == "intended-start+expected-interval"
+    assert record["endpoints"][0]["corrected"]["p95_ms"] == corrected["p95_ms"]  # one endpoint
+    graded = next(c for c in record["sla"]["criteria"] if c["name"] == "p95_ms")
+    assert graded["actual"] == pytest.approx(corrected["p95_ms"], rel=1e-3) and not graded["passed"]
+    # raw Locust hides the freeze in its p95; the measured numbers stay in the record as they were
+    assert _q(raw, 0.95) < 200 and record["totals"]["p95_ms"] == pytest.approx(_q(raw, 0.95), rel=0.02)
+    _check_down_seconds(record, anchor)
+    schedule = record["schedule"]
+    assert schedule["paced_users"] == {"PacedUser": {"interval_s": 0.1}} and schedule["kept"] is True
+
+
+def test_measured_basis_reproduces_locusts_numbers_and_still_sees_the_stall(frozen: Served, tmp_path: Path) -> None:
+    code, out, record, anchor, raw = _run(tmp_path, frozen, "--sla-latency-basis", "measured")
+    assert code == 3, out[-3000:]
+    assert record["sla"]["latency_basis"] == "measured"
+    graded = next(c for c in record["sla"]["criteria"] if c["name"] == "p95_ms")
+    assert graded["passed"]  # the measured p95 is Locust's: the freeze hides in it
+    for key, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+        assert record["totals"][key] == pytest.approx(_q(raw, q), rel=0.02), key
+    assert record["totals"]["requests"] == len(raw)
+    uptime = next(c for c in record["sla"]["criteria"] if c["name"] == "uptime")
+    assert not uptime["passed"]  # the stalled seconds count as down on either basis
+    _check_down_seconds(record, anchor)

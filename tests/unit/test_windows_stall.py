@@ -1,0 +1,167 @@
+"""Intended-start latency, back-fill and the stall-aware down rules, on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from reliability.config import SlaSpec, parse_scenario
+from reliability.metrics import WindowStore
+from reliability.sla import ERRORS, SLOW, STALLED, UP, compute_uptime, evaluate, second_state
+
+T0 = 1_000_000
+
+
+class FakeClock:
+    def __init__(self, t: float = float(T0)) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _by_t(store: WindowStore) -> dict[int, object]:
+    return {s.t: s for s in store.snapshot().seconds}
+
+
+def test_intended_start_adds_the_lag_and_counts_in_the_intended_second() -> None:
+    store = WindowStore(clock=FakeClock(T0 + 5))
+    # due at T0 + 0.9, sent 300 ms late at T0 + 1.2, answered in 10 ms
+    store.record_request("GET", "/a", 10.0, False, None, T0 + 1.2, T0 + 0.9)
+    snap = store.snapshot()
+    assert snap.total.hist.quantile(0.5) == pytest.approx(10.0, rel=0.005)  # measured kept
+    assert snap.total.corrected is not None
+    assert snap.total.corrected.quantile(0.5) == pytest.approx(310.0, rel=0.005)
+    assert [s.t for s in snap.seconds] == [T0]  # the second it was due in
+    assert store.schedule_lag().quantile(0.5) == pytest.approx(300.0, rel=0.005)
+
+
+def test_unscheduled_requests_have_no_corrected_basis() -> None:
+    store = WindowStore(clock=FakeClock())
+    for i in range(10):
+        store.record_request("GET", "/a", 5.0, False, None, T0 + i / 10)
+    snap = store.snapshot()
+    assert snap.total.corrected is None and snap.total.backfilled == 0
+    assert snap.seconds[0].requests == 10 and snap.seconds[0].done == 10
+
+
+def test_backfill_records_the_requests_a_stall_prevented_in_the_seconds_they_were_due() -> None:
+    store = WindowStore(clock=FakeClock())
+    # a user paced every 100 ms sends at T0 + 0.05; the target freezes and answers 2 s later
+    store.record_request("GET", "/a", 2000.0, False, None, T0 + 0.05, T0 + 0.05, 100.0)
+    snap = store.snapshot()
+    assert snap.total.requests == 1 and snap.total.backfilled == 19  # 1900, 1800, ..., 100 ms
+    corrected = snap.total.corrected
+    assert corrected is not None and corrected.count == 20
+    assert corrected.max_ms == pytest.approx(2000.0)
+    assert corrected.min_ms == pytest.approx(100.0)
+    seconds = _by_t(store)
+    # due at T0+0.15 .. T0+0.95 -> 9 in T0, T0+1.05 .. T0+1.95 -> 10 in T0+1 (+ the sent one in T0)
+    assert seconds[T0].backfilled == 9 and seconds[T0 + 1].backfilled == 10  # type: ignore[attr-defined]
+    # the measured basis knows nothing of them
+    assert snap.total.hist.count == 1
+
+
+def test_a_second_with_requests_held_and_nothing_completed_is_down_not_skipped() -> None:
+    store = WindowStore(clock=FakeClock())
+    for i in range(5):  # 5 users each stuck on a request from T0+0.5 to T0+2.5
+        store.record_request("GET", "/a", 2000.0, False, None, T0 + 0.5 + i / 100)
+    for i in range(10):  # fast traffic before and after
+        store.record_request("GET", "/a", 5.0, False, None, T0 + 0.1 + i / 100)
+        store.record_request("GET", "/a", 5.0, False, None, T0 + 3.1 + i / 100)
+    seconds = _by_t(store)
+    held = seconds[T0 + 1]
+    assert held.requests == 0 and held.held == 5 and held.done == 0  # type: ignore[attr-defined]
+    assert second_state(held, 0.05) == STALLED  # type: ignore[arg-type]
+    # T0+2 had the same requests in flight but they completed in it and nothing was sent: not counted
+    assert T0 + 2 not in seconds
+    uptime = compute_uptime(store.snapshot().seconds, 0.05, 1000.0)
+    # T0: 10 fast + 5 slow sent -> p95 above 1000 ms: slow; T0+1 stalled; T0+3 up
+    assert (uptime.windows, uptime.up_windows, uptime.stalled_windows, uptime.slow_windows) == (3, 1, 1, 1)
+
+
+def test_one_slow_request_does_not_stall_a_second_others_complete_in() -> None:
+    store = WindowStore(clock=FakeClock())
+    store.record_request("GET", "/a", 2500.0, False, None, T0 + 0.2)  # held through T0+1
+    for i in range(20):
+        store.record_request("GET", "/a", 5.0, False, None, T0 + 1 + i / 20)
+    assert second_state(_by_t(store)[T0 + 1], 0.05) == UP  # type: ignore[arg-type]
+
+
+def test_slow_and_error_rules_and_the_idle_second() -> None:
+    store = WindowStore(clock=FakeClock(), down_quantile=0.95)
+    for i in range(20):
+        store.record_request("GET", "/a", 1500.0 if i >= 18 else 5.0, False, None, T0 + i / 20)  # p95 1500
+        store.record_request("GET", "/a", 5.0, i % 2 == 0, "HTTP 500", T0 + 1 + i / 20)
+    seconds = _by_t(store)
+    assert second_state(seconds[T0], 0.05, 1000.0) == SLOW  # type: ignore[arg-type]
+    assert second_state(seconds[T0], 0.05, 2000.0) == UP  # type: ignore[arg-type]
+    assert second_state(seconds[T0], 0.05, None) == UP  # type: ignore[arg-type]
+    assert second_state(seconds[T0 + 1], 0.05, 1000.0) == ERRORS  # type: ignore[arg-type]
+    store.note_users(T0 + 5, 10)
+    assert second_state(_by_t(store)[T0 + 5], 0.05, 1000.0) is None  # type: ignore[arg-type]
+
+
+def test_the_slow_rule_reads_the_graded_basis() -> None:
+    store = WindowStore(clock=FakeClock())
+    for i in range(10):  # each sent on time but due 1.5 s earlier: measured fast, corrected slow
+        store.record_request("GET", "/a", 5.0, False, None, T0 + 1.5 + i / 100, T0 + i / 100)
+    second = _by_t(store)[T0]
+    assert second_state(second, 0.05, 1000.0, "measured") == UP  # type: ignore[arg-type]
+    assert second_state(second, 0.05, 1000.0, "corrected") == SLOW  # type: ignore[arg-type]
+
+
+def test_evaluate_grades_corrected_by_default_and_measured_on_request() -> None:
+    store = WindowStore(clock=FakeClock())
+    for i in range(100):
+        store.record_request("GET", "/a", 5.0, False, None, T0 + i / 100, T0 + i / 100, 100.0)
+    store.record_request("GET", "/a", 2000.0, False, None, T0 + 1.0, T0 + 1.0, 100.0)  # back-fills 19
+    snap = store.snapshot()
+    corrected = evaluate(snap, SlaSpec(tier="gold"))
+    measured = evaluate(snap, SlaSpec(tier="gold", latency_basis="measured"))
+    assert corrected.latency_basis == "corrected" and measured.latency_basis == "measured"
+    lat = {v.latency_basis: next(c for c in v.criteria if c.name == "p95_ms").actual for v in (corrected, measured)}
+    assert lat["measured"] == pytest.approx(5.0, rel=0.01)
+    assert lat["corrected"] is not None and lat["corrected"] > 1000  # 20 of 120 samples >= 100 ms
+    plain = WindowStore(clock=FakeClock())
+    plain.record_request("GET", "/a", 5.0, False, None, T0 + 0.5)
+    assert evaluate(plain.snapshot(), SlaSpec()).latency_basis == "measured"  # nothing to correct
+
+
+def test_drain_and_merge_keep_corrected_stalls_and_lag_exact() -> None:
+    clock = FakeClock(T0 + 10)
+    local, worker, master = (WindowStore(clock=clock) for _ in range(3))
+    calls = [("GET", "/a", 2000.0, False, None, T0 + 0.5, T0 + 0.4, 100.0),
+             ("GET", "/a", 5.0, False, None, T0 + 3.2, None, None),
+             ("GET", "/b", 7.0, True, "HTTP 500", T0 + 4.5, T0 + 4.45, 50.0)]
+    for store in (local, worker):
+        for call in calls:
+            store.record_request(*call)  # type: ignore[arg-type]
+    master.merge_payload(worker.drain(final=True))
+    a, b = local.snapshot(), master.snapshot()
+    assert a.seconds == b.seconds
+    assert a.total.corrected is not None and b.total.corrected is not None
+    assert a.total.corrected.to_payload() == b.total.corrected.to_payload()
+    assert a.total.backfilled == b.total.backfilled == 19
+    assert local.schedule_lag().to_payload() == master.schedule_lag().to_payload()
+
+
+def test_rollup_keeps_the_stall_and_corrected_latency_of_old_seconds() -> None:
+    clock = FakeClock(T0)
+    store = WindowStore(clock=clock, fine_horizon_s=10, down_quantile=0.95)
+    for i in range(3):
+        store.record_request("GET", "/a", 2500.0, False, None, T0 + 0.5 + i / 100, T0 + 0.5, 100.0)
+    before = _by_t(store)
+    store.rollup(T0 + 100)
+    after = _by_t(store)
+    for t in (T0, T0 + 1, T0 + 2):
+        assert after[t] == before[t], t
+    assert after[T0 + 1].held == 3  # type: ignore[attr-defined]
+
+
+def test_down_latency_default_is_the_least_demanding_tiers_threshold() -> None:
+    assert SlaSpec().down_latency_threshold_ms == 1000.0  # bronze p95
+    custom = parse_scenario({"sla": {"down_latency_ms": "2s", "tiers": {"bronze": {"latency_ms": 800}}}})
+    assert custom.sla.down_latency_threshold_ms == 2000.0
+    assert parse_scenario({"sla": {"tiers": {"bronze": {"latency_ms": 800}}}}).sla.down_latency_threshold_ms == 800.0
+    assert SlaSpec(tier="gold").schedule_lag_bound_ms == 50.0  # 25 % of gold's 200 ms
+    assert SlaSpec(tier="platinum").schedule_lag_bound_ms == 25.0
