@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,12 +42,15 @@ from reliability import __version__
 from reliability.basis import annotate_record, lag_problem, schedule_section
 from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import MetricsError, ReliabilityError
-from reliability.extension import Contribution, RunContext, ShapeLike
+from reliability.exitcode import ExitCodes
+from reliability.extension import LOCAL_DATA_LAG_S, Contribution, RunContext, ShapeLike
 from reliability.extension import Extension as Extension  # re-exported: the protocol lives in reliability.extension
-from reliability.masking import MaskingFilter, install_log_masking, mask_data
+from reliability.masking import MaskingFilter, install_log_masking, mask, mask_data
+from reliability.metrics.payload import check_report
 from reliability.metrics.windows import WindowStore
 from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
 from reliability.pacing import MARK_ATTR, locust_pacing_s, pace_user_classes
+from reliability.plugin_options import add_to
 from reliability.record import (
     GeneratorUsage,
     RunRecord,
@@ -56,7 +60,7 @@ from reliability.record import (
     write_record,
 )
 from reliability.schema import sections as s
-from reliability.sla import EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
+from reliability.sla import EXIT_FAILED, EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
 
 logger = logging.getLogger("reliability")
 
@@ -65,48 +69,19 @@ USAGE_SAMPLE_S = 3.0
 ROLLUP_EVERY_S = 10
 LIVE_EVAL_EVERY_S = 2.0
 EXIT_LISTENER_ERROR = 2
+EXIT_USAGE = 2
 
 
 def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
-    """Our command-line options (idempotent: Locust may build several parsers)."""
+    """Our command-line options, each with its ``LOCUST_*`` variable (idempotent: Locust may build
+    several parsers). The table is :data:`reliability.plugin_options.OPTIONS`."""
     group = parser.add_argument_group("locust-reliability", "SLA grading (locust-reliability)")
-    in_web_form = [
-        group.add_argument("--sla-tier", default=None, help="SLA tier to grade against (default gold)"),
-        group.add_argument("--sla-percentile", default=None, help="latency percentile, e.g. p95 (default), p99"),
-    ]
-    # files come from the command line or config only: never from the web UI's start form
-    group.add_argument("--scenario", default=None, help="scenario YAML with SLA tiers, endpoints, target")
-    group.add_argument("--run-record", default=None, help="run record path (default reports/run-<UTC>.json)")
-    in_web_form += [
-        group.add_argument("--sla-abort", action="store_true", default=False,
-                           help="stop the run when the rolling SLA fails for the grace period"),
-        group.add_argument("--sla-abort-grace", default=None, help="seconds of sustained breach before abort (10)"),
-        group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
-    ]
-    group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
-    group.add_argument("--sla-latency-basis", default=None, choices=("corrected", "measured"),
-                       help="latency graded: corrected (from the intended start, the default when the run "
-                            "has a schedule) or measured")
-    group.add_argument("--allow-unsafe-faults", action="store_true", default=False,
-                       help="run the scenario's shell, webhook, process.* and factory faults (they act on this "
-                            "machine); never settable from the web UI")
-    group.add_argument("--revert-journal", default=None,
-                       help="revert journal file (default: a new file in $RELIABILITY_JOURNAL_DIR or "
-                            "~/.local/state/reliability/journals)")
-    group.add_argument("--ignore-applied-faults", action="store_true", default=False,
-                       help="start even though another run's journal says a fault is still applied on a backend "
-                            "this run uses")
-    group.add_argument("--web-origin", action="append", default=None,
-                       help="another origin the web UI is reached at (reverse proxy, port mapping), e.g. "
-                            "https://locust.example.com; repeatable")
-    for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
+    for action in add_to(group):  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
-    for action in group._group_actions:  # LOCUST_SLA_TIER=silver ... (set the way configargparse's own prefix does)
-        action.env_var = f"LOCUST_{action.dest.upper()}"
 
 
 SPEC_OPTIONS = ("scenario", "sla_tier", "sla_percentile", "sla_window", "sla_status_interval", "sla_abort",
-                "sla_abort_grace", "sla_latency_basis", "allow_unsafe_faults")
+                "sla_abort_grace", "sla_confidence", "sla_min_requests", "sla_latency_basis", "allow_unsafe_faults")
 
 
 class ReliabilityPlugin:
@@ -129,6 +104,7 @@ class ReliabilityPlugin:
         self.lost_workers: dict[str, s.LostWorker] = {}
         self.joined_workers: dict[str, float] = {}
         self.worker_last_report: dict[str, float] = {}
+        self.rejected_reports: dict[str, tuple[int, str]] = {}  # worker id -> (reports rejected, first reason)
         self.workers_seen: set[str] = set()
         self.generators: dict[str, GeneratorUsage] = {}
         self._final_drain = False
@@ -140,6 +116,8 @@ class ReliabilityPlugin:
         self._bad_latency_logged = False
         self._cache_counts: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [hits, misses]
         self.extensions: list[Extension] = []
+        self.exit_codes = ExitCodes()
+        self._record: RunRecord | None = None
         self._expect_marks = False  # a scheduler marks intended starts (reliability.pacing)
         self.paced_users: dict[str, float] = {}  # user class -> schedule interval (s)
         self.masker = MaskingFilter()  # attached to the log handlers by on_init
@@ -188,7 +166,7 @@ class ReliabilityPlugin:
     @property
     def data_lag_s(self) -> int:
         """Seconds until a second's data is complete here (see ``reliability.extension.complete_until``)."""
-        return int(WORKER_REPORT_INTERVAL) + 1 if self.role == "master" else 1
+        return int(WORKER_REPORT_INTERVAL) + LOCAL_DATA_LAG_S if self.role == "master" else LOCAL_DATA_LAG_S
 
     def request_stop(self, reason: str) -> None:
         """Stop the test from a greenlet (Locust then quits as usual: the record is written)."""
@@ -266,6 +244,9 @@ class ReliabilityPlugin:
         ev.test_start.add_listener(self.on_test_start)
         ev.test_stop.add_listener(self.on_test_stop)
         ev.quitting.add_listener(self.on_quitting)
+        if self.role != "worker":
+            guard_exit_code(self.environment, self.exit_codes)
+            ev.quit.add_listener(self.on_quit)
 
     # -- load generators ---------------------------------------------------------------------------
 
@@ -323,17 +304,28 @@ class ReliabilityPlugin:
                 if reason not in self.problems:
                     self.problems.append(reason)
             return
-        try:
-            self.store.merge_payload(payload["windows"])
+        try:  # checked whole before any of it is merged: a bad report is rejected, never half-merged
+            report = check_report(payload, now, self.store.relative_accuracy)
+            self.store.merge_payload(report.windows)
         except MetricsError as exc:
-            self.problems.append(f"worker {client_id} sent unreadable data: {exc}")
+            self._reject_report(client_id, str(exc))
             return
-        for rt, name, hits, misses in payload.get("cache", []):
-            counts = self._cache_counts.setdefault((str(rt), str(name)), [0, 0])
-            counts[0] += int(hits)
-            counts[1] += int(misses)
-        t, cpu, rss = payload.get("usage", [now, 0.0, 0.0])
-        self._usage(client_id, "worker").add(float(t), float(cpu), float(rss))
+        for rt, name, hits, misses in report.cache:
+            counts = self._cache_counts.setdefault((rt, name), [0, 0])
+            counts[0] += hits
+            counts[1] += misses
+        if report.usage is not None:
+            self._usage(client_id, "worker").add(*report.usage)
+
+    def _reject_report(self, client_id: str, reason: str) -> None:
+        """A worker's report failed its checks: drop it, say so once per worker, grade inconclusive."""
+        count, first = self.rejected_reports.get(client_id, (0, mask(reason)[:300]))
+        self.rejected_reports[client_id] = (count + 1, first)
+        if count == 0:
+            logger.error("worker %s sent an invalid report, rejected (its data is not counted): %s", client_id, first)
+        prefix = f"worker {client_id} sent invalid data"
+        line = f"{prefix} ({count + 1} report(s) rejected, the data in them is not counted; first: {first})"
+        self.problems = [p for p in self.problems if not p.startswith(prefix + " (")] + [line]
 
     def on_worker_connect(self, client_id: str, **_kwargs: Any) -> None:
         if self.started_at is not None and client_id not in self.joined_workers:
@@ -393,7 +385,7 @@ class ReliabilityPlugin:
             self.scenario, self.sla = self.resolve(environment.parsed_options)
         except ReliabilityError as exc:
             logger.error("%s", exc)
-            environment.process_exit_code = EXIT_INCONCLUSIVE
+            self.exit_codes.verdict = EXIT_USAGE
             if environment.runner is not None:
                 gevent.spawn(environment.runner.quit)
             return
@@ -405,6 +397,7 @@ class ReliabilityPlugin:
         self.final = self.live = None
         self.aborted = None
         self.problems = []
+        self.rejected_reports = {}
         self._cache_counts = {}
         self.run = self._run_context()
         if self._ticker is None or self._ticker.dead:
@@ -413,8 +406,11 @@ class ReliabilityPlugin:
         for feature in self._features():
             self.add_extension(feature)
         self._call_extensions("on_test_start")
-        logger.info("grading against %s (%s), rolling window %g s", self.sla.tier,
-                    f"p{self.sla.percentile:g}", self.sla.rolling_window_s)
+        sla = self.sla
+        logger.info("grading against %s (%s), rolling window %g s, %g %% intervals, min %d requests, status every "
+                    "%g s, abort %s", sla.tier, f"p{sla.percentile:g}", sla.rolling_window_s, sla.confidence * 100,
+                    sla.min_requests, sla.status_interval_s,
+                    f"after {sla.abort.grace_s:g} s" if sla.abort.enabled else "off")
 
     def on_test_stop(self, environment: Environment, **_kwargs: Any) -> None:
         if self.role == "worker":
@@ -431,19 +427,24 @@ class ReliabilityPlugin:
         if self._ticker is not None:
             self._ticker.kill(block=False)
         if self.started_at is None:
-            if environment.process_exit_code is None:
+            if self.exit_codes.verdict is None:
                 logger.error("SLA: no test ran: inconclusive")
-                environment.process_exit_code = EXIT_INCONCLUSIVE
+                self.exit_codes.verdict = EXIT_INCONCLUSIVE
             return
         if not self._finalized:
             self.finalize()
-        assert self.final is not None
-        code = self.final.exit_code
-        if locust.log.unhandled_greenlet_exception:
-            logger.error("a listener or greenlet raised during the run (see above): exit %d", EXIT_LISTENER_ERROR)
-            code = EXIT_LISTENER_ERROR
-        if environment.process_exit_code in (None, 0, 1):
-            environment.process_exit_code = code
+
+    def on_quit(self, exit_code: int, **_kwargs: Any) -> None:
+        """After every ``quitting`` listener: name other listeners' codes in the log and the record."""
+        note = self.exit_codes.explain()
+        if note is not None:
+            logger.warning("%s", note)
+        if self.exit_codes.others and self._record is not None and self.record_path is not None:
+            self._record.exit = s.Exit.model_validate(self.exit_codes.to_dict())
+            try:
+                write_record(self._record, self.record_path)
+            except OSError as exc:
+                logger.error("cannot update the run record %s: %s", self.record_path, exc)
 
     # -- periodic work -----------------------------------------------------------------------------
 
@@ -485,13 +486,13 @@ class ReliabilityPlugin:
             logger.info("%s", status_line(self.live, f"SLA live {end - start}s"))
         if not self.sla.abort.enabled or self.aborted:
             return
-        if self.live.passed or not self.live.requests:
-            self._breach_since = None
+        if not self.live.firm_failures() or not self.live.requests:
+            self._breach_since = None  # only a breach on evidence counts, never a thin window
             return
         if self._breach_since is None:
             self._breach_since = now
         if now - self._breach_since >= self.sla.abort.grace_s:
-            failing = "; ".join(c.describe() for c in self.live.criteria if not c.passed)
+            failing = "; ".join(c.describe() for c in self.live.firm_failures())
             self.aborted = f"SLA {self.sla.tier} breached for {now - self._breach_since:.0f} s: {failing}"
             logger.error("aborting: %s", self.aborted)
             self.request_stop("SLA abort")
@@ -513,8 +514,10 @@ class ReliabilityPlugin:
             first, last_s = lost.partial_s or (0, 0)
             reasons.append(f"worker {lost.id} went missing (detected {lost.detected_at}); its last "
                            f"reports were lost: seconds +{first}..+{last_s} have partial data")
+        saturated = False
         for gen in self.generators.values():
             if gen.role != "master" and gen.saturated:
+                saturated = True
                 peak = max(s[1] for s in gen.samples)
                 reasons.append(f"load generator {gen.id} CPU above {gen.saturation_pct:g} % (peak {peak:.0f} %): "
                                "latencies include the generator's own queueing")
@@ -523,18 +526,19 @@ class ReliabilityPlugin:
             count = sum(e["count"] for e in runner.exceptions.values())
             reasons.append(f"user code raised {count} exception(s) (see Locust's exception report)")
         snapshot = self.store.snapshot()
-        # criteria a feature adds (health_uptime) join the selected tier's verdict: graded once
-        added = tuple(c for contribution in contributions for c in contribution.criteria)
-        verdict = evaluate(snapshot, self.sla, extra_criteria=added)
-        if self.aborted and verdict.requests and all(c.passed for c in verdict.criteria if c not in added):
+        verdict = evaluate(snapshot, self.sla)  # graded once; the features' results join it below
+        if self.aborted and verdict.passed:
             reasons.append(f"run aborted: {self.aborted}")
         schedule = schedule_section(self.store.schedule_lag(), self.sla, self._paced_anywhere())
         lagging = lag_problem(schedule)
         if lagging:
             reasons.append(lagging)
-        reasons += [r for contribution in contributions for r in contribution.inconclusive]
-        reasons += self.problems[known:]  # a feature that failed while finishing
-        verdict = verdict.with_inconclusive(reasons)
+        verdict = verdict.with_inconclusive(reasons, latency_untrusted=saturated)
+        # criteria a feature adds (health_uptime) join the selected tier's verdict
+        verdict = verdict.with_criteria(c for contribution in contributions for c in contribution.criteria)
+        extra = [r for contribution in contributions for r in contribution.inconclusive]
+        extra += self.problems[known:]  # a feature that failed while finishing
+        verdict = verdict.with_inconclusive(extra)
         run = s.Run(
             started_at=iso(start),
             ended_at=iso(end),
@@ -574,8 +578,15 @@ class ReliabilityPlugin:
         )
         annotate_record(record, snapshot, verdict, self.sla)
         self.final = verdict
+        code = verdict.exit_code
+        if locust.log.unhandled_greenlet_exception and code != EXIT_FAILED:
+            logger.error("a listener or greenlet raised during the run (see above): exit %d", EXIT_LISTENER_ERROR)
+            code = EXIT_LISTENER_ERROR
+        self.exit_codes.verdict = code  # the same object the exit-code guard reads
+        record.exit = s.Exit.model_validate(self.exit_codes.to_dict())
         self._resolved = None  # the next test (web UI) reads the scenario afresh
         record = RunRecord.model_validate(mask_data(record.to_json_dict(), self.scenario.secrets))
+        self._record = record
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
         try:
@@ -604,7 +615,7 @@ class ReliabilityPlugin:
         outcome = OUTCOMES.get(verdict.exit_code, "?")
         logger.info("SLA %s (%s): %s", verdict.tier, f"p{verdict.percentile:g}", outcome)
         for c in verdict.criteria:
-            logger.info("  %s %s", "PASS" if c.passed else "FAIL", c.describe())
+            logger.info("  %s %s", c.state.upper(), c.describe())
         logger.info("  highest tier met: %s", verdict.highest_tier_met or "none")
         if verdict.next_tier and verdict.blocked_by:
             logger.info("  %s blocked by: %s", verdict.next_tier, "; ".join(c.describe() for c in verdict.blocked_by))
@@ -612,6 +623,34 @@ class ReliabilityPlugin:
             logger.warning("  inconclusive: %s", reason)
         if self.record_path is not None:
             logger.info("run record: %s", self.record_path)
+
+
+def guard_exit_code(environment: Environment, codes: ExitCodes) -> None:
+    """Make ``environment.process_exit_code`` the combination of the verdict and every other
+    listener's code (:mod:`reliability.exitcode`): writes by others are noted with the function
+    that made them, reads return the combined code, so Locust exits with it whatever order the
+    ``quitting`` listeners ran in."""
+    base = type(environment)
+    if getattr(base, "_reliability_exit_guard", False):
+        environment.__dict__["_reliability_exit_codes"] = codes
+        return
+
+    def read(self: Environment) -> int | None:
+        held: ExitCodes = self.__dict__["_reliability_exit_codes"]
+        return held.combined()
+
+    def write(self: Environment, value: int | None) -> None:
+        frame = sys._getframe(1)
+        held: ExitCodes = self.__dict__["_reliability_exit_codes"]
+        held.note(f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_name}", value)
+
+    guarded = type(base.__name__, (base,), {"process_exit_code": property(read, write),
+                                            "_reliability_exit_guard": True, "__module__": base.__module__})
+    earlier = environment.__dict__.pop("process_exit_code", None)
+    environment.__dict__["_reliability_exit_codes"] = codes
+    environment.__class__ = guarded
+    if earlier is not None:
+        codes.note("before reliability.plugin", earlier)
 
 
 def install(environment: Environment, clock: Callable[[], float] = time.time) -> ReliabilityPlugin:
@@ -623,6 +662,31 @@ def install(environment: Environment, clock: Callable[[], float] = time.time) ->
     plugin.attach()
     environment.reliability = plugin  # type: ignore[attr-defined]
     return plugin
+
+
+def conclude(environment: Environment) -> int:
+    """For code that builds its own ``Environment`` (Locust's "use as a library"): after the
+    runner has stopped, grade the run, write the record and reports, log the verdict and return
+    the exit code (0 met, 3 not met, 4 inconclusive, combined with any code other listeners set
+    on the environment). ``install(environment)`` must have been called before the run started.
+    The ``locust`` command does all of this itself in ``quitting``."""
+    plugin = getattr(environment, "reliability", None)
+    if not isinstance(plugin, ReliabilityPlugin):
+        raise ReliabilityError("reliability.plugin.install(environment) was not called before the run")
+    if plugin.ended_at is None and plugin.started_at is not None:
+        plugin.ended_at = plugin.clock()
+    plugin.on_quitting(environment)
+    code = plugin.exit_codes.combined()
+    return EXIT_INCONCLUSIVE if code is None else code
+
+
+def _check_installed(environment: Environment, **_kwargs: Any) -> None:
+    """An Environment built by hand with Locust's events but never given the plugin: say so once,
+    instead of a run that ends with no record and no verdict."""
+    if not isinstance(getattr(environment, "reliability", None), ReliabilityPlugin):
+        logger.warning("reliability.plugin is imported but not installed on this Environment: no SLA verdict or "
+                       "run record. Call reliability.plugin.install(environment) after create_local_runner() "
+                       "and reliability.plugin.conclude(environment) after the run.")
 
 
 def on_init(environment: Environment, **_kwargs: Any) -> None:
@@ -644,3 +708,4 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
 
 events.init_command_line_parser.add_listener(add_arguments)
 events.init.add_listener(on_init)
+events.test_start.add_listener(_check_installed)

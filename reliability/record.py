@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +18,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from reliability.files import write_text_atomic
+from reliability.inputfile import load_json_file
 from reliability.metrics.windows import EndpointStats, Snapshot, WindowStore
 from reliability.schema import SCHEMA_VERSION, RunRecord, parse_record
 from reliability.schema import sections as s
@@ -67,7 +68,9 @@ class GeneratorUsage:
 
 def _criterion(c: Criterion) -> s.Criterion:
     return s.Criterion(name=c.name, scope=c.scope, comparator=c.comparator, threshold=c.threshold,
-                       actual=_num(c.actual, 6), margin=_num(c.margin, 6), passed=c.passed)
+                       actual=_num(c.actual, 6), margin=_num(c.margin, 6), passed=c.passed,
+                       outcome=c.state, ci_low=_num(c.ci_low, 6), ci_high=_num(c.ci_high, 6),
+                       confidence=c.confidence, samples=c.samples)
 
 
 def _stats(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
@@ -181,25 +184,16 @@ def write_record(record: RunRecord, path: str | os.PathLike[str]) -> Path:
 
 
 def write_json(data: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write a JSON document atomically (temp file + rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".run-", suffix=".json", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write a JSON document atomically (temp file + rename); the file's mode follows the umask
+    (0644 by default), like Locust's own outputs."""
+    return write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n", prefix=".run-")
 
 
 def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A JSON document as written (a run record of any version, a suite record)."""
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    """A JSON document as written (a run record of any version, a suite record), read through
+    :mod:`reliability.inputfile` (regular file, size limit, UTF-8, strict JSON); raises
+    :class:`~reliability.exceptions.InputError`, or ValueError when it is not an object."""
+    data = load_json_file(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a JSON object")
     return data

@@ -142,7 +142,17 @@ class LatencyHistogram:
             return None
         if q == 1.0:
             return self.max_ms
-        rank = math.floor(q * (self.count - 1))
+        return self.at_rank(math.floor(q * (self.count - 1)))
+
+    def at_rank(self, rank: int) -> float | None:
+        """Latency (ms) of the sample at 0-based ``rank`` of the sorted values (within
+        ``relative_accuracy``, clamped to the observed min/max); None when empty."""
+        if not self.count:
+            return None
+        if not 0 <= rank < self.count:
+            raise MetricsError(f"rank must be within [0, {self.count}), got {rank!r}")
+        if rank == self.count - 1:
+            return self.max_ms
         seen = 0
         for i, c in enumerate(self._counts):
             seen += c

@@ -9,13 +9,13 @@ on stderr and exit 2; ``compare`` exits 1 on a regression, 0 otherwise.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from reliability.exceptions import ReliabilityError
+from reliability.exceptions import InputError, ReliabilityError
+from reliability.inputfile import load_json_file
 from reliability.report import FORMATS, RegressionThresholds, compare, md_escape, render, write_reports
 from reliability.report.compare import ComparisonResult, comparison_rows
 from reliability.report.spec import CostSpec
@@ -34,12 +34,12 @@ class RecordError(ReliabilityError):
 
 def load_record(path: str) -> Mapping[str, Any]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except OSError as exc:
-        raise RecordError(f"{path}: cannot read run record: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise RecordError(f"{path}: not a JSON run record: {exc}") from None
+        data = load_json_file(path)
+    except InputError as exc:
+        if exc.reason.startswith("cannot read file: "):
+            raise RecordError(f"{path}: cannot read run record: {exc.reason.removeprefix('cannot read file: ')}") \
+                from None
+        raise RecordError(f"{path}: not a JSON run record: {exc.reason}") from None
     if not isinstance(data, dict):
         raise RecordError(f"{path}: a run record is a JSON object, got {type(data).__name__}")
     return data

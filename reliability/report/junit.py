@@ -13,8 +13,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from reliability.report.data import Record, dicts, fmt_bool, fmt_criterion, fmt_s, mapping, num, text
+from reliability.report.data import NA, Record, dicts, fmt_bool, fmt_criterion, fmt_s, mapping, num, text
 from reliability.report.facts import faults
+from reliability.report.views import criterion_interval, criterion_status
 
 # XML 1.0 cannot carry these characters at all, escaped or not
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -36,7 +37,9 @@ def _outcome(case: ET.Element, tag: str, message: str, detail: str = "") -> None
 def _criterion_message(c: Mapping[str, Any]) -> str:
     name = text(c.get("name"))
     actual = "no data" if num(c.get("actual")) is None else fmt_criterion(name, c.get("actual"))
-    return f"{name} = {actual}, needs {text(c.get('comparator'))} {fmt_criterion(name, c.get('threshold'))}"
+    interval = criterion_interval(c)
+    ci = "" if interval == NA else f" ({interval})"
+    return f"{name} = {actual}{ci}, needs {text(c.get('comparator'))} {fmt_criterion(name, c.get('threshold'))}"
 
 
 def _sla_suite(root: ET.Element, record: Record) -> None:
@@ -46,9 +49,12 @@ def _sla_suite(root: ET.Element, record: Record) -> None:
     for c in dicts(sla.get("criteria")):
         scope = text(c.get("scope"), "total")
         case = _case(suite, f"sla.{tier}.{scope}", text(c.get("name")))
-        if c.get("passed") is not True:
+        status = criterion_status(c)
+        if status == "fail":
             _outcome(case, "failure", _criterion_message(c))
-    if sla.get("passed") is False and not any(c.get("passed") is not True for c in dicts(sla.get("criteria"))):
+        elif status == "inconclusive":  # neither met nor failed on the evidence: an error, not green
+            _outcome(case, "error", "not enough evidence: " + _criterion_message(c))
+    if sla.get("passed") is False and all(criterion_status(c) == "pass" for c in dicts(sla.get("criteria"))):
         # a verdict that failed with no failed criterion (a writer we do not know): still one failure
         _outcome(_case(suite, f"sla.{tier}", "verdict"), "failure", "SLA not met")
     reasons = sla.get("inconclusive")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+from reliability.files import write_text_atomic
 from reliability.report.data import Record
 from reliability.report.html import render_html
 from reliability.report.impact import BusinessImpact, cost_from_record, estimate_impact
@@ -51,15 +51,7 @@ def report_paths(record_path: str | os.PathLike[str], formats: tuple[str, ...] =
 
 def _write_atomic(target: Path, content: str) -> None:
     # a CI job that uploads artefacts while the run ends must never pick up half a file
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(target, content, prefix=".report-")
 
 
 def write_reports(record: Record | RunRecord, record_path: str | os.PathLike[str], *, cost: CostSpec | None = None,

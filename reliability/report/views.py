@@ -33,17 +33,39 @@ def stat_cells(row: Mapping[str, Any]) -> list[str]:
             fmt_ms(row.get("max_ms")), fmt_ms(row.get("mean_ms")), fmt_num(row.get("rps"))]
 
 
+def criterion_interval(c: Mapping[str, Any]) -> str:
+    """``95 % CI 180 ms .. 215 ms`` (``-inf``/``+inf`` for an unbounded side), or n/a."""
+    confidence = num(c.get("confidence"))
+    if confidence is None:
+        return NA
+    name = text(c.get("name"))
+    low, high = num(c.get("ci_low")), num(c.get("ci_high"))
+    low_s = "-inf" if low is None else fmt_criterion(name, low)
+    high_s = "+inf" if high is None else fmt_criterion(name, high)
+    return f"{confidence * 100:g} % CI {low_s} .. {high_s}"
+
+
+def criterion_status(c: Mapping[str, Any]) -> str:
+    """pass / fail / inconclusive (records without an outcome: from ``passed``)."""
+    outcome = c.get("outcome")
+    if outcome in ("pass", "fail", "inconclusive"):
+        return str(outcome)
+    return "pass" if c.get("passed") is True else "fail"
+
+
 def criterion_row(c: Mapping[str, Any]) -> dict[str, str]:
     name = text(c.get("name"))
-    passed = c.get("passed")
+    status = criterion_status(c)
     return {
         "name": name,
         "scope": text(c.get("scope"), "total"),
         "needs": f"{text(c.get('comparator'))} {fmt_criterion(name, c.get('threshold'))}",
         "actual": "no data" if num(c.get("actual")) is None else fmt_criterion(name, c.get("actual")),
         "margin": fmt_margin(name, c.get("margin")),
-        "status": "pass" if passed is True else "fail",
-        "css": "ok" if passed is True else "bad",
+        "interval": criterion_interval(c),
+        "samples": fmt_num(c.get("samples")),
+        "status": status,
+        "css": {"pass": "ok", "fail": "bad"}.get(status, "warn"),
     }
 
 
