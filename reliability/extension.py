@@ -32,7 +32,7 @@ from reliability.metrics.windows import WindowStore
 from reliability.shapes.capacity import CapacitySearch
 from reliability.sla import Criterion, Verdict
 
-LOCAL_DATA_LAG_S = 2  # a master's is Locust's WORKER_REPORT_INTERVAL + 2 (the plugin sets it)
+LOCAL_DATA_LAG_S = 1  # a master's is Locust's WORKER_REPORT_INTERVAL + 1 (the plugin sets it)
 
 
 class StageLike(Protocol):
@@ -60,10 +60,9 @@ class ShapeLike(Protocol):
 
 def complete_until(now: float, data_lag_s: int) -> int:
     """The first epoch second whose data may still be incomplete at ``now``: every second before
-    it has all its samples where the plugin evaluates. ``data_lag_s`` is 2 on a local runner (a
-    request counts in the second it was sent, so a second still fills while its slow requests
-    finish) and Locust's ``WORKER_REPORT_INTERVAL`` + 2 on a master (workers report every 3 s).
-    The one rule for the live verdict, the alerts, the capacity search and the web UI."""
+    it has all its samples where the plugin evaluates. ``data_lag_s`` is 1 on a local runner and
+    Locust's ``WORKER_REPORT_INTERVAL`` + 1 on a master (workers report every 3 s). The one rule
+    for the live verdict, the alerts, the capacity search and the web UI."""
     return int(now) - data_lag_s + 1
 
 
