@@ -34,6 +34,7 @@ from reliability.revert.journal import (
     DEFAULT_REVERT_DEADLINE_S,
     FaultEntry,
     Journal,
+    JournalState,
     JournalTail,
     Undo,
     UndoError,
@@ -45,6 +46,9 @@ from reliability.revert.journal import (
 
 logger = logging.getLogger("reliability.faults")
 
+# What the master logs when it starts its last reverts and the record: a supervisor seeing it
+# must let the master finish (``reliability run`` waits instead of interrupting it).
+FINISHING_LINE = "finishing the run: reverting, verifying and writing the record"
 GUARD_READY_S = 10.0
 DEFAULT_DEAD_MAN_S = 10.0
 DEADLINE_ENV = "RELIABILITY_REVERT_DEADLINE_S"
@@ -194,10 +198,9 @@ class RevertLedger:
         self._write("reverted", fault=name, by="master")
         self._applied.discard(name)
 
-    def guard_reverted(self) -> set[str]:
-        """Faults of this run the guard (or ``reliability revert``) has undone meanwhile."""
-        state = read_journal(self.path)
-        return {f.name for f in state.faults.values() if f.state == "reverted" and f.reverted_by != "master"}
+    def state(self) -> JournalState:
+        """This run's journal as it stands (what the guard or ``reliability revert`` did included)."""
+        return read_journal(self.path)
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.renew_every_s):

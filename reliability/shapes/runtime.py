@@ -39,7 +39,8 @@ from reliability.config import ScenarioSpec
 from reliability.exceptions import FaultError
 from reliability.extension import Contribution, RunContext
 from reliability.revert.journal import JOURNAL_ENV, UndoError
-from reliability.revert.ledger import RevertLedger, backend_of, conflicts
+from reliability.revert.ledger import FINISHING_LINE, RevertLedger, backend_of, conflicts
+from reliability.revert.undo import backoff_s
 from reliability.schema.sections import Load
 from reliability.shapes.sections import (
     IN_EFFECT,
@@ -55,9 +56,10 @@ from reliability.shapes.spec import ScheduledFaultSpec, fault_names, resolve_fac
 logger = logging.getLogger("reliability.faults")
 
 DRIVER_STEP_S = 0.1
-REVERT_ATTEMPTS = 3
+REVERT_DEADLINE_S = 20.0  # this process retries a revert that long (each call); then the guard carries on
+HOLD_CHECK_S = 2.0  # re-verify a held fault on its data path this often
 STEP_TIMEOUT_S = 30.0
-LOCK_WAIT_S = 35.0
+LOCK_WAIT_S = 75.0  # > REVERT_DEADLINE_S + a step timeout + a verification
 VERIFY_EVERY_S = 0.5
 
 
@@ -108,6 +110,8 @@ class ScheduleExtension:
         self._stopping = False
         self._driver: gevent.Greenlet | None = None
         self._term_watcher: Any = None
+        self._hup_watcher: Any = None
+        self._finishing = False
         self._sigint_handler: Callable[[int, FrameType | None], Any] | None = None
         self._previous_sigint: Any = None
         self._atexit_registered = False
@@ -185,6 +189,9 @@ class ScheduleExtension:
             gevent.spawn(self.revert_all, "the test stopped")
 
     def finish(self, ctx: RunContext) -> Contribution:
+        if self.runs:
+            self._finishing = True  # from here a Ctrl-C must not cut the reverts or the record short
+            logger.info("%s", FINISHING_LINE)
         self._stopping = True
         if self._driver is not None:
             self._driver.kill(block=False)
@@ -231,7 +238,7 @@ class ScheduleExtension:
                 on_demand.state = "reverting"
                 gevent.spawn(self._revert, on_demand, "its hold time is over")
             return
-        for run in self.runs:
+        for index, run in enumerate(self.runs):
             if run.state in ("reverted", "skipped"):
                 continue
             if run.state == "pending" and elapsed >= run.spec.at_s:
@@ -240,6 +247,16 @@ class ScheduleExtension:
             elif run.state == "active" and elapsed >= run.spec.end_s:
                 run.state = "reverting"
                 gevent.spawn(self._revert, run, "its hold time is over")
+            elif run.state in ("injecting", "reverting"):
+                # One fault at a time: a later fault due while this one is still being injected or
+                # reverted is skipped, with the reason, rather than silently waiting for ever.
+                for later in self.runs[index + 1:]:
+                    if later.state == "pending" and elapsed >= later.spec.at_s:
+                        later.state = "skipped"
+                        doing = "being injected" if run.state == "injecting" else "being reverted"
+                        later.skipped_because = (f"at its start (+{later.spec.at_s:g} s) fault {run.name} was still "
+                                                 f"{doing}")
+                        logger.error("fault %s: skipped: %s", later.name, later.skipped_because)
             return
 
     def _inject(self, run: FaultRun) -> None:
@@ -272,6 +289,8 @@ class ScheduleExtension:
                 logger.info("fault %s: injected at +%.1f s", run.name, run.injected_at - self.started_at)
             if self.ledger is not None:
                 self.ledger.injected(run.name, run.inject_error is None, run.inject_error)
+            if run.inject_error is None and callable(getattr(run.fault, "still_applied", None)):
+                gevent.spawn(self._watch_hold, run)
             # Only now is the backend's own expiry known (a real Toxiproxy has none).
             if run.inject_error is None and run.fault.dead_man_s is None:
                 guarded = self.ledger is not None and self.ledger.guard_pid is not None
@@ -296,34 +315,102 @@ class ScheduleExtension:
             run.state = "reverting"
             run.revert_started_at = self.clock()
             logger.info("fault %s: reverting (%s)", run.name, why)
-            for attempt in range(1, REVERT_ATTEMPTS + 1):
-                run.revert_attempts = attempt
-                try:
-                    with gevent.Timeout(self.step_timeout_s,
-                                        _StepTimeout(f"revert took over {self.step_timeout_s:g} s")):
-                        run.fault.revert()
-                except Exception as exc:
-                    run.revert_error = _describe(exc)
-                    if self.ledger is not None:
-                        self.ledger.attempt(run.name, attempt, False, run.revert_error)
-                    logger.error("fault %s: revert attempt %d failed: %s", run.name, attempt, run.revert_error)
-                    if attempt < REVERT_ATTEMPTS:
-                        gevent.sleep(0.5 * attempt)
-                    continue
-                run.reverted_at = self.clock()
-                if self.ledger is not None:
-                    self.ledger.attempt(run.name, attempt, True)
-                    self.ledger.reverted(run.name)
-                run.revert_error = None
-                run.reverted_because = why
-                run.state = "reverted"
-                logger.info("fault %s: reverted at +%.1f s", run.name, run.reverted_at - self.started_at)
-                break
+            self._revert_attempts(run, why)
             if run.state == "reverted":
                 self._verify(run)
         finally:
             if got:
                 lock.release()
+
+    def _revert_attempts(self, run: FaultRun, why: str) -> None:
+        """Call ``revert()`` until it works, with backoff, for up to REVERT_DEADLINE_S; every attempt
+        goes into the record and the journal. Stops early when the guard (or ``reliability
+        revert``) has undone the fault meanwhile."""
+        assert run.fault is not None
+        deadline = time.monotonic() + REVERT_DEADLINE_S
+        tries = 0
+        while True:
+            tries += 1
+            run.revert_attempts += 1
+            attempt_at = self.clock()
+            try:
+                with gevent.Timeout(self.step_timeout_s, _StepTimeout(f"revert took over {self.step_timeout_s:g} s")):
+                    run.fault.revert()
+            except Exception as exc:
+                run.revert_error = _describe(exc)
+                run.revert_log.append({"at": attempt_at, "by": "master", "ok": False, "error": run.revert_error})
+                if self.ledger is not None:
+                    self.ledger.attempt(run.name, run.revert_attempts, False, run.revert_error)
+                logger.error("fault %s: revert attempt %d failed: %s", run.name, run.revert_attempts, run.revert_error)
+                by = self._undone_elsewhere(run)
+                if by is not None:
+                    self._reverted(run, why, by)
+                    return
+                delay = backoff_s(tries)
+                if time.monotonic() + delay > deadline:
+                    logger.error("fault %s: still not reverted after %d attempt(s) over %.0f s; the revert guard keeps "
+                                 "trying (journal %s)", run.name, run.revert_attempts, REVERT_DEADLINE_S,
+                                 self.ledger.path if self.ledger is not None else "none")
+                    return
+                gevent.sleep(delay)
+                continue
+            run.revert_log.append({"at": attempt_at, "by": "master", "ok": True, "error": None})
+            if self.ledger is not None:
+                self.ledger.attempt(run.name, run.revert_attempts, True)
+                self.ledger.reverted(run.name)
+            self._reverted(run, why, "master")
+            return
+
+    def _undone_elsewhere(self, run: FaultRun) -> str | None:
+        if self.ledger is None:
+            return None
+        try:
+            state = self.ledger.state()
+        except OSError:
+            return None
+        entry = state.faults.get(run.name)
+        if entry is not None and entry.state == "reverted" and entry.reverted_by not in (None, "master"):
+            for attempt in entry.attempts:
+                if attempt.get("by") != "master":
+                    run.revert_log.append({"at": attempt.get("t"), "by": attempt.get("by"), "ok": attempt.get("ok"),
+                                           "error": attempt.get("error")})
+            return str(entry.reverted_by)
+        return None
+
+    def _reverted(self, run: FaultRun, why: str, by: str) -> None:
+        run.reverted_at = self.clock()
+        run.revert_error = None
+        run.reverted_because = why if by == "master" else f"{why}; undone by the revert {by}"
+        run.reverted_by = by
+        run.state = "reverted"
+        logger.info("fault %s: reverted at +%.1f s (by the %s)", run.name, max(0.0, run.reverted_at - self.started_at),
+                    by)
+
+    def _watch_hold(self, run: FaultRun) -> None:
+        """While ``run`` is held, ask the fault every HOLD_CHECK_S whether it is still applied, on its
+        data path; two answers in a row that it is not (or two failed checks) mark it lost."""
+        assert run.fault is not None
+        still_applied = run.fault.still_applied  # type: ignore[attr-defined]
+        misses = 0
+        while True:
+            gevent.sleep(HOLD_CHECK_S)
+            if run.state != "active" or self._stopping:
+                return
+            try:
+                with gevent.Timeout(self.step_timeout_s, _StepTimeout(f"check took over {self.step_timeout_s:g} s")):
+                    gone = still_applied()
+            except Exception as exc:
+                gone = f"the check failed: {_describe(exc)}"
+            if run.state != "active":  # reverted while we looked: not lost
+                return
+            run.hold_checks += 1
+            misses = misses + 1 if gone else 0
+            if misses >= 2:
+                run.lost_at = self.clock()
+                run.lost_detail = str(gone)
+                logger.error("fault %s: no longer applied at +%.1f s (%s); the run will be inconclusive", run.name,
+                             max(0.0, run.lost_at - self.started_at), gone)
+                return
 
     def _verify(self, run: FaultRun) -> None:
         assert run.fault is not None
@@ -373,6 +460,12 @@ class ScheduleExtension:
         for run in self.runs:
             if run.state in IN_EFFECT:
                 self._revert(run, why)
+            elif run.name in self._locks:
+                # a revert or its verification may still be running elsewhere: wait for it, so the
+                # record is written with its outcome
+                lock = self._locks[run.name]
+                if lock.acquire(timeout=LOCK_WAIT_S):
+                    lock.release()
 
     # -- signals and exit --------------------------------------------------------------------------
 
@@ -388,11 +481,20 @@ class ScheduleExtension:
             self._term_watcher = gevent.signal_handler(signal.SIGTERM, self._on_sigterm)
         except (ValueError, OSError) as exc:
             logger.warning("cannot watch SIGTERM (%s); faults are still reverted when Locust quits", exc)
+        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            try:  # a closed terminal or a dropped ssh session: handled like SIGTERM (Locust has no handler)
+                self._hup_watcher = gevent.signal_handler(signal.SIGHUP, self._on_sighup)
+            except (ValueError, OSError) as exc:
+                logger.warning("cannot watch SIGHUP (%s)", exc)
         previous = signal.getsignal(signal.SIGINT)
         if previous in (signal.SIG_IGN, None):
             return  # SIGINT is ignored in this process (a background job): leave it so
 
         def on_sigint(signum: int, frame: FrameType | None) -> Any:
+            if self._finishing or self.interrupted is not None:
+                logger.warning("SIGINT again: still reverting and writing the record, so it is ignored (SIGKILL "
+                               "would stop this process; the revert guard would then undo what is left)")
+                return None
             self._on_signal("SIGINT")
             if previous is signal.default_int_handler:
                 hub = gevent.get_hub()
@@ -416,6 +518,11 @@ class ScheduleExtension:
         if self._term_watcher is not None:
             self._term_watcher.cancel()
             self._term_watcher = None
+        if self._hup_watcher is not None:
+            self._hup_watcher.cancel()
+            self._hup_watcher = None
+        if self._finishing:
+            return  # the Ctrl-C guard stays: the record is written after the extensions contribute
         if self._sigint_handler is not None and signal.getsignal(signal.SIGINT) is self._sigint_handler:
             signal.signal(signal.SIGINT, self._previous_sigint)
         self._sigint_handler = None
@@ -429,6 +536,11 @@ class ScheduleExtension:
             logger.warning("%s: reverting the active fault(s) before shutting down", which)
             gevent.spawn(self.revert_all, f"{which} received")
         self._stopping = True
+
+    def _on_sighup(self) -> None:
+        self._on_signal("SIGHUP")
+        if self.run is not None:
+            self.run.request_stop("SIGHUP")
 
     def _on_sigterm(self) -> None:
         self._on_signal("SIGTERM")
