@@ -610,6 +610,17 @@ class ReliabilityPlugin:
             logger.exception("could not render the reports; re-run `reliability report %s`", record_path)
             return
         logger.info("reports: %s", ", ".join(str(p) for p in paths))
+        from reliability.report.output import append_summary, render, summary_targets
+
+        targets = summary_targets(getattr(self.environment.parsed_options, "summary_file", None))
+        if not targets:
+            return
+        try:
+            append_summary(render(record, "md", cost=self.scenario.cost), targets)
+        except OSError as exc:
+            logger.error("cannot append the summary: %s", exc)
+            return
+        logger.info("summary appended to %s", ", ".join(str(t) for t in targets))
 
     def _log_verdict(self, verdict: Verdict) -> None:
         outcome = OUTCOMES.get(verdict.exit_code, "?")
@@ -695,6 +706,8 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
 
     attach_arrivals(environment)
     plugin.masker = install_log_masking()  # Locust's log (and ours): no password in the clear
+    # Locust's stats table has its own non-propagating logger: the same filter there
+    install_log_masking(logging.getLogger("locust.stats_logger"), masker=plugin.masker)
     if getattr(environment.parsed_options, "scenario", None):
         with contextlib.suppress(ReliabilityError):  # a bad file is reported when the test starts
             plugin.resolve(environment.parsed_options)  # its ${ENV} secrets are masked from the start

@@ -38,6 +38,7 @@ from types import FrameType
 from typing import TextIO
 
 from reliability.revert.ledger import FINISHING_LINE
+from reliability.textsafe import neutralize, shorten_line
 
 GAVE_UP_LINE = "Gave up waiting for workers to connect"  # Locust's words when --expect-workers-max-wait ends
 FINISHING_EXTRA_S = 120.0  # more time for a lead that said it is reverting and writing the record
@@ -143,7 +144,7 @@ class Swarm:
 
     def say(self, message: str) -> None:
         """One line of our own, between the children's lines."""
-        self._write(f"[run] {message}\n")
+        self._write(f"[run] {shorten_line(neutralize(message))}\n")
 
     def _write(self, text: str) -> None:
         with self._lock:
@@ -161,7 +162,7 @@ class Swarm:
                 self.gave_up_waiting = True
             if child is self.lead and FINISHING_LINE in line:
                 self.lead_finishing = True
-            self._write(child.prefix + line)
+            self._write(child.prefix + shorten_line(neutralize(line.rstrip("\r\n"))) + "\n")
 
     # -- processes ---------------------------------------------------------------------------------
 

@@ -365,11 +365,14 @@ def stages_section(entries: Sequence[StageEntryLike], store: WindowStore, sla: S
 
 
 def grade_window(store: WindowStore, sla: SlaSpec, start_t: int, end_t: int) -> WindowGrade:
-    """Grade ``[start_t, end_t)`` against every tier of ``sla``."""
+    """Grade ``[start_t, end_t)`` against every tier of ``sla``. A short window cannot prove a tier
+    (a second of traffic cannot show 0.5 % errors), so a tier holds in a window unless it fails
+    there on evidence; a window without requests holds nothing."""
     snap = store.snapshot(start_t, end_t)
     verdict = evaluate(snap, sla)
     snap = on_basis(snap, verdict.latency_basis)
     return WindowGrade(start_t, end_t, snap.total.requests, snap.total.failures,
-                       snap.total.latency_ms(sla.percentile / 100.0), {t.tier: t.passed for t in verdict.tiers})
+                       snap.total.latency_ms(sla.percentile / 100.0),
+                       {t.tier: bool(snap.total.requests) and not t.breached for t in verdict.tiers})
 
 

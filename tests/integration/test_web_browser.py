@@ -193,7 +193,7 @@ alerts:
             families = {f.name: f for f in text_string_to_metric_families(locust.get("/metrics").decode())}
             assert families["reliability_fault_active"].samples[0].value == 0
             assert families["reliability_component_health"].samples[0].labels == {"component": "api"}
-            assert families["reliability_rolling_latency_seconds"].samples
+            assert families["reliability_latency_seconds"].samples
             page.get_by_role("button", name="Stop").click()
             wait_for(lambda: locust.get_json("/reliability/state.json")["runner_state"] == "stopped", 20,
                      "the stop", locust)
