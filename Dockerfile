@@ -5,7 +5,13 @@ COPY pyproject.toml README.md ./
 COPY reliability ./reliability
 COPY locustfiles ./locustfiles
 COPY scenarios ./scenarios
-RUN pip install --no-cache-dir .
-ENV PYTHONUNBUFFERED=1
+RUN pip install --no-cache-dir . \
+ && groupadd --gid 10001 reliability \
+ && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin reliability \
+ && mkdir -p /app/reports && chown reliability:reliability /app/reports
+# never root: compose may pick another uid (RELIABILITY_UID) so ./reports stays the host user's;
+# HOME and the revert journals then live where any uid can write
+ENV PYTHONUNBUFFERED=1 HOME=/tmp RELIABILITY_JOURNAL_DIR=/app/reports/journals
+USER 10001:10001
 EXPOSE 8080 8089 5557
 CMD ["reliability", "target", "--host", "0.0.0.0", "--port", "8080"]

@@ -58,6 +58,8 @@ COMMANDS: tuple[tuple[str, str, str, str, str], ...] = (
      "add_report_arguments", "run_report"),
     ("compare", "compare two run records; non-zero exit on a regression", "reliability.report.cli",
      "add_compare_arguments", "run_compare"),
+    ("options", "list the Locust options the plugin adds, with their LOCUST_* variables and config keys",
+     "reliability.plugin_options", "_add_options", "_cmd_options"),
     ("revert", "list what revert journals say is still applied and undo it (also after a reboot)",
      "reliability.revert.cli", "add_arguments", "run"),
     ("proxy", "run the chaos proxy (a Toxiproxy-compatible TCP proxy with an HTTP API)",

@@ -28,16 +28,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from reliability.alerts.spec import AlertsSpec
-from reliability.exceptions import ScenarioError
+from reliability.exceptions import InputError, ScenarioError
 from reliability.faults.schedule import FaultSchedule
 from reliability.health.spec import HealthSpec
+from reliability.inputfile import load_yaml_file
 from reliability.masking import mask, secrets_of_env_value
 from reliability.report.spec import CostSpec
 from reliability.shapes.spec import RecoveryField, RecoverySpec, ShapeField
@@ -152,6 +151,8 @@ class SlaSpec(FrozenSpec):
     # schedule lag p99 above this makes the run inconclusive (default max(25 ms, 25 % of the tier's latency))
     max_schedule_lag_ms: float | None = Field(default=None, gt=0)
     status_interval_s: float = Field(default=5.0, gt=0)
+    confidence: float = Field(default=0.95, ge=0.5, lt=1.0)  # of every criterion's interval
+    min_requests: int = Field(default=100, ge=0)  # fewer requests than this never make a MET
     abort: AbortSpec = AbortSpec()
     replace_builtin_tiers: bool = False
     tiers: dict[str, TierSpec] = Field(default_factory=dict)
@@ -161,6 +162,19 @@ class SlaSpec(FrozenSpec):
     @classmethod
     def _pct(cls, v: object) -> float:
         return parse_percentile(v)
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _confidence(cls, v: object) -> object:
+        """0.95, "0.95", "95%" and 95 all mean 95 %."""
+        if isinstance(v, str):
+            text = v.strip()
+            if text.endswith("%"):
+                return float(text[:-1]) / 100.0
+            v = float(text)
+        if isinstance(v, int | float) and not isinstance(v, bool) and 1.0 < v <= 100.0:
+            return v / 100.0
+        return v
 
     @field_validator("rolling_window_s", "status_interval_s", mode="before")
     @classmethod
@@ -243,8 +257,8 @@ class TargetSpec(FrozenSpec):
 
 class LoadSpec(FrozenSpec):
     locustfile: str | None = None
-    users: int = Field(default=10, ge=0)
-    spawn_rate: float = Field(default=10.0, gt=0)
+    users: int = Field(default=10, ge=0, le=1_000_000)
+    spawn_rate: float = Field(default=10.0, gt=0, le=100_000)
     run_time_s: float = Field(default=60.0, gt=0)
 
     @field_validator("run_time_s", mode="before")
@@ -349,19 +363,16 @@ def parse_scenario(data: Any, source: str = "<scenario>", env: Mapping[str, str]
 
 
 def read_scenario_file(path: str | os.PathLike[str]) -> Any:
-    """The YAML document in ``path``, unvalidated; unreadable files raise ScenarioError."""
+    """The YAML document in ``path``, unvalidated, read through :mod:`reliability.inputfile` (regular
+    file, size, encoding, YAML limits); any problem, and an empty file, raise ScenarioError."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(source, "", f"cannot read file: {exc.strerror or exc}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(source, "", f"invalid YAML: {where}{problem}") from None
+        data = load_yaml_file(path)
+    except InputError as exc:
+        raise ScenarioError(source, "", exc.reason) from None
+    if data is None:  # the same answer from validate, run, health and locust --scenario
+        raise ScenarioError(source, "", "the file is empty (a scenario needs at least one key, such as name:)")
+    return data
 
 
 def load_scenario(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> ScenarioSpec:

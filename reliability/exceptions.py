@@ -3,6 +3,7 @@
 ::
 
     ReliabilityError                 base of everything this package raises on purpose
+    ├── InputError                   a file we were given is unreadable, too big, not text or not YAML/JSON
     ├── ScenarioError                a scenario file is unreadable or invalid (names file and field)
     ├── MetricsError                 a histogram or window payload cannot be decoded or merged
     ├── TargetError                  the reference system under test failed to start or answer
@@ -16,6 +17,19 @@ from __future__ import annotations
 
 class ReliabilityError(Exception):
     """Base class for the errors this package raises on purpose."""
+
+
+class InputError(ReliabilityError):
+    """A file handed to us cannot be read within the limits of :mod:`reliability.inputfile`.
+
+    Example: ``InputError("s.yaml", "cannot read file: a FIFO (give a regular file)")``;
+    ``str()`` is ``"s.yaml: cannot read file: a FIFO (give a regular file)"``.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
 
 
 class ScenarioError(ReliabilityError):

@@ -22,6 +22,7 @@ def resolve_spec(options: object) -> tuple[ScenarioSpec, SlaSpec]:
     abort = dict(sla.get("abort") or {})
     for option, key in (("sla_tier", "tier"), ("sla_percentile", "percentile"),
                         ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s"),
+                        ("sla_confidence", "confidence"), ("sla_min_requests", "min_requests"),
                         ("sla_latency_basis", "latency_basis")):
         value = getattr(options, option, None)
         if value:

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 import locust
@@ -41,21 +42,25 @@ from reliability import __version__
 from reliability.basis import annotate_record, lag_problem, schedule_section
 from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import MetricsError, ReliabilityError
-from reliability.masking import MaskingFilter, install_log_masking, mask_data
+from reliability.exitcode import ExitCodes
+from reliability.extension import LOCAL_DATA_LAG_S, Contribution, RunContext, ShapeLike
+from reliability.extension import Extension as Extension  # re-exported: the protocol lives in reliability.extension
+from reliability.masking import MaskingFilter, install_log_masking, mask, mask_data
+from reliability.metrics.payload import check_report
 from reliability.metrics.windows import WindowStore
 from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
 from reliability.pacing import MARK_ATTR, locust_pacing_s, pace_user_classes
+from reliability.plugin_options import add_to
 from reliability.record import (
     GeneratorUsage,
     RunRecord,
     build_record,
     default_record_path,
     iso,
-    sla_section,
     write_record,
 )
 from reliability.schema import sections as s
-from reliability.sla import EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
+from reliability.sla import EXIT_FAILED, EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
 
 logger = logging.getLogger("reliability")
 
@@ -64,67 +69,19 @@ USAGE_SAMPLE_S = 3.0
 ROLLUP_EVERY_S = 10
 LIVE_EVAL_EVERY_S = 2.0
 EXIT_LISTENER_ERROR = 2
-
-
-class Extension(Protocol):
-    """A feature that runs on the master / local runner alongside the SLA engine (fault schedule,
-    health probes, web UI ...). Every hook is called from the plugin; none may block for long
-    (spawn a greenlet for slow work). Exceptions in a hook are logged and make the run
-    inconclusive, never crash the run."""
-
-    name: str
-
-    def on_test_start(self, plugin: ReliabilityPlugin) -> None: ...
-
-    def on_tick(self, plugin: ReliabilityPlugin, now: float) -> None: ...
-
-    def on_test_stop(self, plugin: ReliabilityPlugin) -> None: ...
-
-    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
-        """Set this feature's sections of the run record; return inconclusive reasons (empty when none)."""
-        ...
+EXIT_USAGE = 2
 
 
 def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
-    """Our command-line options (idempotent: Locust may build several parsers)."""
+    """Our command-line options, each with its ``LOCUST_*`` variable (idempotent: Locust may build
+    several parsers). The table is :data:`reliability.plugin_options.OPTIONS`."""
     group = parser.add_argument_group("locust-reliability", "SLA grading (locust-reliability)")
-    in_web_form = [
-        group.add_argument("--sla-tier", default=None, help="SLA tier to grade against (default gold)"),
-        group.add_argument("--sla-percentile", default=None, help="latency percentile, e.g. p95 (default), p99"),
-    ]
-    # files come from the command line or config only: never from the web UI's start form
-    group.add_argument("--scenario", default=None, help="scenario YAML with SLA tiers, endpoints, target")
-    group.add_argument("--run-record", default=None, help="run record path (default reports/run-<UTC>.json)")
-    in_web_form += [
-        group.add_argument("--sla-abort", action="store_true", default=False,
-                           help="stop the run when the rolling SLA fails for the grace period"),
-        group.add_argument("--sla-abort-grace", default=None, help="seconds of sustained breach before abort (10)"),
-        group.add_argument("--sla-window", default=None, help="rolling window for live evaluation (60s)"),
-    ]
-    group.add_argument("--sla-status-interval", default=None, help="seconds between status lines (5)")
-    group.add_argument("--sla-latency-basis", default=None, choices=("corrected", "measured"),
-                       help="latency graded: corrected (from the intended start, the default when the run "
-                            "has a schedule) or measured")
-    group.add_argument("--allow-unsafe-faults", action="store_true", default=False,
-                       help="run the scenario's shell, webhook, process.* and factory faults (they act on this "
-                            "machine); never settable from the web UI")
-    group.add_argument("--revert-journal", default=None,
-                       help="revert journal file (default: a new file in $RELIABILITY_JOURNAL_DIR or "
-                            "~/.local/state/reliability/journals)")
-    group.add_argument("--ignore-applied-faults", action="store_true", default=False,
-                       help="start even though another run's journal says a fault is still applied on a backend "
-                            "this run uses")
-    group.add_argument("--web-origin", action="append", default=None,
-                       help="another origin the web UI is reached at (reverse proxy, port mapping), e.g. "
-                            "https://locust.example.com; repeatable")
-    for action in in_web_form:  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
+    for action in add_to(group):  # Locust's start form shows only actions marked so (a group cannot take the kwarg)
         action.include_in_web_ui = True
-    for action in group._group_actions:  # LOCUST_SLA_TIER=silver ... (set the way configargparse's own prefix does)
-        action.env_var = f"LOCUST_{action.dest.upper()}"
 
 
 SPEC_OPTIONS = ("scenario", "sla_tier", "sla_percentile", "sla_window", "sla_status_interval", "sla_abort",
-                "sla_abort_grace", "sla_latency_basis", "allow_unsafe_faults")
+                "sla_abort_grace", "sla_confidence", "sla_min_requests", "sla_latency_basis", "allow_unsafe_faults")
 
 
 class ReliabilityPlugin:
@@ -147,6 +104,7 @@ class ReliabilityPlugin:
         self.lost_workers: dict[str, s.LostWorker] = {}
         self.joined_workers: dict[str, float] = {}
         self.worker_last_report: dict[str, float] = {}
+        self.rejected_reports: dict[str, tuple[int, str]] = {}  # worker id -> (reports rejected, first reason)
         self.workers_seen: set[str] = set()
         self.generators: dict[str, GeneratorUsage] = {}
         self._final_drain = False
@@ -158,10 +116,13 @@ class ReliabilityPlugin:
         self._bad_latency_logged = False
         self._cache_counts: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [hits, misses]
         self.extensions: list[Extension] = []
+        self.exit_codes = ExitCodes()
+        self._record: RunRecord | None = None
         self._expect_marks = False  # a scheduler marks intended starts (reliability.pacing)
         self.paced_users: dict[str, float] = {}  # user class -> schedule interval (s)
         self.masker = MaskingFilter()  # attached to the log handlers by on_init
         self._resolved: tuple[tuple[Any, ...], tuple[ScenarioSpec, SlaSpec]] | None = None
+        self.run: RunContext | None = None  # what the features see of the current test
 
     def expect_intended_starts(self) -> None:
         """Make the request listener read the intended-start marks schedulers leave on greenlets
@@ -202,11 +163,58 @@ class ReliabilityPlugin:
             features.append(AlertingExtension(self.scenario.alerts))
         return features
 
+    @property
+    def data_lag_s(self) -> int:
+        """Seconds until a second's data is complete here (see ``reliability.extension.complete_until``)."""
+        return int(WORKER_REPORT_INTERVAL) + LOCAL_DATA_LAG_S if self.role == "master" else LOCAL_DATA_LAG_S
+
+    def request_stop(self, reason: str) -> None:
+        """Stop the test from a greenlet (Locust then quits as usual: the record is written)."""
+        logger.info("stopping the run: %s", reason)
+        runner = self.environment.runner
+        if runner is not None:
+            gevent.spawn(runner.quit)
+
+    def _run_context(self) -> RunContext:
+        options = self.environment.parsed_options
+        run_time = getattr(options, "run_time", None)
+        runner = self.environment.runner
+
+        def headless_shape_run() -> bool:
+            return bool(getattr(options, "headless", False) and runner is not None
+                        and getattr(runner, "shape_greenlet", None) is not None)
+
+        def local_generator() -> object | None:
+            if self.role != "local":
+                return None
+            from reliability.shapes.arrival_driver import local_driver
+
+            return local_driver(self.environment)
+
+        journal = getattr(options, "revert_journal", None)
+        return RunContext(
+            scenario=self.scenario, store=self.store, clock=self.clock, role=self.role,
+            started_at=self.started_at if self.started_at is not None else self.clock(),
+            data_lag_s=self.data_lag_s,
+            run_time_s=float(run_time) if isinstance(run_time, int | float) and run_time > 0 else None,
+            shape=self._reliability_shape(), stop=self.request_stop, headless_shape_run=headless_shape_run,
+            revert_journal=str(journal) if journal else None,
+            ignore_applied_faults=bool(getattr(options, "ignore_applied_faults", False)),
+            local_generator=local_generator)
+
+    def _reliability_shape(self) -> ShapeLike | None:
+        shape = self.environment.shape_class
+        if shape is None or not getattr(shape, "reliability_shape", False):
+            return None
+        from reliability.shapes.locust_base import ReliabilityShape
+
+        return shape if isinstance(shape, ReliabilityShape) else None
+
     def _call_extensions(self, hook: str, *args: Any) -> list[Any]:
         results = []
         for ext in list(self.extensions):
             try:
-                results.append(getattr(ext, hook)(self, *args))
+                results.append(getattr(ext, hook)(self.run, *args))
             except Exception as exc:  # a broken feature must not take the run down with it
                 logger.exception("%s.%s failed", ext.name, hook)
                 reason = f"{ext.name} failed in {hook}: {type(exc).__name__}: {exc}"
@@ -236,6 +244,9 @@ class ReliabilityPlugin:
         ev.test_start.add_listener(self.on_test_start)
         ev.test_stop.add_listener(self.on_test_stop)
         ev.quitting.add_listener(self.on_quitting)
+        if self.role != "worker":
+            guard_exit_code(self.environment, self.exit_codes)
+            ev.quit.add_listener(self.on_quit)
 
     # -- load generators ---------------------------------------------------------------------------
 
@@ -293,17 +304,28 @@ class ReliabilityPlugin:
                 if reason not in self.problems:
                     self.problems.append(reason)
             return
-        try:
-            self.store.merge_payload(payload["windows"])
+        try:  # checked whole before any of it is merged: a bad report is rejected, never half-merged
+            report = check_report(payload, now, self.store.relative_accuracy)
+            self.store.merge_payload(report.windows)
         except MetricsError as exc:
-            self.problems.append(f"worker {client_id} sent unreadable data: {exc}")
+            self._reject_report(client_id, str(exc))
             return
-        for rt, name, hits, misses in payload.get("cache", []):
-            counts = self._cache_counts.setdefault((str(rt), str(name)), [0, 0])
-            counts[0] += int(hits)
-            counts[1] += int(misses)
-        t, cpu, rss = payload.get("usage", [now, 0.0, 0.0])
-        self._usage(client_id, "worker").add(float(t), float(cpu), float(rss))
+        for rt, name, hits, misses in report.cache:
+            counts = self._cache_counts.setdefault((rt, name), [0, 0])
+            counts[0] += hits
+            counts[1] += misses
+        if report.usage is not None:
+            self._usage(client_id, "worker").add(*report.usage)
+
+    def _reject_report(self, client_id: str, reason: str) -> None:
+        """A worker's report failed its checks: drop it, say so once per worker, grade inconclusive."""
+        count, first = self.rejected_reports.get(client_id, (0, mask(reason)[:300]))
+        self.rejected_reports[client_id] = (count + 1, first)
+        if count == 0:
+            logger.error("worker %s sent an invalid report, rejected (its data is not counted): %s", client_id, first)
+        prefix = f"worker {client_id} sent invalid data"
+        line = f"{prefix} ({count + 1} report(s) rejected, the data in them is not counted; first: {first})"
+        self.problems = [p for p in self.problems if not p.startswith(prefix + " (")] + [line]
 
     def on_worker_connect(self, client_id: str, **_kwargs: Any) -> None:
         if self.started_at is not None and client_id not in self.joined_workers:
@@ -363,7 +385,7 @@ class ReliabilityPlugin:
             self.scenario, self.sla = self.resolve(environment.parsed_options)
         except ReliabilityError as exc:
             logger.error("%s", exc)
-            environment.process_exit_code = EXIT_INCONCLUSIVE
+            self.exit_codes.verdict = EXIT_USAGE
             if environment.runner is not None:
                 gevent.spawn(environment.runner.quit)
             return
@@ -375,21 +397,28 @@ class ReliabilityPlugin:
         self.final = self.live = None
         self.aborted = None
         self.problems = []
+        self.rejected_reports = {}
         self._cache_counts = {}
+        self.run = self._run_context()
         if self._ticker is None or self._ticker.dead:
             self._ticker = gevent.spawn(self._tick_loop)
         self.extensions = []  # features are per test: a new test in the web UI gets fresh ones
         for feature in self._features():
             self.add_extension(feature)
         self._call_extensions("on_test_start")
-        logger.info("grading against %s (%s), rolling window %g s", self.sla.tier,
-                    f"p{self.sla.percentile:g}", self.sla.rolling_window_s)
+        sla = self.sla
+        logger.info("grading against %s (%s), rolling window %g s, %g %% intervals, min %d requests, status every "
+                    "%g s, abort %s", sla.tier, f"p{sla.percentile:g}", sla.rolling_window_s, sla.confidence * 100,
+                    sla.min_requests, sla.status_interval_s,
+                    f"after {sla.abort.grace_s:g} s" if sla.abort.enabled else "off")
 
     def on_test_stop(self, environment: Environment, **_kwargs: Any) -> None:
         if self.role == "worker":
             self._final_drain = True  # the next report carries the current, unfinished second too
             return
         self.ended_at = self.clock()
+        if self.run is not None:
+            self.run.ended_at = self.ended_at
         self._call_extensions("on_test_stop")
 
     def on_quitting(self, environment: Environment, **_kwargs: Any) -> None:
@@ -398,19 +427,24 @@ class ReliabilityPlugin:
         if self._ticker is not None:
             self._ticker.kill(block=False)
         if self.started_at is None:
-            if environment.process_exit_code is None:
+            if self.exit_codes.verdict is None:
                 logger.error("SLA: no test ran: inconclusive")
-                environment.process_exit_code = EXIT_INCONCLUSIVE
+                self.exit_codes.verdict = EXIT_INCONCLUSIVE
             return
         if not self._finalized:
             self.finalize()
-        assert self.final is not None
-        code = self.final.exit_code
-        if locust.log.unhandled_greenlet_exception:
-            logger.error("a listener or greenlet raised during the run (see above): exit %d", EXIT_LISTENER_ERROR)
-            code = EXIT_LISTENER_ERROR
-        if environment.process_exit_code in (None, 0, 1):
-            environment.process_exit_code = code
+
+    def on_quit(self, exit_code: int, **_kwargs: Any) -> None:
+        """After every ``quitting`` listener: name other listeners' codes in the log and the record."""
+        note = self.exit_codes.explain()
+        if note is not None:
+            logger.warning("%s", note)
+        if self.exit_codes.others and self._record is not None and self.record_path is not None:
+            self._record.exit = s.Exit.model_validate(self.exit_codes.to_dict())
+            try:
+                write_record(self._record, self.record_path)
+            except OSError as exc:
+                logger.error("cannot update the run record %s: %s", self.record_path, exc)
 
     # -- periodic work -----------------------------------------------------------------------------
 
@@ -441,28 +475,27 @@ class ReliabilityPlugin:
             gevent.sleep(1.0)
 
     def _evaluate_live(self, now: float, print_status: bool) -> None:
-        lag = WORKER_REPORT_INTERVAL + 1 if self.role == "master" else 1
-        end = int(now) - int(lag) + 1
+        if self.run is None:
+            return
+        end = self.run.complete_until(now)
         start = max(end - int(self.sla.rolling_window_s), int(self.started_at or now))
         if end <= start:
             return
-        self.live = evaluate(self.store.snapshot(start, end), self.sla)
+        self.live = self.run.live = evaluate(self.store.snapshot(start, end), self.sla)
         if print_status:
             logger.info("%s", status_line(self.live, f"SLA live {end - start}s"))
         if not self.sla.abort.enabled or self.aborted:
             return
-        if self.live.passed or not self.live.requests:
-            self._breach_since = None
+        if not self.live.firm_failures() or not self.live.requests:
+            self._breach_since = None  # only a breach on evidence counts, never a thin window
             return
         if self._breach_since is None:
             self._breach_since = now
         if now - self._breach_since >= self.sla.abort.grace_s:
-            failing = "; ".join(c.describe() for c in self.live.criteria if not c.passed)
+            failing = "; ".join(c.describe() for c in self.live.firm_failures())
             self.aborted = f"SLA {self.sla.tier} breached for {now - self._breach_since:.0f} s: {failing}"
             logger.error("aborting: %s", self.aborted)
-            runner = self.environment.runner
-            if runner is not None:
-                gevent.spawn(runner.quit)
+            self.request_stop("SLA abort")
 
     # -- the end -----------------------------------------------------------------------------------
 
@@ -472,15 +505,19 @@ class ReliabilityPlugin:
         self._finalized = True
         end = self.ended_at or self.clock()
         start = self.started_at or end
-        snapshot = self.store.snapshot()
-        verdict = evaluate(snapshot, self.sla)
-        reasons = list(self.problems)
+        if self.run is not None:
+            self.run.ended_at = end
+        known = len(self.problems)
+        contributions: list[Contribution] = [c for c in self._call_extensions("finish") if c is not None]
+        reasons = list(self.problems[:known])
         for lost in self.lost_workers.values():
             first, last_s = lost.partial_s or (0, 0)
             reasons.append(f"worker {lost.id} went missing (detected {lost.detected_at}); its last "
                            f"reports were lost: seconds +{first}..+{last_s} have partial data")
+        saturated = False
         for gen in self.generators.values():
             if gen.role != "master" and gen.saturated:
+                saturated = True
                 peak = max(s[1] for s in gen.samples)
                 reasons.append(f"load generator {gen.id} CPU above {gen.saturation_pct:g} % (peak {peak:.0f} %): "
                                "latencies include the generator's own queueing")
@@ -488,13 +525,20 @@ class ReliabilityPlugin:
         if runner is not None and runner.exceptions:
             count = sum(e["count"] for e in runner.exceptions.values())
             reasons.append(f"user code raised {count} exception(s) (see Locust's exception report)")
+        snapshot = self.store.snapshot()
+        verdict = evaluate(snapshot, self.sla)  # graded once; the features' results join it below
         if self.aborted and verdict.passed:
             reasons.append(f"run aborted: {self.aborted}")
         schedule = schedule_section(self.store.schedule_lag(), self.sla, self._paced_anywhere())
         lagging = lag_problem(schedule)
         if lagging:
             reasons.append(lagging)
-        verdict = verdict.with_inconclusive(reasons)
+        verdict = verdict.with_inconclusive(reasons, latency_untrusted=saturated)
+        # criteria a feature adds (health_uptime) join the selected tier's verdict
+        verdict = verdict.with_criteria(c for contribution in contributions for c in contribution.criteria)
+        extra = [r for contribution in contributions for r in contribution.inconclusive]
+        extra += self.problems[known:]  # a feature that failed while finishing
+        verdict = verdict.with_inconclusive(extra)
         run = s.Run(
             started_at=iso(start),
             ended_at=iso(end),
@@ -506,6 +550,16 @@ class ReliabilityPlugin:
             scenario=self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
             aborted=self.aborted,
         )
+        sections: dict[str, object] = {}
+        if schedule.scheduled_starts:
+            sections["schedule"] = schedule
+        if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
+            sections["cost_model"] = self.scenario.cost.model_dump(mode="json")
+        phases: dict[int, str] | None = None
+        for contribution in contributions:
+            sections.update(contribution.sections)
+            if contribution.phases is not None:
+                phases = {**(phases or {}), **contribution.phases}
         record = build_record(
             verdict=verdict,
             snapshot=snapshot,
@@ -519,26 +573,20 @@ class ReliabilityPlugin:
                 lost=list(self.lost_workers.values()),
                 joined=[s.JoinedWorker(id=k, at=iso(v)) for k, v in self.joined_workers.items()],
             ),
+            sections=sections,
+            phases=phases,
         )
         annotate_record(record, snapshot, verdict, self.sla)
-        if schedule.scheduled_starts:
-            record.schedule = schedule
-        if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
-            record.cost_model = s.CostModel.model_validate(self.scenario.cost.model_dump(mode="json"))
-        known = len(self.problems)
-        extra = [r for found in self._call_extensions("contribute", record) for r in (found or [])]
-        extra += self.problems[known:]  # an extension that failed while contributing
-        # criteria an extension adds (health_uptime) join the selected tier's verdict
-        added = tuple(c for ext in self.extensions for c in getattr(ext, "criteria", tuple)())
-        if added:
-            verdict = Verdict(**{**verdict.__dict__, "criteria": verdict.criteria + added,
-                                 "passed": verdict.passed and all(c.passed for c in added)})
-        if extra or added:
-            verdict = verdict.with_inconclusive(extra)
-            record.sla = sla_section(verdict, self.sla.down_error_ratio)
         self.final = verdict
+        code = verdict.exit_code
+        if locust.log.unhandled_greenlet_exception and code != EXIT_FAILED:
+            logger.error("a listener or greenlet raised during the run (see above): exit %d", EXIT_LISTENER_ERROR)
+            code = EXIT_LISTENER_ERROR
+        self.exit_codes.verdict = code  # the same object the exit-code guard reads
+        record.exit = s.Exit.model_validate(self.exit_codes.to_dict())
         self._resolved = None  # the next test (web UI) reads the scenario afresh
         record = RunRecord.model_validate(mask_data(record.to_json_dict(), self.scenario.secrets))
+        self._record = record
         option = getattr(self.environment.parsed_options, "run_record", None)
         path = Path(option) if option else default_record_path()
         try:
@@ -562,12 +610,23 @@ class ReliabilityPlugin:
             logger.exception("could not render the reports; re-run `reliability report %s`", record_path)
             return
         logger.info("reports: %s", ", ".join(str(p) for p in paths))
+        from reliability.report.output import append_summary, render, summary_targets
+
+        targets = summary_targets(getattr(self.environment.parsed_options, "summary_file", None))
+        if not targets:
+            return
+        try:
+            append_summary(render(record, "md", cost=self.scenario.cost), targets)
+        except OSError as exc:
+            logger.error("cannot append the summary: %s", exc)
+            return
+        logger.info("summary appended to %s", ", ".join(str(t) for t in targets))
 
     def _log_verdict(self, verdict: Verdict) -> None:
         outcome = OUTCOMES.get(verdict.exit_code, "?")
         logger.info("SLA %s (%s): %s", verdict.tier, f"p{verdict.percentile:g}", outcome)
         for c in verdict.criteria:
-            logger.info("  %s %s", "PASS" if c.passed else "FAIL", c.describe())
+            logger.info("  %s %s", c.state.upper(), c.describe())
         logger.info("  highest tier met: %s", verdict.highest_tier_met or "none")
         if verdict.next_tier and verdict.blocked_by:
             logger.info("  %s blocked by: %s", verdict.next_tier, "; ".join(c.describe() for c in verdict.blocked_by))
@@ -575,6 +634,34 @@ class ReliabilityPlugin:
             logger.warning("  inconclusive: %s", reason)
         if self.record_path is not None:
             logger.info("run record: %s", self.record_path)
+
+
+def guard_exit_code(environment: Environment, codes: ExitCodes) -> None:
+    """Make ``environment.process_exit_code`` the combination of the verdict and every other
+    listener's code (:mod:`reliability.exitcode`): writes by others are noted with the function
+    that made them, reads return the combined code, so Locust exits with it whatever order the
+    ``quitting`` listeners ran in."""
+    base = type(environment)
+    if getattr(base, "_reliability_exit_guard", False):
+        environment.__dict__["_reliability_exit_codes"] = codes
+        return
+
+    def read(self: Environment) -> int | None:
+        held: ExitCodes = self.__dict__["_reliability_exit_codes"]
+        return held.combined()
+
+    def write(self: Environment, value: int | None) -> None:
+        frame = sys._getframe(1)
+        held: ExitCodes = self.__dict__["_reliability_exit_codes"]
+        held.note(f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_name}", value)
+
+    guarded = type(base.__name__, (base,), {"process_exit_code": property(read, write),
+                                            "_reliability_exit_guard": True, "__module__": base.__module__})
+    earlier = environment.__dict__.pop("process_exit_code", None)
+    environment.__dict__["_reliability_exit_codes"] = codes
+    environment.__class__ = guarded
+    if earlier is not None:
+        codes.note("before reliability.plugin", earlier)
 
 
 def install(environment: Environment, clock: Callable[[], float] = time.time) -> ReliabilityPlugin:
@@ -588,12 +675,39 @@ def install(environment: Environment, clock: Callable[[], float] = time.time) ->
     return plugin
 
 
+def conclude(environment: Environment) -> int:
+    """For code that builds its own ``Environment`` (Locust's "use as a library"): after the
+    runner has stopped, grade the run, write the record and reports, log the verdict and return
+    the exit code (0 met, 3 not met, 4 inconclusive, combined with any code other listeners set
+    on the environment). ``install(environment)`` must have been called before the run started.
+    The ``locust`` command does all of this itself in ``quitting``."""
+    plugin = getattr(environment, "reliability", None)
+    if not isinstance(plugin, ReliabilityPlugin):
+        raise ReliabilityError("reliability.plugin.install(environment) was not called before the run")
+    if plugin.ended_at is None and plugin.started_at is not None:
+        plugin.ended_at = plugin.clock()
+    plugin.on_quitting(environment)
+    code = plugin.exit_codes.combined()
+    return EXIT_INCONCLUSIVE if code is None else code
+
+
+def _check_installed(environment: Environment, **_kwargs: Any) -> None:
+    """An Environment built by hand with Locust's events but never given the plugin: say so once,
+    instead of a run that ends with no record and no verdict."""
+    if not isinstance(getattr(environment, "reliability", None), ReliabilityPlugin):
+        logger.warning("reliability.plugin is imported but not installed on this Environment: no SLA verdict or "
+                       "run record. Call reliability.plugin.install(environment) after create_local_runner() "
+                       "and reliability.plugin.conclude(environment) after the run.")
+
+
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     plugin = install(environment)
     from reliability.shapes.arrival_driver import attach as attach_arrivals  # open-model load's messages
 
     attach_arrivals(environment)
     plugin.masker = install_log_masking()  # Locust's log (and ours): no password in the clear
+    # Locust's stats table has its own non-propagating logger: the same filter there
+    install_log_masking(logging.getLogger("locust.stats_logger"), masker=plugin.masker)
     if getattr(environment.parsed_options, "scenario", None):
         with contextlib.suppress(ReliabilityError):  # a bad file is reported when the test starts
             plugin.resolve(environment.parsed_options)  # its ${ENV} secrets are masked from the start
@@ -607,3 +721,4 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
 
 events.init_command_line_parser.add_listener(add_arguments)
 events.init.add_listener(on_init)
+events.test_start.add_listener(_check_installed)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from reliability.files import write_text_atomic
+from reliability.inputfile import load_json_file
 from reliability.metrics.windows import EndpointStats, Snapshot, WindowStore
 from reliability.schema import SCHEMA_VERSION, RunRecord, parse_record
 from reliability.schema import sections as s
@@ -65,7 +68,9 @@ class GeneratorUsage:
 
 def _criterion(c: Criterion) -> s.Criterion:
     return s.Criterion(name=c.name, scope=c.scope, comparator=c.comparator, threshold=c.threshold,
-                       actual=_num(c.actual, 6), margin=_num(c.margin, 6), passed=c.passed)
+                       actual=_num(c.actual, 6), margin=_num(c.margin, 6), passed=c.passed,
+                       outcome=c.state, ci_low=_num(c.ci_low, 6), ci_high=_num(c.ci_high, 6),
+                       confidence=c.confidence, samples=c.samples)
 
 
 def _stats(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
@@ -101,6 +106,9 @@ def sla_section(verdict: Verdict, down_error_ratio: float) -> s.Sla:
     )
 
 
+BASELINE_PHASE = "baseline"  # a timeline second outside every fault and recovery
+
+
 def build_record(
     *,
     verdict: Verdict,
@@ -111,10 +119,16 @@ def build_record(
     generators: Sequence[GeneratorUsage] = (),
     workers: s.Workers | None = None,
     cache: Mapping[tuple[str, str], tuple[int, int]] | None = None,
+    sections: Mapping[str, object] | None = None,
+    phases: Mapping[int, str] | None = None,
 ) -> RunRecord:
+    """The whole record, once. ``sections``: the feature sections (``faults``, ``health``,
+    ``alerts`` ...; names of :data:`~reliability.schema.sections.FEATURE_SECTIONS`), each a schema
+    model or its JSON form; ``phases``: epoch second -> fault | recovery for each timeline row
+    (baseline where absent; None: no phases, a run without a fault schedule)."""
     duration = run.duration_s or 0.0
     started = datetime.fromisoformat((run.started_at or "").replace("Z", "+00:00")).timestamp()
-    return RunRecord(
+    record = RunRecord(
         schema_version=SCHEMA_VERSION,
         run=run,
         sla=sla_section(verdict, down_error_ratio),
@@ -133,7 +147,7 @@ def build_record(
         components=[s.ComponentStats(component=c.name, **_stats(c, duration)) for c in snapshot.components],
         timeline=[
             s.Second(t=t - int(started), epoch_s=t, users=users, requests=reqs, failures=fails, p95_ms=_num(p95),
-                     partial=partial)
+                     partial=partial, phase=None if phases is None else phases.get(t, BASELINE_PHASE))
             for t, users, reqs, fails, p95, partial in store.timeline(0.95)
         ],
         errors=[s.ErrorCount(type=rt, name=n, message=m, count=c) for rt, n, m, c in store.errors()],
@@ -145,6 +159,18 @@ def build_record(
             for (rt, name), (hits, misses) in sorted((cache or {}).items())
         ],
     )
+    for name, value in (sections or {}).items():
+        setattr(record, name, _feature_section(name, value))
+    return record
+
+
+def _feature_section(name: str, value: object) -> object:
+    """``value`` validated as the record's ``name`` section (a model passes through as it is)."""
+    if name not in s.FEATURE_SECTIONS:
+        raise ValueError(f"unknown run-record section {name!r}; known: {', '.join(s.FEATURE_SECTIONS)}")
+    annotation = RunRecord.model_fields[name].annotation
+    assert annotation is not None
+    return TypeAdapter(annotation).validate_python(value)
 
 
 def default_record_path(directory: str | os.PathLike[str] = "reports", now: datetime | None = None) -> Path:
@@ -158,25 +184,16 @@ def write_record(record: RunRecord, path: str | os.PathLike[str]) -> Path:
 
 
 def write_json(data: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write a JSON document atomically (temp file + rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".run-", suffix=".json", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write a JSON document atomically (temp file + rename); the file's mode follows the umask
+    (0644 by default), like Locust's own outputs."""
+    return write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n", prefix=".run-")
 
 
 def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A JSON document as written (a run record of any version, a suite record)."""
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    """A JSON document as written (a run record of any version, a suite record), read through
+    :mod:`reliability.inputfile` (regular file, size limit, UTF-8, strict JSON); raises
+    :class:`~reliability.exceptions.InputError`, or ValueError when it is not an object."""
+    data = load_json_file(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a JSON object")
     return data

@@ -17,6 +17,19 @@ Service level indicators (defined the same way in the README):
 * **request availability** (request-based): successful requests / all requests.
 
 A run (or rolling window) with no requests never passes: every criterion reports "no data".
+
+Evidence (:mod:`reliability.evidence`): every criterion carries a confidence interval
+(``sla.confidence``, 95 % by default) and an outcome. It *passes* only when the whole interval is
+on the passing side of the threshold, *fails* when the whole interval is on the failing side, and
+is *inconclusive* when the interval straddles it. Precedence (the README's table):
+
+1. no requests -> inconclusive (4);
+2. a criterion failing on evidence -> NOT MET (3), whatever else went wrong (a lost worker, user
+   code raising, a broken extension), except that latency failures are not trusted when a load
+   generator was saturated (its own queueing is in the numbers): those are inconclusive;
+3. otherwise any straddling criterion, any reason for doubt, or fewer than ``sla.min_requests``
+   requests -> inconclusive (4);
+4. otherwise MET (0).
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from reliability.config import EndpointSlaSpec, SlaSpec
+from reliability.evidence import FAIL, INCONCLUSIVE, PASS, Interval, order_statistic_ranks, wilson
 from reliability.metrics.histogram import LatencyHistogram
 from reliability.metrics.windows import EndpointStats, SecondCounts, Snapshot
 from reliability.units import percentile_label
@@ -54,7 +68,12 @@ class UptimeResult:
 
 @dataclass(frozen=True)
 class Criterion:
-    """One check: ``actual <comparator> threshold``. ``margin`` > 0 means headroom."""
+    """One check: ``actual <comparator> threshold``. ``margin`` > 0 means headroom.
+
+    ``ci_low``/``ci_high`` bound ``actual`` at ``confidence`` (None: unbounded on that side, or
+    no interval); ``outcome`` is pass / fail / inconclusive on that evidence (None for a
+    criterion without an interval: then ``passed`` alone decides). ``samples`` is what the
+    interval rests on (requests, latency samples or windows)."""
 
     name: str  # e.g. "p95_ms", "error_ratio", "uptime", "GET /api/items p95_ms"
     comparator: str  # "<=" or ">="
@@ -63,10 +82,43 @@ class Criterion:
     passed: bool
     margin: float | None
     scope: str = "total"
+    ci_low: float | None = None
+    ci_high: float | None = None
+    confidence: float | None = None
+    outcome: str | None = None
+    samples: int | None = None
+
+    @property
+    def state(self) -> str:
+        """pass / fail / inconclusive."""
+        if self.outcome is not None:
+            return self.outcome
+        return PASS if self.passed else FAIL
+
+    @property
+    def is_latency(self) -> bool:
+        return self.name.endswith("_ms")
+
+    def interval_text(self) -> str | None:
+        """``95 % CI 180.0-215.0 ms`` (``>`` / ``<`` for an unbounded side), or None."""
+        if self.confidence is None or (self.ci_low is None and self.ci_high is None):
+            return None
+        low = "-inf" if self.ci_low is None else _fmt(self.name, self.ci_low)
+        high = "+inf" if self.ci_high is None else _fmt(self.name, self.ci_high)
+        return f"{self.confidence * 100:g} % CI {low} .. {high}"
 
     def describe(self) -> str:
         actual = "no data" if self.actual is None else _fmt(self.name, self.actual)
-        return f"{self.name} {actual} (needs {self.comparator} {_fmt(self.name, self.threshold)})"
+        ci = self.interval_text()
+        ci_part = f", {ci}" if ci else ""
+        n_part = f", n={self.samples}" if self.samples is not None and self.actual is not None else ""
+        return f"{self.name} {actual}{ci_part}{n_part} (needs {self.comparator} {_fmt(self.name, self.threshold)})"
+
+    def evidence_note(self) -> str:
+        """Why an inconclusive criterion decides nothing, e.g. ``not enough evidence: p95_ms
+        95 % CI 180.0 ms .. 215.0 ms against 200.0 ms``."""
+        ci = self.interval_text() or "no interval"
+        return f"not enough evidence: {self.name} {ci} against {_fmt(self.name, self.threshold)}"
 
 
 @dataclass(frozen=True)
@@ -74,6 +126,11 @@ class TierResult:
     tier: str
     passed: bool
     criteria: tuple[Criterion, ...]
+
+    @property
+    def breached(self) -> bool:
+        """A criterion of this tier fails on evidence (not merely unproven)."""
+        return any(c.state == FAIL for c in self.criteria)
 
 
 @dataclass(frozen=True)
@@ -93,19 +150,40 @@ class Verdict:
     failures: int
     inconclusive: tuple[str, ...] = field(default=())
     latency_basis: str = "measured"  # which latency was graded: measured | corrected
+    latency_untrusted: bool = False  # a load generator was saturated: its queueing is in the latencies
+
+    def firm_failures(self) -> tuple[Criterion, ...]:
+        """Criteria failing on evidence that nothing untrusted can explain."""
+        return tuple(c for c in self.criteria
+                     if c.state == FAIL and not (c.is_latency and self.latency_untrusted))
 
     @property
     def exit_code(self) -> int:
-        """0 met, 3 not met, 4 inconclusive (takes precedence: the numbers cannot be trusted)."""
-        if self.inconclusive:
+        """0 met, 3 not met, 4 inconclusive; see the module docstring for the precedence."""
+        if not self.requests:
             return EXIT_INCONCLUSIVE
-        return EXIT_PASSED if self.passed else EXIT_FAILED
+        if self.firm_failures():
+            return EXIT_FAILED
+        if self.inconclusive or not self.passed:
+            return EXIT_INCONCLUSIVE
+        return EXIT_PASSED
 
-    def with_inconclusive(self, reasons: Iterable[str]) -> Verdict:
+    def with_inconclusive(self, reasons: Iterable[str], latency_untrusted: bool = False) -> Verdict:
         extra = tuple(r for r in reasons if r not in self.inconclusive)
+        if not extra and latency_untrusted <= self.latency_untrusted:
+            return self
+        return Verdict(**{**self.__dict__, "inconclusive": self.inconclusive + extra,
+                          "latency_untrusted": self.latency_untrusted or latency_untrusted})
+
+    def with_criteria(self, added: Iterable[Criterion]) -> Verdict:
+        """The selected tier's verdict with more criteria (health uptime from an extension)."""
+        extra = tuple(added)
         if not extra:
             return self
-        return Verdict(**{**self.__dict__, "inconclusive": self.inconclusive + extra})
+        notes = tuple(c.evidence_note() for c in extra if c.state == INCONCLUSIVE)
+        return Verdict(**{**self.__dict__, "criteria": self.criteria + extra,
+                          "passed": self.passed and all(c.state == PASS for c in extra),
+                          "inconclusive": self.inconclusive + tuple(n for n in notes if n not in self.inconclusive)})
 
 
 UP, ERRORS, STALLED, SLOW = "up", "errors", "stalled", "slow"
@@ -173,23 +251,65 @@ def on_basis(snapshot: Snapshot, basis: str) -> Snapshot:
                    components=tuple(c.with_basis(basis) for c in snapshot.components))
 
 
-def _check(name: str, comparator: str, threshold: float, actual: float | None, scope: str) -> Criterion:
+def _judge(name: str, comparator: str, threshold: float, actual: float | None, scope: str,
+           interval: Interval | None, samples: int | None) -> Criterion:
     if actual is None or math.isnan(actual):
-        return Criterion(name, comparator, threshold, None, False, None, scope)
-    if comparator == "<=":
-        return Criterion(name, comparator, threshold, actual, actual <= threshold, threshold - actual, scope)
-    return Criterion(name, comparator, threshold, actual, actual >= threshold, actual - threshold, scope)
+        return Criterion(name, comparator, threshold, None, False, None, scope,
+                         confidence=interval.confidence if interval else None, outcome=INCONCLUSIVE
+                         if interval else None, samples=samples)
+    margin = threshold - actual if comparator == "<=" else actual - threshold
+    if interval is None:  # no sampling uncertainty: the observed value decides
+        passed = actual <= threshold if comparator == "<=" else actual >= threshold
+        return Criterion(name, comparator, threshold, actual, passed, margin, scope, samples=samples)
+    outcome = interval.outcome(comparator, threshold)
+    return Criterion(name, comparator, threshold, actual, outcome == PASS, margin, scope,
+                     interval.low, interval.high, interval.confidence, outcome, samples)
+
+
+def _check(name: str, comparator: str, threshold: float, actual: float | None, scope: str) -> Criterion:
+    """A criterion judged on its observed value alone (no interval)."""
+    return _judge(name, comparator, threshold, actual, scope, None, None)
+
+
+def percentile_interval(hist: LatencyHistogram, q: float, confidence: float) -> Interval:
+    """Distribution-free interval of the ``q`` quantile from the histogram's order statistics."""
+    low_rank, high_rank = order_statistic_ranks(hist.count, q, confidence)
+    low = hist.at_rank(low_rank - 1) if low_rank is not None else None
+    high = hist.at_rank(high_rank - 1) if high_rank is not None else None
+    return Interval(low, high, confidence)
+
+
+def ratio_interval(hits: int, n: int, confidence: float) -> Interval:
+    """Wilson interval of ``hits / n`` (unbounded both sides without data)."""
+    bounds = wilson(hits, n, confidence)
+    return Interval(None, None, confidence) if bounds is None else Interval(bounds[0], bounds[1], confidence)
+
+
+def uptime_interval(uptime: UptimeResult, confidence: float) -> Interval:
+    """What the run could not see: windows with partial data (a lost worker's last seconds) may
+    have been up or down, so they count as down for the low bound and up for the high bound."""
+    if not uptime.windows:
+        return Interval(None, None, confidence)
+    partial = min(uptime.partial_windows, uptime.windows)
+    low = max(0, uptime.up_windows - partial) / uptime.windows
+    high = min(uptime.windows, uptime.up_windows + partial) / uptime.windows
+    return Interval(low, high, confidence)
 
 
 def _latency_criteria(stats: EndpointStats, spec: EndpointSlaSpec, default_pct: float, prefix: str,
-                      scope: str) -> list[Criterion]:
+                      scope: str, confidence: float) -> list[Criterion]:
     out = []
     for pct, limit_ms in sorted(spec.latency_thresholds(default_pct).items()):
-        actual = stats.latency_ms(pct / 100.0) if stats.requests else None
-        out.append(_check(f"{prefix}{percentile_label(pct)}_ms", "<=", limit_ms, actual, scope))
+        q = pct / 100.0
+        actual = stats.latency_ms(q) if stats.requests else None
+        interval = percentile_interval(stats.hist, q, confidence)
+        out.append(_judge(f"{prefix}{percentile_label(pct)}_ms", "<=", limit_ms, actual, scope, interval,
+                          stats.hist.count))
     if spec.error_ratio is not None:
         actual = stats.error_ratio if stats.requests else None
-        out.append(_check(f"{prefix}error_ratio", "<=", spec.error_ratio, actual, scope))
+        interval = ratio_interval(stats.failures, stats.requests, confidence)
+        out.append(_judge(f"{prefix}error_ratio", "<=", spec.error_ratio, actual, scope, interval,
+                          stats.requests))
     return out
 
 
@@ -204,11 +324,13 @@ def _endpoint_criteria(snapshot: Snapshot, spec: SlaSpec) -> list[Criterion]:
         if not matches:
             # an endpoint the scenario grades but the run never hit is a failed check, not a skip
             empty = EndpointStats("", pattern, "", 0, 0, LatencyHistogram(snapshot.total.hist.relative_accuracy))
-            out.extend(_latency_criteria(empty, ep_spec, spec.percentile, f"{pattern} ", pattern))
+            out.extend(_check(c.name, c.comparator, c.threshold, None, pattern)
+                       for c in _latency_criteria(empty, ep_spec, spec.percentile, f"{pattern} ", pattern,
+                                                  spec.confidence))
             continue
         for stats in matches:
             label = f"{stats.request_type} {stats.name}"
-            out.extend(_latency_criteria(stats, ep_spec, spec.percentile, f"{label} ", label))
+            out.extend(_latency_criteria(stats, ep_spec, spec.percentile, f"{label} ", label, spec.confidence))
     return out
 
 
@@ -218,14 +340,17 @@ def evaluate(snapshot: Snapshot, spec: SlaSpec) -> Verdict:
     snapshot = on_basis(snapshot, basis)
     uptime = compute_uptime(snapshot.seconds, spec.down_error_ratio, spec.down_latency_threshold_ms, basis)
     endpoint_checks = _endpoint_criteria(snapshot, spec)
+    enough = snapshot.total.requests > 0 and snapshot.total.requests >= spec.min_requests
+    up_interval = uptime_interval(uptime, spec.confidence)
     results: list[TierResult] = []
     for name, tier in spec.all_tiers().items():
         checks: list[Criterion] = []
         if tier.uptime_ratio is not None:
-            checks.append(_check("uptime", ">=", tier.uptime_ratio, uptime.ratio, "total"))
-        checks.extend(_latency_criteria(snapshot.total, tier, spec.percentile, "", "total"))
+            checks.append(_judge("uptime", ">=", tier.uptime_ratio, uptime.ratio, "total", up_interval,
+                                 uptime.windows))
+        checks.extend(_latency_criteria(snapshot.total, tier, spec.percentile, "", "total", spec.confidence))
         checks.extend(endpoint_checks)
-        passed = snapshot.total.requests > 0 and all(c.passed for c in checks)
+        passed = enough and all(c.state == PASS for c in checks)
         results.append(TierResult(name, passed, tuple(checks)))
 
     highest: str | None = None
@@ -249,9 +374,18 @@ def evaluate(snapshot: Snapshot, spec: SlaSpec) -> Verdict:
         uptime=uptime,
         requests=snapshot.total.requests,
         failures=snapshot.total.failures,
-        inconclusive=() if snapshot.total.requests else ("no requests were made",),
+        inconclusive=_doubts(snapshot.total.requests, spec, selected.criteria),
         latency_basis=basis,
     )
+
+
+def _doubts(requests: int, spec: SlaSpec, criteria: Iterable[Criterion]) -> tuple[str, ...]:
+    if not requests:
+        return ("no requests were made",)
+    out = [c.evidence_note() for c in criteria if c.state == INCONCLUSIVE and c.actual is not None]
+    if requests < spec.min_requests:
+        out.append(f"only {requests} requests, fewer than sla.min_requests ({spec.min_requests})")
+    return tuple(out)
 
 
 def _fmt(name: str, value: float) -> str:
@@ -265,7 +399,8 @@ def status_line(verdict: Verdict, label: str = "SLA") -> str:
     by_name = {c.name: c for c in verdict.criteria}
     lat = by_name.get(f"{percentile_label(verdict.percentile)}_ms")
     err = by_name.get("error_ratio")
-    parts = [f"{label} {verdict.tier}: {'PASS' if verdict.passed else 'FAIL'}"]
+    word = {EXIT_PASSED: "PASS", EXIT_FAILED: "FAIL"}.get(verdict.exit_code, "INCONCLUSIVE")
+    parts = [f"{label} {verdict.tier}: {word}"]
     if lat is not None:
         basis = " corrected" if verdict.latency_basis == "corrected" else ""
         parts.append(f"{percentile_label(verdict.percentile)}{basis} "

@@ -37,6 +37,7 @@ from reliability.config import (
     interpolate,
     interpolated_secrets,
     load_scenario,
+    parse_scenario,
     read_scenario_file,
     validation_error,
 )
@@ -55,7 +56,7 @@ class SuiteDefaultsSpec(FrozenSpec):
 
     locustfile: str | None = None
     host: str | None = None
-    workers: int | None = Field(default=None, ge=0)
+    workers: int | None = Field(default=None, ge=0, le=1024)
     time_scale: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     sla_tier: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
@@ -75,8 +76,8 @@ class SuiteEntrySpec(SuiteDefaultsSpec):
     name: str | None = None
     kind: Kind | None = None
     required: bool = True
-    users: int | None = Field(default=None, ge=0)
-    spawn_rate: float | None = Field(default=None, gt=0)
+    users: int | None = Field(default=None, ge=0, le=1_000_000)
+    spawn_rate: float | None = Field(default=None, gt=0, le=100_000)
     run_time_s: DurationS | None = Field(default=None, gt=0)
 
 
@@ -204,10 +205,10 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
 
 def read_run_file(path: str | os.PathLike[str]) -> tuple[Suite | None, ScenarioSpec | None]:
     """``(suite, None)`` for a suite file, ``(None, scenario)`` for a scenario file."""
-    data = read_scenario_file(path)
+    data = read_scenario_file(path)  # read and parsed once
     if is_suite_document(data):
         return parse_suite(data, str(path)), None
-    return None, load_scenario(path)
+    return None, parse_scenario(data, str(path))
 
 
 # -- the combined record ----------------------------------------------------------------------------

@@ -24,13 +24,16 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+MAX_DURATION_S = 30 * 86400.0  # a month: longer than any soak, short enough that a typo is caught
+MAX_LATENCY_MS = 86400_000.0  # a day
+MAX_NUMBER = 1e12  # no count, rate or size of a scenario comes near; 1e300 is a typo or an attack
 
 
 def parse_duration_s(value: object) -> float:
@@ -43,8 +46,12 @@ def parse_duration_s(value: object) -> float:
         seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
     else:
         raise ValueError(f"expected a duration such as 30, '30s' or '250ms', got {value!r}")
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"a duration must be at most {MAX_DURATION_S / 86400:g} days, got {seconds:g} s")
     return seconds
 
 
@@ -55,9 +62,14 @@ def parse_latency_ms(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"expected a latency such as 200 or '200ms', got {value!r}")
     try:
-        return float(value)
-    except ValueError:
+        ms = float(value)
+    except (ValueError, OverflowError):
         raise ValueError(f"expected a latency such as 200 or '200ms', got {value!r}") from None
+    if not math.isfinite(ms):
+        raise ValueError("a latency must be a finite number")
+    if abs(ms) > MAX_LATENCY_MS:
+        raise ValueError(f"a latency must be at most {MAX_LATENCY_MS:g} ms (a day), got {ms:g}")
+    return ms
 
 
 def parse_percentile(value: object) -> float:
@@ -99,7 +111,33 @@ LatencyMs = Annotated[float, BeforeValidator(parse_latency_ms)]
 class FrozenSpec(BaseModel):
     """Base of the parsed scenario sections: immutable, and an unknown key is an error."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _sane_numbers(self) -> Self:
+        # every number of a scenario finite and within MAX_NUMBER, however a field is declared
+        for name in type(self).model_fields:
+            bad = _out_of_range(getattr(self, name))
+            if bad is not None:
+                raise ValueError(f"{name}: {bad} is out of range (at most {MAX_NUMBER:g} in size)")
+        return self
+
+
+def _out_of_range(value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return (f"{value:.3e}" if abs(value) < 10**300 else "a huge integer") if abs(value) > MAX_NUMBER else None
+    if isinstance(value, float):
+        return f"{value:g}" if not math.isfinite(value) or abs(value) > MAX_NUMBER else None
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple):
+        for item in value:
+            found = _out_of_range(item)
+            if found is not None:
+                return found
+    return None
 
 
 def raise_at(loc: tuple[int | str, ...], message: str, value: object) -> None:

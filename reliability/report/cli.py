@@ -9,17 +9,18 @@ on stderr and exit 2; ``compare`` exits 1 on a regression, 0 otherwise.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from reliability.exceptions import ReliabilityError
+from reliability.exceptions import InputError, ReliabilityError
+from reliability.inputfile import load_json_file
 from reliability.report import FORMATS, RegressionThresholds, compare, md_escape, render, write_reports
 from reliability.report.compare import ComparisonResult, comparison_rows
 from reliability.report.spec import CostSpec
 from reliability.schema import RunRecord, parse_record
+from reliability.textsafe import MAX_TEXT_CHARS, display
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -36,12 +37,12 @@ class RecordError(ReliabilityError):
 def load_json_record(path: str) -> Mapping[str, Any]:
     """A run or suite record file as decoded JSON (a clear one-line error when it is not one)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except OSError as exc:
-        raise RecordError(f"{path}: cannot read run record: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise RecordError(f"{path}: not a JSON run record: {exc}") from None
+        data = load_json_file(path)
+    except InputError as exc:
+        if exc.reason.startswith("cannot read file: "):
+            raise RecordError(f"{path}: cannot read run record: {exc.reason.removeprefix('cannot read file: ')}") \
+                from None
+        raise RecordError(f"{path}: not a JSON run record: {exc.reason}") from None
     if not isinstance(data, dict):
         raise RecordError(f"{path}: a run record is a JSON object, got {type(data).__name__}")
     return data
@@ -137,11 +138,11 @@ def thresholds_from_args(args: argparse.Namespace) -> RegressionThresholds:
 
 
 def format_text(result: ComparisonResult, show_all: bool = False) -> str:
-    body = comparison_rows(result, only_changes=not show_all)
+    body = [[display(c) for c in row] for row in comparison_rows(result, only_changes=not show_all)]
     rows = [_HEAD, *body] if body else []
     widths = [max(len(r[i]) for r in rows) for i in range(len(_HEAD) - 1)] if rows else []
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows]
-    lines += [f"note: {n}" for n in result.notes]
+    lines += [f"note: {display(n, MAX_TEXT_CHARS)}" for n in result.notes]
     count = len(result.regressions)
     lines.append(f"{count} regression(s)" if count else "no regression")
     return "\n".join(lines) + "\n"
@@ -151,9 +152,9 @@ def format_markdown(result: ComparisonResult, show_all: bool = False) -> str:
     count = len(result.regressions)
     summary = f"❌ Run comparison: {count} regression(s)" if count else "✅ Run comparison: no regression"
     lines = [f"## {summary}", "", "| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
-    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |"
+    lines += ["| " + " | ".join(md_escape(display(c)) for c in row) + " |"
               for row in comparison_rows(result, only_changes=not show_all)]
-    lines += [""] + [f"- {md_escape(n)}" for n in result.notes]
+    lines += [""] + [f"- {md_escape(display(n, MAX_TEXT_CHARS))}" for n in result.notes]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -68,9 +68,10 @@ def render_markdown(record: Record, impact: BusinessImpact | None = None) -> str
     criteria = [criterion_row(c) for c in sla.criteria]
     if criteria:
         out += ["### SLA criteria", ""]
-        out += _table(["criterion", "scope", "needs", "actual", "margin", "result"],
-                      [[e(r["name"]), e(r["scope"]), e(r["needs"]), e(r["actual"]), e(r["margin"]),
-                        "✅ pass" if r["status"] == "pass" else "❌ fail"] for r in criteria])
+        marks = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "❔ inconclusive"}
+        out += _table(["criterion", "scope", "needs", "actual", "interval", "n", "margin", "result"],
+                      [[e(r["name"]), e(r["scope"]), e(r["needs"]), e(r["actual"]), e(r["interval"]),
+                        e(r["samples"]), e(r["margin"]), marks[r["status"]]] for r in criteria])
 
     fault_list = faults(record)
     if fault_list:

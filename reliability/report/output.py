@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from reliability.files import write_text_atomic
 from reliability.report.data import Record
 from reliability.report.html import render_html
 from reliability.report.impact import BusinessImpact, cost_from_record, estimate_impact
@@ -16,6 +16,7 @@ from reliability.report.markdown import render_markdown
 from reliability.report.spec import CostSpec
 from reliability.report.suite import is_suite_record, render_suite
 from reliability.schema import RunRecord, parse_record
+from reliability.textsafe import display_data
 
 FORMATS = ("html", "junit", "md")
 SUFFIXES = {"html": ".html", "junit": ".junit.xml", "md": ".md"}
@@ -31,16 +32,19 @@ def render(record: RunRecord | Mapping[str, Any], fmt: str, *, cost: CostSpec | 
     own ``cost_model``; without either, business impact is left out. A run record of any schema
     version (a decoded JSON mapping is read with :func:`reliability.schema.parse_record`); a
     suite's combined record (``kind: suite``) renders as its readiness report."""
-    if not isinstance(record, RunRecord):
-        if is_suite_record(record):
-            return render_suite(record, fmt)
-        record = parse_record(record)
+    raw = record.to_json_dict() if isinstance(record, RunRecord) else record
+    # every format shows text that came from the target: no control or bidi character obeyed, no
+    # 10 kB name (the record keeps the raw, full text)
+    safe = display_data(raw)
+    if is_suite_record(safe):
+        return render_suite(safe, fmt)
+    shown = parse_record(safe)
     if fmt == "html":
-        return render_html(record, _impact(record, cost))
+        return render_html(shown, _impact(shown, cost))
     if fmt == "junit":
-        return render_junit(record)
+        return render_junit(shown)
     if fmt == "md":
-        return render_markdown(record, _impact(record, cost))
+        return render_markdown(shown, _impact(shown, cost))
     raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
@@ -54,15 +58,7 @@ def report_paths(record_path: str | os.PathLike[str], formats: tuple[str, ...] =
 
 def _write_atomic(target: Path, content: str) -> None:
     # a CI job that uploads artefacts while the run ends must never pick up half a file
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(target, content, prefix=".report-")
 
 
 def write_reports(record: RunRecord | Mapping[str, Any], record_path: str | os.PathLike[str], *,
@@ -76,3 +72,22 @@ def write_reports(record: RunRecord | Mapping[str, Any], record_path: str | os.P
         _write_atomic(target, render(record, fmt, cost=cost))
         written.append(target)
     return written
+
+
+def summary_targets(summary_file: str | os.PathLike[str] | None = None,
+                    environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where the Markdown summary is appended: ``$GITHUB_STEP_SUMMARY`` (GitHub Actions' job
+    summary) when set, and ``summary_file`` (``--summary-file``); each once."""
+    env = os.environ if environ is None else environ
+    targets = [Path(p) for p in (env.get("GITHUB_STEP_SUMMARY"), summary_file) if p]
+    return list(dict.fromkeys(targets))
+
+
+def append_summary(markdown: str, targets: list[Path]) -> list[Path]:
+    """Append ``markdown`` to each target (created if missing), separated from what is there."""
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(markdown if markdown.endswith("\n") else markdown + "\n")
+            fh.write("\n")
+    return targets

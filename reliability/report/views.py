@@ -29,15 +29,34 @@ def stat_cells(row: s.Stats) -> list[str]:
             fmt_ms(row.p95_ms), fmt_ms(row.p99_ms), fmt_ms(row.max_ms), fmt_ms(row.mean_ms), fmt_num(row.rps)]
 
 
+def criterion_interval(c: s.Criterion) -> str:
+    """``95 % CI 180 ms .. 215 ms`` (``-inf``/``+inf`` for an unbounded side), or n/a."""
+    if c.confidence is None:
+        return NA
+    low_s = "-inf" if c.ci_low is None else fmt_criterion(c.name, c.ci_low)
+    high_s = "+inf" if c.ci_high is None else fmt_criterion(c.name, c.ci_high)
+    return f"{c.confidence * 100:g} % CI {low_s} .. {high_s}"
+
+
+def criterion_status(c: s.Criterion) -> str:
+    """pass / fail / inconclusive (records without an outcome: from ``passed``)."""
+    if c.outcome in ("pass", "fail", "inconclusive"):
+        return c.outcome
+    return "pass" if c.passed is True else "fail"
+
+
 def criterion_row(c: s.Criterion) -> dict[str, str]:
+    status = criterion_status(c)
     return {
         "name": c.name,
         "scope": c.scope,
         "needs": f"{c.comparator} {fmt_criterion(c.name, c.threshold)}",
         "actual": "no data" if c.actual is None else fmt_criterion(c.name, c.actual),
         "margin": fmt_margin(c.name, c.margin),
-        "status": "pass" if c.passed is True else "fail",
-        "css": "ok" if c.passed is True else "bad",
+        "interval": criterion_interval(c),
+        "samples": fmt_num(c.samples),
+        "status": status,
+        "css": {"pass": "ok", "fail": "bad"}.get(status, "warn"),
     }
 
 

@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web-port", type=int, default=None,
                         help="serve the master's web UI (and /metrics) on this port instead of running headless")
     parser.add_argument("--web-host", default="127.0.0.1", help="address of the web UI (127.0.0.1)")
+    parser.add_argument("--web-origin", action="append", default=[], metavar="URL",
+                        help="another origin the web UI is reached at (a reverse proxy, a compose service name "
+                             "for Prometheus); repeatable")
     parser.add_argument("--no-rebalancing", action="store_true",
                         help="do not re-spread users when a worker joins or goes missing")
     parser.add_argument("--allow-unsafe-faults", action="store_true",
@@ -120,6 +123,7 @@ def settings_from_args(args: argparse.Namespace, workers: int | None = None) -> 
         bind_host=args.master_bind_host or ("*" if role == "master" else "127.0.0.1"),
         bind_port=args.master_bind_port, expect_timeout_s=args.expect_workers_timeout,
         stop_timeout_s=args.stop_timeout, web_host=args.web_host, web_port=args.web_port,
+        web_origins=tuple(getattr(args, "web_origin", None) or ()),
         rebalance=not args.no_rebalancing,
     ).with_workers(count)
 

@@ -77,6 +77,7 @@ class MasterSettings:
     rebalance: bool = True
     web_host: str = "127.0.0.1"
     web_port: int | None = None
+    web_origins: tuple[str, ...] = ()  # --web-origin: other origins the web UI is reached at
 
 
 def _resolve_locustfile(value: str, scenario_path: str, from_scenario: bool) -> str:
@@ -168,6 +169,8 @@ def master_command(plan: RunPlan, master: MasterSettings, python: str = sys.exec
     else:
         args += ["--autostart", "--autoquit", str(WEB_AUTOQUIT_S), "--web-host", master.web_host,
                  "--web-port", str(master.web_port)]
+        for origin in master.web_origins:
+            args += ["--web-origin", origin]
     args += _grading_args(plan)
     args += ["--master", "--expect-workers", str(master.workers), "--master-bind-host", master.bind_host,
              "--master-bind-port", str(master.bind_port),

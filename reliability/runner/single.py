@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from reliability.exceptions import ReliabilityError
 from reliability.masking import mask
 from reliability.record import read_json
 from reliability.runner.commands import (
@@ -54,6 +55,7 @@ class SwarmSettings:
     web_host: str = "127.0.0.1"
     web_port: int | None = None
     rebalance: bool = True
+    web_origins: tuple[str, ...] = ()
 
     def with_workers(self, workers: int) -> SwarmSettings:
         """The same settings for ``workers`` workers (``swarm`` becomes ``local`` at 0)."""
@@ -81,7 +83,8 @@ def commands(plan: RunPlan, settings: SwarmSettings) -> tuple[list[str] | None, 
     port = settings.bind_port or (free_port() if settings.role == "swarm" else DEFAULT_MASTER_PORT)
     master = MasterSettings(workers=settings.workers, bind_host=settings.bind_host, bind_port=port,
                             expect_timeout_s=settings.expect_timeout_s, rebalance=settings.rebalance,
-                            web_host=settings.web_host, web_port=settings.web_port)
+                            web_host=settings.web_host, web_port=settings.web_port,
+                            web_origins=settings.web_origins)
     workers = [worker_command(plan, "127.0.0.1", port)] * settings.workers if settings.role == "swarm" else []
     return master_command(plan, master), workers
 
@@ -102,7 +105,7 @@ def _fresh_record(path: Path, since: float) -> Mapping[str, Any] | None:
         if path.stat().st_mtime < since - 1:
             return None
         return read_json(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, ReliabilityError):
         return None
 
 

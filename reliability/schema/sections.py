@@ -63,6 +63,14 @@ class Criterion(Section):
     actual: float | None = None
     margin: float | None = None
     passed: bool | None = None
+    # the evidence (reliability.evidence): pass | fail | inconclusive, the interval bounds (None:
+    # unbounded on that side), its confidence and the samples it rests on; absent in records
+    # written before intervals existed
+    outcome: str | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    confidence: float | None = None
+    samples: int | None = None
 
 
 class TierResult(Section):
@@ -286,6 +294,15 @@ class ErrorBudget(Section):
     incident_failures: int = 0
 
 
+class RevertAttempt(Section):
+    """One attempt to revert a fault: when (seconds since the start), by whom, and how it went."""
+
+    at_s: float | None = None
+    by: str = "master"  # master | guard | cli
+    ok: bool = False
+    error: str | None = None
+
+
 class Fault(Section):
     """One scheduled fault: what happened to it, and (``windows`` set) the recovery analysis."""
 
@@ -306,7 +323,13 @@ class Fault(Section):
     inject_error: str | None = None
     revert_error: str | None = None
     revert_attempts: int = 0
+    revert_log: list[RevertAttempt] = Field(default_factory=list)
+    reverted_by: str | None = None  # master | guard | cli (the last two: undone while the master could not)
     reverted_because: str | None = None
+    skipped_because: str | None = None
+    hold_checks: int = 0  # re-verifications on the data path while held
+    lost_at_s: float | None = None  # a re-verification found the fault gone before its hold ended
+    lost_detail: str | None = None
     verified_healthy: bool | None = None
     post_revert_check: PostRevertCheck | None = None
     # the recovery analysis; all None (``windows``, ``degradation`` too) when the fault never ran
@@ -435,6 +458,23 @@ class LoadStage(Section):
     achieved_rate_per_s: float | None = None
 
 
+class LoadGenerator(Section):
+    """One load generator's share of an open-model run (its last report)."""
+
+    id: str = ""
+    scheduled: int = 0
+    started: int = 0
+    dropped: int = 0
+    max_in_flight: int = 0
+
+
+class LoadResplit(Section):
+    """The rate re-split across generators (a worker lost, or joined with users)."""
+
+    at_s: float = 0.0  # seconds after the schedule's start, when the new split took effect
+    generators: list[str] = Field(default_factory=list)
+
+
 class Load(Section):
     """Open-model (arrival-rate) load: what the schedule asked, what the generators started, what
     was dropped (each also a failed request ``ARRIVAL dropped``) and how punctual they were."""
@@ -462,6 +502,8 @@ class Load(Section):
     schedule_lag_ms: LoadDelay = Field(default_factory=LoadDelay)
     start_delay_ms: LoadDelay = Field(default_factory=LoadDelay)
     stages: list[LoadStage] = Field(default_factory=list)
+    per_generator: list[LoadGenerator] = Field(default_factory=list)
+    resplits: list[LoadResplit] = Field(default_factory=list)
 
 
 # -- health ------------------------------------------------------------------------------------------------
@@ -643,8 +685,22 @@ class Alerts(Section):
 # -- the record ------------------------------------------------------------------------------------------------
 
 #: sections only some runs have: absent from the JSON (not null) when the run has none
+class ExitOther(Section):
+    by: str = ""  # module.function that set environment.process_exit_code, e.g. locust_plugins.do_checks
+    code: int = 0
+
+
+class Exit(Section):
+    """The process exit code: the verdict's combined with what other listeners set
+    (reliability.exitcode; README "Other listeners that set the exit code")."""
+
+    code: int | None = None
+    verdict: int | None = None
+    others: list[ExitOther] = Field(default_factory=list)
+
+
 FEATURE_SECTIONS = ("cost_model", "faults", "resilience_score", "recovery", "stages", "capacity", "load", "health",
-                    "alerts", "schedule")
+                    "alerts", "schedule", "exit")
 
 
 class RunRecord(Section):
@@ -678,6 +734,7 @@ class RunRecord(Section):
     health: Health | None = None
     alerts: Alerts | None = None
     schedule: Schedule | None = None
+    exit: Exit | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """The JSON form: every field of every section, feature sections only when present."""

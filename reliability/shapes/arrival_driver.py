@@ -37,6 +37,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
+from reliability.pacing import intended_start_api
 from reliability.shapes.arrival import (
     DROPPED_NAME,
     DROPPED_TYPE,
@@ -92,7 +93,7 @@ class GeneratorDriver:
         self.t0 = 0.0
         self.profile: RateProfile | None = None
         self.sequence: ArrivalSequence | None = None
-        self.queue: Queue[tuple[float, int]] = Queue()
+        self.queue: Queue[tuple[float, int, float]] = Queue()  # (due, segment, put up at)
         self._changed = Event()
         self._scheduler: Greenlet | None = None
         self._restore: list[tuple[type, str, bool, Any]] = []
@@ -122,6 +123,8 @@ class GeneratorDriver:
 
     def start(self, plan: dict[str, Any]) -> None:
         self.stop()
+        if self.intended_start is None:  # from now on the plugin reads the marks the gate leaves
+            self.intended_start = intended_start_api(self.environment)
         self.t0 = float(plan["t0"])
         self.profile = RateProfile(_segment_from(row) for row in plan["segments"])
         if plan.get("closed_at_s") is not None:
@@ -171,15 +174,15 @@ class GeneratorDriver:
             sequence.consume(arrival)
             now = clock()
             book.scheduled(arrival.segment, due, now)
-            queue.put_nowait((due, arrival.segment))
+            queue.put_nowait((due, arrival.segment, now))
 
     def _prune(self, now: float) -> float | None:
         """Drop queued arrivals older than max_delay_s; seconds until the next one expires (None: empty)."""
         assert self.book is not None
         queue, book = self.queue, self.book
         while queue.qsize():
-            head: tuple[float, int] = queue.peek_nowait()
-            due, segment = head
+            head: tuple[float, int, float] = queue.peek_nowait()
+            due, segment, _ready = head
             if not book.expired(due, now):
                 return max(0.0, due + book.max_delay_s - now) + 1e-4
             queue.get_nowait()
@@ -196,8 +199,9 @@ class GeneratorDriver:
 
     # -- the gate ----------------------------------------------------------------------------------
 
-    def take(self, user: User) -> float | None:
-        """Block until an arrival is up for ``user``; its scheduled epoch time (None: not gated now)."""
+    def take(self, user: User) -> tuple[float, float] | None:
+        """Block until an arrival is up for ``user``: its scheduled epoch time and when the scheduler
+        put it up (None: not gated now)."""
         book = self.book
         if book is None or not self._running:
             return None
@@ -208,14 +212,14 @@ class GeneratorDriver:
             if waiting:  # Locust kills a waiting user at once when the test stops
                 user._state = LOCUST_STATE_WAITING
             try:
-                item: tuple[float, int] = self.queue.get()
+                item: tuple[float, int, float] = self.queue.get()
             finally:
                 if waiting:
                     user._state = LOCUST_STATE_RUNNING
-            due, segment = item
+            due, segment, ready = item
             now = self.clock()
             if book.take(segment, due, now):
-                return due
+                return due, ready
             self._report_drop(due, now)
 
     def _gated(self, task: Callable[..., Any]) -> Callable[..., Any]:
@@ -223,10 +227,11 @@ class GeneratorDriver:
 
         def gated(parent: Any) -> None:
             user = parent if isinstance(parent, User) else parent.user
-            due = driver.take(user)
-            if due is None:
+            taken = driver.take(user)
+            if taken is None:
                 task(parent)
                 return
+            due, _ready = taken
             book = driver.book
             assert book is not None
             context = driver.intended_start(due) if driver.intended_start is not None else nullcontext()
@@ -310,6 +315,7 @@ class ArrivalController:
         self.stopped_at: float | None = None
         self.shares: dict[str, tuple[int, int]] = {}
         self.generators_seen: set[str] = set()
+        self.resplits: list[dict[str, Any]] = []
         self.merged = MergedBook()
 
     @property
@@ -354,6 +360,7 @@ class ArrivalController:
         from_s = now + RESPLIT_LEAD_S - self.t0
         gone = set(self.shares) - set(ids)
         self.shares = split(ids)
+        self.resplits.append({"at_s": round(from_s, 6), "generators": sorted(ids)})
         self.generators_seen |= set(ids)
         logger.warning("arrival schedule: generators now %s; the rate is re-split from +%.1f s",
                        ", ".join(sorted(ids)), from_s)
@@ -386,6 +393,11 @@ class ArrivalController:
         section = load_section(self.merged, self.profile, kind=self.kind, seed=self.seed, active_s=active,
                                max_users=self.max_users, max_delay_s=self.max_delay_s,
                                late_after_ms=self.late_after_ms, generators=len(self.generators_seen))
+        section["resplits"] = self.resplits
+        section["per_generator"] = [
+            {"id": gen, "scheduled": p["scheduled"], "started": p["started"], "dropped": p["dropped"],
+             "max_in_flight": p["max_in_flight"]}
+            for gen, p in sorted(self.merged.latest.items())]
         lag = section["schedule_lag_ms"]["p99"]
         logger.info("open-model load: asked %.1f/s, achieved %.1f/s (%d of %.0f arrivals started), %d dropped, "
                     "%d late; schedule lag p99 %s ms", section["asked_rate_per_s"], section["achieved_rate_per_s"],
@@ -412,7 +424,7 @@ def attach(environment: Environment) -> GeneratorDriver | None:
 
         events.worker_report.add_listener(on_worker_report)
         return None
-    driver = GeneratorDriver(environment, intended_start=_intended_start_api())
+    driver = GeneratorDriver(environment)
     runner.register_message(MESSAGE, driver.on_message)
     setattr(environment, DRIVER_ATTR, driver)
 
@@ -433,9 +445,4 @@ def attach(environment: Environment) -> GeneratorDriver | None:
 def local_driver(environment: Environment) -> GeneratorDriver | None:
     driver = getattr(environment, DRIVER_ATTR, None)
     return driver if isinstance(driver, GeneratorDriver) else None
-
-
-def _intended_start_api() -> Callable[[float], AbstractContextManager[Any]] | None:
-    """The hot path's "this greenlet's work was meant to start at T" hook, when it is installed."""
-    return None
 

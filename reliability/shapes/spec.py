@@ -86,7 +86,7 @@ class LevelsShapeSpec(_ShapeSpec):
 
     type: Literal["levels"] = "levels"
     levels: tuple[str, ...] = LEVEL_NAMES
-    user_scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    user_scale: float = Field(default=1.0, gt=0, le=1000, allow_inf_nan=False)
     ramp_fraction: float = Field(default=DEFAULT_RAMP_FRACTION, gt=0, le=1)
     breaking_point_step_users: int = Field(default=BREAKING_STEP_USERS, ge=0)
     spawn_rate: float | None = Field(default=None, gt=0)

@@ -20,8 +20,9 @@ def test_hit_rate_lands_in_the_record(redis_server: RedisServer, tmp_path: Path)
                    "--run-record", str(record_path), "--sla-tier", "bronze"),
         timeout_s=90, env={"RELIABILITY_REDIS_URL": redis_server.url, "RELIABILITY_CACHE_KEYS": "20"},
     )
-    assert proc.returncode == 0, proc.stdout[-3000:]
     record = assert_valid_record(record_path)
+    # the grade is not this test's subject: a loaded machine may make too few requests to show bronze
+    assert proc.returncode == record["sla"]["exit_code"] and proc.returncode in (0, 4), proc.stdout[-3000:]
     (row,) = record["cache"]
     assert row["type"] == "redis"
     lookups = row["hits"] + row["misses"]

@@ -75,9 +75,10 @@ def _locust(tmp_path: Path, host: str, *extra: str, users: int = 10, run_time: s
 
 @pytest.mark.parametrize("pattern", [("--delay-ms", "20", "--spread", "lognormal")], indirect=True)
 def test_met_tier_exits_0_and_record_matches_ground_truth(pattern: Served, tmp_path: Path) -> None:
-    proc, record = _locust(tmp_path, pattern.url, "--sla-tier", "gold")
+    # bronze: its 2 % error limit is shown by ~190 clean requests, within reach of a loaded machine
+    proc, record = _locust(tmp_path, pattern.url, "--sla-tier", "bronze")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "SLA live" in proc.stdout and "SLA gold (p95): MET" in proc.stdout
+    assert "SLA live" in proc.stdout and "SLA bronze (p95): MET" in proc.stdout
     samples, failures = _samples(tmp_path / "samples")
     server = _server_stats(pattern)
     totals = record["totals"]
@@ -94,12 +95,16 @@ def test_met_tier_exits_0_and_record_matches_ground_truth(pattern: Served, tmp_p
     assert server_p95 <= totals["p95_ms"] <= server_p95 * 1.15 + 5
     assert record["uptime"]["ratio"] == 1.0
     assert record["sla"]["passed"] is True
-    assert record["sla"]["highest_tier_met"] == "platinum"  # p95 ~45 ms, no errors
+    # p95 ~45 ms and no errors, but Platinum's 0.1 % needs ~3,840 clean requests to be shown at 95 %
+    assert record["sla"]["highest_tier_met"] in ("bronze", "silver", "gold"), record["sla"]
+    error_ratio = {c["name"]: c for c in record["sla"]["criteria"]}["error_ratio"]
+    assert error_ratio["ci_low"] == 0 and error_ratio["ci_high"] == pytest.approx(
+        3.8415 / (totals["requests"] + 3.8415), rel=1e-3)  # Wilson's upper bound at 0 failures
     assert record["run"]["mode"] == "local" and record["generators"][0]["role"] == "local"
     assert sum(row["requests"] for row in record["timeline"]) == totals["requests"]
     # the reports are rendered next to the record at the end of every run
     assert "<svg" in (tmp_path / "run.html").read_text()
-    assert "gold" in (tmp_path / "run.md").read_text().lower()
+    assert "bronze" in (tmp_path / "run.md").read_text().lower()
     suite = ElementTree.parse(tmp_path / "run.junit.xml").getroot()
     cases = suite.findall(".//testcase")
     assert len(cases) >= len(record["sla"]["criteria"]) and not suite.findall(".//failure")
@@ -118,9 +123,10 @@ def test_breached_tier_exits_3_not_locusts_1(pattern: Served, tmp_path: Path) ->
     assert record["sla"]["highest_tier_met"] is None  # 2.5 % errors is beyond even bronze's 2 %
 
 
-@pytest.mark.parametrize("pattern", [("--delay-ms", "5", "--fail-every", "100")], indirect=True)
+@pytest.mark.parametrize("pattern", [("--delay-ms", "5", "--fail-every", "200")], indirect=True)
 def test_failed_requests_do_not_turn_a_pass_into_exit_1(pattern: Served, tmp_path: Path) -> None:
-    proc, record = _locust(tmp_path, pattern.url, "--sla-tier", "bronze")
+    # 0.5 % errors: clearly under bronze's 2 % once a few hundred requests are in
+    proc, record = _locust(tmp_path, pattern.url, "--sla-tier", "bronze", run_time="10s")
     assert record["totals"]["failures"] > 0
     assert proc.returncode == 0, proc.stdout[-3000:]
 
@@ -168,11 +174,11 @@ def test_sla_abort_stops_a_sustained_breach(pattern: Served, tmp_path: Path) -> 
     assert record["run"]["aborted"].startswith("SLA platinum breached")
 
 
-def test_bad_scenario_is_one_line_and_inconclusive(tmp_path: Path) -> None:
+def test_bad_scenario_is_one_line_and_a_usage_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("sla:\n  tier: diamond\n")
     proc, _record = _locust(tmp_path, "http://127.0.0.1:9", "--scenario", str(bad), run_time="3s")
-    assert proc.returncode == 4
+    assert proc.returncode == 2
     assert f"{bad}: sla.tier: unknown tier 'diamond'" in proc.stdout
     assert "Traceback" not in proc.stdout
 

@@ -92,11 +92,13 @@ faults:
       inject: >-
         echo dsn ${{PLANTED_PG_DSN}} token=${{PLANTED_API_TOKEN}}
         url http://h/x?password=${{PLANTED_QUERY_PW}} >&2; exit 3
+      revert: "true"
 """)
         record = tmp_path / "out" / "run.json"
-        dry = run_cli("run", str(scenario), "--workers", "0", "--run-record", str(record), "--dry-run")
+        args = ("run", str(scenario), "--workers", "0", "--run-record", str(record), "--allow-unsafe-faults")
+        dry = run_cli(*args, "--dry-run")
         assert dry.returncode == 0, dry.stderr
-        done = run_cli("run", str(scenario), "--workers", "0", "--run-record", str(record))
+        done = run_cli(*args)
         target.stop()
         outputs = {
             "dry-run": dry.stdout + dry.stderr,

@@ -18,11 +18,13 @@ import pytest
 import yaml
 
 from reliability.cli import build_parser
+from reliability.exceptions import TargetError
+from reliability.origins import OriginPolicy, is_loopback, parse_origins
 from reliability.runner.cli import WORKERS_ENV, overrides_from_args, settings_from_args
 from reliability.runner.commands import plan_run
 from reliability.runner.single import commands
 from reliability.suite import read_run_file
-from reliability.target.config import ADMIN_TOKEN_ENV, OPTIONS, PASSWORD_ENV
+from reliability.target.config import ADMIN_TOKEN_ENV, OPTIONS, PASSWORD_ENV, config_from_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?]([^}]*))?\}")
@@ -64,7 +66,8 @@ def test_services_ports_and_health_checks(compose: dict[str, Any]) -> None:
     for name in ("postgres", "redis", "toxiproxy", "target", "prometheus"):
         assert services[name]["healthcheck"]["test"], name
     assert services["toxiproxy"]["image"].startswith("ghcr.io/shopify/toxiproxy:")  # the real Toxiproxy
-    assert "8089:8089" in services["master"]["ports"] and "8080:8080" in services["target"]["ports"]
+    assert "127.0.0.1:8089:8089" in services["master"]["ports"]
+    assert "127.0.0.1:8080:8080" in services["target"]["ports"]
     assert services["suite"]["profiles"] == ["suite"] and services["suite"]["network_mode"] == "service:target"
 
 
@@ -133,6 +136,69 @@ def test_prometheus_scrapes_target_and_master() -> None:
     config = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
     targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     assert targets == {"target:8080", "master:8089"}
+
+
+def _published(port: Any) -> tuple[str | None, str]:
+    """(host address or None for all interfaces, the rest) of a short or long port entry."""
+    if isinstance(port, dict):
+        return port.get("host_ip"), f"{port.get('published')}:{port.get('target')}"
+    parts = str(port).rsplit(":", 2)
+    return (parts[0] if len(parts) == 3 else None), ":".join(parts[-2:])
+
+
+def test_every_published_port_is_on_the_hosts_loopback_only(compose: dict[str, Any]) -> None:
+    published = {name: [_published(p) for p in service.get("ports", [])]
+                 for name, service in compose["services"].items()}
+    assert {name for name, ports in published.items() if ports} == {"toxiproxy", "target", "prometheus", "master"}
+    for name, ports in published.items():
+        for host, rest in ports:
+            assert host == "127.0.0.1", f"{name} publishes {rest} on {host or 'all interfaces'}"
+
+
+def test_the_admin_token_is_required_and_the_target_refuses_to_run_without_it(compose: dict[str, Any]) -> None:
+    target = compose["services"]["target"]
+    for env in (target["environment"], compose["x-load-env"]):
+        assert re.fullmatch(r"\$\{RELIABILITY_ADMIN_TOKEN:\?[^}]+\}", env[ADMIN_TOKEN_ENV]), env[ADMIN_TOKEN_ENV]
+    parser = build_parser()
+    args = parser.parse_args([interpolate(a) for a in target["command"]][1:])
+    env = {k: interpolate(str(v), {"POSTGRES_PASSWORD": "pw"}) for k, v in target["environment"].items()}
+    assert not is_loopback(args.host)  # so the token is what protects the admin API
+    with pytest.raises(TargetError, match=r"host: 0\.0\.0\.0 is not a loopback address: set RELIABILITY_ADMIN"):
+        config_from_namespace(args, {**env, ADMIN_TOKEN_ENV: ""})
+    config = config_from_namespace(args, {**env, ADMIN_TOKEN_ENV: "a-token"})
+    # the master's http.* faults reach the admin API as TARGET_URL's host
+    target_host = compose["x-load-env"]["TARGET_URL"].split("//", 1)[1].split(":", 1)[0]
+    assert target_host in config.allowed_hosts
+    assert OriginPolicy(config.host, extra_hosts=config.allowed_hosts).host_problem(f"{target_host}:8080") is None
+
+
+def test_the_web_ui_is_loopback_only_on_the_host_and_answers_prometheus(compose: dict[str, Any],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    master = build_parser().parse_args(command_of(compose, "master")[1:])
+    assert master.web_port == 8089 and "--web-login" not in command_of(compose, "master")
+    assert [_published(p)[0] for p in compose["services"]["master"]["ports"]] == ["127.0.0.1"]
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    lead, _ = commands(plan_run(master.file, overrides_from_args(master)), settings_from_args(master))
+    assert lead is not None
+    origins = [lead[i + 1] for i, arg in enumerate(lead) if arg == "--web-origin"]
+    policy = OriginPolicy(lead[lead.index("--web-host") + 1], extra_origins=parse_origins(origins))
+    config = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
+    scraped = [t for job in config["scrape_configs"] if job["job_name"] == "locust-master"
+               for sc in job["static_configs"] for t in sc["targets"]]
+    assert scraped and all(policy.host_problem(t) is None for t in scraped)
+    assert policy.host_problem("127.0.0.1:8089") is None and policy.host_problem("evil.example:8089") is not None
+
+
+def test_the_images_run_as_a_non_root_user(compose: dict[str, Any]) -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+    assert dockerfile.rindex("USER") > dockerfile.rindex("RUN ")  # nothing runs as root after it
+    for name, service in compose["services"].items():
+        if service.get("build"):
+            user = interpolate(str(service.get("user", users[-1])))
+            assert user.split(":")[0] not in ("0", "root", ""), name
 
 
 def test_the_image_has_what_the_commands_use() -> None:

@@ -68,7 +68,8 @@ def test_fixtures_cover_pass_fail_faults_distributed_and_capacity() -> None:
     assert load("fail")["sla"]["passed"] is False
     faults = load("faults")
     assert {"faults", "resilience_score", "health", "cost_model"} <= set(faults)
-    assert {r["phase"] for r in faults["timeline"]} == {"baseline", "fault", "recovery"}
+    phases = {r["phase"] for r in faults["timeline"]}
+    assert {"baseline", "fault"} <= phases <= {"baseline", "fault", "recovery"}
     distributed = load("distributed")
     assert distributed["run"]["mode"] == "master" and distributed["workers"]["lost"]
     assert distributed["sla"]["inconclusive"]
