@@ -18,7 +18,6 @@ from typing import Any, Protocol
 from reliability.config import SlaSpec
 from reliability.faults.schedule import ScheduledFaultSpec
 from reliability.metrics.windows import Snapshot, WindowStore
-from reliability.schema import RunRecord
 from reliability.schema import sections as s
 from reliability.shapes.capacity import CapacitySearch, WindowGrade
 from reliability.shapes.recovery import (
@@ -122,14 +121,6 @@ class FaultSections:
 
     def phase_of(self, epoch_s: float) -> str:
         return self.phases.get(int(epoch_s), BASELINE)
-
-    def apply(self, record: RunRecord) -> None:
-        """Set the sections on ``record`` and label its timeline."""
-        record.faults = self.faults
-        record.resilience_score = self.resilience_score
-        record.recovery = self.recovery
-        for row in record.timeline:
-            row.phase = self.phase_of(row.epoch_s if row.epoch_s is not None else row.t)
 
 
 def faults_section(runs: Sequence[FaultRun], store: WindowStore, sla: SlaSpec, recovery: RecoverySpec,
