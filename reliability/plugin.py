@@ -717,6 +717,10 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
     if environment.shape_class is None and not isinstance(environment.runner, WorkerRunner):
         from reliability.shapes.locust_base import scenario_shape  # a scenario's shape: drives the load
         environment.shape_class = scenario_shape(environment)
+    # gevent's loop caches its clock and has not run since the hub was made, before the locustfile
+    # and its imports loaded; Locust times -t with spawn_later from that stale clock, so a slow
+    # start (seconds on a loaded machine) would cut the run short by as much. Refresh it.
+    gevent.get_hub().loop.update_now()
 
 
 events.init_command_line_parser.add_listener(add_arguments)

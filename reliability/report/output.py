@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from reliability.files import write_text_atomic
+from reliability.masking import mask_data
 from reliability.report.data import Record
 from reliability.report.html import render_html
 from reliability.report.impact import BusinessImpact, cost_from_record, estimate_impact
@@ -34,8 +35,8 @@ def render(record: RunRecord | Mapping[str, Any], fmt: str, *, cost: CostSpec | 
     suite's combined record (``kind: suite``) renders as its readiness report."""
     raw = record.to_json_dict() if isinstance(record, RunRecord) else record
     # every format shows text that came from the target: no control or bidi character obeyed, no
-    # 10 kB name (the record keeps the raw, full text)
-    safe = display_data(raw)
+    # 10 kB name (the record keeps the raw, full text); and no password, even in an older record
+    safe = display_data(mask_data(raw))
     if is_suite_record(safe):
         return render_suite(safe, fmt)
     shown = parse_record(safe)
