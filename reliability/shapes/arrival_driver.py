@@ -48,6 +48,7 @@ from reliability.shapes.arrival import (
     MergedBook,
     RateProfile,
     RateSegment,
+    check_book,
     load_section,
     split,
 )
@@ -316,6 +317,7 @@ class ArrivalController:
         self.shares: dict[str, tuple[int, int]] = {}
         self.generators_seen: set[str] = set()
         self.resplits: list[dict[str, Any]] = []
+        self.problems: list[str] = []  # inconclusive reasons (a generator's unreadable book)
         self.merged = MergedBook()
 
     @property
@@ -419,8 +421,15 @@ def attach(environment: Environment) -> GeneratorDriver | None:
         def on_worker_report(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
             payload = data.get(REPORT_KEY)
             controller = getattr(environment.shape_class, "arrival", None)
-            if payload is not None and isinstance(controller, ArrivalController):
-                controller.on_report(client_id, payload)
+            if payload is None or not isinstance(controller, ArrivalController):
+                return
+            try:
+                controller.on_report(client_id, check_book(payload))
+            except ValueError as exc:
+                reason = f"worker {client_id} sent an unreadable arrival book ({exc}); its share is not counted"
+                logger.error("%s", reason)
+                if reason not in controller.problems:
+                    controller.problems.append(reason)
 
         events.worker_report.add_listener(on_worker_report)
         return None

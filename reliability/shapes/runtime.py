@@ -215,6 +215,7 @@ class ScheduleExtension:
 
             record.load = Load.model_validate(
                 arrival.section(end, local_driver(plugin.environment) if plugin.role == "local" else None))
+            reasons += arrival.problems
         search: CapacitySearch | None = getattr(self.shape, "capacity", None)
         if search is not None:
             record.capacity = capacity_section(search, plugin.store, plugin.sla, end)
