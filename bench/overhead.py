@@ -23,7 +23,11 @@ process (``--toggle-seconds``): the plugin's request listener is detached and re
 measures the per-request listener, the plugin's only per-request work (its once-a-second ticker
 runs in both arms).
 
-    python bench/overhead.py [--pairs 3] [--seconds 15] [--users 32] [--target fast|pattern]
+    python bench/overhead.py [--pairs 3] [--seconds 15] [--users 32] [--target fast|pattern] [--wait pacing]
+
+``--wait pacing`` gives the users ``constant_pacing(0.0001)`` (in both variants): still saturated,
+but every task has a schedule, so the plugin's coordinated-omission correction is on for every
+request (the intended-start mark, the corrected histogram); the default ``constant(0)`` has none.
 
 Goal: plugin/bare >= 0.98.
 """
@@ -52,11 +56,11 @@ import os
 import time
 
 import gevent
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, constant, constant_pacing, events, task
 
 
 class Bench(FastHttpUser):
-    wait_time = constant(0)
+    wait_time = {wait}
 
     @task
     def hit(self):
@@ -167,8 +171,10 @@ def toggle_summary(slices: list[list[Any]]) -> str:
             f"request ({cpu_on - cpu_off:+.1f} us, ratio off/on {cpu_off / cpu_on:.3f})")
 
 
-def listener_cost_ns(rounds: int = 7, n: int = 100_000) -> tuple[float, float]:
-    """(ns per ``request`` event with the plugin's listener, without it): min over alternating rounds.
+def listener_cost_ns(rounds: int = 7, n: int = 100_000) -> tuple[float, float, float]:
+    """ns per ``request`` event: (with the plugin's listener, without it, with it and every request
+    on a schedule): min over alternating rounds. The scheduled variant pays what the correction
+    adds per paced task: the wait's intended-start mark and the listener's corrected histogram.
 
     Runs in its own process (``--listener-cost``) because importing locust monkey-patches it.
     """
@@ -177,6 +183,7 @@ def listener_cost_ns(rounds: int = 7, n: int = 100_000) -> tuple[float, float]:
     from locust.env import Environment
 
     import reliability.plugin as plugin_module
+    from reliability.pacing import mark_intended_start
 
     env = Environment()
     plugin = plugin_module.install(env)
@@ -184,20 +191,27 @@ def listener_cost_ns(rounds: int = 7, n: int = 100_000) -> tuple[float, float]:
     latencies = [rng.lognormvariate(1.5, 0.5) for _ in range(n)]
     fire = env.events.request.fire
 
-    def timed() -> float:
+    def timed(scheduled: bool) -> float:
+        start = time.time()
         t0 = time.perf_counter_ns()
-        for ms in latencies:
+        for i, ms in enumerate(latencies):
+            sent = start + i * 1e-5
+            if scheduled:
+                mark_intended_start(sent - 0.0002, 0.1)
             fire(request_type="GET", name="/", response_time=ms, response_length=2, response=None,
-                 context={}, exception=None, start_time=0.0, url="http://127.0.0.1/")
+                 context={}, exception=None, start_time=sent, url="http://127.0.0.1/")
         return (time.perf_counter_ns() - t0) / n
 
-    with_plugin, without = [], []
+    with_plugin, without, scheduled = [], [], []
     for _ in range(rounds):
-        with_plugin.append(timed())
+        with_plugin.append(timed(False))
         env.events.request.remove_listener(plugin.on_request)
-        without.append(timed())
+        without.append(timed(False))
         env.events.request.add_listener(plugin.on_request)
-    return min(with_plugin), min(without)
+        plugin.expect_intended_starts()
+        scheduled.append(timed(True))
+        plugin._expect_marks = False
+    return min(with_plugin), min(without), min(scheduled)
 
 
 def start_target(kind: str, cpu: int) -> tuple[subprocess.Popen[str], str]:
@@ -288,6 +302,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--target", choices=("fast", "pattern"), default="fast")
+    parser.add_argument("--wait", choices=("constant", "pacing"), default="constant",
+                        help="constant(0), or constant_pacing(0.0001): the correction on for every request")
     parser.add_argument("--generator-cpu", type=int, default=0)
     parser.add_argument("--target-cpu", type=int, default=1)
     parser.add_argument("--quiet-wait", type=float, default=3.0,
@@ -315,13 +331,14 @@ def main() -> int:
         "bare": work / "bare_locustfile.py",
         "plugin": work / "plugin_locustfile.py",
     }
-    files["bare"].write_text(LOCUSTFILE.format(plugin_import=""))
-    files["plugin"].write_text(LOCUSTFILE.format(plugin_import="import reliability.plugin  # noqa: F401"))
+    wait = "constant(0)" if args.wait == "constant" else "constant_pacing(0.0001)"
+    files["bare"].write_text(LOCUSTFILE.format(plugin_import="", wait=wait))
+    files["plugin"].write_text(LOCUSTFILE.format(plugin_import="import reliability.plugin  # noqa: F401", wait=wait))
 
     target_proc, host = start_target(args.target, args.target_cpu)
     target = psutil.Process(target_proc.pid)
     print(f"target {args.target} on CPU {args.target_cpu} at {host}; locust on CPU {args.generator_cpu}, "
-          f"{args.users} FastHttpUsers, {args.seconds} s per run, {args.pairs} pairs (bare, plugin, ...)"
+          f"{args.users} FastHttpUsers ({wait}), {args.seconds} s per run, {args.pairs} pairs (bare, plugin, ...)"
           + (f", then a {args.toggle_seconds} s in-process A/B" if args.toggle_seconds else ""))
     started = time.monotonic()
     pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -365,10 +382,12 @@ def main() -> int:
         cpu_b = summarize_pairs(pairs, args.max_foreign)
     out = subprocess.run([sys.executable, __file__, "--listener-cost"], capture_output=True, text=True,
                          env=subprocess_env(), check=True).stdout
-    with_ns, without_ns = json.loads(out.strip().splitlines()[-1])
+    with_ns, without_ns, scheduled_ns = json.loads(out.strip().splitlines()[-1])
     added_us = (with_ns - without_ns) / 1000
     print(f"plugin request listener alone (in-process, min of 7 rounds): +{added_us:.2f} us per request; against "
           f"{cpu_b:.0f} us CPU per request of Locust here that predicts a ratio of {cpu_b / (cpu_b + added_us):.3f}")
+    print(f"with every request on a schedule (mark + corrected histogram): +{(scheduled_ns - without_ns) / 1000:.2f} "
+          f"us per request, the correction's own share +{(scheduled_ns - with_ns) / 1000:.2f} us")
     if toggled is not None:
         print(toggle_summary(toggled["slices"]))
     target_peak = max(r["target_cpu"] for r in runs)

@@ -35,11 +35,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
+from reliability.textsafe import neutralize, shorten_line
+
 MASK = "***"
 SECRET_PARAMS = (
     "password", "pass", "passwd", "pwd", "sslpassword", "secret", "client_secret", "token", "access_token",
     "refresh_token", "auth", "auth_token", "api_key", "apikey", "api-key", "key", "signature", "sig",
 )
+MAX_LOG_CHARS = 600  # a log line longer than this (a 10 kB request name in it) is cut in the middle
 MIN_TRACKED_LEN = 4  # a tracked value shorter than this is masked only where its syntax says so
 _PARAMS = "|".join(re.escape(p) for p in sorted(SECRET_PARAMS, key=len, reverse=True))
 # scheme://user:password@ : the password runs to the last "@" of the word (it may hold "#", "/", "@")
@@ -169,7 +172,8 @@ class MaskingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad format string: keep Locust's own handling of it
             return True
-        record.msg = mask(message, self.secrets)
+        # one line each, with no control or bidi character a terminal would obey
+        record.msg = shorten_line(neutralize(mask(message, self.secrets)), MAX_LOG_CHARS)
         record.args = None
         if record.exc_info and record.exc_info[0] is not None:
             record.exc_text = mask("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"), self.secrets)
@@ -181,12 +185,14 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-def install_log_masking(logger: logging.Logger | None = None, secrets: Iterable[str] = ()) -> MaskingFilter:
-    """Attach one :class:`MaskingFilter` to every handler of ``logger`` (the root by default) and
-    return it; calling it again returns the filter already attached (its secrets updated)."""
+def install_log_masking(logger: logging.Logger | None = None, secrets: Iterable[str] = (),
+                        masker: MaskingFilter | None = None) -> MaskingFilter:
+    """Attach one :class:`MaskingFilter` (``masker``, else a new one) to every handler of
+    ``logger`` (the root by default) and return it; calling it again returns the filter already
+    attached (its secrets updated)."""
     target = logger or logging.getLogger()
     existing = next((f for h in target.handlers for f in h.filters if isinstance(f, MaskingFilter)), None)
-    masker = existing if existing is not None else MaskingFilter()
+    masker = existing if existing is not None else masker if masker is not None else MaskingFilter()
     masker.secrets = tuple(dict.fromkeys((*masker.secrets, *secrets)))
     for handler in target.handlers:
         if masker not in handler.filters:

@@ -100,6 +100,13 @@ class TargetHttpFault:
             raise FaultError(f"{self.name} ({self.kind}) revert: {exc}") from None
         self.injected = False
 
+    def still_applied(self) -> str | None:
+        """None while the target reports our fault (``GET /admin/faults``), else why not."""
+        state = self._admin("GET")
+        if isinstance(state, dict) and state.get("fault") is not None:
+            return None
+        return "the target reports no fault (restarted, or its ttl ran out)"
+
     def _healthy(self) -> str:
         state = self._admin("GET")
         if isinstance(state, dict) and state.get("fault") is not None:

@@ -180,6 +180,17 @@ class PostgresLockFault(_PostgresFault):
         self._lease = Lease(self._keepalive, renew_interval_s(self.dead_man_s or 30.0), self.name)
         self._lease.start()
 
+    def still_applied(self) -> str | None:
+        """None while our chaos session still holds its lock (a query on ``pg_locks``), else why not."""
+        conn = psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
+        try:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE a.application_name = %s AND l.locktype = 'relation' AND l.granted", (self.app,)).fetchone()
+        finally:
+            conn.close()
+        return None if row is not None and row[0] > 0 else f"no lock held by {self.app} any more"
+
     def _keepalive(self) -> None:
         with self._io:
             if self._conn is not None:

@@ -201,6 +201,17 @@ class _ProxyFault:
         if lease is not None:
             lease.stop()
 
+    def _accepts(self, state: dict[str, Any]) -> bool | None:
+        """Whether the proxy's listen port takes a connection now (None: not on loopback here)."""
+        port = _loopback_port(str(state.get("listen", "")))
+        if port is None:
+            return None
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return True
+        except OSError:
+            return False
+
     def _healthy(self) -> str:
         state = self.client.proxy(self.proxy)
         if not state.get("enabled"):
@@ -276,6 +287,16 @@ class ProxyToxicFault(_ProxyFault):
         path = f"/proxies/{self.client._quote(self.proxy)}/toxics/{self.client._quote(self.toxic_name)}"
         return self._undo(http_action("DELETE", self.client.api_url + path), environ)
 
+    def still_applied(self) -> str | None:
+        """None while the toxic is on the proxy and the proxy listens (a connection through its listen
+        port), else why not (a restarted proxy has lost it)."""
+        state = self.client.proxy(self.proxy)
+        if self.toxic_name not in [str(t.get("name")) for t in state.get("toxics") or []]:
+            return f"toxic {self.toxic_name} is gone from proxy {self.proxy}"
+        if self._accepts(state) is False:
+            return f"proxy {self.proxy} does not accept connections on {state.get('listen')}"
+        return None
+
     def _add(self) -> dict[str, Any]:
         return self.client.add_toxic(self.proxy, self.toxic_type, self.attributes, name=self.toxic_name,
                                      stream=self.stream, toxicity=self.toxicity, ttl_s=self.dead_man_s)
@@ -340,6 +361,15 @@ class ProxyDownFault(_ProxyFault):
         """Enable the proxy again."""
         path = f"/proxies/{self.client._quote(self.proxy)}"
         return self._undo(http_action("POST", self.client.api_url + path, {"enabled": True}), environ)
+
+    def still_applied(self) -> str | None:
+        """None while the proxy is disabled and its listen port refuses connections, else why not."""
+        state = self.client.proxy(self.proxy)
+        if state.get("enabled"):
+            return f"proxy {self.proxy} is enabled again"
+        if self._accepts(state):
+            return f"proxy {self.proxy} accepts connections on {state.get('listen')} again"
+        return None
 
     def _disable(self) -> dict[str, Any]:
         return self.client.update_proxy(self.proxy, enabled=False, ttl_s=self.dead_man_s)

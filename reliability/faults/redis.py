@@ -135,6 +135,22 @@ class RedisPauseFault(_RedisFault):
         self._chain = threading.Thread(target=self._extend, name=f"redis-pause-{self.name}", daemon=True)
         self._chain.start()
 
+    def still_applied(self) -> str | None:
+        """None while clients are held back, else why not. Writes only: a SET must not answer within
+        0.3 s. All commands: the chain of pauses must still be running (its connection drops when the
+        server restarts); a probe command would itself queue behind the pause with the load's."""
+        if self.mode != "write":
+            chain = self._chain
+            return None if chain is not None and chain.is_alive() else "the pause chain's connection is gone"
+        client = connect(self.url, 0.3)
+        try:
+            client.set(PROBE_KEY, "1", px=1000)
+        except redis.TimeoutError:
+            return None
+        finally:
+            client.close()
+        return "a write was answered at once: the pause is gone"
+
     def _pause_writes(self) -> None:
         assert self._client is not None
         self._client.client_pause(int((self.dead_man_s or 1.0) * 1000), all=False)
@@ -199,6 +215,17 @@ class RedisMemoryFault(_RedisFault):
         self.policy = spec.policy
         self.dead_man_s: float | None = None
         self.original: dict[str, str] | None = None
+        self.limit: int | None = None
+
+    def still_applied(self) -> str | None:
+        """None while ``maxmemory`` is still the injected limit (``CONFIG GET``), else why not."""
+        client = connect(self.url, 2.0)
+        try:
+            found = client.config_get("maxmemory")
+        finally:
+            client.close()
+        now = int(str(found["maxmemory"]))
+        return None if now == self.limit else f"maxmemory is {now}, not the injected {self.limit}"
 
     def _read_original(self, client: redis.Redis) -> dict[str, str]:
         if self.original is None:
@@ -225,6 +252,7 @@ class RedisMemoryFault(_RedisFault):
             limit = self.maxmemory_bytes or int(client.info("memory")["used_memory"])
             client.config_set("maxmemory-policy", self.policy)
             client.config_set("maxmemory", str(limit))
+            self.limit = limit
         except (redis.RedisError, OSError, KeyError) as exc:
             raise self._fail("inject", exc) from None
         finally:

@@ -25,6 +25,7 @@ from typing import TextIO
 from reliability.exceptions import ReliabilityError
 from reliability.health.base import Status
 from reliability.health.orchestrator import HealthReport
+from reliability.textsafe import MAX_TEXT_CHARS, display
 
 EXIT_CODES = {Status.HEALTHY: 0, Status.DEGRADED: 1, Status.DOWN: 2}
 EXIT_UNUSABLE = 4
@@ -40,8 +41,8 @@ def format_table(report: HealthReport) -> str:
     """The human-readable table and summary line for one round."""
     rows = [("component", "probe", "status", "latency", "detail")]
     for name, result in report.results.items():
-        rows.append((name, report.kinds.get(name, ""), result.status.value, f"{result.latency_ms:.1f} ms",
-                     result.detail))
+        rows.append((display(name), report.kinds.get(name, ""), result.status.value, f"{result.latency_ms:.1f} ms",
+                     display(result.detail, MAX_TEXT_CHARS)))  # the detail is the component's own text
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []
     for row in rows:

@@ -96,6 +96,37 @@ class LatencyHistogram:
         if latency_ms > self.max_ms:
             self.max_ms = latency_ms
 
+    def record_many(self, values: list[float]) -> None:
+        """Add many latencies at once (the load generator's batched path): the same buckets as
+        :meth:`record` one by one, with the loop in one place so it runs on warm caches.
+        Negative or NaN values are rejected before anything is added."""
+        if not values:
+            return
+        low = min(values)
+        if not low >= 0.0 or any(v != v for v in values):  # NaN compares false
+            raise MetricsError(f"latency must be a non-negative number of ms, got {low!r}")
+        multiplier, log, ceil, floor_ms = self._multiplier, math.log, math.ceil, MIN_TRACKED_MS
+        keys = [ceil(log(v if v > floor_ms else floor_ms, 2) * multiplier) for v in values]
+        lo, hi = min(keys), max(keys)
+        counts = self._counts
+        if not counts:
+            self._offset = lo
+            counts = self._counts = array("Q", bytes(8 * (hi - lo + 1)))
+        elif lo < self._offset or hi >= self._offset + len(counts):
+            self._add_counts(min(lo, self._offset), [0] * (max(hi, self._offset + len(counts) - 1)
+                                                            - min(lo, self._offset) + 1))
+            counts = self._counts
+        offset = self._offset
+        for key in keys:
+            counts[key - offset] += 1
+        self.count += len(values)
+        self.sum_ms += sum(values)
+        if low < self.min_ms:
+            self.min_ms = low
+        high = max(values)
+        if high > self.max_ms:
+            self.max_ms = high
+
     def merge(self, other: LatencyHistogram) -> None:
         """Add ``other``'s counts to this one (exact; accuracies must match)."""
         if other._accuracy != self._accuracy:

@@ -132,6 +132,18 @@ def check_windows(value: object, now: float, accuracy: float) -> WindowsPayload:
                 raise _fail(at, f"{failures} failures out of {requests} requests")
             if endpoint.get("h") is not None:
                 _histogram(endpoint["h"], f"{at}.h", accuracy)
+            if endpoint.get("ch") is not None:  # latency from the intended start, back-fill included
+                _histogram(endpoint["ch"], f"{at}.ch", accuracy)
+            if endpoint.get("b") is not None:
+                _count(endpoint["b"], f"{at}.b")
+        if window.get("s") is not None:  # stall counters [held, spill_out, spill_in]
+            stalls = _list(window["s"], f"{where}.s", 3)
+            if len(stalls) != 3:
+                raise _fail(f"{where}.s", "expected [held, spill_out, spill_in]")
+            for k, value in enumerate(stalls):
+                _count(value, f"{where}.s[{k}]")
+    if payload.get("lag") is not None:  # start lags of scheduled requests
+        _histogram(payload["lag"], "windows.lag", accuracy)
     for i, err in enumerate(_list(payload.get("err", []), "windows.err", MAX_ERRORS)):
         where = f"windows.err[{i}]"
         error = _mapping(err, where)

@@ -36,6 +36,7 @@ DEFAULT_COMPONENTS: Mapping[str, str] = {
     **{t: "cache" for t in ("redis", "cache", "memcached")},
     **{t: "ws" for t in ("ws", "wss", "websocket")},
 }
+FLUSH_EVERY = 256  # requests queued on a load generator before they are folded into windows
 MAX_ERROR_KINDS = 50  # distinct error messages kept per endpoint; more are counted as "(other)"
 MAX_ERROR_TEXT = 200
 
@@ -332,6 +333,7 @@ class WindowStore:
         # how late scheduled requests started after their intended start (ms): the generator's lag
         self.lag = LatencyHistogram(relative_accuracy)
         self._lag_pending = LatencyHistogram(relative_accuracy)  # not yet drained (workers)
+        self._pending: list[tuple[str, str, float | None, bool, str | None, float, float | None, float | None]] = []
 
     # -- recording (load generators) ---------------------------------------------------------------
 
@@ -367,40 +369,70 @@ class WindowStore:
         start lag. With ``interval_ms`` (the user's schedule interval) a corrected latency longer
         than the interval back-fills the requests the stall prevented, HdrHistogram's
         expected-interval method: ``V - I``, ``V - 2I``, ... while >= ``I``, each in the second it
-        was due. The hot path for unscheduled requests is :meth:`record`'s plus one comparison.
-        """
-        scheduled = intended_s is not None or interval_ms is not None
-        t = int(sent_s if intended_s is None else intended_s)
-        if t != self._cur_t or self._cur is None:
-            self._cur = self._window_for(t)
-            self._cur_t = t
-        window = self._cur
-        counts = window.endpoints.get((request_type, name))
-        if counts is None:
-            counts = window.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
-        corrected_ms = latency_ms
-        if latency_ms is not None:
+        was due.
+
+        This runs once per request on a load generator, between Locust's own work that leaves the
+        CPU caches cold: it only checks the latency and queues the request; every read (snapshot,
+        drain, timeline ...) and every ``FLUSH_EVERY`` requests fold the queue in one warm loop.
+        An invalid latency (negative, NaN) raises MetricsError before anything is counted."""
+        if not (latency_ms is None or latency_ms >= 0.0):
+            raise MetricsError(f"latency must be a non-negative number of ms, got {latency_ms!r}")
+        pending = self._pending
+        pending.append((request_type, name, latency_ms, failed, error, sent_s, intended_s, interval_ms))
+        if len(pending) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Fold the queued requests into their windows (see :meth:`record_request`)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        measured: dict[int, tuple[LatencyHistogram, list[float]]] = {}  # id(hist) -> values
+        cur_t, window = -1, None
+        for request_type, name, latency_ms, failed, error, sent_s, intended_s, interval_ms in pending:
+            t = int(sent_s if intended_s is None else intended_s)
+            if t != cur_t or window is None:
+                window, cur_t = self._window_for(t), t
+            counts = window.endpoints.get((request_type, name))
+            if counts is None:
+                counts = window.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
+            counts.requests += 1
+            if failed:
+                counts.failures += 1
+                self._count_error((request_type, name), error or "failed")
+            if intended_s is not None:
+                lag_ms = (sent_s - intended_s) * 1000.0
+                self._lag_pending.record(lag_ms if lag_ms > 0.0 else 0.0)
+            if latency_ms is None:
+                continue
+            corrected_ms = latency_ms
             if intended_s is not None and sent_s > intended_s:
                 corrected_ms = latency_ms + (sent_s - intended_s) * 1000.0
-            chist = counts.corrected() if scheduled else counts.chist  # (a copy of the measured so far)
-            counts.hist.record(latency_ms)  # first: a rejected latency leaves the counts untouched
+            scheduled = intended_s is not None or interval_ms is not None
+            if scheduled and counts.chist is None:
+                _apply(measured)  # the copy must hold this batch's earlier samples too
+                counts.chist = counts.hist.copy()
+            group = measured.get(id(counts.hist))
+            if group is None:
+                group = measured[id(counts.hist)] = (counts.hist, [])
+            group[1].append(latency_ms)
+            chist = counts.chist
             if chist is not None:
-                chist.record(latency_ms if corrected_ms is None else corrected_ms)
-        counts.requests += 1
-        if failed:
-            counts.failures += 1
-            self._count_error((request_type, name), error or "failed")
-        if intended_s is not None:
-            lag_ms = (sent_s - intended_s) * 1000.0
-            self._lag_pending.record(lag_ms if lag_ms > 0.0 else 0.0)
-        if latency_ms is None:
-            return
-        done_t = int(sent_s + latency_ms / 1000.0)
-        if done_t != t:  # rare: the request did not complete in the second it counts in
-            self._spill(t, int(sent_s), done_t)
-        if interval_ms is not None and corrected_ms is not None and corrected_ms >= 2 * interval_ms:
-            self._backfill(request_type, name, intended_s if intended_s is not None else sent_s,
-                           corrected_ms, interval_ms)
+                cgroup = measured.get(id(chist))
+                if cgroup is None:
+                    cgroup = measured[id(chist)] = (chist, [])
+                cgroup[1].append(corrected_ms)
+            done_t = int(sent_s + latency_ms / 1000.0)
+            if done_t != t:  # rare: the request did not complete in the second it counts in
+                self._spill(t, int(sent_s), done_t)
+                window, cur_t = None, -1
+            if interval_ms is not None and corrected_ms >= 2 * interval_ms:
+                _apply(measured)
+                self._backfill(request_type, name, intended_s if intended_s is not None else sent_s,
+                               corrected_ms, interval_ms)
+                window, cur_t = None, -1
+        _apply(measured)
 
     def _spill(self, t: int, sent_t: int, done_t: int) -> None:
         self._window_for(t).spill_out += 1
@@ -470,6 +502,7 @@ class WindowStore:
         """Remove and return closed windows (all windows when ``final``), plus new error counts and
         schedule lags. Requests sent in a second count there even when they complete later, so a
         window drained before its last request completed is sent again with the rest (merging adds)."""
+        self.flush()
         now_t = int(self._clock())
         out: list[WindowPayload] = []
         for t in sorted(self._fine):
@@ -496,6 +529,7 @@ class WindowStore:
 
     def schedule_lag(self) -> LatencyHistogram:
         """Start lags (ms) of every scheduled request recorded or merged here."""
+        self.flush()
         total = self.lag.copy()
         total.merge(self._lag_pending)
         return total
@@ -541,6 +575,7 @@ class WindowStore:
 
     def rollup(self, now: float | None = None) -> None:
         """Fold windows older than the fine / minute horizons into coarser ones."""
+        self.flush()
         now_t = int(self._clock() if now is None else now)
         cutoff = now_t - self.fine_horizon_s
         for t in sorted(t for t in self._fine if t < cutoff):
@@ -589,6 +624,7 @@ class WindowStore:
     def snapshot(self, start_t: int | None = None, end_t: int | None = None) -> Snapshot:
         """Aggregate ``[start_t, end_t)`` (default: everything). Coarse windows count when they
         start inside the range, so ranges reaching into rolled-up time are rounded to their span."""
+        self.flush()
         lo = -(2**62) if start_t is None else start_t
         hi = 2**62 if end_t is None else end_t
         per_endpoint: dict[Endpoint, _Counts] = {}
@@ -636,6 +672,7 @@ class WindowStore:
                  ) -> list[tuple[int, int | None, int, int, float | None, bool]]:
         """Per-second rows ``(t, users, requests, failures, latency_ms at quantile, partial)``;
         ``basis="corrected"`` reads the latency from the intended start where a second has it."""
+        self.flush()
         rows: dict[int, tuple[int, int | None, int, int, float | None, bool]] = {}
         corrected = basis == "corrected"
         for t, ints, users, partial, lat, clat in self._timeline.rows(-(2**62), 2**62):
@@ -658,15 +695,23 @@ class WindowStore:
 
     def errors(self) -> list[tuple[str, str, str, int]]:
         """``(request_type, name, message, count)`` for every error seen, most frequent first."""
+        self.flush()
         out = [(rt, n, m, c) for (rt, n), kinds in self._errors.items() for m, c in kinds.items()]
         return sorted(out, key=lambda e: (-e[3], e[0], e[1], e[2]))
 
     def window_count(self) -> tuple[int, int, int]:
         """Windows held at each level (fine, minute, hour): for memory tests."""
+        self.flush()
         return len(self._fine), len(self._minutes), len(self._hours)
 
     def timeline_nbytes(self) -> int:
         return self._timeline.nbytes()
+
+
+def _apply(groups: dict[int, tuple[LatencyHistogram, list[float]]]) -> None:
+    for hist, values in groups.values():
+        hist.record_many(values)
+    groups.clear()
 
 
 def _stats(request_type: str, name: str, component: str, counts: _Counts) -> EndpointStats:

@@ -19,6 +19,7 @@ from reliability.inputfile import load_json_file
 from reliability.report import FORMATS, RegressionThresholds, compare, md_escape, render, write_reports
 from reliability.report.compare import ComparisonResult, comparison_rows
 from reliability.report.spec import CostSpec
+from reliability.textsafe import MAX_TEXT_CHARS, display
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -130,11 +131,11 @@ def thresholds_from_args(args: argparse.Namespace) -> RegressionThresholds:
 
 
 def format_text(result: ComparisonResult, show_all: bool = False) -> str:
-    body = comparison_rows(result, only_changes=not show_all)
+    body = [[display(c) for c in row] for row in comparison_rows(result, only_changes=not show_all)]
     rows = [_HEAD, *body] if body else []
     widths = [max(len(r[i]) for r in rows) for i in range(len(_HEAD) - 1)] if rows else []
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows]
-    lines += [f"note: {n}" for n in result.notes]
+    lines += [f"note: {display(n, MAX_TEXT_CHARS)}" for n in result.notes]
     count = len(result.regressions)
     lines.append(f"{count} regression(s)" if count else "no regression")
     return "\n".join(lines) + "\n"
@@ -144,9 +145,9 @@ def format_markdown(result: ComparisonResult, show_all: bool = False) -> str:
     count = len(result.regressions)
     summary = f"❌ Run comparison: {count} regression(s)" if count else "✅ Run comparison: no regression"
     lines = [f"## {summary}", "", "| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
-    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |"
+    lines += ["| " + " | ".join(md_escape(display(c)) for c in row) + " |"
               for row in comparison_rows(result, only_changes=not show_all)]
-    lines += [""] + [f"- {md_escape(n)}" for n in result.notes]
+    lines += [""] + [f"- {md_escape(display(n, MAX_TEXT_CHARS))}" for n in result.notes]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from reliability.files import write_text_atomic
+from reliability.masking import mask_data
 from reliability.report.data import Record
 from reliability.report.html import render_html
 from reliability.report.impact import BusinessImpact, cost_from_record, estimate_impact
@@ -14,6 +16,7 @@ from reliability.report.markdown import render_markdown
 from reliability.report.spec import CostSpec
 from reliability.report.suite import is_suite_record, render_suite
 from reliability.schema import RunRecord
+from reliability.textsafe import display_data
 
 FORMATS = ("html", "junit", "md")
 SUFFIXES = {"html": ".html", "junit": ".junit.xml", "md": ".md"}
@@ -28,16 +31,18 @@ def render(record: Record | RunRecord, fmt: str, *, cost: CostSpec | None = None
     """The record as ``"html"``, ``"junit"`` (XML) or ``"md"``. ``cost`` defaults to the record's
     own ``cost_model``; without either, business impact is left out. A suite's combined record
     (``kind: suite``) renders as its readiness report."""
-    if isinstance(record, RunRecord):
-        record = record.to_json_dict()
-    if is_suite_record(record):
-        return render_suite(record, fmt)
+    raw = record.to_json_dict() if isinstance(record, RunRecord) else record
+    # every format shows text that came from the target: no control or bidi character obeyed, no
+    # 10 kB name (the record keeps the raw, full text); and no password, even in an older record
+    shown: Record = display_data(mask_data(raw))
+    if is_suite_record(shown):
+        return render_suite(shown, fmt)
     if fmt == "html":
-        return render_html(record, _impact(record, cost))
+        return render_html(shown, _impact(shown, cost))
     if fmt == "junit":
-        return render_junit(record)
+        return render_junit(shown)
     if fmt == "md":
-        return render_markdown(record, _impact(record, cost))
+        return render_markdown(shown, _impact(shown, cost))
     raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
@@ -63,3 +68,22 @@ def write_reports(record: Record | RunRecord, record_path: str | os.PathLike[str
         _write_atomic(target, render(record, fmt, cost=cost))
         written.append(target)
     return written
+
+
+def summary_targets(summary_file: str | os.PathLike[str] | None = None,
+                    environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where the Markdown summary is appended: ``$GITHUB_STEP_SUMMARY`` (GitHub Actions' job
+    summary) when set, and ``summary_file`` (``--summary-file``); each once."""
+    env = os.environ if environ is None else environ
+    targets = [Path(p) for p in (env.get("GITHUB_STEP_SUMMARY"), summary_file) if p]
+    return list(dict.fromkeys(targets))
+
+
+def append_summary(markdown: str, targets: list[Path]) -> list[Path]:
+    """Append ``markdown`` to each target (created if missing), separated from what is there."""
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(markdown if markdown.endswith("\n") else markdown + "\n")
+            fh.write("\n")
+    return targets

@@ -37,7 +37,11 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TextIO
 
+from reliability.revert.ledger import FINISHING_LINE
+from reliability.textsafe import neutralize, shorten_line
+
 GAVE_UP_LINE = "Gave up waiting for workers to connect"  # Locust's words when --expect-workers-max-wait ends
+FINISHING_EXTRA_S = 120.0  # more time for a lead that said it is reverting and writing the record
 FORWARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 PR_SET_PDEATHSIG = 1
 POLL_S = 0.1
@@ -132,6 +136,7 @@ class Swarm:
         self.lead: Child | None = None
         self.received = received if received is not None else []  # stop signals, see stop_requests()
         self.gave_up_waiting = False
+        self.lead_finishing = False  # the lead logged FINISHING_LINE: let it finish, never interrupt it
         self._lock = threading.Lock()
         self._preexec = _die_with_parent()
 
@@ -139,7 +144,7 @@ class Swarm:
 
     def say(self, message: str) -> None:
         """One line of our own, between the children's lines."""
-        self._write(f"[run] {message}\n")
+        self._write(f"[run] {shorten_line(neutralize(message))}\n")
 
     def _write(self, text: str) -> None:
         with self._lock:
@@ -155,7 +160,9 @@ class Swarm:
             child.tail.append(line)
             if child is self.lead and GAVE_UP_LINE in line:
                 self.gave_up_waiting = True
-            self._write(child.prefix + line)
+            if child is self.lead and FINISHING_LINE in line:
+                self.lead_finishing = True
+            self._write(child.prefix + shorten_line(neutralize(line.rstrip("\r\n"))) + "\n")
 
     # -- processes ---------------------------------------------------------------------------------
 
@@ -197,6 +204,9 @@ class Swarm:
             self.say(f"{name}: stopping the workers")
             for worker in workers:
                 self._signal(worker, signal.SIGTERM)
+        elif count == 2 and lead is not None and self.lead_finishing:
+            self.say(f"{name} again: the {lead.name} is reverting faults and writing the record; waiting for it "
+                     "(a third signal kills every process; the revert guard then undoes what is left)")
         elif count == 2 and lead is not None:
             self.say(f"{name} again: sending SIGTERM to the {lead.name}")
             self._signal(lead, signal.SIGTERM)
@@ -224,14 +234,16 @@ class Swarm:
                     stop_sent = now
             if lead is not None and workers and gone_since is None and not any(w.alive for w in workers):
                 gone_since = now
-            if gone_since is not None and stop_sent is None and now - gone_since >= WORKERS_GONE_GRACE_S:
+            if gone_since is not None and stop_sent is None and now - gone_since >= WORKERS_GONE_GRACE_S \
+                    and not self.lead_finishing:
                 self.say(f"every worker has exited; stopping the {lead.name if lead else 'run'}")
                 if lead is not None:
                     self._signal(lead, signal.SIGINT)
                 stop_sent = now
-            if stop_sent is not None and now - stop_sent > self.stop_timeout_s:
+            timeout_s = self.stop_timeout_s + (FINISHING_EXTRA_S if self.lead_finishing else 0.0)
+            if stop_sent is not None and now - stop_sent > timeout_s:
                 late = [lead] if lead is not None else [w for w in workers if w.alive]
-                self.say(f"{', '.join(c.name for c in late)} did not stop within {self.stop_timeout_s:g} s: killing")
+                self.say(f"{', '.join(c.name for c in late)} did not stop within {timeout_s:g} s: killing")
                 for child in late:
                     self._signal(child, signal.SIGKILL)
                 stop_sent = now  # wait for them to go
@@ -259,7 +271,7 @@ class Swarm:
         lead = self.lead
         if lead is not None and lead.alive:
             self._signal(lead, signal.SIGINT)
-            self._wait([lead], self.stop_timeout_s)
+            self._wait([lead], self.stop_timeout_s + (FINISHING_EXTRA_S if self.lead_finishing else 0.0))
         workers = [c for c in self.children if c is not lead]
         self._wait(workers, self.worker_grace_s)
         for sig, wait_s in ((signal.SIGTERM, KILL_WAIT_S), (signal.SIGKILL, KILL_WAIT_S)):

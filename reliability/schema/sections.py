@@ -294,6 +294,15 @@ class ErrorBudget(Section):
     incident_failures: int = 0
 
 
+class RevertAttempt(Section):
+    """One attempt to revert a fault: when (seconds since the start), by whom, and how it went."""
+
+    at_s: float | None = None
+    by: str = "master"  # master | guard | cli
+    ok: bool = False
+    error: str | None = None
+
+
 class Fault(Section):
     """One scheduled fault: what happened to it, and (``windows`` set) the recovery analysis."""
 
@@ -314,7 +323,13 @@ class Fault(Section):
     inject_error: str | None = None
     revert_error: str | None = None
     revert_attempts: int = 0
+    revert_log: list[RevertAttempt] = Field(default_factory=list)
+    reverted_by: str | None = None  # master | guard | cli (the last two: undone while the master could not)
     reverted_because: str | None = None
+    skipped_because: str | None = None
+    hold_checks: int = 0  # re-verifications on the data path while held
+    lost_at_s: float | None = None  # a re-verification found the fault gone before its hold ended
+    lost_detail: str | None = None
     verified_healthy: bool | None = None
     post_revert_check: PostRevertCheck | None = None
     # the recovery analysis; all None (and ``windows`` None) when the fault never ran

@@ -55,11 +55,11 @@ class ReliabilityShape(LoadTestShape):
     spec: ClassVar[ShapeSpec | None] = None
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Locust's LoadTestShape is untyped
         self._reset()
 
     def reset_time(self) -> None:
-        super().reset_time()
+        super().reset_time()  # type: ignore[no-untyped-call]
         arrival = getattr(self, "arrival", None)
         if arrival is not None and arrival.t0 is not None and arrival.stopped_at is None and time.time() < arrival.t0:
             # Locust's master resets the shape again when its first tick starts the run: the plan
@@ -204,7 +204,7 @@ class ReliabilityShape(LoadTestShape):
                 logger.info("capacity search over: %s", self.capacity.stopped_because)
         else:
             assert self.plan is not None
-            elapsed = self.get_run_time()
+            elapsed = self.get_run_time()  # type: ignore[no-untyped-call]
             target = self.plan.at(elapsed)
             index = self.plan.index_at(elapsed)
             name = self.plan.stages[index].name if index is not None else ""

@@ -14,10 +14,11 @@ always driven from one place, never from the load generators. What it does:
   idempotent. SIGKILL cannot be caught: there, the fault's own dead-man switch (``dead_man_s``)
   restores the backend;
 * **capacity search**: grades closed windows for the shape's :class:`CapacitySearch`;
-* **record**: ``faults`` (per fault: times, checks, recovery metrics), ``resilience_score``,
-  ``recovery`` (the parameters used), a ``phase`` on every timeline row, ``stages`` (per stage of
-  a reliability shape) and ``capacity``; failed reverts, unhealthy backends after a revert and
-  faults that never ran make the verdict inconclusive.
+* **result** (``finish`` returns it, the plugin builds the record): ``faults`` (per fault:
+  times, checks, recovery metrics), ``resilience_score``, ``recovery`` (the parameters used), a
+  ``phase`` for every timeline second, ``stages`` (per stage of a reliability shape), ``load``
+  and ``capacity``; failed reverts, unhealthy backends after a revert and faults that never ran
+  make the verdict inconclusive.
 """
 
 from __future__ import annotations
@@ -29,18 +30,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gevent
 from gevent.lock import BoundedSemaphore
 
 from reliability.config import ScenarioSpec
 from reliability.exceptions import FaultError
+from reliability.extension import Contribution, RunContext, ShapeLike
 from reliability.revert.journal import JOURNAL_ENV, UndoError
-from reliability.revert.ledger import RevertLedger, backend_of, conflicts
-from reliability.schema import RunRecord
+from reliability.revert.ledger import FINISHING_LINE, RevertLedger, backend_of, conflicts
+from reliability.revert.undo import backoff_s
 from reliability.schema.sections import Load
-from reliability.shapes.capacity import CapacitySearch
 from reliability.shapes.sections import (
     IN_EFFECT,
     FaultLike,
@@ -52,18 +53,14 @@ from reliability.shapes.sections import (
 )
 from reliability.shapes.spec import ScheduledFaultSpec, fault_names, resolve_factory
 
-if TYPE_CHECKING:
-    from reliability.plugin import ReliabilityPlugin
-
 logger = logging.getLogger("reliability.faults")
 
 DRIVER_STEP_S = 0.1
-REVERT_ATTEMPTS = 3
+REVERT_DEADLINE_S = 20.0  # this process retries a revert that long (each call); then the guard carries on
+HOLD_CHECK_S = 2.0  # re-verify a held fault on its data path this often
 STEP_TIMEOUT_S = 30.0
-LOCK_WAIT_S = 35.0
+LOCK_WAIT_S = 75.0  # > REVERT_DEADLINE_S + a step timeout + a verification
 VERIFY_EVERY_S = 0.5
-MASTER_DATA_LAG_S = 4  # workers report every 3 s; a second is complete on the master ~4 s later
-LOCAL_DATA_LAG_S = 1
 
 
 FaultBuilder = Callable[[ScheduledFaultSpec, str], FaultLike]
@@ -106,13 +103,15 @@ class ScheduleExtension:
         self.step_timeout_s = step_timeout_s
         self.runs: list[FaultRun] = []
         self._locks: dict[str, BoundedSemaphore] = {}
-        self.plugin: ReliabilityPlugin | None = None
-        self.shape: Any = None
+        self.run: RunContext | None = None
+        self.shape: ShapeLike | None = None
         self.started_at = 0.0
         self.clock: Callable[[], float] = time.time
         self._stopping = False
         self._driver: gevent.Greenlet | None = None
         self._term_watcher: Any = None
+        self._hup_watcher: Any = None
+        self._finishing = False
         self._sigint_handler: Callable[[int, FrameType | None], Any] | None = None
         self._previous_sigint: Any = None
         self._atexit_registered = False
@@ -122,12 +121,11 @@ class ScheduleExtension:
 
     # -- plugin hooks ------------------------------------------------------------------------------
 
-    def on_test_start(self, plugin: ReliabilityPlugin) -> None:
-        self.plugin = plugin
-        self.clock = plugin.clock
-        self.started_at = plugin.started_at if plugin.started_at is not None else plugin.clock()
-        shape = getattr(plugin.environment, "shape_class", None)
-        self.shape = shape if getattr(shape, "reliability_shape", False) else None
+    def on_test_start(self, ctx: RunContext) -> None:
+        self.run = ctx
+        self.clock = ctx.clock
+        self.started_at = ctx.started_at
+        self.shape = ctx.shape
         if self.scenario.shape is not None and self.shape is None:
             reason = (f"the scenario's shape ({self.scenario.shape.type}) is not running: the locustfile has its own "
                       "load shape, not a reliability shape")
@@ -145,24 +143,22 @@ class ScheduleExtension:
                 run.state = "skipped"
                 logger.error("fault %s cannot be built: %s", run.name, run.build_error)
         if any(run.fault is not None for run in self.runs):
-            self._open_ledger(plugin)
+            self._open_ledger(ctx)
         if self.runs:
             self._install_handlers()
             self._driver = gevent.spawn(self._drive)
             plan = "; ".join(f"{r.name} at +{r.spec.at_s:g}s for {r.spec.hold_s:g}s" for r in self.runs)
             logger.info("fault schedule: %s", plan)
 
-    def _open_ledger(self, plugin: ReliabilityPlugin) -> None:
+    def _open_ledger(self, ctx: RunContext) -> None:
         """The revert journal and guard; refuse the faults when another run's journal says one is
         still applied on a backend of ours (unless --ignore-applied-faults)."""
-        options = plugin.environment.parsed_options
         if self.ledger is None:
-            option = getattr(options, "revert_journal", None)
-            self.ledger = RevertLedger(Path(option) if option else None)
+            self.ledger = RevertLedger(Path(ctx.revert_journal) if ctx.revert_journal else None)
         ledger = self.ledger
         backends = {backend_of(run.fault) for run in self.runs if run.fault is not None}
         found = conflicts(backends, ledger.path.parent, exclude=ledger.path)
-        if found and not getattr(options, "ignore_applied_faults", False):
+        if found and not ctx.ignore_applied_faults:
             reason = ("another run's revert journal says a fault is still applied on a backend this run uses: "
                       + "; ".join(c.line() for c in found)
                       + ". Undo it with `reliability revert`, or pass --ignore-applied-faults")
@@ -170,9 +166,7 @@ class ScheduleExtension:
             self._problems.append(reason)
             for run in self.runs:
                 run.fault, run.state, run.build_error = None, "skipped", "refused: a fault is still applied"
-            runner = plugin.environment.runner
-            if runner is not None:
-                gevent.spawn(runner.quit)
+            ctx.request_stop("a fault is still applied from another run")
             return
         try:
             ledger.open()
@@ -183,18 +177,21 @@ class ScheduleExtension:
             for run in self.runs:
                 run.fault, run.state, run.build_error = None, "skipped", "refused: no revert journal"
 
-    def on_tick(self, plugin: ReliabilityPlugin, now: float) -> None:
+    def on_tick(self, ctx: RunContext, now: float) -> None:
         self.advance(now)
-        self._feed_capacity(plugin, now)
+        self._feed_capacity(ctx, now)
 
-    def on_test_stop(self, plugin: ReliabilityPlugin) -> None:
+    def on_test_stop(self, ctx: RunContext) -> None:
         self._stopping = True
         if self._driver is not None:
             self._driver.kill(block=False)
         if any(r.state in IN_EFFECT for r in self.runs):
             gevent.spawn(self.revert_all, "the test stopped")
 
-    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
+    def finish(self, ctx: RunContext) -> Contribution:
+        if self.runs:
+            self._finishing = True  # from here a Ctrl-C must not cut the reverts or the record short
+            logger.info("%s", FINISHING_LINE)
         self._stopping = True
         if self._driver is not None:
             self._driver.kill(block=False)
@@ -203,26 +200,25 @@ class ScheduleExtension:
             self.ledger.close()
         self._uninstall_handlers()
         reasons = list(self._problems)
-        end = plugin.ended_at or self.clock()
+        end = ctx.ended_at or self.clock()
+        sections: dict[str, object] = {}
+        phases: dict[int, str] | None = None
         if self.runs:
-            result = faults_section(self.runs, plugin.store, plugin.sla, self.scenario.recovery, self.started_at, end,
-                                    record.totals.requests)
-            result.apply(record)
+            result = faults_section(self.runs, ctx.store, ctx.sla, self.scenario.recovery, self.started_at, end,
+                                    ctx.store.snapshot().total.requests)
+            sections.update(faults=result.faults, resilience_score=result.resilience_score, recovery=result.recovery)
+            phases = result.phases
             reasons += result.reasons
         arrival = getattr(self.shape, "arrival", None)
         if arrival is not None:  # open-model load: what was asked, what ran, what was dropped
-            from reliability.shapes.arrival_driver import local_driver
-
-            record.load = Load.model_validate(
-                arrival.section(end, local_driver(plugin.environment) if plugin.role == "local" else None))
+            sections["load"] = Load.model_validate(arrival.section(end, ctx.local_generator()))
             reasons += arrival.problems
-        search: CapacitySearch | None = getattr(self.shape, "capacity", None)
+        search = self.shape.capacity if self.shape is not None else None
         if search is not None:
-            record.capacity = capacity_section(search, plugin.store, plugin.sla, end)
+            sections["capacity"] = capacity_section(search, ctx.store, ctx.sla, end)
         elif self.shape is not None:
-            record.stages = stages_section(getattr(self.shape, "stage_log", ()), plugin.store, plugin.sla,
-                                           self.started_at, end)
-        return reasons
+            sections["stages"] = stages_section(self.shape.stage_log, ctx.store, ctx.sla, self.started_at, end)
+        return Contribution(sections=sections, inconclusive=tuple(reasons), phases=phases)
 
     # -- the schedule ------------------------------------------------------------------------------
 
@@ -243,7 +239,7 @@ class ScheduleExtension:
                 on_demand.state = "reverting"
                 gevent.spawn(self._revert, on_demand, "its hold time is over")
             return
-        for run in self.runs:
+        for index, run in enumerate(self.runs):
             if run.state in ("reverted", "skipped"):
                 continue
             if run.state == "pending" and elapsed >= run.spec.at_s:
@@ -252,6 +248,16 @@ class ScheduleExtension:
             elif run.state == "active" and elapsed >= run.spec.end_s:
                 run.state = "reverting"
                 gevent.spawn(self._revert, run, "its hold time is over")
+            elif run.state in ("injecting", "reverting"):
+                # One fault at a time: a later fault due while this one is still being injected or
+                # reverted is skipped, with the reason, rather than silently waiting for ever.
+                for later in self.runs[index + 1:]:
+                    if later.state == "pending" and elapsed >= later.spec.at_s:
+                        later.state = "skipped"
+                        doing = "being injected" if run.state == "injecting" else "being reverted"
+                        later.skipped_because = (f"at its start (+{later.spec.at_s:g} s) fault {run.name} was still "
+                                                 f"{doing}")
+                        logger.error("fault %s: skipped: %s", later.name, later.skipped_because)
             return
 
     def _inject(self, run: FaultRun) -> None:
@@ -284,6 +290,8 @@ class ScheduleExtension:
                 logger.info("fault %s: injected at +%.1f s", run.name, run.injected_at - self.started_at)
             if self.ledger is not None:
                 self.ledger.injected(run.name, run.inject_error is None, run.inject_error)
+            if run.inject_error is None and callable(getattr(run.fault, "still_applied", None)):
+                gevent.spawn(self._watch_hold, run)
             # Only now is the backend's own expiry known (a real Toxiproxy has none).
             if run.inject_error is None and run.fault.dead_man_s is None:
                 guarded = self.ledger is not None and self.ledger.guard_pid is not None
@@ -308,34 +316,102 @@ class ScheduleExtension:
             run.state = "reverting"
             run.revert_started_at = self.clock()
             logger.info("fault %s: reverting (%s)", run.name, why)
-            for attempt in range(1, REVERT_ATTEMPTS + 1):
-                run.revert_attempts = attempt
-                try:
-                    with gevent.Timeout(self.step_timeout_s,
-                                        _StepTimeout(f"revert took over {self.step_timeout_s:g} s")):
-                        run.fault.revert()
-                except Exception as exc:
-                    run.revert_error = _describe(exc)
-                    if self.ledger is not None:
-                        self.ledger.attempt(run.name, attempt, False, run.revert_error)
-                    logger.error("fault %s: revert attempt %d failed: %s", run.name, attempt, run.revert_error)
-                    if attempt < REVERT_ATTEMPTS:
-                        gevent.sleep(0.5 * attempt)
-                    continue
-                run.reverted_at = self.clock()
-                if self.ledger is not None:
-                    self.ledger.attempt(run.name, attempt, True)
-                    self.ledger.reverted(run.name)
-                run.revert_error = None
-                run.reverted_because = why
-                run.state = "reverted"
-                logger.info("fault %s: reverted at +%.1f s", run.name, run.reverted_at - self.started_at)
-                break
+            self._revert_attempts(run, why)
             if run.state == "reverted":
                 self._verify(run)
         finally:
             if got:
                 lock.release()
+
+    def _revert_attempts(self, run: FaultRun, why: str) -> None:
+        """Call ``revert()`` until it works, with backoff, for up to REVERT_DEADLINE_S; every attempt
+        goes into the record and the journal. Stops early when the guard (or ``reliability
+        revert``) has undone the fault meanwhile."""
+        assert run.fault is not None
+        deadline = time.monotonic() + REVERT_DEADLINE_S
+        tries = 0
+        while True:
+            tries += 1
+            run.revert_attempts += 1
+            attempt_at = self.clock()
+            try:
+                with gevent.Timeout(self.step_timeout_s, _StepTimeout(f"revert took over {self.step_timeout_s:g} s")):
+                    run.fault.revert()
+            except Exception as exc:
+                run.revert_error = _describe(exc)
+                run.revert_log.append({"at": attempt_at, "by": "master", "ok": False, "error": run.revert_error})
+                if self.ledger is not None:
+                    self.ledger.attempt(run.name, run.revert_attempts, False, run.revert_error)
+                logger.error("fault %s: revert attempt %d failed: %s", run.name, run.revert_attempts, run.revert_error)
+                by = self._undone_elsewhere(run)
+                if by is not None:
+                    self._reverted(run, why, by)
+                    return
+                delay = backoff_s(tries)
+                if time.monotonic() + delay > deadline:
+                    logger.error("fault %s: still not reverted after %d attempt(s) over %.0f s; the revert guard keeps "
+                                 "trying (journal %s)", run.name, run.revert_attempts, REVERT_DEADLINE_S,
+                                 self.ledger.path if self.ledger is not None else "none")
+                    return
+                gevent.sleep(delay)
+                continue
+            run.revert_log.append({"at": attempt_at, "by": "master", "ok": True, "error": None})
+            if self.ledger is not None:
+                self.ledger.attempt(run.name, run.revert_attempts, True)
+                self.ledger.reverted(run.name)
+            self._reverted(run, why, "master")
+            return
+
+    def _undone_elsewhere(self, run: FaultRun) -> str | None:
+        if self.ledger is None:
+            return None
+        try:
+            state = self.ledger.state()
+        except OSError:
+            return None
+        entry = state.faults.get(run.name)
+        if entry is not None and entry.state == "reverted" and entry.reverted_by not in (None, "master"):
+            for attempt in entry.attempts:
+                if attempt.get("by") != "master":
+                    run.revert_log.append({"at": attempt.get("t"), "by": attempt.get("by"), "ok": attempt.get("ok"),
+                                           "error": attempt.get("error")})
+            return str(entry.reverted_by)
+        return None
+
+    def _reverted(self, run: FaultRun, why: str, by: str) -> None:
+        run.reverted_at = self.clock()
+        run.revert_error = None
+        run.reverted_because = why if by == "master" else f"{why}; undone by the revert {by}"
+        run.reverted_by = by
+        run.state = "reverted"
+        logger.info("fault %s: reverted at +%.1f s (by the %s)", run.name, max(0.0, run.reverted_at - self.started_at),
+                    by)
+
+    def _watch_hold(self, run: FaultRun) -> None:
+        """While ``run`` is held, ask the fault every HOLD_CHECK_S whether it is still applied, on its
+        data path; two answers in a row that it is not (or two failed checks) mark it lost."""
+        assert run.fault is not None
+        still_applied = run.fault.still_applied  # type: ignore[attr-defined]
+        misses = 0
+        while True:
+            gevent.sleep(HOLD_CHECK_S)
+            if run.state != "active" or self._stopping:
+                return
+            try:
+                with gevent.Timeout(self.step_timeout_s, _StepTimeout(f"check took over {self.step_timeout_s:g} s")):
+                    gone = still_applied()
+            except Exception as exc:
+                gone = f"the check failed: {_describe(exc)}"
+            if run.state != "active":  # reverted while we looked: not lost
+                return
+            run.hold_checks += 1
+            misses = misses + 1 if gone else 0
+            if misses >= 2:
+                run.lost_at = self.clock()
+                run.lost_detail = str(gone)
+                logger.error("fault %s: no longer applied at +%.1f s (%s); the run will be inconclusive", run.name,
+                             max(0.0, run.lost_at - self.started_at), gone)
+                return
 
     def _verify(self, run: FaultRun) -> None:
         assert run.fault is not None
@@ -385,6 +461,12 @@ class ScheduleExtension:
         for run in self.runs:
             if run.state in IN_EFFECT:
                 self._revert(run, why)
+            elif run.name in self._locks:
+                # a revert or its verification may still be running elsewhere: wait for it, so the
+                # record is written with its outcome
+                lock = self._locks[run.name]
+                if lock.acquire(timeout=LOCK_WAIT_S):
+                    lock.release()
 
     # -- signals and exit --------------------------------------------------------------------------
 
@@ -400,11 +482,20 @@ class ScheduleExtension:
             self._term_watcher = gevent.signal_handler(signal.SIGTERM, self._on_sigterm)
         except (ValueError, OSError) as exc:
             logger.warning("cannot watch SIGTERM (%s); faults are still reverted when Locust quits", exc)
+        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            try:  # a closed terminal or a dropped ssh session: handled like SIGTERM (Locust has no handler)
+                self._hup_watcher = gevent.signal_handler(signal.SIGHUP, self._on_sighup)
+            except (ValueError, OSError) as exc:
+                logger.warning("cannot watch SIGHUP (%s)", exc)
         previous = signal.getsignal(signal.SIGINT)
         if previous in (signal.SIG_IGN, None):
             return  # SIGINT is ignored in this process (a background job): leave it so
 
         def on_sigint(signum: int, frame: FrameType | None) -> Any:
+            if self._finishing or self.interrupted is not None:
+                logger.warning("SIGINT again: still reverting and writing the record, so it is ignored (SIGKILL "
+                               "would stop this process; the revert guard would then undo what is left)")
+                return None
             self._on_signal("SIGINT")
             if previous is signal.default_int_handler:
                 hub = gevent.get_hub()
@@ -428,6 +519,11 @@ class ScheduleExtension:
         if self._term_watcher is not None:
             self._term_watcher.cancel()
             self._term_watcher = None
+        if self._hup_watcher is not None:
+            self._hup_watcher.cancel()
+            self._hup_watcher = None
+        if self._finishing:
+            return  # the Ctrl-C guard stays: the record is written after the extensions contribute
         if self._sigint_handler is not None and signal.getsignal(signal.SIGINT) is self._sigint_handler:
             signal.signal(signal.SIGINT, self._previous_sigint)
         self._sigint_handler = None
@@ -442,20 +538,21 @@ class ScheduleExtension:
             gevent.spawn(self.revert_all, f"{which} received")
         self._stopping = True
 
+    def _on_sighup(self) -> None:
+        self._on_signal("SIGHUP")
+        if self.run is not None:
+            self.run.request_stop("SIGHUP")
+
     def _on_sigterm(self) -> None:
         self._on_signal("SIGTERM")
-        plugin = self.plugin
-        runner = plugin.environment.runner if plugin is not None else None
+        ctx = self.run
         locust_handles = self._locust_handles_sigterm
-        if locust_handles is None and plugin is not None:  # no /proc: Locust 2.47's blind spot, by its looks
-            options = plugin.environment.parsed_options
-            locust_handles = not (getattr(options, "headless", False) and runner is not None
-                                  and getattr(runner, "shape_greenlet", None) is not None)
-        if not locust_handles and runner is not None:
-            # Quitting the runner ends the shape run; Locust then quits normally: the record is
+        if locust_handles is None and ctx is not None:  # no /proc: Locust 2.47's blind spot, by its looks
+            locust_handles = not ctx.headless_shape_run()
+        if not locust_handles and ctx is not None:
+            # Stopping the runner ends the shape run; Locust then quits normally: the record is
             # written (faults reverted first) and the exit code is the plugin's.
-            logger.info("SIGTERM: stopping the run")
-            gevent.spawn(runner.quit)
+            ctx.request_stop("SIGTERM")
 
     def _at_exit(self) -> None:
         try:
@@ -467,13 +564,12 @@ class ScheduleExtension:
 
     # -- capacity search ---------------------------------------------------------------------------
 
-    def _feed_capacity(self, plugin: ReliabilityPlugin, now: float) -> None:
-        search: CapacitySearch | None = getattr(self.shape, "capacity", None)
+    def _feed_capacity(self, ctx: RunContext, now: float) -> None:
+        search = self.shape.capacity if self.shape is not None else None
         if search is None:
             return
-        lag = MASTER_DATA_LAG_S if plugin.role == "master" else LOCAL_DATA_LAG_S
-        for start_t, end_t in search.windows_due(int(now) - lag):
-            search.observe(grade_window(plugin.store, plugin.sla, start_t, end_t))
+        for start_t, end_t in search.windows_due(ctx.complete_until(now)):
+            search.observe(grade_window(ctx.store, ctx.sla, start_t, end_t))
 
 def _sigterm_caught() -> bool | None:
     """Whether this process has a SIGTERM handler installed (Linux ``SigCgt``); None if unknown."""

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from reliability.config import SlaSpec
 from reliability.faults.schedule import ScheduledFaultSpec
 from reliability.metrics.windows import Snapshot, WindowStore
-from reliability.schema import RunRecord
 from reliability.schema import sections as s
 from reliability.shapes.capacity import CapacitySearch, WindowGrade
 from reliability.shapes.recovery import (
@@ -92,6 +91,12 @@ class FaultRun:
     checked_at: float | None = None
     check_attempts: int = 0
     revert_due_at: float | None = None  # set when injected on demand (inject_now): held hold_s from then
+    revert_log: list[dict[str, Any]] = field(default_factory=list)  # every attempt: at (epoch), by, ok, error
+    reverted_by: str | None = None  # master, or guard / cli when they undid it meanwhile
+    skipped_because: str | None = None
+    hold_checks: int = 0  # re-verifications on the data path while held
+    lost_at: float | None = None  # when a re-verification found the fault gone
+    lost_detail: str | None = None
 
 
 def window_sla(sla: SlaSpec, recovery: RecoverySpec) -> WindowSla:
@@ -116,14 +121,6 @@ class FaultSections:
 
     def phase_of(self, epoch_s: float) -> str:
         return self.phases.get(int(epoch_s), BASELINE)
-
-    def apply(self, record: RunRecord) -> None:
-        """Set the sections on ``record`` and label its timeline."""
-        record.faults = self.faults
-        record.resilience_score = self.resilience_score
-        record.recovery = self.recovery
-        for row in record.timeline:
-            row.phase = self.phase_of(row.epoch_s if row.epoch_s is not None else row.t)
 
 
 def faults_section(runs: Sequence[FaultRun], store: WindowStore, sla: SlaSpec, recovery: RecoverySpec,
@@ -184,8 +181,11 @@ def _fault_problems(runs: Sequence[FaultRun], analyses: dict[str, FaultAnalysis]
     for run in runs:
         if run.build_error is not None:
             reasons.append(f"fault {run.name} could not be built: {run.build_error}")
+        elif run.skipped_because is not None:
+            reasons.append(f"fault {run.name} was skipped: {run.skipped_because}")
+            continue
         elif run.inject_started_at is None:
-            reasons.append(f"fault {run.name} never ran: the run ended at +{run_end - started_at:.0f} s, "
+            reasons.append(f"fault {run.name} never ran: the run ended at +{_secs(run_end - started_at, 0)} s, "
                            f"before its at_s {run.spec.at_s:g} s")
             continue
         if run.inject_error is not None:
@@ -193,10 +193,14 @@ def _fault_problems(runs: Sequence[FaultRun], analyses: dict[str, FaultAnalysis]
         elif (run.reverted_at is not None and run.injected_at is not None
               and run.reverted_at < (run.revert_due_at or started_at + run.spec.end_s) - 1.0):
             reasons.append(f"fault {run.name} was reverted early ({run.reverted_because}) after "
-                           f"{run.reverted_at - run.injected_at:.1f} s of its {run.spec.hold_s:g} s hold")
+                           f"{_secs(run.reverted_at - run.injected_at)} s of its {run.spec.hold_s:g} s hold")
+        if run.lost_at is not None:
+            reasons.append(f"fault {run.name} was found gone at +{_secs(run.lost_at - started_at)} s, before its "
+                           f"hold ended ({run.lost_detail}): the fault period is not what was planned")
         if run.state in IN_EFFECT:
             reasons.append(f"fault {run.name}: revert failed after {run.revert_attempts} attempt(s) "
-                           f"({run.revert_error}); the backend may still be degraded")
+                           f"({run.revert_error}); the backend may still be degraded (the revert guard keeps "
+                           "trying; `reliability revert` lists what is left)")
         elif run.state == "reverted" and not (run.check is not None and run.check.healthy):
             detail = run.check.detail if run.check is not None else run.check_error
             reasons.append(f"fault {run.name}: backend still unhealthy after the revert: {detail}")
@@ -210,9 +214,14 @@ def _fault_problems(runs: Sequence[FaultRun], analyses: dict[str, FaultAnalysis]
             room = (limit if limit is not None else run_end) - run.reverted_at
             if room < windows + 1:
                 until = "the next fault" if limit is not None else "the end of the run"
-                reasons.append(f"fault {run.name}: only {room:.1f} s between its revert and {until}, too short "
+                reasons.append(f"fault {run.name}: only {_secs(room)} s between its revert and {until}, too short "
                                f"to confirm recovery ({windows} healthy 1 s windows)")
     return reasons
+
+
+def _secs(value: float, digits: int = 1) -> str:
+    """A duration for a reason line: never negative, never "-0.0" (clocks read a hair apart)."""
+    return f"{max(0.0, value):.{digits}f}"
 
 
 def _fault_record(run: FaultRun, analysis: FaultAnalysis | None, sla: WindowSla, recovery: RecoverySpec,
@@ -241,7 +250,14 @@ def _fault_record(run: FaultRun, analysis: FaultAnalysis | None, sla: WindowSla,
         inject_error=run.inject_error,
         revert_error=run.revert_error,
         revert_attempts=run.revert_attempts,
+        revert_log=[s.RevertAttempt(at_s=rel(a["at"]), by=a["by"], ok=a["ok"], error=a["error"])
+                    for a in run.revert_log],
+        reverted_by=run.reverted_by,
         reverted_because=run.reverted_because,
+        skipped_because=run.skipped_because,
+        hold_checks=run.hold_checks,
+        lost_at_s=rel(run.lost_at),
+        lost_detail=run.lost_detail,
         verified_healthy=None if run.checked_at is None else bool(run.check is not None and run.check.healthy),
         post_revert_check=None if run.checked_at is None else s.PostRevertCheck(
             healthy=bool(run.check is not None and run.check.healthy),
@@ -349,11 +365,14 @@ def stages_section(entries: Sequence[StageEntryLike], store: WindowStore, sla: S
 
 
 def grade_window(store: WindowStore, sla: SlaSpec, start_t: int, end_t: int) -> WindowGrade:
-    """Grade ``[start_t, end_t)`` against every tier of ``sla``."""
+    """Grade ``[start_t, end_t)`` against every tier of ``sla``. A short window cannot prove a tier
+    (a second of traffic cannot show 0.5 % errors), so a tier holds in a window unless it fails
+    there on evidence; a window without requests holds nothing."""
     snap = store.snapshot(start_t, end_t)
     verdict = evaluate(snap, sla)
     snap = on_basis(snap, verdict.latency_basis)
     return WindowGrade(start_t, end_t, snap.total.requests, snap.total.failures,
-                       snap.total.latency_ms(sla.percentile / 100.0), {t.tier: t.passed for t in verdict.tiers})
+                       snap.total.latency_ms(sla.percentile / 100.0),
+                       {t.tier: bool(snap.total.requests) and not t.breached for t in verdict.tiers})
 
 

@@ -4,8 +4,9 @@ A custom collector on its own :class:`~prometheus_client.CollectorRegistry` (nev
 one): a scrape reads the same cached state the tabs show, so numbers agree across views. Series
 (rolling = the SLA's rolling window, closed seconds only):
 
-* ``reliability_rolling_latency_seconds{request_type,name,quantile}`` per endpoint and for
-  ``Aggregated`` (quantile = the SLA percentile, e.g. ``0.95``);
+* ``reliability_latency_seconds{request_type,name}``, a summary per endpoint and for
+  ``Aggregated``: ``quantile`` 0.5, 0.9, 0.99 and the SLA percentile over the rolling window,
+  ``_count``/``_sum`` over the whole run;
 * ``reliability_rolling_error_ratio{request_type,name}``, ``reliability_rolling_requests{...}``;
 * ``reliability_sla_passed{tier}`` (the selected tier), ``reliability_sla_tier_met{tier}`` per tier,
   ``reliability_sla_criterion_passed{criterion,scope}``;
@@ -34,6 +35,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from reliability.alerts import SEVERITY_RANK
+from reliability.textsafe import display_data
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HEALTH_VALUE = {"healthy": 1.0, "degraded": 0.5, "down": 0.0}
@@ -47,22 +49,26 @@ class ReliabilityCollector(Collector):
         self.live = live
 
     def collect(self) -> Iterator[Metric]:
-        state = self.live.state()
+        state = _safe_labels(self.live.state())
         sla = state["sla"]
-        quantile = f"{float(sla['percentile'].removeprefix('p')) / 100:g}"
 
-        latency = GaugeMetricFamily("reliability_rolling_latency_seconds",
-                                    f"{sla['percentile']} response time over the rolling window",
-                                    labels=["request_type", "name", "quantile"])
+        # a summary, as a Prometheus client's: quantiles over a sliding window (the SLA's rolling
+        # window), _count and _sum over the whole run (monotonic, so rate() works on them)
+        latency = Metric("reliability_latency_seconds", "response time: quantiles over the rolling window, count "
+                         "and sum over the run", "summary")
         errors = GaugeMetricFamily("reliability_rolling_error_ratio", "failed / all requests over the rolling window",
                                    labels=["request_type", "name"])
         requests = GaugeMetricFamily("reliability_rolling_requests", "requests completed in the rolling window",
                                      labels=["request_type", "name"])
         for ep in state["endpoints"]:
             labels = [ep["type"], ep["name"]]
+            series = {"request_type": ep["type"], "name": ep["name"]}
             requests.add_metric(labels, ep["requests"])
-            if ep["latency_ms"] is not None:
-                latency.add_metric([*labels, quantile], ep["latency_ms"] / 1000.0)
+            for q, ms in (ep.get("quantiles_ms") or {}).items():
+                if ms is not None:
+                    latency.add_sample("reliability_latency_seconds", {**series, "quantile": q}, ms / 1000.0)
+            latency.add_sample("reliability_latency_seconds_count", series, float(ep.get("run_count") or 0))
+            latency.add_sample("reliability_latency_seconds_sum", series, float(ep.get("run_sum_ms") or 0.0) / 1000.0)
             if ep["error_ratio"] is not None:
                 errors.add_metric(labels, ep["error_ratio"])
         yield from (latency, errors, requests)
@@ -128,6 +134,14 @@ class ReliabilityCollector(Collector):
 
         yield GaugeMetricFamily("reliability_test_running", "1 while the test is spawning or running",
                                 value=float(state["runner_state"] in RUNNING_STATES))
+
+
+def _safe_labels(state: dict[str, Any]) -> dict[str, Any]:
+    """The state with every text neutralized and names shortened (with a hash, so two long names
+    stay two series): the exposition format escapes only backslash, quote and newline, and a CR,
+    NUL or ESC in a label value breaks parsers of the page."""
+    shown: dict[str, Any] = display_data(state)
+    return shown
 
 
 def metrics_registry(live: Any) -> CollectorRegistry:

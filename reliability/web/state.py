@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from reliability.alerts import CountSeries, budget_ratio_for, budget_remaining, burn_rate
+from reliability.extension import complete_until
 from reliability.masking import mask_data, passwords_in
 from reliability.metrics.windows import WindowStore
 from reliability.units import percentile_label
@@ -33,6 +34,7 @@ STATE_VERSION = 1
 CHART_S = 900  # seconds of per-second rows kept for the charts (the page shows the last 600)
 MAX_ENDPOINTS = 200
 MAX_EVENTS = 20
+SUMMARY_QUANTILES = (0.5, 0.9, 0.99)  # with the SLA percentile: the /metrics latency summary
 
 
 def _r(value: float | None, digits: int = 4) -> float | None:
@@ -165,7 +167,7 @@ class LiveState:
         budget = getattr(alerts_ext, "budget_ratio", None) if alerts_ext is not None else None
         if budget is None:
             budget = budget_ratio_for(None, tier.error_ratio, tier.uptime_ratio)
-        end = int(now) - self.lag_s + 1
+        end = complete_until(now, self.lag_s)
         window_s = int(sla.rolling_window_s)
         out: dict[str, Any] = {
             "version": STATE_VERSION,
@@ -239,12 +241,19 @@ class LiveState:
         if end <= start:
             return []
         snap = plugin.store.snapshot(start, end)
+        run = plugin.store.snapshot(int(started), end)  # whole run: the summary's count and sum
+        run_by_key = {(ep.request_type, ep.name): ep for ep in [*run.endpoints, run.total]}
+        quantiles = sorted({*SUMMARY_QUANTILES, quantile})
         rows = []
         for ep in [*snap.endpoints[:MAX_ENDPOINTS], snap.total]:
+            whole = run_by_key.get((ep.request_type, ep.name))
             rows.append({"type": ep.request_type, "name": ep.name, "component": ep.component,
                          "requests": ep.requests, "failures": ep.failures,
                          "error_ratio": _r(ep.error_ratio, 6) if ep.requests else None,
                          "latency_ms": _r(ep.latency_ms(quantile), 3) if ep.requests else None,
+                         "quantiles_ms": {f"{q:g}": _r(ep.latency_ms(q), 3) for q in quantiles} if ep.requests else {},
+                         "run_count": whole.hist.count if whole is not None else 0,
+                         "run_sum_ms": _r(whole.hist.sum_ms, 3) if whole is not None else 0.0,
                          "rps": round(ep.requests / (end - start), 3),
                          "burn_rate": _r(burn_rate(ep.requests, ep.failures, budget))})
         return rows

@@ -105,3 +105,24 @@ def test_web_login_session_cookie_is_samesite_strict(pattern: Served, tmp_path: 
         assert "SameSite=Strict" in cookie and "HttpOnly" in cookie, cookie
         assert locust.request("POST", "/swarm", b"user_count=1&spawn_rate=1",
                               {"Origin": EVIL, "Content-Type": "application/x-www-form-urlencoded"})[0] == 403
+
+
+def test_web_origin_lets_a_named_origin_in_and_a_bad_one_is_one_line(pattern: Served, tmp_path: Path) -> None:
+    with WebLocust(tmp_path, "--web-origin", "http://lt.example.com:8443", "-H", pattern.url) as locust:
+        named = {"Host": "lt.example.com:8443", "Origin": "http://lt.example.com:8443"}
+        code, headers, _b = locust.request("GET", "/reliability/state.json", headers=named)
+        assert code == 200 and headers["Access-Control-Allow-Origin"] == "http://lt.example.com:8443"
+        assert locust.request("POST", "/stats/reset", b"", named)[0] == 200
+        assert locust.request("GET", "/", headers={"Host": "other.example.com"})[0] == 403
+    (tmp_path / "bad").mkdir()
+    bad = WebLocust(tmp_path / "bad", "--web-origin", "ftp://x", "-H", pattern.url)
+    try:
+        bad.__enter__()
+    except RuntimeError as exc:
+        assert "locust exited 4" in str(exc)
+    else:
+        bad.stop()
+        raise AssertionError("a bad --web-origin started the web UI")
+    lines = [line for line in bad.output().splitlines() if "--web-origin" in line]
+    assert len(lines) == 1 and "'ftp://x' is not an origin" in lines[0]
+    assert "Traceback" not in bad.output()

@@ -3,6 +3,9 @@ live state's numbers, on a registry of its own."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -10,9 +13,12 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from reliability.alerts import BurnRateAlerts, CountSeries, scaled_rules
+from reliability.metrics.windows import WindowStore
+from reliability.sla import evaluate
+from reliability.textsafe import MAX_NAME_CHARS
 from reliability.web.metrics import metrics_registry, render
 from reliability.web.state import LiveState
-from tests.unit.test_web_state import PASSWORD, T0, TOKEN, fault_run, health_ext, plugin_at
+from tests.unit.test_web_state import PASSWORD, T0, TOKEN, Clock, fault_run, health_ext, plugin_at, scenario
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -42,8 +48,15 @@ def test_metrics_parse_and_match_the_live_state() -> None:
     samples = _samples(text)
 
     endpoint = (("name", "/api/items"), ("quantile", "0.95"), ("request_type", "GET"))
-    assert samples[("reliability_rolling_latency_seconds", endpoint)] == pytest.approx(
+    assert samples[("reliability_latency_seconds", endpoint)] == pytest.approx(
         live.state()["endpoints"][0]["latency_ms"] / 1000)
+    items = (("name", "/api/items"), ("request_type", "GET"))
+    assert samples[("reliability_latency_seconds_count", items)] == live.state()["endpoints"][0]["run_count"] > 0
+    assert samples[("reliability_latency_seconds_sum", items)] > 0
+    assert {k[1][1][1] for k in samples if k[0] == "reliability_latency_seconds" and k[1][0][1] == "/api/items"} \
+        == {"0.5", "0.9", "0.95", "0.99"}
+    types = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert types["reliability_latency_seconds"] == "summary"  # not a gauge with a quantile label
     assert samples[("reliability_rolling_error_ratio", (("name", "/api/items"), ("request_type", "GET")))] == \
         pytest.approx(0.1)
     assert samples[("reliability_rolling_requests", (("name", "Aggregated"), ("request_type", "")))] == 1000
@@ -76,3 +89,42 @@ def test_metrics_before_a_test_and_on_their_own_registry() -> None:
     assert samples[("reliability_alert_severity", ())] == 0
     assert not any(name == "reliability_sla_passed" for name, _labels in samples)
     assert REGISTRY.get_sample_value("reliability_test_running") is None  # the global registry is untouched
+
+
+HOSTILE_NAMES = ("/a\r\nfake_metric 1", "/b\x00nul", "/c\x1b[31mred", "/d\u202etxt.exe", "/e\"q\\", "/f" + "x" * 10_000,
+                 "/f" + "x" * 10_000 + "y")
+
+
+def hostile_metrics() -> str:
+    clock = Clock(T0)
+    store = WindowStore(clock=clock)
+    for t in range(30):
+        clock.t = T0 + t
+        for name in HOSTILE_NAMES:
+            store.record("GET", name, 10.0 + t, False, None)
+    clock.t = T0 + 30.2
+    plugin = SimpleNamespace(store=store, sla=scenario().sla, scenario=scenario(),
+                             live=evaluate(store.snapshot(T0 + 20, T0 + 30), scenario().sla), started_at=float(T0),
+                             ended_at=None, role="local", extensions=[])
+    live = LiveState(plugin, lag_s=1, clock=lambda: T0 + 30.2, runner_state=lambda: "running")
+    return render(metrics_registry(live)).decode()
+
+
+def test_hostile_names_are_neutralized_and_parse() -> None:
+    text = hostile_metrics()
+    assert not any(ch in text for ch in "\r\x00\x1b\u202e")
+    families = list(text_string_to_metric_families(text))  # Python's parser accepts the page
+    names = {s.labels["name"] for f in families if f.name == "reliability_latency_seconds" for s in f.samples
+             if s.labels.get("name") != "Aggregated"}
+    assert len(names) == len(HOSTILE_NAMES)  # two 10 kB names sharing a start stay two series
+    assert max(len(n) for n in names) <= MAX_NAME_CHARS and "fake_metric" not in {f.name for f in families}
+    assert '/e\\"q\\\\' in text  # quote and backslash escaped per the exposition format
+
+
+def test_promtool_accepts_the_page(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    done = subprocess.run([promtool, "check", "metrics"], input=hostile_metrics(), capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), done.stdout + done.stderr

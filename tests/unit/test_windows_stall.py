@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from reliability.config import SlaSpec, parse_scenario
-from reliability.metrics import WindowStore
+from reliability.exceptions import MetricsError
+from reliability.metrics import DEFAULT_RELATIVE_ACCURACY, WindowStore
+from reliability.metrics.payload import check_report
 from reliability.sla import ERRORS, SLOW, STALLED, UP, compute_uptime, evaluate, second_state
 
 T0 = 1_000_000
@@ -165,3 +167,69 @@ def test_down_latency_default_is_the_least_demanding_tiers_threshold() -> None:
     assert parse_scenario({"sla": {"tiers": {"bronze": {"latency_ms": 800}}}}).sla.down_latency_threshold_ms == 800.0
     assert SlaSpec(tier="gold").schedule_lag_bound_ms == 50.0  # 25 % of gold's 200 ms
     assert SlaSpec(tier="platinum").schedule_lag_bound_ms == 25.0
+
+
+def _scheduled_report() -> dict[str, object]:
+    clock = FakeClock(T0 + 10)
+    worker = WindowStore(clock=clock)
+    worker.record_request("GET", "/a", 2000.0, False, None, T0 + 0.5, T0 + 0.4, 100.0)
+    return {"windows": worker.drain(final=True)}
+
+
+def test_the_master_accepts_a_scheduled_report_and_rejects_spoiled_parts_by_name() -> None:
+    report = check_report(_scheduled_report(), T0 + 10, DEFAULT_RELATIVE_ACCURACY)
+    master = WindowStore(clock=FakeClock(T0 + 10))
+    master.merge_payload(report.windows)
+    assert master.snapshot().total.backfilled == 19 and master.schedule_lag().count == 1
+    spoils = {
+        "windows.w[0].e[0].ch.c[0]: a negative count": lambda w: w["w"][0]["e"][0]["ch"].update(c=[-1]),
+        "windows.w[0].e[0].b: a negative count": lambda w: w["w"][0]["e"][0].update(b=-3),
+        "windows.w[0].s: expected [held, spill_out, spill_in]": lambda w: w["w"][0].update(s=[1]),
+        "windows.lag.n": lambda w: w["lag"].update(n="many"),
+    }
+    for named, spoil in spoils.items():
+        spoiled = _scheduled_report()
+        spoil(spoiled["windows"])
+        with pytest.raises(MetricsError) as caught:
+            check_report(spoiled, T0 + 10, DEFAULT_RELATIVE_ACCURACY)
+        assert named in str(caught.value), (named, str(caught.value))
+
+
+def test_record_many_fills_the_same_buckets_as_record_one_by_one() -> None:
+    import random
+
+    from reliability.metrics import LatencyHistogram
+
+    rng = random.Random(3)
+    values = [rng.lognormvariate(2.0, 1.5) for _ in range(3000)] + [0.0, 1e-7, 3_600_000.0]
+    one, many = LatencyHistogram(), LatencyHistogram()
+    for v in values[:1000]:
+        one.record(v)
+        many.record(v)
+    for v in values[1000:]:
+        one.record(v)
+    many.record_many(values[1000:2000])
+    many.record_many(values[2000:])
+    a, b = one.to_payload(), many.to_payload()
+    assert a["c"] == b["c"] and a["o"] == b["o"] and a["n"] == b["n"] and (a["lo"], a["hi"]) == (b["lo"], b["hi"])
+    assert a["s"] == pytest.approx(b["s"], rel=1e-12)
+    with pytest.raises(MetricsError):
+        many.record_many([1.0, float("nan")])
+    assert many.count == one.count  # nothing added by the rejected batch
+
+
+def test_a_batch_mixing_unscheduled_and_scheduled_requests_keeps_both_bases() -> None:
+    store = WindowStore(clock=FakeClock())
+    for i in range(300):  # more than one batch; the first scheduled request comes mid-batch
+        if i % 3 == 0:
+            store.record_request("GET", "/a", 5.0, False, None, T0 + 0.5, T0 + 0.3, None)  # +200 ms lag
+        else:
+            store.record_request("GET", "/a", 5.0, False, None, T0 + 0.5)
+    with pytest.raises(MetricsError):
+        store.record_request("GET", "/a", -1.0, False, None, T0 + 0.5)
+    snap = store.snapshot()
+    assert snap.total.requests == 300 and snap.total.hist.count == 300
+    corrected = snap.total.corrected
+    assert corrected is not None and corrected.count == 300
+    assert corrected.quantile(0.5) == pytest.approx(5.0, rel=0.005)  # 200 unscheduled at 5 ms
+    assert corrected.quantile(0.9) == pytest.approx(205.0, rel=0.005)  # 100 scheduled at 205 ms
