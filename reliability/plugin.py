@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 import locust
@@ -43,6 +43,8 @@ from reliability.basis import annotate_record, lag_problem, schedule_section
 from reliability.config import ScenarioSpec, SlaSpec
 from reliability.exceptions import MetricsError, ReliabilityError
 from reliability.exitcode import ExitCodes
+from reliability.extension import LOCAL_DATA_LAG_S, Contribution, RunContext, ShapeLike
+from reliability.extension import Extension as Extension  # re-exported: the protocol lives in reliability.extension
 from reliability.masking import MaskingFilter, install_log_masking, mask, mask_data
 from reliability.metrics.payload import check_report
 from reliability.metrics.windows import WindowStore
@@ -55,7 +57,6 @@ from reliability.record import (
     build_record,
     default_record_path,
     iso,
-    sla_section,
     write_record,
 )
 from reliability.schema import sections as s
@@ -69,25 +70,6 @@ ROLLUP_EVERY_S = 10
 LIVE_EVAL_EVERY_S = 2.0
 EXIT_LISTENER_ERROR = 2
 EXIT_USAGE = 2
-
-
-class Extension(Protocol):
-    """A feature that runs on the master / local runner alongside the SLA engine (fault schedule,
-    health probes, web UI ...). Every hook is called from the plugin; none may block for long
-    (spawn a greenlet for slow work). Exceptions in a hook are logged and make the run
-    inconclusive, never crash the run."""
-
-    name: str
-
-    def on_test_start(self, plugin: ReliabilityPlugin) -> None: ...
-
-    def on_tick(self, plugin: ReliabilityPlugin, now: float) -> None: ...
-
-    def on_test_stop(self, plugin: ReliabilityPlugin) -> None: ...
-
-    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
-        """Set this feature's sections of the run record; return inconclusive reasons (empty when none)."""
-        ...
 
 
 def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
@@ -140,6 +122,7 @@ class ReliabilityPlugin:
         self.paced_users: dict[str, float] = {}  # user class -> schedule interval (s)
         self.masker = MaskingFilter()  # attached to the log handlers by on_init
         self._resolved: tuple[tuple[Any, ...], tuple[ScenarioSpec, SlaSpec]] | None = None
+        self.run: RunContext | None = None  # what the features see of the current test
 
     def expect_intended_starts(self) -> None:
         """Make the request listener read the intended-start marks schedulers leave on greenlets
@@ -180,11 +163,58 @@ class ReliabilityPlugin:
             features.append(AlertingExtension(self.scenario.alerts))
         return features
 
+    @property
+    def data_lag_s(self) -> int:
+        """Seconds until a second's data is complete here (see ``reliability.extension.complete_until``)."""
+        return int(WORKER_REPORT_INTERVAL) + LOCAL_DATA_LAG_S if self.role == "master" else LOCAL_DATA_LAG_S
+
+    def request_stop(self, reason: str) -> None:
+        """Stop the test from a greenlet (Locust then quits as usual: the record is written)."""
+        logger.info("stopping the run: %s", reason)
+        runner = self.environment.runner
+        if runner is not None:
+            gevent.spawn(runner.quit)
+
+    def _run_context(self) -> RunContext:
+        options = self.environment.parsed_options
+        run_time = getattr(options, "run_time", None)
+        runner = self.environment.runner
+
+        def headless_shape_run() -> bool:
+            return bool(getattr(options, "headless", False) and runner is not None
+                        and getattr(runner, "shape_greenlet", None) is not None)
+
+        def local_generator() -> object | None:
+            if self.role != "local":
+                return None
+            from reliability.shapes.arrival_driver import local_driver
+
+            return local_driver(self.environment)
+
+        journal = getattr(options, "revert_journal", None)
+        return RunContext(
+            scenario=self.scenario, store=self.store, clock=self.clock, role=self.role,
+            started_at=self.started_at if self.started_at is not None else self.clock(),
+            data_lag_s=self.data_lag_s,
+            run_time_s=float(run_time) if isinstance(run_time, int | float) and run_time > 0 else None,
+            shape=self._reliability_shape(), stop=self.request_stop, headless_shape_run=headless_shape_run,
+            revert_journal=str(journal) if journal else None,
+            ignore_applied_faults=bool(getattr(options, "ignore_applied_faults", False)),
+            local_generator=local_generator)
+
+    def _reliability_shape(self) -> ShapeLike | None:
+        shape = self.environment.shape_class
+        if shape is None or not getattr(shape, "reliability_shape", False):
+            return None
+        from reliability.shapes.locust_base import ReliabilityShape
+
+        return shape if isinstance(shape, ReliabilityShape) else None
+
     def _call_extensions(self, hook: str, *args: Any) -> list[Any]:
         results = []
         for ext in list(self.extensions):
             try:
-                results.append(getattr(ext, hook)(self, *args))
+                results.append(getattr(ext, hook)(self.run, *args))
             except Exception as exc:  # a broken feature must not take the run down with it
                 logger.exception("%s.%s failed", ext.name, hook)
                 reason = f"{ext.name} failed in {hook}: {type(exc).__name__}: {exc}"
@@ -371,6 +401,7 @@ class ReliabilityPlugin:
         self.problems = []
         self.rejected_reports = {}
         self._cache_counts = {}
+        self.run = self._run_context()
         if self._ticker is None or self._ticker.dead:
             self._ticker = gevent.spawn(self._tick_loop)
         self.extensions = []  # features are per test: a new test in the web UI gets fresh ones
@@ -388,6 +419,8 @@ class ReliabilityPlugin:
             self._final_drain = True  # reports from now on carry the current, unfinished second too
             return
         self.ended_at = self.clock()
+        if self.run is not None:
+            self.run.ended_at = self.ended_at
         self._call_extensions("on_test_stop")
 
     def on_quitting(self, environment: Environment, **_kwargs: Any) -> None:
@@ -444,12 +477,13 @@ class ReliabilityPlugin:
             gevent.sleep(1.0)
 
     def _evaluate_live(self, now: float, print_status: bool) -> None:
-        lag = WORKER_REPORT_INTERVAL + 1 if self.role == "master" else 1
-        end = int(now) - int(lag) + 1
+        if self.run is None:
+            return
+        end = self.run.complete_until(now)
         start = max(end - int(self.sla.rolling_window_s), int(self.started_at or now))
         if end <= start:
             return
-        self.live = evaluate(self.store.snapshot(start, end), self.sla)
+        self.live = self.run.live = evaluate(self.store.snapshot(start, end), self.sla)
         if print_status:
             logger.info("%s", status_line(self.live, f"SLA live {end - start}s"))
         if not self.sla.abort.enabled or self.aborted:
@@ -463,9 +497,7 @@ class ReliabilityPlugin:
             failing = "; ".join(c.describe() for c in self.live.firm_failures())
             self.aborted = f"SLA {self.sla.tier} breached for {now - self._breach_since:.0f} s: {failing}"
             logger.error("aborting: %s", self.aborted)
-            runner = self.environment.runner
-            if runner is not None:
-                gevent.spawn(runner.quit)
+            self.request_stop("SLA abort")
 
     # -- the end -----------------------------------------------------------------------------------
 
@@ -475,9 +507,11 @@ class ReliabilityPlugin:
         self._finalized = True
         end = self.ended_at or self.clock()
         start = self.started_at or end
-        snapshot = self.store.snapshot()
-        verdict = evaluate(snapshot, self.sla)
-        reasons = list(self.problems)
+        if self.run is not None:
+            self.run.ended_at = end
+        known = len(self.problems)
+        contributions: list[Contribution] = [c for c in self._call_extensions("finish") if c is not None]
+        reasons = list(self.problems[:known])
         for lost in self.lost_workers.values():
             first, last_s = lost.partial_s or (0, 0)
             reasons.append(f"worker {lost.id} went missing (detected {lost.detected_at}); its last "
@@ -493,6 +527,8 @@ class ReliabilityPlugin:
         if runner is not None and runner.exceptions:
             count = sum(e["count"] for e in runner.exceptions.values())
             reasons.append(f"user code raised {count} exception(s) (see Locust's exception report)")
+        snapshot = self.store.snapshot()
+        verdict = evaluate(snapshot, self.sla)  # graded once; the features' results join it below
         if self.aborted and verdict.passed:
             reasons.append(f"run aborted: {self.aborted}")
         schedule = schedule_section(self.store.schedule_lag(), self.sla, self._paced_anywhere())
@@ -500,6 +536,11 @@ class ReliabilityPlugin:
         if lagging:
             reasons.append(lagging)
         verdict = verdict.with_inconclusive(reasons, latency_untrusted=saturated)
+        # criteria a feature adds (health_uptime) join the selected tier's verdict
+        verdict = verdict.with_criteria(c for contribution in contributions for c in contribution.criteria)
+        extra = [r for contribution in contributions for r in contribution.inconclusive]
+        extra += self.problems[known:]  # a feature that failed while finishing
+        verdict = verdict.with_inconclusive(extra)
         run = s.Run(
             started_at=iso(start),
             ended_at=iso(end),
@@ -511,6 +552,16 @@ class ReliabilityPlugin:
             scenario=self.scenario.name if getattr(self.environment.parsed_options, "scenario", None) else None,
             aborted=self.aborted,
         )
+        sections: dict[str, object] = {}
+        if schedule.scheduled_starts:
+            sections["schedule"] = schedule
+        if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
+            sections["cost_model"] = self.scenario.cost.model_dump(mode="json")
+        phases: dict[int, str] | None = None
+        for contribution in contributions:
+            sections.update(contribution.sections)
+            if contribution.phases is not None:
+                phases = {**(phases or {}), **contribution.phases}
         record = build_record(
             verdict=verdict,
             snapshot=snapshot,
@@ -524,20 +575,10 @@ class ReliabilityPlugin:
                 lost=list(self.lost_workers.values()),
                 joined=[s.JoinedWorker(id=k, at=iso(v)) for k, v in self.joined_workers.items()],
             ),
+            sections=sections,
+            phases=phases,
         )
         annotate_record(record, snapshot, verdict, self.sla)
-        if schedule.scheduled_starts:
-            record.schedule = schedule
-        if self.scenario.cost is not None:  # so `reliability report RUN.json` can price the run later
-            record.cost_model = s.CostModel.model_validate(self.scenario.cost.model_dump(mode="json"))
-        known = len(self.problems)
-        extra = [r for found in self._call_extensions("contribute", record) for r in (found or [])]
-        extra += self.problems[known:]  # an extension that failed while contributing
-        # criteria an extension adds (health_uptime) join the selected tier's verdict
-        added = tuple(c for ext in self.extensions for c in getattr(ext, "criteria", tuple)())
-        if extra or added:
-            verdict = verdict.with_criteria(added).with_inconclusive(extra)
-            record.sla = sla_section(verdict, self.sla.down_error_ratio)
         self.final = verdict
         code = verdict.exit_code
         if locust.log.unhandled_greenlet_exception and code != EXIT_FAILED:
@@ -571,6 +612,17 @@ class ReliabilityPlugin:
             logger.exception("could not render the reports; re-run `reliability report %s`", record_path)
             return
         logger.info("reports: %s", ", ".join(str(p) for p in paths))
+        from reliability.report.output import append_summary, render, summary_targets
+
+        targets = summary_targets(getattr(self.environment.parsed_options, "summary_file", None))
+        if not targets:
+            return
+        try:
+            append_summary(render(record, "md", cost=self.scenario.cost), targets)
+        except OSError as exc:
+            logger.error("cannot append the summary: %s", exc)
+            return
+        logger.info("summary appended to %s", ", ".join(str(t) for t in targets))
 
     def _log_verdict(self, verdict: Verdict) -> None:
         outcome = OUTCOMES.get(verdict.exit_code, "?")
@@ -667,6 +719,10 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
     if environment.shape_class is None and not isinstance(environment.runner, WorkerRunner):
         from reliability.shapes.locust_base import scenario_shape  # a scenario's shape: drives the load
         environment.shape_class = scenario_shape(environment)
+    # gevent's loop caches its clock and has not run since the hub was made, before the locustfile
+    # and its imports loaded; Locust times -t with spawn_later from that stale clock, so a slow
+    # start (seconds on a loaded machine) would cut the run short by as much. Refresh it.
+    gevent.get_hub().loop.update_now()
 
 
 events.init_command_line_parser.add_listener(add_arguments)

@@ -39,6 +39,8 @@ OPTIONS: tuple[PluginOption, ...] = (
                  web_form=True),
     PluginOption("--scenario", "scenario YAML with SLA tiers, endpoints, target", "none"),
     PluginOption("--run-record", "run record path", "reports/run-<UTC>.json"),
+    PluginOption("--summary-file", "append the Markdown summary to this file (also to $GITHUB_STEP_SUMMARY "
+                 "when set)", "none"),
     PluginOption("--sla-abort", "stop the run when the rolling SLA fails on evidence for the grace period", "off",
                  web_form=True, flag_only=True),
     PluginOption("--sla-abort-grace", "seconds of sustained breach before abort", "10", web_form=True),

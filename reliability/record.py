@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from reliability.files import write_text_atomic
 from reliability.inputfile import load_json_file
 from reliability.metrics.windows import EndpointStats, Snapshot, WindowStore
@@ -104,6 +106,9 @@ def sla_section(verdict: Verdict, down_error_ratio: float) -> s.Sla:
     )
 
 
+BASELINE_PHASE = "baseline"  # a timeline second outside every fault and recovery
+
+
 def build_record(
     *,
     verdict: Verdict,
@@ -114,10 +119,16 @@ def build_record(
     generators: Sequence[GeneratorUsage] = (),
     workers: s.Workers | None = None,
     cache: Mapping[tuple[str, str], tuple[int, int]] | None = None,
+    sections: Mapping[str, object] | None = None,
+    phases: Mapping[int, str] | None = None,
 ) -> RunRecord:
+    """The whole record, once. ``sections``: the feature sections (``faults``, ``health``,
+    ``alerts`` ...; names of :data:`~reliability.schema.sections.FEATURE_SECTIONS`), each a schema
+    model or its JSON form; ``phases``: epoch second -> fault | recovery for each timeline row
+    (baseline where absent; None: no phases, a run without a fault schedule)."""
     duration = run.duration_s or 0.0
     started = datetime.fromisoformat((run.started_at or "").replace("Z", "+00:00")).timestamp()
-    return RunRecord(
+    record = RunRecord(
         schema_version=SCHEMA_VERSION,
         run=run,
         sla=sla_section(verdict, down_error_ratio),
@@ -136,7 +147,7 @@ def build_record(
         components=[s.ComponentStats(component=c.name, **_stats(c, duration)) for c in snapshot.components],
         timeline=[
             s.Second(t=t - int(started), epoch_s=t, users=users, requests=reqs, failures=fails, p95_ms=_num(p95),
-                     partial=partial)
+                     partial=partial, phase=None if phases is None else phases.get(t, BASELINE_PHASE))
             for t, users, reqs, fails, p95, partial in store.timeline(0.95)
         ],
         errors=[s.ErrorCount(type=rt, name=n, message=m, count=c) for rt, n, m, c in store.errors()],
@@ -148,6 +159,18 @@ def build_record(
             for (rt, name), (hits, misses) in sorted((cache or {}).items())
         ],
     )
+    for name, value in (sections or {}).items():
+        setattr(record, name, _feature_section(name, value))
+    return record
+
+
+def _feature_section(name: str, value: object) -> object:
+    """``value`` validated as the record's ``name`` section (a model passes through as it is)."""
+    if name not in s.FEATURE_SECTIONS:
+        raise ValueError(f"unknown run-record section {name!r}; known: {', '.join(s.FEATURE_SECTIONS)}")
+    annotation = RunRecord.model_fields[name].annotation
+    assert annotation is not None
+    return TypeAdapter(annotation).validate_python(value)
 
 
 def default_record_path(directory: str | os.PathLike[str] = "reports", now: datetime | None = None) -> Path:

@@ -127,6 +127,11 @@ class TierResult:
     passed: bool
     criteria: tuple[Criterion, ...]
 
+    @property
+    def breached(self) -> bool:
+        """A criterion of this tier fails on evidence (not merely unproven)."""
+        return any(c.state == FAIL for c in self.criteria)
+
 
 @dataclass(frozen=True)
 class Verdict:

@@ -5,8 +5,8 @@ each probe in a greenlet of its own under ``gevent.Timeout`` (on top of the prob
 timeouts), so a hanging dependency costs its timeout and never blocks the event loop that runs
 the users, the shape and the SLA engine: the master is monkey-patched, so the probes' blocking
 sockets yield. Rounds are scheduled against a fixed start, not "sleep after work", so they do not
-drift. State changes are logged as they happen; at the end :meth:`contribute` adds the record's
-``health`` section, and :meth:`criteria` the optional ``health_uptime`` SLA criterion.
+drift. State changes are logged as they happen; at the end :meth:`finish` returns the record's
+``health`` section and the optional ``health_uptime`` SLA criterion (:meth:`criteria`).
 
 This is the only module of :mod:`reliability.health` that imports gevent. Built by the plugin
 when the scenario has a ``health:`` section::
@@ -19,21 +19,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gevent
 
+from reliability.extension import Contribution, RunContext
 from reliability.health.base import Status
 from reliability.health.orchestrator import HealthCheck, HealthReport, Task, build_check
 from reliability.health.resources import ResourceSampler
 from reliability.health.spec import HealthSpec, probe_summary
 from reliability.health.timeline import ComponentInfo, HealthTimeline
-from reliability.schema import RunRecord
 from reliability.schema import sections as s
-
-if TYPE_CHECKING:
-    from reliability.plugin import ReliabilityPlugin
-    from reliability.sla import Criterion
+from reliability.sla import Criterion
 
 logger = logging.getLogger("reliability.health")
 
@@ -92,8 +89,8 @@ class HealthMonitor:
 
     # -- plugin hooks ------------------------------------------------------------------------------
 
-    def on_test_start(self, plugin: ReliabilityPlugin) -> None:
-        started = plugin.started_at if plugin.started_at is not None else self.wall_clock()
+    def on_test_start(self, run: RunContext) -> None:
+        started = run.started_at
         self.timeline = HealthTimeline(started, self.spec.interval_s, self._infos())
         self.check = self._build(self.spec, run_in_greenlets, self.wall_clock)
         resources = self.spec.resources
@@ -102,25 +99,25 @@ class HealthMonitor:
         self._greenlet = gevent.spawn(self._loop)
         logger.info("health: probing %s every %g s", ", ".join(self.spec.components), self.spec.interval_s)
 
-    def on_tick(self, plugin: ReliabilityPlugin, now: float) -> None:
+    def on_tick(self, run: RunContext, now: float) -> None:
         pass  # the probing greenlet keeps its own schedule
 
-    def on_test_stop(self, plugin: ReliabilityPlugin) -> None:
+    def on_test_stop(self, run: RunContext) -> None:
         self.stop()
 
-    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
+    def finish(self, run: RunContext) -> Contribution:
         self.stop()
         section = self.timeline.to_record(self.spec.uptime_pct)
         if self.spec.resources is not None:
             section.resources_of = s.ResourcesOf(pid=self.spec.resources.pid, port=self.spec.resources.port,
                                                  problem=self.sampler.problem if self.sampler else None)
-        record.health = section
         reasons = []
         if self._failure is not None:
             reasons.append(f"health monitoring failed: {self._failure}")
         elif not self.timeline.rounds:
             reasons.append("health monitoring made no probe round")
-        return reasons
+        return Contribution(sections={"health": section}, criteria=tuple(self.criteria()),
+                            inconclusive=tuple(reasons))
 
     def criteria(self) -> list[Criterion]:
         """``health_uptime >= uptime_pct`` when the scenario asks for it."""

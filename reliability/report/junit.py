@@ -42,13 +42,35 @@ def _criterion_message(c: Mapping[str, Any]) -> str:
     return f"{name} = {actual}{ci}, needs {text(c.get('comparator'))} {fmt_criterion(name, c.get('threshold'))}"
 
 
+def _run_time(record: Record) -> tuple[float, str | None]:
+    """The run's duration (s) and its start as JUnit's timestamp (ISO 8601, no zone: UTC)."""
+    run = mapping(record.get("run"))
+    duration = num(run.get("duration_s")) or 0.0
+    started = run.get("started_at")
+    stamp = None
+    if isinstance(started, str) and started:
+        stamp = started.rstrip("Z").split("+")[0]
+        stamp = stamp.split(".")[0]  # Jenkins and most readers expect seconds
+    return max(duration, 0.0), stamp
+
+
+def _suite(root: ET.Element, name: str, record: Record) -> ET.Element:
+    _duration, stamp = _run_time(record)
+    attrs = {"name": _clean(name)}
+    if stamp:
+        attrs["timestamp"] = stamp
+    return ET.SubElement(root, "testsuite", attrs)
+
+
 def _sla_suite(root: ET.Element, record: Record) -> None:
     sla = mapping(record.get("sla"))
     tier = text(sla.get("tier"), "sla")
-    suite = ET.SubElement(root, "testsuite", name=_clean(f"SLA {tier} ({text(sla.get('percentile'), 'p95')})"))
+    suite = _suite(root, f"SLA {tier} ({text(sla.get('percentile'), 'p95')})", record)
+    duration, _stamp = _run_time(record)
+    suite.set("time", f"{duration:.3f}")  # every criterion is graded over the whole run
     for c in dicts(sla.get("criteria")):
         scope = text(c.get("scope"), "total")
-        case = _case(suite, f"sla.{tier}.{scope}", text(c.get("name")))
+        case = _case(suite, f"sla.{tier}.{scope}", text(c.get("name")), duration)
         status = criterion_status(c)
         if status == "fail":
             _outcome(case, "failure", _criterion_message(c))
@@ -56,10 +78,10 @@ def _sla_suite(root: ET.Element, record: Record) -> None:
             _outcome(case, "error", "not enough evidence: " + _criterion_message(c))
     if sla.get("passed") is False and all(criterion_status(c) == "pass" for c in dicts(sla.get("criteria"))):
         # a verdict that failed with no failed criterion (a writer we do not know): still one failure
-        _outcome(_case(suite, f"sla.{tier}", "verdict"), "failure", "SLA not met")
+        _outcome(_case(suite, f"sla.{tier}", "verdict", duration), "failure", "SLA not met")
     reasons = sla.get("inconclusive")
     if isinstance(reasons, list) and reasons:
-        _outcome(_case(suite, f"sla.{tier}", "verdict is conclusive"), "error",
+        _outcome(_case(suite, f"sla.{tier}", "verdict is conclusive", duration), "error",
                  "inconclusive: " + "; ".join(text(r) for r in reasons))
 
 
@@ -67,9 +89,10 @@ def _fault_suite(root: ET.Element, record: Record) -> None:
     facts = faults(record)
     if not facts:
         return
-    suite = ET.SubElement(root, "testsuite", name="faults")
+    suite = _suite(root, "faults", record)
     for f in facts:
-        graceful = _case(suite, f"fault.{f.name}", "graceful")
+        held = (f.reverted_s - f.injected_s) if f.injected_s is not None and f.reverted_s is not None else 0.0
+        graceful = _case(suite, f"fault.{f.name}", "graceful", max(held, 0.0))  # judged while it was applied
         if f.graceful is False:
             _outcome(graceful, "failure", f"{f.name}: not graceful (peak error ratio "
                      f"{fmt_criterion('error_ratio', f.peak_error_ratio)}, fail-fast: {fmt_bool(f.fail_fast)})")
@@ -92,7 +115,8 @@ def _count(suite: ET.Element) -> None:
     suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
     suite.set("errors", str(sum(1 for c in cases if c.find("error") is not None)))
     suite.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
-    suite.set("time", f"{sum(float(c.get('time') or 0) for c in cases):.3f}")
+    if suite.get("time") is None:
+        suite.set("time", f"{sum(float(c.get('time') or 0) for c in cases):.3f}")
 
 
 def render_junit(record: Record) -> str:
@@ -102,7 +126,9 @@ def render_junit(record: Record) -> str:
     _fault_suite(root, record)
     for suite in root.findall("testsuite"):
         _count(suite)
-    for key in ("tests", "failures", "errors", "skipped"):
+    # <testsuites> takes no "skipped" (Jenkins' junit-10.xsd); its time is the run's
+    for key in ("tests", "failures", "errors"):
         root.set(key, str(sum(int(s.get(key) or 0) for s in root.findall("testsuite"))))
+    root.set("time", f"{_run_time(record)[0]:.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from reliability.files import write_text_atomic
+from reliability.masking import mask_data
 from reliability.report.data import Record
 from reliability.report.html import render_html
 from reliability.report.impact import BusinessImpact, cost_from_record, estimate_impact
@@ -31,8 +33,8 @@ def render(record: Record | RunRecord, fmt: str, *, cost: CostSpec | None = None
     (``kind: suite``) renders as its readiness report."""
     raw = record.to_json_dict() if isinstance(record, RunRecord) else record
     # every format shows text that came from the target: no control or bidi character obeyed, no
-    # 10 kB name (the record keeps the raw, full text)
-    shown: Record = display_data(raw)
+    # 10 kB name (the record keeps the raw, full text); and no password, even in an older record
+    shown: Record = display_data(mask_data(raw))
     if is_suite_record(shown):
         return render_suite(shown, fmt)
     if fmt == "html":
@@ -66,3 +68,22 @@ def write_reports(record: Record | RunRecord, record_path: str | os.PathLike[str
         _write_atomic(target, render(record, fmt, cost=cost))
         written.append(target)
     return written
+
+
+def summary_targets(summary_file: str | os.PathLike[str] | None = None,
+                    environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where the Markdown summary is appended: ``$GITHUB_STEP_SUMMARY`` (GitHub Actions' job
+    summary) when set, and ``summary_file`` (``--summary-file``); each once."""
+    env = os.environ if environ is None else environ
+    targets = [Path(p) for p in (env.get("GITHUB_STEP_SUMMARY"), summary_file) if p]
+    return list(dict.fromkeys(targets))
+
+
+def append_summary(markdown: str, targets: list[Path]) -> list[Path]:
+    """Append ``markdown`` to each target (created if missing), separated from what is there."""
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(markdown if markdown.endswith("\n") else markdown + "\n")
+            fh.write("\n")
+    return targets

@@ -50,6 +50,7 @@ logger = logging.getLogger("reliability.faults")
 # must let the master finish (``reliability run`` waits instead of interrupting it).
 FINISHING_LINE = "finishing the run: reverting, verifying and writing the record"
 GUARD_READY_S = 10.0
+GUARD_EXIT_S = 3.0
 DEFAULT_DEAD_MAN_S = 10.0
 DEADLINE_ENV = "RELIABILITY_REVERT_DEADLINE_S"
 DONE_SUFFIX = ".done"
@@ -212,18 +213,26 @@ class RevertLedger:
                     logger.error("cannot renew the revert lease in %s: %s", self.path, exc)
 
     def close(self) -> None:
-        """Write the end line; a journal with nothing left applied is renamed ``*.done``."""
+        """Write the end line; a journal with nothing left applied is renamed ``*.done`` once the
+        guard has exited (it does when it reads the end line: no process is left behind)."""
         if not self._opened:
             return
         self._stop.set()
         self._write("end")
         self.journal.close()
         self._opened = False
-        state = read_journal(self.path)
-        left = state.applied()
+        left = read_journal(self.path).applied()
+        guard_proc, self._guard = self._guard, None
         if left:
-            logger.error("revert journal %s: still applied: %s; run `reliability revert %s`", self.path,
-                         ", ".join(f"{e.name} ({e.kind})" for e in left), self.path)
+            logger.error("revert journal %s: still applied: %s; the revert guard keeps trying; `reliability revert "
+                         "%s` lists and undoes it", self.path, ", ".join(f"{e.name} ({e.kind})" for e in left),
+                         self.path)
             return
+        if guard_proc is not None:
+            try:
+                guard_proc.wait(GUARD_EXIT_S)
+            except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: reported, never fatal
+                logger.warning("the revert guard (pid %s) is still running: see %s", guard_proc.pid,
+                               guard.log_path(self.path))
         with contextlib.suppress(OSError):
             self.path.rename(self.path.with_name(self.path.name + DONE_SUFFIX))

@@ -14,10 +14,11 @@ always driven from one place, never from the load generators. What it does:
   idempotent. SIGKILL cannot be caught: there, the fault's own dead-man switch (``dead_man_s``)
   restores the backend;
 * **capacity search**: grades closed windows for the shape's :class:`CapacitySearch`;
-* **record**: ``faults`` (per fault: times, checks, recovery metrics), ``resilience_score``,
-  ``recovery`` (the parameters used), a ``phase`` on every timeline row, ``stages`` (per stage of
-  a reliability shape) and ``capacity``; failed reverts, unhealthy backends after a revert and
-  faults that never ran make the verdict inconclusive.
+* **result** (``finish`` returns it, the plugin builds the record): ``faults`` (per fault:
+  times, checks, recovery metrics), ``resilience_score``, ``recovery`` (the parameters used), a
+  ``phase`` for every timeline second, ``stages`` (per stage of a reliability shape), ``load``
+  and ``capacity``; failed reverts, unhealthy backends after a revert and faults that never ran
+  make the verdict inconclusive.
 """
 
 from __future__ import annotations
@@ -29,19 +30,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gevent
 from gevent.lock import BoundedSemaphore
 
 from reliability.config import ScenarioSpec
 from reliability.exceptions import FaultError
+from reliability.extension import Contribution, RunContext, ShapeLike
 from reliability.revert.journal import JOURNAL_ENV, UndoError
 from reliability.revert.ledger import FINISHING_LINE, RevertLedger, backend_of, conflicts
 from reliability.revert.undo import backoff_s
-from reliability.schema import RunRecord
 from reliability.schema.sections import Load
-from reliability.shapes.capacity import CapacitySearch
 from reliability.shapes.sections import (
     IN_EFFECT,
     FaultLike,
@@ -53,9 +53,6 @@ from reliability.shapes.sections import (
 )
 from reliability.shapes.spec import ScheduledFaultSpec, fault_names, resolve_factory
 
-if TYPE_CHECKING:
-    from reliability.plugin import ReliabilityPlugin
-
 logger = logging.getLogger("reliability.faults")
 
 DRIVER_STEP_S = 0.1
@@ -64,8 +61,6 @@ HOLD_CHECK_S = 2.0  # re-verify a held fault on its data path this often
 STEP_TIMEOUT_S = 30.0
 LOCK_WAIT_S = 75.0  # > REVERT_DEADLINE_S + a step timeout + a verification
 VERIFY_EVERY_S = 0.5
-MASTER_DATA_LAG_S = 4  # workers report every 3 s; a second is complete on the master ~4 s later
-LOCAL_DATA_LAG_S = 1
 
 
 FaultBuilder = Callable[[ScheduledFaultSpec, str], FaultLike]
@@ -108,8 +103,8 @@ class ScheduleExtension:
         self.step_timeout_s = step_timeout_s
         self.runs: list[FaultRun] = []
         self._locks: dict[str, BoundedSemaphore] = {}
-        self.plugin: ReliabilityPlugin | None = None
-        self.shape: Any = None
+        self.run: RunContext | None = None
+        self.shape: ShapeLike | None = None
         self.started_at = 0.0
         self.clock: Callable[[], float] = time.time
         self._stopping = False
@@ -126,12 +121,11 @@ class ScheduleExtension:
 
     # -- plugin hooks ------------------------------------------------------------------------------
 
-    def on_test_start(self, plugin: ReliabilityPlugin) -> None:
-        self.plugin = plugin
-        self.clock = plugin.clock
-        self.started_at = plugin.started_at if plugin.started_at is not None else plugin.clock()
-        shape = getattr(plugin.environment, "shape_class", None)
-        self.shape = shape if getattr(shape, "reliability_shape", False) else None
+    def on_test_start(self, ctx: RunContext) -> None:
+        self.run = ctx
+        self.clock = ctx.clock
+        self.started_at = ctx.started_at
+        self.shape = ctx.shape
         if self.scenario.shape is not None and self.shape is None:
             reason = (f"the scenario's shape ({self.scenario.shape.type}) is not running: the locustfile has its own "
                       "load shape, not a reliability shape")
@@ -149,24 +143,22 @@ class ScheduleExtension:
                 run.state = "skipped"
                 logger.error("fault %s cannot be built: %s", run.name, run.build_error)
         if any(run.fault is not None for run in self.runs):
-            self._open_ledger(plugin)
+            self._open_ledger(ctx)
         if self.runs:
             self._install_handlers()
             self._driver = gevent.spawn(self._drive)
             plan = "; ".join(f"{r.name} at +{r.spec.at_s:g}s for {r.spec.hold_s:g}s" for r in self.runs)
             logger.info("fault schedule: %s", plan)
 
-    def _open_ledger(self, plugin: ReliabilityPlugin) -> None:
+    def _open_ledger(self, ctx: RunContext) -> None:
         """The revert journal and guard; refuse the faults when another run's journal says one is
         still applied on a backend of ours (unless --ignore-applied-faults)."""
-        options = plugin.environment.parsed_options
         if self.ledger is None:
-            option = getattr(options, "revert_journal", None)
-            self.ledger = RevertLedger(Path(option) if option else None)
+            self.ledger = RevertLedger(Path(ctx.revert_journal) if ctx.revert_journal else None)
         ledger = self.ledger
         backends = {backend_of(run.fault) for run in self.runs if run.fault is not None}
         found = conflicts(backends, ledger.path.parent, exclude=ledger.path)
-        if found and not getattr(options, "ignore_applied_faults", False):
+        if found and not ctx.ignore_applied_faults:
             reason = ("another run's revert journal says a fault is still applied on a backend this run uses: "
                       + "; ".join(c.line() for c in found)
                       + ". Undo it with `reliability revert`, or pass --ignore-applied-faults")
@@ -174,9 +166,7 @@ class ScheduleExtension:
             self._problems.append(reason)
             for run in self.runs:
                 run.fault, run.state, run.build_error = None, "skipped", "refused: a fault is still applied"
-            runner = plugin.environment.runner
-            if runner is not None:
-                gevent.spawn(runner.quit)
+            ctx.request_stop("a fault is still applied from another run")
             return
         try:
             ledger.open()
@@ -187,18 +177,18 @@ class ScheduleExtension:
             for run in self.runs:
                 run.fault, run.state, run.build_error = None, "skipped", "refused: no revert journal"
 
-    def on_tick(self, plugin: ReliabilityPlugin, now: float) -> None:
+    def on_tick(self, ctx: RunContext, now: float) -> None:
         self.advance(now)
-        self._feed_capacity(plugin, now)
+        self._feed_capacity(ctx, now)
 
-    def on_test_stop(self, plugin: ReliabilityPlugin) -> None:
+    def on_test_stop(self, ctx: RunContext) -> None:
         self._stopping = True
         if self._driver is not None:
             self._driver.kill(block=False)
         if any(r.state in IN_EFFECT for r in self.runs):
             gevent.spawn(self.revert_all, "the test stopped")
 
-    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
+    def finish(self, ctx: RunContext) -> Contribution:
         if self.runs:
             self._finishing = True  # from here a Ctrl-C must not cut the reverts or the record short
             logger.info("%s", FINISHING_LINE)
@@ -210,25 +200,24 @@ class ScheduleExtension:
             self.ledger.close()
         self._uninstall_handlers()
         reasons = list(self._problems)
-        end = plugin.ended_at or self.clock()
+        end = ctx.ended_at or self.clock()
+        sections: dict[str, object] = {}
+        phases: dict[int, str] | None = None
         if self.runs:
-            result = faults_section(self.runs, plugin.store, plugin.sla, self.scenario.recovery, self.started_at, end,
-                                    record.totals.requests)
-            result.apply(record)
+            result = faults_section(self.runs, ctx.store, ctx.sla, self.scenario.recovery, self.started_at, end,
+                                    ctx.store.snapshot().total.requests)
+            sections.update(faults=result.faults, resilience_score=result.resilience_score, recovery=result.recovery)
+            phases = result.phases
             reasons += result.reasons
         arrival = getattr(self.shape, "arrival", None)
         if arrival is not None:  # open-model load: what was asked, what ran, what was dropped
-            from reliability.shapes.arrival_driver import local_driver
-
-            record.load = Load.model_validate(
-                arrival.section(end, local_driver(plugin.environment) if plugin.role == "local" else None))
-        search: CapacitySearch | None = getattr(self.shape, "capacity", None)
+            sections["load"] = Load.model_validate(arrival.section(end, ctx.local_generator()))
+        search = self.shape.capacity if self.shape is not None else None
         if search is not None:
-            record.capacity = capacity_section(search, plugin.store, plugin.sla, end)
+            sections["capacity"] = capacity_section(search, ctx.store, ctx.sla, end)
         elif self.shape is not None:
-            record.stages = stages_section(getattr(self.shape, "stage_log", ()), plugin.store, plugin.sla,
-                                           self.started_at, end)
-        return reasons
+            sections["stages"] = stages_section(self.shape.stage_log, ctx.store, ctx.sla, self.started_at, end)
+        return Contribution(sections=sections, inconclusive=tuple(reasons), phases=phases)
 
     # -- the schedule ------------------------------------------------------------------------------
 
@@ -550,25 +539,19 @@ class ScheduleExtension:
 
     def _on_sighup(self) -> None:
         self._on_signal("SIGHUP")
-        runner = self.plugin.environment.runner if self.plugin is not None else None
-        if runner is not None:
-            logger.info("SIGHUP: stopping the run")
-            gevent.spawn(runner.quit)
+        if self.run is not None:
+            self.run.request_stop("SIGHUP")
 
     def _on_sigterm(self) -> None:
         self._on_signal("SIGTERM")
-        plugin = self.plugin
-        runner = plugin.environment.runner if plugin is not None else None
+        ctx = self.run
         locust_handles = self._locust_handles_sigterm
-        if locust_handles is None and plugin is not None:  # no /proc: Locust 2.47's blind spot, by its looks
-            options = plugin.environment.parsed_options
-            locust_handles = not (getattr(options, "headless", False) and runner is not None
-                                  and getattr(runner, "shape_greenlet", None) is not None)
-        if not locust_handles and runner is not None:
-            # Quitting the runner ends the shape run; Locust then quits normally: the record is
+        if locust_handles is None and ctx is not None:  # no /proc: Locust 2.47's blind spot, by its looks
+            locust_handles = not ctx.headless_shape_run()
+        if not locust_handles and ctx is not None:
+            # Stopping the runner ends the shape run; Locust then quits normally: the record is
             # written (faults reverted first) and the exit code is the plugin's.
-            logger.info("SIGTERM: stopping the run")
-            gevent.spawn(runner.quit)
+            ctx.request_stop("SIGTERM")
 
     def _at_exit(self) -> None:
         try:
@@ -580,13 +563,12 @@ class ScheduleExtension:
 
     # -- capacity search ---------------------------------------------------------------------------
 
-    def _feed_capacity(self, plugin: ReliabilityPlugin, now: float) -> None:
-        search: CapacitySearch | None = getattr(self.shape, "capacity", None)
+    def _feed_capacity(self, ctx: RunContext, now: float) -> None:
+        search = self.shape.capacity if self.shape is not None else None
         if search is None:
             return
-        lag = MASTER_DATA_LAG_S if plugin.role == "master" else LOCAL_DATA_LAG_S
-        for start_t, end_t in search.windows_due(int(now) - lag):
-            search.observe(grade_window(plugin.store, plugin.sla, start_t, end_t))
+        for start_t, end_t in search.windows_due(ctx.complete_until(now)):
+            search.observe(grade_window(ctx.store, ctx.sla, start_t, end_t))
 
 def _sigterm_caught() -> bool | None:
     """Whether this process has a SIGTERM handler installed (Linux ``SigCgt``); None if unknown."""

@@ -18,7 +18,6 @@ from typing import Any, Protocol
 from reliability.config import SlaSpec
 from reliability.faults.schedule import ScheduledFaultSpec
 from reliability.metrics.windows import Snapshot, WindowStore
-from reliability.schema import RunRecord
 from reliability.schema import sections as s
 from reliability.shapes.capacity import CapacitySearch, WindowGrade
 from reliability.shapes.recovery import (
@@ -122,14 +121,6 @@ class FaultSections:
 
     def phase_of(self, epoch_s: float) -> str:
         return self.phases.get(int(epoch_s), BASELINE)
-
-    def apply(self, record: RunRecord) -> None:
-        """Set the sections on ``record`` and label its timeline."""
-        record.faults = self.faults
-        record.resilience_score = self.resilience_score
-        record.recovery = self.recovery
-        for row in record.timeline:
-            row.phase = self.phase_of(row.epoch_s if row.epoch_s is not None else row.t)
 
 
 def faults_section(runs: Sequence[FaultRun], store: WindowStore, sla: SlaSpec, recovery: RecoverySpec,
@@ -374,11 +365,14 @@ def stages_section(entries: Sequence[StageEntryLike], store: WindowStore, sla: S
 
 
 def grade_window(store: WindowStore, sla: SlaSpec, start_t: int, end_t: int) -> WindowGrade:
-    """Grade ``[start_t, end_t)`` against every tier of ``sla``."""
+    """Grade ``[start_t, end_t)`` against every tier of ``sla``. A short window cannot prove a tier
+    (a second of traffic cannot show 0.5 % errors), so a tier holds in a window unless it fails
+    there on evidence; a window without requests holds nothing."""
     snap = store.snapshot(start_t, end_t)
     verdict = evaluate(snap, sla)
     snap = on_basis(snap, verdict.latency_basis)
     return WindowGrade(start_t, end_t, snap.total.requests, snap.total.failures,
-                       snap.total.latency_ms(sla.percentile / 100.0), {t.tier: t.passed for t in verdict.tiers})
+                       snap.total.latency_ms(sla.percentile / 100.0),
+                       {t.tier: bool(snap.total.requests) and not t.breached for t in verdict.tiers})
 
 

@@ -5,8 +5,8 @@ Built by the plugin when the scenario has an ``alerts:`` section::
 
     features.append(AlertingExtension(scenario.alerts))
 
-Every tick it reads the seconds that closed (on a master ``WORKER_REPORT_INTERVAL + 1`` s late,
-as the live verdict does, so the workers' reports are in), feeds them to
+Every tick it reads the seconds that closed (``RunContext.complete_until``, the rule the live
+verdict uses: on a master the workers' reports must be in), feeds them to
 :class:`~reliability.alerts.BurnRateAlerts` with the rolling SLA verdict, and queues each event
 for every webhook whose ``min_severity`` it reaches. One greenlet per webhook sends its queue in
 order (breach, escalation, recovery arrive in that order); at the end the queues get a bounded
@@ -19,11 +19,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gevent
 from gevent.queue import Full, Queue
-from locust.runners import WORKER_REPORT_INTERVAL
 
 from reliability.alerts import (
     DEFAULT_RUN_LENGTH_S,
@@ -44,12 +43,9 @@ from reliability.alerts import (
     wants,
     webhook_label,
 )
-from reliability.schema import RunRecord
+from reliability.extension import Contribution, RunContext
 from reliability.schema import sections as s
 from reliability.units import percentile_label
-
-if TYPE_CHECKING:
-    from reliability.plugin import ReliabilityPlugin
 
 logger = logging.getLogger("reliability.alerts")
 
@@ -59,25 +55,19 @@ FLUSH_S = 10.0  # the most the end of a run waits for webhooks still sending
 Sender = Callable[[str, Mapping[str, Any], float], Delivery]
 
 
-def data_lag_s(role: str) -> int:
-    """Seconds until a second's data is complete where the plugin evaluates (as the live verdict)."""
-    return int(WORKER_REPORT_INTERVAL) + 1 if role == "master" else 1
-
-
-def run_length_s(plugin: ReliabilityPlugin, spec: AlertsSpec) -> tuple[float, str]:
+def run_length_s(run: RunContext, spec: AlertsSpec) -> tuple[float, str]:
     """How long the run is meant to last, and where that came from: the section's
     ``run_length_s``, Locust's ``-t`` (or the web form's run time), the scenario's shape, else 10 min."""
     if spec.run_length_s is not None:
         return spec.run_length_s, "alerts.run_length_s"
-    run_time = getattr(plugin.environment.parsed_options, "run_time", None)
-    if isinstance(run_time, int | float) and run_time > 0:
-        return float(run_time), "run time"
-    shape = plugin.scenario.shape
+    if run.run_time_s is not None:
+        return run.run_time_s, "run time"
+    shape = run.scenario.shape
     if shape is not None:
         try:
             from reliability.shapes.spec import schedule_end_s
 
-            length = shape.length_s(schedule_end_s(plugin.scenario.faults))
+            length = shape.length_s(schedule_end_s(run.scenario.faults))
         except (ValueError, TypeError):
             length = None
         if length:
@@ -150,21 +140,19 @@ class AlertingExtension:
         self.alerts: BurnRateAlerts | None = None
         self.series: CountSeries | None = None
         self.start_t = 0
-        self.lag_s = 1
         self.entries: list[s.AlertEvent] = []  # the record's events, with their deliveries
         self.webhooks: list[_Webhook] = []
-        self._plugin: ReliabilityPlugin | None = None
+        self._run: RunContext | None = None
         self._closed = False
 
     # -- plugin hooks ------------------------------------------------------------------------------
 
-    def on_test_start(self, plugin: ReliabilityPlugin) -> None:
-        self._plugin = plugin
-        started = plugin.started_at if plugin.started_at is not None else self.clock()
+    def on_test_start(self, run: RunContext) -> None:
+        self._run = run
+        started = run.started_at
         self.start_t = int(started)
-        self.lag_s = data_lag_s(plugin.role)
-        self.run_length_s, self.run_length_source = run_length_s(plugin, self.spec)
-        tier = plugin.sla.all_tiers()[plugin.sla.tier]
+        self.run_length_s, self.run_length_source = run_length_s(run, self.spec)
+        tier = run.sla.all_tiers()[run.sla.tier]
         self.budget_ratio = budget_ratio_for(self.spec, tier.error_ratio, tier.uptime_ratio)
         self.rules = scaled_rules(self.run_length_s, self.spec.min_window_s)
         self.alerts = BurnRateAlerts(self.rules, self.budget_ratio, min_requests=self.spec.min_requests,
@@ -178,24 +166,24 @@ class AlertingExtension:
         logger.info("alerts: SLO %s, windows for a %g s run (%s): %s; %d webhook(s)", slo, self.run_length_s,
                     self.run_length_source, rules, len(self.webhooks))
 
-    def on_tick(self, plugin: ReliabilityPlugin, now: float) -> None:
+    def on_tick(self, run: RunContext, now: float) -> None:
         if self.alerts is None or self.series is None or self._closed:
             return
-        end = int(now) - self.lag_s + 1
+        end = run.complete_until(now)
         if end <= self.series.end_t:
             return
-        for second in plugin.store.snapshot(self.series.end_t, end).seconds:
+        for second in run.store.snapshot(self.series.end_t, end).seconds:
             self.series.add(second.t, second.requests, second.failures)
         self.series.extend_to(end)
-        live = plugin.live
+        live = run.live
         failing = [c.describe() for c in live.criteria if not c.passed] if live is not None and live.requests else []
         for event in self.alerts.evaluate(self.series, self.start_t, end, now, failing):
             self._dispatch(event)
 
-    def on_test_stop(self, plugin: ReliabilityPlugin) -> None:
+    def on_test_stop(self, run: RunContext) -> None:
         self._close("the test stopped")
 
-    def contribute(self, plugin: ReliabilityPlugin, record: RunRecord) -> list[str]:
+    def finish(self, run: RunContext) -> Contribution:
         self._close("the run ended")
         deadline = time.monotonic() + FLUSH_S
         for hook in self.webhooks:
@@ -204,8 +192,7 @@ class AlertingExtension:
             if hook.pending:
                 logger.warning("alerts: %d alert(s) to %s not sent before the end of the run", hook.pending,
                                hook.label)
-        record.alerts = self.to_record()
-        return []
+        return Contribution(sections={"alerts": self.to_record()})
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -219,17 +206,16 @@ class AlertingExtension:
 
     def context(self) -> dict[str, Any]:
         """What every payload carries besides the event."""
-        plugin = self._plugin
+        run = self._run
         out: dict[str, Any] = {"slo": None if self.budget_ratio is None else round(1 - self.budget_ratio, 6)}
-        if plugin is None:
+        if run is None:
             return out
-        out.update(scenario=plugin.scenario.name, tier=plugin.sla.tier,
-                   percentile=percentile_label(plugin.sla.percentile))
+        out.update(scenario=run.scenario.name, tier=run.sla.tier, percentile=percentile_label(run.sla.percentile))
         if self.series is not None:
             requests, failures = self.series.counts(self.start_t, self.series.end_t)
             remaining = budget_remaining(requests, failures, self.budget_ratio)
             out["budget_remaining"] = None if remaining is None else round(remaining, 6)
-        live = plugin.live
+        live = run.live
         if live is not None:
             out["highest_tier_met"] = live.highest_tier_met
         return out

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from reliability.alerts import CountSeries, budget_ratio_for, budget_remaining, burn_rate
+from reliability.extension import complete_until
 from reliability.masking import mask_data, passwords_in
 from reliability.metrics.windows import WindowStore
 from reliability.units import percentile_label
@@ -166,7 +167,7 @@ class LiveState:
         budget = getattr(alerts_ext, "budget_ratio", None) if alerts_ext is not None else None
         if budget is None:
             budget = budget_ratio_for(None, tier.error_ratio, tier.uptime_ratio)
-        end = int(now) - self.lag_s + 1
+        end = complete_until(now, self.lag_s)
         window_s = int(sla.rolling_window_s)
         out: dict[str, Any] = {
             "version": STATE_VERSION,

@@ -29,10 +29,8 @@ from typing import Any
 import gevent
 import jinja2
 from flask import Blueprint, Response, request
-from locust.runners import MasterRunner
 
 from reliability.sla import EXIT_INCONCLUSIVE
-from reliability.web.alerting import data_lag_s
 from reliability.web.guard import WebGuard, parse_extra_origins
 from reliability.web.metrics import CONTENT_TYPE, metrics_registry, render
 from reliability.web.state import LiveState
@@ -70,9 +68,8 @@ class ReliabilityWeb:
         self.base = base.rstrip("/")
         self.page_path = f"{self.base}/{PAGE}/"
         self.templates = templates or _template_env()
-        runner = plugin.environment.runner
         self.live = LiveState(
-            plugin, lag_s=data_lag_s("master" if isinstance(runner, MasterRunner) else "local"),
+            plugin, lag_s=plugin.data_lag_s,
             runner_state=self._runner_state,
             links={"page": self.page_path, "state": f"{self.page_path}state.json", "metrics": f"{self.base}/metrics",
                    "locust": f"{self.base}/"})

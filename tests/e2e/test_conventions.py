@@ -29,6 +29,7 @@ VALUES = {
     "sla-abort-grace": "4", "sla-window": "30s", "sla-status-interval": "2", "sla-confidence": "0.9",
     "sla-min-requests": "7", "web-origin": "https://locust.example.com", "sla-latency-basis": "measured",
     "allow-unsafe-faults": "true", "revert-journal": "out/journal.json", "ignore-applied-faults": "true",
+    "summary-file": "out/summary.md",
 }
 
 
@@ -73,6 +74,7 @@ def test_every_option_from_env_and_config_files(form: str, pattern: Served, tmp_
     assert record["run"]["scenario"] == "conventions"
     assert record["sla"]["tier"] == "silver" and record["sla"]["percentile"] == "p99"
     assert record["sla"]["latency_basis"] == "measured"
+    assert "SLA silver (p99)" in (tmp_path / "out/summary.md").read_text()
     assert {c["confidence"] for c in record["sla"]["criteria"]} == {0.9}
     # outputs follow the umask like Locust's own (pytest runs under the usual 022: 0644)
     umask = os.umask(0)

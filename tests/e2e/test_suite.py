@@ -23,7 +23,7 @@ def write_suite(tmp_path: Path, target: TargetServer, pg: PostgresServer, redis:
     (tmp_path / "reader.py").write_text(LOCUSTFILE)
     (tmp_path / "base.yaml").write_text(f"""name: baseline
 load: {{users: 4, spawn_rate: 4, run_time_s: 5s}}
-sla: {{tier: bronze}}
+sla: {{tier: bronze, confidence: 0.8}}
 health:
   interval_s: 1s
   timeout_s: 800ms
@@ -32,10 +32,10 @@ health:
     cache: {{probe: {{type: redis, url: "{redis.url}"}}, critical: false}}
     api: {{probe: {{type: http, url: "{target.url}/health"}}, depends_on: [db, cache]}}
 """)
-    (tmp_path / "steps.yaml").write_text("name: steps\nsla: {tier: bronze}\n"
+    (tmp_path / "steps.yaml").write_text("name: steps\nsla: {tier: bronze, confidence: 0.8}\n"
                                          "shape: {type: step, start_users: 2, step_users: 2, steps: 2, step_s: 3s}\n")
     (tmp_path / "outage.yaml").write_text(f"""name: redis outage
-sla: {{tier: bronze}}
+sla: {{tier: bronze, confidence: 0.8}}
 recovery: {{warmup_s: 1s, windows: 2}}
 shape: {{type: steady, users: 4, ramp_s: 1s, tail_s: 3s}}
 faults:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.procs import ROOT, Served, locust_cmd, run, serve
+from tests.schemas import validate_junit
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/verdict_user.py")
 
@@ -103,8 +104,17 @@ def test_five_requests_are_never_met(pattern: Served, tmp_path: Path) -> None:
 @pytest.mark.parametrize("pattern", [("--delay-ms", "5")], indirect=True)
 def test_a_long_clean_run_passes_on_its_intervals(pattern: Served, tmp_path: Path) -> None:
     # bronze: its 2 % is shown by ~190 clean requests, within reach of a loaded machine in 10 s
-    proc, record = _locust(tmp_path, pattern.url, run_time="10s", tier="bronze")
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("# earlier step\n")
+    proc, record = _locust(tmp_path, pattern.url, "--summary-file", str(tmp_path / "summary.md"), run_time="10s",
+                           tier="bronze", env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert proc.returncode == 0, proc.stdout[-3000:]
+    # the Markdown summary is appended to GitHub's job summary and to --summary-file
+    assert summary.read_text().startswith("# earlier step\n") and "SLA bronze (p95): MET" in summary.read_text()
+    assert "SLA bronze (p95): MET" in (tmp_path / "summary.md").read_text()
+    junit = (tmp_path / "run.junit.xml").read_text()
+    validate_junit(junit, required=False)  # Jenkins' junit-10.xsd where it is at hand; real durations
+    assert f'time="{record["run"]["duration_s"]:.3f}"' in junit
     crit = _criteria(record)
     n = record["totals"]["requests"]
     assert n >= 190

@@ -35,7 +35,10 @@ def _main() -> None:  # pragma: no cover - runs in the subprocess
     import gevent
 
     from reliability.config import parse_scenario
+    from reliability.extension import RunContext
     from reliability.health.monitor import HealthMonitor
+    from reliability.metrics.windows import WindowStore
+    from reliability.schema.sections import Health
 
     scenario = parse_scenario(json.loads(sys.argv[1]))
     assert scenario.health is not None
@@ -47,23 +50,18 @@ def _main() -> None:  # pragma: no cover - runs in the subprocess
             gevent.sleep(0.01)
             lags.append(time.monotonic() - before - 0.01)
 
-    class Plugin:  # the only attribute the monitor reads from the plugin
-        started_at = time.time()
-
+    run = RunContext(scenario, WindowStore(), started_at=time.time())
     gevent.spawn(measure_lag)
     monitor = HealthMonitor(scenario.health)
-    monitor.on_test_start(Plugin())  # type: ignore[arg-type]
+    monitor.on_test_start(run)
     print("READY", flush=True)
     gevent.sleep(float(sys.argv[2]))
-    monitor.on_test_stop(Plugin())  # type: ignore[arg-type]
-    from reliability.schema import RunRecord
-
-    record = RunRecord()
-    reasons = monitor.contribute(Plugin(), record)  # type: ignore[arg-type]
-    criteria = [c.__dict__ for c in monitor.criteria()]
-    assert record.health is not None
-    out = {"health": record.health.model_dump(mode="json", by_alias=True), "reasons": reasons,
-           "max_lag_s": max(lags), "criteria": criteria}
+    monitor.on_test_stop(run)
+    result = monitor.finish(run)
+    health = result.sections["health"]
+    assert isinstance(health, Health)
+    out = {"health": health.model_dump(mode="json", by_alias=True), "reasons": list(result.inconclusive),
+           "max_lag_s": max(lags), "criteria": [c.__dict__ for c in result.criteria]}
     print(RESULT_PREFIX + json.dumps(out), flush=True)
 
 

@@ -194,11 +194,11 @@ def test_faults_section_writes_metrics_phases_and_reasons() -> None:
     sick = _run("sick", 20, state="reverted", inject_started_at=1020.0, injected_at=1020.0, reverted_at=1025.0,
                 check=Check(False, "PING timed out"), checked_at=1035.0)
     never = _run("late", 50)
-    timeline = [Second(t=t - 1000, epoch_s=t) for t in range(1000, 1040)]
     result = faults_section([healthy, sick, never], store, SlaSpec(tier="silver"), RecoverySpec(),
                             started_at=T0, run_end=1040.0, total_requests=2000)
-    record = RunRecord(timeline=timeline)
-    result.apply(record)
+    timeline = [Second(t=t - 1000, epoch_s=t, phase=result.phase_of(t)) for t in range(1000, 1040)]
+    record = RunRecord(timeline=timeline, faults=result.faults, resilience_score=result.resilience_score,
+                       recovery=result.recovery)
     assert record.faults is not None and record.recovery is not None
     slow = record.faults[0]
     assert slow.time_to_detect_s == 1.0 and slow.time_to_recover_s == 0.0
