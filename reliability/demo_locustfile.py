@@ -42,7 +42,7 @@ class DemoRamp(LoadTestShape):
     """Ramp to USERS over the first 20 % of the run, hold, then stop."""
 
     def tick(self) -> tuple[int, float] | None:
-        elapsed = self.get_run_time()
+        elapsed = self.get_run_time()  # type: ignore[no-untyped-call]  # Locust's LoadTestShape is untyped
         if elapsed >= DURATION_S:
             return None
         ramp_s = max(DURATION_S * 0.2, 1.0)

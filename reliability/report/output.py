@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from reliability.files import write_text_atomic
+from reliability.masking import mask_data
 from reliability.report.data import Record
 from reliability.report.html import render_html
 from reliability.report.impact import BusinessImpact, cost_from_record, estimate_impact
@@ -32,8 +33,8 @@ def render(record: Record | RunRecord, fmt: str, *, cost: CostSpec | None = None
     (``kind: suite``) renders as its readiness report."""
     raw = record.to_json_dict() if isinstance(record, RunRecord) else record
     # every format shows text that came from the target: no control or bidi character obeyed, no
-    # 10 kB name (the record keeps the raw, full text)
-    shown: Record = display_data(raw)
+    # 10 kB name (the record keeps the raw, full text); and no password, even in an older record
+    shown: Record = display_data(mask_data(raw))
     if is_suite_record(shown):
         return render_suite(shown, fmt)
     if fmt == "html":

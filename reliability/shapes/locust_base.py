@@ -55,11 +55,11 @@ class ReliabilityShape(LoadTestShape):
     spec: ClassVar[ShapeSpec | None] = None
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Locust's LoadTestShape is untyped
         self._reset()
 
     def reset_time(self) -> None:
-        super().reset_time()
+        super().reset_time()  # type: ignore[no-untyped-call]
         self._reset()  # a new run (the web UI can start several): resolve the plan again
 
     def _reset(self) -> None:
@@ -199,7 +199,7 @@ class ReliabilityShape(LoadTestShape):
                 logger.info("capacity search over: %s", self.capacity.stopped_because)
         else:
             assert self.plan is not None
-            elapsed = self.get_run_time()
+            elapsed = self.get_run_time()  # type: ignore[no-untyped-call]
             target = self.plan.at(elapsed)
             index = self.plan.index_at(elapsed)
             name = self.plan.stages[index].name if index is not None else ""

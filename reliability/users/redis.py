@@ -164,7 +164,7 @@ class RedisUser(ComponentContext, User):
         start_time = time.time()
         start = time.perf_counter()
         try:
-            reply = self.client.execute_command(*args)
+            reply = self.client.execute_command(*args)  # type: ignore[no-untyped-call]  # redis-py: untyped
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._backoff.failed()
             fire_request(self, REQUEST_TYPE, name, start_time, start, exception=exc, url=self._url)

@@ -244,7 +244,7 @@ class WebSocketUser(ComponentContext, User):
             reader.kill(block=False)
         if ws is not None:
             with contextlib.suppress(*CLOSE_ERRORS):
-                ws.shutdown()
+                ws.shutdown()  # type: ignore[no-untyped-call]  # websocket-client is untyped
             self._backoff.failed()
         self._fail_pending(exc)
 
