@@ -282,7 +282,9 @@ class ReliabilityPlugin:
                 self._bad_latency_logged = True
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
-        final, self._final_drain = self._final_drain, False
+        # once the test stopped every report drains everything, also the current second: a periodic
+        # report between the stop and the last one must not leave the last second behind
+        final = self._final_drain
         rss_mb = self._process.memory_info().rss / 1e6
         data[PAYLOAD_KEY] = {
             "windows": self.store.drain(final=final),
@@ -414,7 +416,7 @@ class ReliabilityPlugin:
 
     def on_test_stop(self, environment: Environment, **_kwargs: Any) -> None:
         if self.role == "worker":
-            self._final_drain = True  # the next report carries the current, unfinished second too
+            self._final_drain = True  # reports from now on carry the current, unfinished second too
             return
         self.ended_at = self.clock()
         if self.run is not None:

@@ -212,6 +212,7 @@ class ScheduleExtension:
         arrival = getattr(self.shape, "arrival", None)
         if arrival is not None:  # open-model load: what was asked, what ran, what was dropped
             sections["load"] = Load.model_validate(arrival.section(end, ctx.local_generator()))
+            reasons += arrival.problems
         search = self.shape.capacity if self.shape is not None else None
         if search is not None:
             sections["capacity"] = capacity_section(search, ctx.store, ctx.sla, end)
