@@ -45,34 +45,43 @@ _WAIT_MODULE = "locust.user.wait_time"
 
 class IntendedStart:
     """The mark a scheduler leaves on a greenlet: ``start_s`` (epoch s, consumed by the next
-    request) and ``interval_s`` (the user's schedule interval, None for an open-model arrival)."""
+    request), ``interval_s`` (the user's schedule interval, None for an open-model arrival) and
+    ``lag_from_s`` (where the generator's own start lag counts from; None: ``start_s``)."""
 
-    __slots__ = ("start_s", "interval_ms")
+    __slots__ = ("start_s", "interval_ms", "lag_from_s")
 
-    def __init__(self, start_s: float | None, interval_s: float | None) -> None:
+    def __init__(self, start_s: float | None, interval_s: float | None, lag_from_s: float | None = None) -> None:
         self.start_s = start_s
         self.interval_ms = None if interval_s is None else interval_s * 1000.0
+        self.lag_from_s = lag_from_s
 
 
-def mark_intended_start(start_s: float, interval_s: float | None = None, greenlet: Any = None) -> None:
+def mark_intended_start(start_s: float, interval_s: float | None = None, greenlet: Any = None,
+                        lag_from_s: float | None = None) -> None:
     """Say that the next task of ``greenlet`` (default: the current one) was due at ``start_s``
-    (epoch seconds, ``time.time()``); ``interval_s`` > 0 for a user that repeats every interval."""
+    (epoch seconds, ``time.time()``); ``interval_s`` > 0 for a user that repeats every interval.
+
+    Latency always counts from ``start_s``. ``lag_from_s`` moves the origin of the *generator's*
+    start lag (the trust signal) later: an open-model arrival that waited for a free user waited on
+    the target's slowness, which is latency, not the generator failing its schedule."""
     if interval_s is not None and not interval_s > 0:
         raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
     target = getcurrent() if greenlet is None else greenlet
     mark = target.__dict__.get(MARK_ATTR)
     if mark is None:
-        setattr(target, MARK_ATTR, IntendedStart(start_s, interval_s))
+        setattr(target, MARK_ATTR, IntendedStart(start_s, interval_s, lag_from_s))
     else:
         mark.start_s = start_s
         mark.interval_ms = None if interval_s is None else interval_s * 1000.0
+        mark.lag_from_s = lag_from_s
 
 
 @contextmanager
-def intended_start(start_s: float) -> Iterator[None]:
+def intended_start(start_s: float, lag_from_s: float | None = None) -> Iterator[None]:
     """Mark the current greenlet's next task as due at ``start_s`` (epoch s) for the block; the mark
-    is cleared after it, so a task that made no request leaves nothing for the next one."""
-    mark_intended_start(start_s)
+    is cleared after it, so a task that made no request leaves nothing for the next one.
+    ``lag_from_s``: see :func:`mark_intended_start`."""
+    mark_intended_start(start_s, lag_from_s=lag_from_s)
     try:
         yield
     finally:
@@ -81,7 +90,7 @@ def intended_start(start_s: float) -> Iterator[None]:
             mark.start_s = None
 
 
-def intended_start_api(environment: Any) -> Callable[[float], AbstractContextManager[None]]:
+def intended_start_api(environment: Any) -> Callable[[float, float | None], AbstractContextManager[None]]:
     """:func:`intended_start`, after telling ``environment``'s plugin (if installed) to read marks.
     For open-model schedulers on a load generator: no interval, so nothing is back-filled."""
     plugin = getattr(environment, "reliability", None)

@@ -273,7 +273,7 @@ class ReliabilityPlugin:
             else:
                 intended, mark.start_s = mark.start_s, None  # the task's first request consumes it
                 store.record_request(request_type, name, response_time, failed, error, start_time,
-                                     intended, mark.interval_ms)
+                                     intended, mark.interval_ms, mark.lag_from_s)
         except MetricsError:
             # a custom user reported a negative/NaN time: count the request, drop the latency
             store.record(request_type, name, None, failed, error)

@@ -333,7 +333,7 @@ class WindowStore:
         # how late scheduled requests started after their intended start (ms): the generator's lag
         self.lag = LatencyHistogram(relative_accuracy)
         self._lag_pending = LatencyHistogram(relative_accuracy)  # not yet drained (workers)
-        self._pending: list[tuple[str, str, float | None, bool, str | None, float, float | None, float | None]] = []
+        self._pending: list[tuple[str, str, float | None, bool, str | None, float, float | None, float | None, float | None]] = []
 
     # -- recording (load generators) ---------------------------------------------------------------
 
@@ -361,7 +361,7 @@ class WindowStore:
 
     def record_request(self, request_type: str, name: str, latency_ms: float | None, failed: bool,
                        error: str | None, sent_s: float, intended_s: float | None = None,
-                       interval_ms: float | None = None) -> None:
+                       interval_ms: float | None = None, lag_from_s: float | None = None) -> None:
         """Count one completed request in the second it was sent in (``sent_s``, epoch s).
 
         With ``intended_s`` (the start a scheduler intended, epoch s) the request counts in that
@@ -369,7 +369,8 @@ class WindowStore:
         start lag. With ``interval_ms`` (the user's schedule interval) a corrected latency longer
         than the interval back-fills the requests the stall prevented, HdrHistogram's
         expected-interval method: ``V - I``, ``V - 2I``, ... while >= ``I``, each in the second it
-        was due.
+        was due. The schedule-lag histogram (the generator's own start lag) counts from
+        ``lag_from_s`` when given, else from ``intended_s``.
 
         This runs once per request on a load generator, between Locust's own work that leaves the
         CPU caches cold: it only checks the latency and queues the request; every read (snapshot,
@@ -378,7 +379,7 @@ class WindowStore:
         if not (latency_ms is None or latency_ms >= 0.0):
             raise MetricsError(f"latency must be a non-negative number of ms, got {latency_ms!r}")
         pending = self._pending
-        pending.append((request_type, name, latency_ms, failed, error, sent_s, intended_s, interval_ms))
+        pending.append((request_type, name, latency_ms, failed, error, sent_s, intended_s, interval_ms, lag_from_s))
         if len(pending) >= FLUSH_EVERY:
             self.flush()
 
@@ -390,7 +391,7 @@ class WindowStore:
         self._pending = []
         measured: dict[int, tuple[LatencyHistogram, list[float]]] = {}  # id(hist) -> values
         cur_t, window = -1, None
-        for request_type, name, latency_ms, failed, error, sent_s, intended_s, interval_ms in pending:
+        for request_type, name, latency_ms, failed, error, sent_s, intended_s, interval_ms, lag_from_s in pending:
             t = int(sent_s if intended_s is None else intended_s)
             if t != cur_t or window is None:
                 window, cur_t = self._window_for(t), t
@@ -402,7 +403,7 @@ class WindowStore:
                 counts.failures += 1
                 self._count_error((request_type, name), error or "failed")
             if intended_s is not None:
-                lag_ms = (sent_s - intended_s) * 1000.0
+                lag_ms = (sent_s - (intended_s if lag_from_s is None else lag_from_s)) * 1000.0
                 self._lag_pending.record(lag_ms if lag_ms > 0.0 else 0.0)
             if latency_ms is None:
                 continue

@@ -86,7 +86,7 @@ class GeneratorDriver:
     """Arrival-driven users on one load generator; see the module docstring."""
 
     def __init__(self, environment: Environment, clock: Callable[[], float] = time.time,
-                 intended_start: Callable[[float], AbstractContextManager[Any]] | None = None) -> None:
+                 intended_start: Callable[[float, float | None], AbstractContextManager[Any]] | None = None) -> None:
         self.environment = environment
         self.clock = clock
         self.intended_start = intended_start
@@ -202,8 +202,10 @@ class GeneratorDriver:
     # -- the gate ----------------------------------------------------------------------------------
 
     def take(self, user: User) -> tuple[float, float] | None:
-        """Block until an arrival is up for ``user``: its scheduled epoch time and when the scheduler
-        put it up (None: not gated now)."""
+        """Block until an arrival is up for ``user``: its scheduled epoch time and where the
+        generator's own start lag counts from (None: not gated now). That origin is the due time
+        moved past the time the arrival waited in the queue for a free user: waiting for a user is
+        the target's slowness (it stays in the latency), not the generator missing its schedule."""
         if self.book is None or not self._running:
             return None
         while True:
@@ -223,7 +225,7 @@ class GeneratorDriver:
             if book is None:
                 return None
             if book.take(segment, due, now):
-                return due, ready
+                return due, due + max(0.0, now - ready)
             self._report_drop(due, now)
 
     def _gated(self, task: Callable[..., Any]) -> Callable[..., Any]:
@@ -235,10 +237,10 @@ class GeneratorDriver:
             if taken is None:
                 task(parent)
                 return
-            due, _ready = taken
+            due, lag_from = taken
             book = driver.book
             assert book is not None
-            context = driver.intended_start(due) if driver.intended_start is not None else nullcontext()
+            context = driver.intended_start(due, lag_from) if driver.intended_start is not None else nullcontext()
             try:
                 with context:
                     task(parent)
