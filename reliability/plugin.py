@@ -282,7 +282,9 @@ class ReliabilityPlugin:
                 self._bad_latency_logged = True
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
-        final, self._final_drain = self._final_drain, False
+        # once the test stopped every report drains everything, also the current second: a periodic
+        # report between the stop and the last one must not leave the last second behind
+        final = self._final_drain
         rss_mb = self._process.memory_info().rss / 1e6
         data[PAYLOAD_KEY] = {
             "windows": self.store.drain(final=final),
@@ -414,7 +416,7 @@ class ReliabilityPlugin:
 
     def on_test_stop(self, environment: Environment, **_kwargs: Any) -> None:
         if self.role == "worker":
-            self._final_drain = True  # the next report carries the current, unfinished second too
+            self._final_drain = True  # reports from now on carry the current, unfinished second too
             return
         self.ended_at = self.clock()
         if self.run is not None:
@@ -717,6 +719,10 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
     if environment.shape_class is None and not isinstance(environment.runner, WorkerRunner):
         from reliability.shapes.locust_base import scenario_shape  # a scenario's shape: drives the load
         environment.shape_class = scenario_shape(environment)
+    # gevent's loop caches its clock and has not run since the hub was made, before the locustfile
+    # and its imports loaded; Locust times -t with spawn_later from that stale clock, so a slow
+    # start (seconds on a loaded machine) would cut the run short by as much. Refresh it.
+    gevent.get_hub().loop.update_now()
 
 
 events.init_command_line_parser.add_listener(add_arguments)

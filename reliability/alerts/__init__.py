@@ -52,7 +52,6 @@ from reliability.alerts.burn import (
 )
 from reliability.alerts.delivery import (
     Delivery,
-    Opener,
     deliver,
     json_payload,
     slack_payload,
@@ -81,7 +80,6 @@ __all__ = [
     "Delivery",
     "EventKind",
     "HOUR_S",
-    "Opener",
     "RuleBurn",
     "SCALE_REFERENCE_S",
     "SEVERITY_RANK",

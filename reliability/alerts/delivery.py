@@ -3,16 +3,14 @@ them, with one retry (see :mod:`reliability.alerts`)."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from reliability.alerts.incident import AlertEvent
+from reliability.httpclient import send
 from reliability.masking import mask
 from reliability.units import iso
 
@@ -67,39 +65,25 @@ class Delivery:
                 "attempts": self.attempts}
 
 
-Opener = Callable[[urllib.request.Request, float], Any]
-
-
-def _open(request: urllib.request.Request, timeout_s: float) -> Any:
-    return urllib.request.urlopen(request, timeout=timeout_s)  # noqa: S310 - http(s) checked by the spec
-
-
 def deliver(url: str, body: Mapping[str, Any], timeout_s: float, *, attempts: int = 2,
-            opener: Opener = _open, clock: Callable[[], float] = time.monotonic,
+            clock: Callable[[], float] = time.monotonic,
             sleep: Callable[[float], None] = time.sleep) -> Delivery:
     """POST ``body`` as JSON to ``url``: 2xx is delivered; a failed connection or a 5xx is tried
     again once after 0.5 s. Blocking (bounded by ``timeout_s`` per attempt): call it from a
     greenlet or thread. Error text never contains the URL."""
-    data = json.dumps(body).encode()
     started = clock()
     status: int | None = None
     error: str | None = None
     tries = 0
     for tries in range(1, attempts + 1):  # noqa: B007 - the count is reported
-        request = urllib.request.Request(url, data=data, method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  "User-Agent": "locust-reliability-alerts"})
         try:
-            with opener(request, timeout_s) as response:
-                status = int(response.status)
-                response.read(65536)
-            error = None if 200 <= status < 300 else f"HTTP {status}"
-        except urllib.error.HTTPError as exc:
-            status, error = exc.code, f"HTTP {exc.code}"
-        except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections
+            reply = send("POST", url, dict(body), {"User-Agent": "locust-reliability-alerts"},
+                         timeout_s=timeout_s, redirects=0, max_body=65536, secrets=(url,))
+            status = reply.status
+            error = None if reply.ok else f"HTTP {status}"
+        except OSError as exc:  # timeouts, refused connections (the text is masked, never the URL)
             status = None
-            reason = getattr(exc, "reason", exc)
-            error = mask(f"{type(exc).__name__}: {reason}", (url,))
+            error = mask(f"{type(exc).__name__}: {exc}", (url,))
         if error is None or (status is not None and status < 500):
             break
         if tries < attempts:

@@ -1,4 +1,4 @@
-"""One bounded HTTP request for the HTTP-based probes (stdlib ``http.client``, no keep-alive).
+"""One bounded HTTP request for the HTTP-based probes (:mod:`reliability.httpclient`, no keep-alive).
 
 A fresh connection per request: a probe a second costs nothing measurable, and a stale pooled
 connection can never make a healthy service look down. Every socket operation is bounded by the
@@ -7,14 +7,13 @@ probe's deadline; the body is read up to ``MAX_BODY_BYTES``.
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from reliability.health.base import Deadline
+from reliability.httpclient import send
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -34,27 +33,11 @@ class Reply:
 
 def request(method: str, url: str, deadline: Deadline, headers: Mapping[str, str] | None = None,
             body: Any = None) -> Reply:
-    """Send one request and read the reply; raises OSError / HTTPException / ProbeTimeout."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {url}")
-    conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = conn_cls(parts.hostname, parts.port, timeout=deadline.remaining_s())
-    sent = {"Connection": "close", "User-Agent": "locust-reliability-health", **(headers or {})}
-    payload = None
-    if body is not None:
-        payload = json.dumps(body).encode()
-        sent["Content-Type"] = "application/json"
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        conn.request(method, path, body=payload, headers=sent)
-        if conn.sock is not None:
-            conn.sock.settimeout(deadline.remaining_s())
-        response = conn.getresponse()
-        data = response.read(MAX_BODY_BYTES)
-        return Reply(response.status, data)
-    finally:
-        conn.close()
+    """Send one request and read the reply (no redirects: a probe checks what it was pointed at);
+    raises OSError (secrets masked) / ProbeTimeout."""
+    sent = {"User-Agent": "locust-reliability-health", **(headers or {})}
+    reply = send(method, url, body, sent, timeout_s=deadline.remaining_s(), redirects=0, max_body=MAX_BODY_BYTES)
+    return Reply(reply.status, reply.body)
 
 
 def join(base: str, path: str) -> str:

@@ -9,20 +9,16 @@ per series by keeping each bucket's maximum, so spikes survive the thinning.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from reliability.report.data import (
     Record,
     Second,
-    dicts,
     down_error_ratio,
     duration_s,
     latency_threshold_ms,
-    mapping,
-    num,
     started_epoch_s,
-    text,
     timeline,
     timeline_end_s,
 )
@@ -219,8 +215,8 @@ def _bands(record: Record, rows: Sequence[Second]) -> list[tuple[float, float, s
             end = row.t_s + 1 if row.partial else row.t_s
             bands.append((start, end, f"partial data +{start:.0f}s .. +{end:.0f}s", "partial"))
             start = None
-    knee = mapping(record.get("capacity")).get("knee")
-    knee_users = num(knee.get("users")) if isinstance(knee, Mapping) else num(knee)
+    knee = record.capacity.knee if record.capacity is not None else None
+    knee_users = knee.users if knee is not None else None
     at = next((r.t_s for r in rows if knee_users is not None and (r.users or 0) >= knee_users), None)
     if at is not None:
         bands.append((at, at, f"knee: {knee_users:g} users", "knee"))
@@ -271,12 +267,11 @@ def _generator_charts(record: Record, x_max: float) -> list[Chart]:
     started = started_epoch_s(record) or 0.0
     cpu: list[Series] = []
     rss: list[Series] = []
-    for g in dicts(record.get("generators")):
-        rows = [(t - started if t >= 1e9 else t, s) for s in g.get("samples") or []
-                if isinstance(s, list) and len(s) >= 3 and (t := num(s[0])) is not None]
-        label = text(g.get("id"), "generator")
-        cpu.append(Series(label, [(t, num(s[1])) for t, s in rows]))
-        rss.append(Series(label, [(t, num(s[2])) for t, s in rows]))
+    for g in record.generators:
+        rows = [(t - started if t >= 1e9 else t, sample) for sample in g.samples if (t := sample[0]) is not None]
+        label = g.id or "generator"
+        cpu.append(Series(label, [(t, sample[1]) for t, sample in rows]))
+        rss.append(Series(label, [(t, sample[2]) for t, sample in rows]))
     if not cpu:
         return []
     return [make_chart("gen-cpu", "Load generator CPU", "%", cpu, x_max=x_max, rules=[(90.0, "saturation 90 %")]),

@@ -19,6 +19,7 @@ from reliability.inputfile import load_json_file
 from reliability.report import FORMATS, RegressionThresholds, compare, md_escape, render, write_reports
 from reliability.report.compare import ComparisonResult, comparison_rows
 from reliability.report.spec import CostSpec
+from reliability.schema import RunRecord, parse_record
 from reliability.textsafe import MAX_TEXT_CHARS, display
 
 EXIT_OK = 0
@@ -33,7 +34,8 @@ class RecordError(ReliabilityError):
     """
 
 
-def load_record(path: str) -> Mapping[str, Any]:
+def load_json_record(path: str) -> Mapping[str, Any]:
+    """A run or suite record file as decoded JSON (a clear one-line error when it is not one)."""
     try:
         data = load_json_file(path)
     except InputError as exc:
@@ -44,6 +46,11 @@ def load_record(path: str) -> Mapping[str, Any]:
     if not isinstance(data, dict):
         raise RecordError(f"{path}: a run record is a JSON object, got {type(data).__name__}")
     return data
+
+
+def load_record(path: str) -> RunRecord:
+    """A run record file of any schema version as a typed record."""
+    return parse_record(load_json_record(path))
 
 
 def _scenario_cost(path: str | None) -> CostSpec | None:
@@ -72,7 +79,7 @@ def run_report(args: argparse.Namespace, out: TextIO | None = None, err: TextIO 
     err = err or sys.stderr
     formats = tuple(args.formats or FORMATS)
     try:
-        record = load_record(args.record)
+        record = load_json_record(args.record)  # a run record or a suite record
         cost = _scenario_cost(args.scenario)
     except ReliabilityError as exc:
         print(f"error: {exc}", file=err)

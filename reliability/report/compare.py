@@ -11,11 +11,12 @@ are too noisy to gate on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from reliability.report.data import Record, dicts, fmt_criterion, is_ratio_name, mapping, num, text, verdict
+from pydantic import BaseModel
+
+from reliability.report.data import Record, RecordLike, as_record, fmt_criterion, is_ratio_name, num, verdict
 
 EXIT_NO_REGRESSION = 0
 EXIT_REGRESSION = 1
@@ -123,13 +124,15 @@ def _worse(metric: str, base: float | None, new: float | None, t: RegressionThre
     return ""
 
 
-def _keyed(items: Iterable[Mapping[str, Any]], *keys: str) -> dict[tuple[str, ...], Mapping[str, Any]]:
-    return {tuple(text(item.get(k)) for k in keys): item for item in items}
+def _metric(section: BaseModel, name: str) -> float | None:
+    """A declared numeric field of a record section (``p95_ms`` of an endpoint, ...)."""
+    assert name in type(section).model_fields, name
+    return num(getattr(section, name))
 
 
 def _criteria(base: Record, new: Record, t: RegressionThresholds, notes: list[str]) -> list[Delta]:
-    old = _keyed(dicts(mapping(base.get("sla")).get("criteria")), "name", "scope")
-    now = _keyed(dicts(mapping(new.get("sla")).get("criteria")), "name", "scope")
+    old = {(c.name, c.scope): c for c in base.sla.criteria}
+    now = {(c.name, c.scope): c for c in new.sla.criteria}
     out = []
     for key, c in now.items():
         name, scope = key
@@ -138,23 +141,23 @@ def _criteria(base: Record, new: Record, t: RegressionThresholds, notes: list[st
         if b is None:
             notes.append(f"criterion {subject} is new")
             continue
-        reason = _worse(name, num(b.get("actual")), num(c.get("actual")), t)
-        if b.get("passed") is True and c.get("passed") is not True:
+        reason = _worse(name, b.actual, c.actual, t)
+        if b.passed is True and c.passed is not True:
             reason = "passed before, fails now" + (f"; {reason}" if reason else "")
-        out.append(Delta("criterion", subject, name, num(b.get("actual")), num(c.get("actual")), reason))
+        out.append(Delta("criterion", subject, name, b.actual, c.actual, reason))
     notes.extend(f"criterion {k[0]} is no longer graded" for k in old if k not in now)
     return out
 
 
-def _stats(section: str, subject: str, b: Mapping[str, Any], n: Mapping[str, Any], t: RegressionThresholds,
+def _stats(section: str, subject: str, b: BaseModel, n: BaseModel, t: RegressionThresholds,
            metrics: Iterable[str], gate: bool = True) -> list[Delta]:
-    return [Delta(section, subject, m, num(b.get(m)), num(n.get(m)),
-                  _worse(m, num(b.get(m)), num(n.get(m)), t) if gate else "") for m in metrics]
+    return [Delta(section, subject, m, _metric(b, m), _metric(n, m),
+                  _worse(m, _metric(b, m), _metric(n, m), t) if gate else "") for m in metrics]
 
 
 def _endpoints(base: Record, new: Record, t: RegressionThresholds, notes: list[str]) -> list[Delta]:
-    old = _keyed(dicts(base.get("endpoints")), "type", "name")
-    now = _keyed(dicts(new.get("endpoints")), "type", "name")
+    old = {(e.type, e.name): e for e in base.endpoints}
+    now = {(e.type, e.name): e for e in new.endpoints}
     out = []
     for key, n in now.items():
         subject = " ".join(key).strip()
@@ -162,46 +165,46 @@ def _endpoints(base: Record, new: Record, t: RegressionThresholds, notes: list[s
         if b is None:
             notes.append(f"endpoint {subject} is new")
             continue
-        enough = min(num(b.get("requests")) or 0, num(n.get("requests")) or 0) >= t.min_endpoint_requests
+        enough = min(b.requests, n.requests) >= t.min_endpoint_requests
         out += _stats("endpoint", subject, b, n, t, ("p95_ms", "p99_ms", "error_ratio", "rps"), gate=enough)
     notes.extend(f"endpoint {' '.join(k).strip()} is missing from the new run" for k in old if k not in now)
     return out
 
 
 def _faults(base: Record, new: Record, t: RegressionThresholds, notes: list[str]) -> list[Delta]:
-    old = _keyed(dicts(base.get("faults")), "name")
+    old = {f.name: f for f in base.faults or []}
     out = []
-    for key, n in _keyed(dicts(new.get("faults")), "name").items():
-        b = old.get(key)
+    for name, n in {f.name: f for f in new.faults or []}.items():
+        b = old.get(name)
         if b is None:
-            notes.append(f"fault {key[0]} is new")
+            notes.append(f"fault {name} is new")
             continue
-        out += _stats("fault", key[0], b, n, t, ("time_to_recover_s", "time_to_detect_s"))
-        for flag in ("graceful", "fail_fast"):
-            if b.get(flag) is True and n.get(flag) is False:
-                out.append(Delta("fault", key[0], flag, 1.0, 0.0, f"{flag} before, not now"))
+        out += _stats("fault", name, b, n, t, ("time_to_recover_s", "time_to_detect_s"))
+        for flag, before, now in (("graceful", b.graceful, n.graceful), ("fail_fast", b.fail_fast, n.fail_fast)):
+            if before is True and now is False:
+                out.append(Delta("fault", name, flag, 1.0, 0.0, f"{flag} before, not now"))
     return out
 
 
-def compare(base: Record, new: Record, thresholds: RegressionThresholds | None = None) -> ComparisonResult:
+def compare(base_record: RecordLike, new_record: RecordLike,
+            thresholds: RegressionThresholds | None = None) -> ComparisonResult:
     """Deltas from ``base`` to ``new``; regressions are the deltas worse than ``thresholds``."""
+    base, new = as_record(base_record), as_record(new_record)
     t = thresholds or RegressionThresholds()
     notes: list[str] = []
     base_label, _ = verdict(base)
     new_label, _ = verdict(new)
-    deltas = [Delta("verdict", f"SLA {text(mapping(new.get('sla')).get('tier'), 'n/a')}", "met",
+    deltas = [Delta("verdict", f"SLA {new.sla.tier or 'n/a'}", "met",
                     1.0 if base_label == "MET" else 0.0, 1.0 if new_label == "MET" else 0.0,
                     f"{base_label} before, {new_label} now" if base_label == "MET" and new_label != "MET" else "")]
     deltas += _criteria(base, new, t, notes)
-    totals = _stats("total", "all requests", mapping(base.get("totals")), mapping(new.get("totals")), t,
-                    ("p95_ms", "p99_ms", "error_ratio", "rps"))
-    uptime = _stats("total", "all requests", mapping(base.get("uptime")), mapping(new.get("uptime")), t,
-                    ("request_availability",))
+    totals = _stats("total", "all requests", base.totals, new.totals, t, ("p95_ms", "p99_ms", "error_ratio", "rps"))
+    uptime = _stats("total", "all requests", base.uptime, new.uptime, t, ("request_availability",))
     deltas += totals + uptime + _endpoints(base, new, t, notes) + _faults(base, new, t, notes)
-    if num(base.get("resilience_score")) is not None:
+    if base.resilience_score is not None:
         score = "resilience_score"
-        deltas.append(Delta("resilience", "run", score, num(base.get(score)), num(new.get(score)),
-                            _worse(score, num(base.get(score)), num(new.get(score)), t)))
+        deltas.append(Delta("resilience", "run", score, base.resilience_score, new.resilience_score,
+                            _worse(score, base.resilience_score, new.resilience_score, t)))
     return ComparisonResult(tuple(deltas), tuple(notes))
 
 

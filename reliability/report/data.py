@@ -1,9 +1,8 @@
-"""Tolerant reading of a run record for the renderers.
+"""Reading a run record for the renderers: the typed record and the formatting of its values.
 
-A record may come from an older or newer writer: every accessor here returns ``None`` or an empty
-collection for a missing or mistyped key ("not measured"), so a renderer never crashes on one.
-Times in the record are seconds since the run started (``t``), epoch seconds or ISO strings; they
-are all turned into seconds since start here.
+The renderers read a :class:`~reliability.schema.RunRecord` (``render`` turns any record, of any
+version, into one with :func:`reliability.schema.parse_record`, which drops what does not fit), so
+``None`` is "not measured" everywhere. Times are turned into seconds since the run started here.
 """
 
 from __future__ import annotations
@@ -14,7 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-Record = Mapping[str, Any]
+from reliability.schema import RunRecord, parse_record
+from reliability.schema import sections as s
+
+Record = RunRecord
+
+RecordLike = RunRecord | Mapping[str, Any]  # the public functions also take a decoded JSON record
+
+
+def as_record(record: RecordLike) -> RunRecord:
+    """``record`` as a typed run record (a mapping of any schema version is parsed leniently)."""
+    return record if isinstance(record, RunRecord) else parse_record(record)
+
 
 # below this a number is seconds since the run started, above it epoch seconds (year 2001+)
 _EPOCH_FLOOR_S = 1e9
@@ -53,7 +63,7 @@ def _epoch_of(value: object) -> float | None:
 
 
 def started_epoch_s(record: Record) -> float | None:
-    return _epoch_of(mapping(record.get("run")).get("started_at"))
+    return _epoch_of(record.run.started_at)
 
 
 def rel_s(value: object, started_epoch: float | None) -> float | None:
@@ -90,60 +100,40 @@ class Second:
 
 
 def timeline(record: Record) -> list[Second]:
-    rows: list[Second] = []
-    for row in dicts(record.get("timeline")):
-        t_s = num(row.get("t"))
-        if t_s is None:
-            continue
-        phase = row.get("phase")
-        rows.append(Second(
-            t_s=t_s,
-            users=num(row.get("users")),
-            requests=int(num(row.get("requests")) or 0),
-            failures=int(num(row.get("failures")) or 0),
-            p95_ms=num(row.get("p95_ms")),
-            phase=str(phase) if phase is not None else None,
-            partial=bool(row.get("partial")),
-            state=str(row["state"]) if row.get("state") is not None else None,
-        ))
+    rows = [Second(t_s=row.t, users=None if row.users is None else float(row.users), requests=row.requests,
+                   failures=row.failures, p95_ms=row.p95_ms, phase=row.phase, partial=row.partial)
+            for row in record.timeline]
     rows.sort(key=lambda r: r.t_s)
     return rows
 
 
 def timeline_end_s(record: Record) -> float | None:
-    """One past the last second of the timeline, without parsing every row (long runs are big)."""
-    ends = [t for row in dicts(record.get("timeline")) if (t := num(row.get("t"))) is not None]
-    return max(ends) + 1 if ends else None
+    """One past the last second of the timeline."""
+    return max(row.t for row in record.timeline) + 1 if record.timeline else None
 
 
 def duration_s(record: Record) -> float | None:
-    run_s = num(mapping(record.get("run")).get("duration_s"))
+    run_s = record.run.duration_s
     return run_s if run_s is not None else timeline_end_s(record)
 
 
-def total_criterion(record: Record, name: str) -> Mapping[str, Any] | None:
-    for c in dicts(mapping(record.get("sla")).get("criteria")):
-        if c.get("name") == name and c.get("scope", "total") == "total":
-            return c
-    return None
+def total_criterion(record: Record, name: str) -> s.Criterion | None:
+    return next((c for c in record.sla.criteria if c.name == name and c.scope == "total"), None)
 
 
 def latency_threshold_ms(record: Record) -> float | None:
     """The SLA's total p95 threshold: the per-second timeline holds p95, so only p95 compares."""
     criterion = total_criterion(record, "p95_ms")
-    return None if criterion is None else num(criterion.get("threshold"))
+    return None if criterion is None else criterion.threshold
 
 
 def down_error_ratio(record: Record) -> float:
-    ratio = num(mapping(record.get("sla")).get("down_error_ratio"))
+    ratio = record.sla.down_error_ratio
     return 0.05 if ratio is None else ratio
 
 
 def is_down(second: Second, down_ratio: float) -> bool:
-    """The README's definition: the record's state when it has one, else a window with traffic is
-    down at/above the ratio or with no success."""
-    if second.state is not None:
-        return second.state != "up"
+    """The README's definition: a window with traffic is down at/above the ratio or with no success."""
     if second.requests <= 0:
         return False
     return second.failures >= second.requests or second.failures / second.requests >= down_ratio
@@ -151,13 +141,11 @@ def is_down(second: Second, down_ratio: float) -> bool:
 
 def verdict(record: Record) -> tuple[str, str]:
     """(label, css class): MET / NOT MET / INCONCLUSIVE / UNKNOWN."""
-    sla = mapping(record.get("sla"))
-    if sla.get("inconclusive"):
+    if record.sla.inconclusive:
         return "INCONCLUSIVE", "warn"
-    passed = sla.get("passed")
-    if passed is True:
+    if record.sla.passed is True:
         return "MET", "ok"
-    if passed is False:
+    if record.sla.passed is False:
         return "NOT MET", "bad"
     return "UNKNOWN", "warn"
 

@@ -1,37 +1,18 @@
-"""One reading of the record's ``faults`` and ``health`` sections, whichever writer made them.
+"""The facts the renderers show about the record's ``faults`` and ``health`` sections.
 
-The fault runner writes ISO ``injected_at`` plus relative ``injected_at_s``, ``degradation``
-with ``peak_latency_ms`` / ``lowest_throughput_ratio``, an ``error_budget`` block and a
-``post_revert_check``; the flat form (``peak_p95_ms``, ``min_throughput_ratio``, ``burn_rate``,
-``budget_consumed``, ``verified_healthy``) is read too. Health states come from a component's
-``states`` list or from the per-round ``health.timeline``. Renderers use only what is here.
+Read from the typed sections (:class:`reliability.schema.sections.Fault`, ``Health``): a fault's
+times are its relative ``*_at_s`` (else its ISO ``*_at``), its peak latency is
+``degradation.peak_latency_ms`` at ``degradation.percentile`` (a version 1 record's
+``peak_p99_ms`` arrives here renamed). Health states come from the per-round ``health.timeline``.
+Renderers use only what is here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from reliability.report.data import (
-    Record,
-    dicts,
-    duration_s,
-    mapping,
-    num,
-    rel_s,
-    started_epoch_s,
-    text,
-    timeline,
-)
-
-
-def _first(*values: object) -> object:
-    return next((v for v in values if v is not None), None)
-
-
-def _flag(value: object) -> bool | None:
-    return value if isinstance(value, bool) else None
+from reliability.report.data import Record, duration_s, rel_s, started_epoch_s, timeline
+from reliability.schema import sections as s
 
 
 @dataclass(frozen=True)
@@ -47,6 +28,7 @@ class FaultFacts:
 
     name: str
     kind: str | None
+    percentile: str | None  # of peak_latency_ms (the SLA's)
     injected_s: float | None
     reverted_s: float | None
     time_to_detect_s: float | None
@@ -70,49 +52,47 @@ class FaultFacts:
         return self.reverted_s + self.time_to_recover_s
 
 
-def fault_facts(fault: Mapping[str, Any], record: Record) -> FaultFacts:
+def fault_facts(fault: s.Fault, record: Record) -> FaultFacts:
     started = started_epoch_s(record)
-    degradation = mapping(fault.get("degradation"))
-    budget = mapping(fault.get("error_budget"))
-    check = fault.get("post_revert_check")
-    ttr = num(fault.get("time_to_recover_s"))
-    reverted = rel_s(_first(fault.get("reverted_at_s"), fault.get("reverted_at")), started)
+    degradation = fault.degradation or s.Degradation()
+    check = fault.post_revert_check
+    ttr = fault.time_to_recover_s
+    reverted = fault.reverted_at_s if fault.reverted_at_s is not None else rel_s(fault.reverted_at, started)
     # a note from the analysis means its metrics are unavailable (no baseline, say): then a missing
     # time to recover or detect is "not measured", not "never"
-    unmeasured = bool(fault.get("note"))
-    recovered = _flag(fault.get("recovered"))
+    unmeasured = bool(fault.note)
+    recovered = fault.recovered
     if ttr is not None:
         recovered = True
     elif unmeasured:
         recovered = None
-    elif recovered is None and reverted is not None and "time_to_recover_s" in fault:
+    elif recovered is None and reverted is not None and fault.analysed:
         recovered = False  # measured, and no recovery was found before the run ended
     return FaultFacts(
-        name=text(fault.get("name"), "fault"),
-        kind=None if _first(fault.get("kind"), fault.get("type")) is None
-        else text(_first(fault.get("kind"), fault.get("type"))),
-        injected_s=rel_s(_first(fault.get("injected_at_s"), fault.get("injected_at")), started),
+        name=fault.name or "fault",
+        kind=fault.kind if fault.kind is not None else fault.type,
+        percentile=degradation.percentile,
+        injected_s=fault.injected_at_s if fault.injected_at_s is not None else rel_s(fault.injected_at, started),
         reverted_s=reverted,
-        time_to_detect_s=num(fault.get("time_to_detect_s")),
-        peak_latency_ms=num(_first(degradation.get("peak_p95_ms"), degradation.get("peak_latency_ms"))),
-        peak_error_ratio=num(degradation.get("peak_error_ratio")),
-        min_throughput_ratio=num(_first(degradation.get("min_throughput_ratio"),
-                                        degradation.get("lowest_throughput_ratio"))),
+        time_to_detect_s=fault.time_to_detect_s,
+        peak_latency_ms=degradation.peak_latency_ms,
+        peak_error_ratio=degradation.peak_error_ratio,
+        min_throughput_ratio=degradation.min_throughput_ratio,
         time_to_recover_s=ttr,
         recovered=recovered,
-        graceful=_flag(fault.get("graceful")),
-        fail_fast=_flag(fault.get("fail_fast")),
-        budget_consumed=num(_first(fault.get("budget_consumed"), budget.get("consumed"))),
-        burn_rate=num(_first(fault.get("burn_rate"), budget.get("burn_rate"))),
-        verified_healthy=_flag(_first(fault.get("verified_healthy"),
-                                      check.get("healthy") if isinstance(check, Mapping) else None)),
-        problems=tuple(text(fault.get(k)) for k in ("inject_error", "revert_error", "note") if fault.get(k)),
-        detection_measured="time_to_detect_s" in fault and not unmeasured,
+        graceful=fault.graceful,
+        fail_fast=fault.fail_fast,
+        budget_consumed=fault.budget_consumed,
+        burn_rate=fault.burn_rate,
+        verified_healthy=fault.verified_healthy if fault.verified_healthy is not None
+        else (check.healthy if check is not None else None),
+        problems=tuple(p for p in (fault.inject_error, fault.revert_error, fault.note) if p),
+        detection_measured=fault.analysed and not unmeasured,
     )
 
 
 def faults(record: Record) -> list[FaultFacts]:
-    return [fault_facts(f, record) for f in dicts(record.get("faults"))]
+    return [fault_facts(f, record) for f in record.faults or []]
 
 
 @dataclass(frozen=True)
@@ -143,7 +123,7 @@ def fault_window(fault: FaultFacts, record: Record) -> FaultWindow | None:
 
 def fault_windows(record: Record) -> list[FaultWindow]:
     """Windows from the ``faults`` list or, without one, from the timeline's phase labels."""
-    if record.get("faults"):
+    if record.faults:
         return [w for f in faults(record) if (w := fault_window(f, record)) is not None]
     out: list[FaultWindow] = []
     start: float | None = None
@@ -180,21 +160,17 @@ class ComponentHealth:
 
 
 def health_components(record: Record) -> list[ComponentHealth]:
-    """Per component: uptime and its status changes, from ``states`` or the health rounds."""
-    health = mapping(record.get("health"))
+    """Per component: uptime and its status changes, from the health rounds."""
+    health = record.health
+    if health is None:
+        return []
     started = started_epoch_s(record)
-    rounds = [(t, mapping(r.get("components"))) for r in dicts(health.get("timeline"))
-              if (t := rel_s(r.get("t"), started)) is not None]
+    rounds = [(t, r.components) for r in health.timeline
+              if (t := rel_s(r.epoch_s if r.epoch_s is not None else r.t, started)) is not None]
     out = []
-    for name, comp in mapping(health.get("components")).items():
-        comp = mapping(comp)
-        raw = [(t, text(s.get("status"), "unknown")) for s in dicts(comp.get("states"))
-               if (t := rel_s(s.get("t"), started)) is not None]
-        if not raw:
-            raw = [(t, text(mapping(by_name.get(name)).get("status"), "unknown"))
-                   for t, by_name in rounds if name in by_name]
+    for name, comp in health.components.items():
+        raw = [(t, by_name[name].status or "unknown") for t, by_name in rounds if name in by_name]
         raw.sort(key=lambda st: st[0])
         changes = [st for i, st in enumerate(raw) if i == 0 or st[1] != raw[i - 1][1]]
-        out.append(ComponentHealth(str(name), num(_first(comp.get("uptime"), comp.get("uptime_ratio"))),
-                                   tuple(changes)))
+        out.append(ComponentHealth(name, comp.uptime_ratio, tuple(changes)))
     return out

@@ -8,7 +8,6 @@ that allows no script at all, so even a missed escape could not run code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import jinja2
@@ -17,15 +16,11 @@ from reliability.report.charts import build_charts, health_rows, time_span_s, ti
 from reliability.report.data import (
     NA,
     Record,
-    dicts,
     fmt_money,
     fmt_ms,
     fmt_num,
     fmt_pct,
     fmt_s,
-    mapping,
-    num,
-    text,
     verdict,
 )
 from reliability.report.facts import faults
@@ -37,6 +32,7 @@ from reliability.report.views import (
     criterion_row,
     fault_row,
     generator_row,
+    peak_label,
     stat_cells,
 )
 
@@ -76,61 +72,52 @@ def _started(value: object) -> str:
 
 
 def build_context(record: Record, impact: BusinessImpact | None = None) -> dict[str, Any]:
-    run = mapping(record.get("run"))
-    sla = mapping(record.get("sla"))
-    totals = mapping(record.get("totals"))
-    uptime = mapping(record.get("uptime"))
-    workers = mapping(record.get("workers"))
-    health = mapping(record.get("health"))
+    run, sla, totals, uptime, workers = record.run, record.sla, record.totals, record.uptime, record.workers
     label, css = verdict(record)
     x_max = time_span_s(record)
-    inconclusive = sla.get("inconclusive")
-    causes = health.get("root_causes")
+    causes = record.health.root_causes if record.health is not None else []
+    fault_list = faults(record)
     return {
-        "title": text(run.get("scenario")) or "load test",
+        "title": run.scenario or "load test",
         "verdict": label,
         "verdict_css": css,
-        "tier": text(sla.get("tier"), NA),
-        "percentile": text(sla.get("percentile"), NA),
-        "highest_tier": text(sla.get("highest_tier_met"), "none"),
-        "next_tier": text(sla.get("next_tier"), ""),
-        "blocked_by": [criterion_row(c) for c in dicts(sla.get("blocked_by"))],
-        "inconclusive": [text(r) for r in inconclusive] if isinstance(inconclusive, list) else [],
-        "resilience_score": fmt_num(record.get("resilience_score")) if num(record.get("resilience_score"))
-        is not None else None,
-        "run": [("started", _started(run.get("started_at"))), ("duration", fmt_s(run.get("duration_s"))),
-                ("mode", text(run.get("mode"), NA)), ("workers", fmt_num(run.get("workers"))),
-                ("locust", text(run.get("locust_version"), NA)),
-                ("locust-reliability", text(run.get("reliability_version"), NA))]
-        + ([("aborted", text(run.get("aborted")))] if run.get("aborted") else []),
-        "summary": [("requests", fmt_num(totals.get("requests"))),
-                    ("error ratio", fmt_pct(totals.get("error_ratio"), 3)),
-                    ("p95", fmt_ms(totals.get("p95_ms"))), ("p99", fmt_ms(totals.get("p99_ms"))),
-                    ("req/s", fmt_num(totals.get("rps"))), ("uptime", fmt_pct(uptime.get("ratio"), 3)),
-                    ("request availability", fmt_pct(uptime.get("request_availability"), 3))],
-        "criteria": [criterion_row(c) for c in dicts(sla.get("criteria"))],
-        "tiers": [{"tier": text(t.get("tier")), "status": "met" if t.get("passed") is True else "not met",
-                   "css": "ok" if t.get("passed") is True else "bad"} for t in dicts(sla.get("tiers"))],
+        "tier": sla.tier or NA,
+        "percentile": sla.percentile or NA,
+        "highest_tier": sla.highest_tier_met or "none",
+        "next_tier": sla.next_tier or "",
+        "blocked_by": [criterion_row(c) for c in sla.blocked_by],
+        "inconclusive": list(sla.inconclusive),
+        "resilience_score": fmt_num(record.resilience_score) if record.resilience_score is not None else None,
+        "run": [("started", _started(run.started_at)), ("duration", fmt_s(run.duration_s)),
+                ("mode", run.mode or NA), ("workers", fmt_num(run.workers)),
+                ("locust", run.locust_version or NA),
+                ("locust-reliability", run.reliability_version or NA)]
+        + ([("aborted", run.aborted)] if run.aborted else []),
+        "summary": [("requests", fmt_num(totals.requests)),
+                    ("error ratio", fmt_pct(totals.error_ratio, 3)),
+                    ("p95", fmt_ms(totals.p95_ms)), ("p99", fmt_ms(totals.p99_ms)),
+                    ("req/s", fmt_num(totals.rps)), ("uptime", fmt_pct(uptime.ratio, 3)),
+                    ("request availability", fmt_pct(uptime.request_availability, 3))],
+        "criteria": [criterion_row(c) for c in sla.criteria],
+        "tiers": [{"tier": t.tier, "status": "met" if t.passed is True else "not met",
+                   "css": "ok" if t.passed is True else "bad"} for t in sla.tiers],
         "charts": build_charts(record),
         "stat_columns": STAT_COLUMNS,
-        "endpoints": [{"type": text(e.get("type")), "name": text(e.get("name")), "component": text(e.get("component")),
-                       "cells": stat_cells(e)} for e in dicts(record.get("endpoints"))],
-        "components": [{"name": text(c.get("component")), "cells": stat_cells(c)}
-                       for c in dicts(record.get("components"))],
-        "errors": sorted(({"type": text(e.get("type")), "name": text(e.get("name")), "message": text(e.get("message")),
-                           "count": int(num(e.get("count")) or 0)} for e in dicts(record.get("errors"))),
-                         key=lambda e: -e["count"]),
+        "endpoints": [{"type": e.type, "name": e.name, "component": e.component or "", "cells": stat_cells(e)}
+                      for e in record.endpoints],
+        "components": [{"name": c.component, "cells": stat_cells(c)} for c in record.components],
+        "errors": sorted(({"type": e.type, "name": e.name, "message": e.message, "count": e.count}
+                          for e in record.errors), key=lambda e: -e["count"]),
         "health_rows": health_rows(record),
         "health_ticks": time_ticks(x_max),
-        "root_causes": [", ".join(f"{k}: {v}" for k, v in c.items()) if isinstance(c, Mapping) else text(c)
-                        for c in causes] if isinstance(causes, list) else [],
-        "faults": [fault_row(f) for f in faults(record)],
+        "root_causes": [f"component: {c.component}, rounds: {c.rounds}, first_t: {c.first_t}" for c in causes],
+        "faults": [fault_row(f) for f in fault_list],
+        "peak_label": peak_label(fault_list, record),
         "capacity": capacity_view(record),
-        "generators": [generator_row(g) for g in dicts(record.get("generators"))],
-        "workers_lost": [{"id": text(w.get("id")), "detected_at": text(w.get("detected_at"), NA)}
-                         for w in dicts(workers.get("lost"))],
-        "workers_seen": [text(w) for w in workers.get("seen") or []] if isinstance(workers.get("seen"), list) else [],
-        "partial_windows": fmt_num(uptime.get("partial_windows")),
+        "generators": [generator_row(g) for g in record.generators],
+        "workers_lost": [{"id": w.id, "detected_at": w.detected_at or NA} for w in workers.lost],
+        "workers_seen": list(workers.seen),
+        "partial_windows": fmt_num(uptime.partial_windows),
         "impact": impact_view(impact),
         "recommendations": recommend(record),
     }

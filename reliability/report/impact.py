@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reliability.report.data import Record, Second, down_error_ratio, is_down, latency_threshold_ms, timeline
+from reliability.report.data import (
+    RecordLike,
+    Second,
+    as_record,
+    down_error_ratio,
+    is_down,
+    latency_threshold_ms,
+    timeline,
+)
 from reliability.report.facts import fault_window, faults
 from reliability.report.spec import CostSpec
 
@@ -89,7 +97,8 @@ def _breakdown(seconds: Iterable[Second], cost: CostSpec, down_ratio: float,
     )
 
 
-def estimate_impact(record: Record, cost: CostSpec) -> BusinessImpact:
+def estimate_impact(record_like: RecordLike, cost: CostSpec) -> BusinessImpact:
+    record = as_record(record_like)
     rows = timeline(record)
     down_ratio = down_error_ratio(record)
     threshold = cost.latency_threshold_ms if cost.latency_threshold_ms is not None else latency_threshold_ms(record)
@@ -105,12 +114,12 @@ def estimate_impact(record: Record, cost: CostSpec) -> BusinessImpact:
     return BusinessImpact(cost.currency, threshold, _breakdown(rows, cost, down_ratio, threshold), tuple(costs))
 
 
-def cost_from_record(record: Record) -> CostSpec | None:
+def cost_from_record(record_like: RecordLike) -> CostSpec | None:
     """The cost model carried in the record itself (``cost_model``), when its writer put one there."""
-    raw = record.get("cost_model")
-    if not isinstance(raw, dict):
+    record = as_record(record_like)
+    if record.cost_model is None:
         return None
     try:
-        return CostSpec.model_validate(raw)
+        return CostSpec.model_validate(record.cost_model.model_dump())
     except ValueError:
         return None

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
-from typing import Any
 
-from reliability.report.data import NA, Record, dicts, fmt_bool, fmt_criterion, fmt_s, mapping, num, text
+from reliability.report.data import NA, Record, fmt_bool, fmt_criterion, fmt_s
 from reliability.report.facts import faults
 from reliability.report.views import criterion_interval, criterion_status
+from reliability.schema import sections as s
 
 # XML 1.0 cannot carry these characters at all, escaped or not
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -34,21 +33,19 @@ def _outcome(case: ET.Element, tag: str, message: str, detail: str = "") -> None
     element.text = _clean(detail or message)
 
 
-def _criterion_message(c: Mapping[str, Any]) -> str:
-    name = text(c.get("name"))
-    actual = "no data" if num(c.get("actual")) is None else fmt_criterion(name, c.get("actual"))
+def _criterion_message(c: s.Criterion) -> str:
+    actual = "no data" if c.actual is None else fmt_criterion(c.name, c.actual)
     interval = criterion_interval(c)
     ci = "" if interval == NA else f" ({interval})"
-    return f"{name} = {actual}{ci}, needs {text(c.get('comparator'))} {fmt_criterion(name, c.get('threshold'))}"
+    return f"{c.name} = {actual}{ci}, needs {c.comparator} {fmt_criterion(c.name, c.threshold)}"
 
 
 def _run_time(record: Record) -> tuple[float, str | None]:
     """The run's duration (s) and its start as JUnit's timestamp (ISO 8601, no zone: UTC)."""
-    run = mapping(record.get("run"))
-    duration = num(run.get("duration_s")) or 0.0
-    started = run.get("started_at")
+    duration = record.run.duration_s or 0.0
+    started = record.run.started_at
     stamp = None
-    if isinstance(started, str) and started:
+    if started:
         stamp = started.rstrip("Z").split("+")[0]
         stamp = stamp.split(".")[0]  # Jenkins and most readers expect seconds
     return max(duration, 0.0), stamp
@@ -63,26 +60,24 @@ def _suite(root: ET.Element, name: str, record: Record) -> ET.Element:
 
 
 def _sla_suite(root: ET.Element, record: Record) -> None:
-    sla = mapping(record.get("sla"))
-    tier = text(sla.get("tier"), "sla")
-    suite = _suite(root, f"SLA {tier} ({text(sla.get('percentile'), 'p95')})", record)
+    sla = record.sla
+    tier = sla.tier or "sla"
+    suite = _suite(root, f"SLA {tier} ({sla.percentile or 'p95'})", record)
     duration, _stamp = _run_time(record)
     suite.set("time", f"{duration:.3f}")  # every criterion is graded over the whole run
-    for c in dicts(sla.get("criteria")):
-        scope = text(c.get("scope"), "total")
-        case = _case(suite, f"sla.{tier}.{scope}", text(c.get("name")), duration)
+    for c in sla.criteria:
+        case = _case(suite, f"sla.{tier}.{c.scope}", c.name, duration)
         status = criterion_status(c)
         if status == "fail":
             _outcome(case, "failure", _criterion_message(c))
         elif status == "inconclusive":  # neither met nor failed on the evidence: an error, not green
             _outcome(case, "error", "not enough evidence: " + _criterion_message(c))
-    if sla.get("passed") is False and all(criterion_status(c) == "pass" for c in dicts(sla.get("criteria"))):
+    if sla.passed is False and all(criterion_status(c) == "pass" for c in sla.criteria):
         # a verdict that failed with no failed criterion (a writer we do not know): still one failure
         _outcome(_case(suite, f"sla.{tier}", "verdict", duration), "failure", "SLA not met")
-    reasons = sla.get("inconclusive")
-    if isinstance(reasons, list) and reasons:
+    if sla.inconclusive:
         _outcome(_case(suite, f"sla.{tier}", "verdict is conclusive", duration), "error",
-                 "inconclusive: " + "; ".join(text(r) for r in reasons))
+                 "inconclusive: " + "; ".join(sla.inconclusive))
 
 
 def _fault_suite(root: ET.Element, record: Record) -> None:
@@ -120,8 +115,7 @@ def _count(suite: ET.Element) -> None:
 
 
 def render_junit(record: Record) -> str:
-    root = ET.Element("testsuites", name=_clean(f"reliability {text(mapping(record.get('run')).get('scenario'), '')}"
-                                                 .strip()))
+    root = ET.Element("testsuites", name=_clean(f"reliability {record.run.scenario or ''}".strip()))
     _sla_suite(root, record)
     _fault_suite(root, record)
     for suite in root.findall("testsuite"):

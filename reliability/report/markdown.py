@@ -11,20 +11,16 @@ import re
 
 from reliability.report.data import (
     Record,
-    dicts,
     fmt_ms,
     fmt_num,
     fmt_pct,
     fmt_s,
-    mapping,
-    num,
-    text,
     verdict,
 )
 from reliability.report.facts import faults
 from reliability.report.impact import BusinessImpact
 from reliability.report.rules import recommend
-from reliability.report.views import capacity_view, criterion_row, fault_row
+from reliability.report.views import capacity_view, criterion_row, fault_row, peak_label
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
 _ICONS = {"MET": "✅", "NOT MET": "❌", "INCONCLUSIVE": "⚠️", "UNKNOWN": "⚠️"}
@@ -46,35 +42,30 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def render_markdown(record: Record, impact: BusinessImpact | None = None) -> str:
-    sla = mapping(record.get("sla"))
-    run = mapping(record.get("run"))
-    totals = mapping(record.get("totals"))
+    sla, run, totals = record.sla, record.run, record.totals
     label, _ = verdict(record)
     e = md_escape
-    out = [f"## {_ICONS[label]} SLA {e(text(sla.get('tier'), 'n/a'))} ({e(text(sla.get('percentile'), 'p95'))}): "
-           f"{label}", ""]
-    facts = [f"highest tier met: **{e(text(sla.get('highest_tier_met'), 'none'))}**",
-             f"{fmt_num(totals.get('requests'))} requests", f"p95 {fmt_ms(totals.get('p95_ms'))}",
-             f"errors {fmt_pct(totals.get('error_ratio'), 3)}",
-             f"uptime {fmt_pct(mapping(record.get('uptime')).get('ratio'), 3)}",
-             f"{fmt_s(run.get('duration_s'))} {e(text(run.get('mode'), ''))}".strip()]
-    if run.get("scenario"):
-        facts.insert(0, f"scenario {e(run.get('scenario'))}")
-    if num(record.get("resilience_score")) is not None:
-        facts.append(f"resilience score **{fmt_num(record.get('resilience_score'))}**")
+    out = [f"## {_ICONS[label]} SLA {e(sla.tier or 'n/a')} ({e(sla.percentile or 'p95')}): {label}", ""]
+    facts = [f"highest tier met: **{e(sla.highest_tier_met or 'none')}**",
+             f"{fmt_num(totals.requests)} requests", f"p95 {fmt_ms(totals.p95_ms)}",
+             f"errors {fmt_pct(totals.error_ratio, 3)}",
+             f"uptime {fmt_pct(record.uptime.ratio, 3)}",
+             f"{fmt_s(run.duration_s)} {e(run.mode or '')}".strip()]
+    if run.scenario:
+        facts.insert(0, f"scenario {e(run.scenario)}")
+    if record.resilience_score is not None:
+        facts.append(f"resilience score **{fmt_num(record.resilience_score)}**")
     if impact is not None:
         facts.append(f"estimated cost **{impact.run.total:,.2f} {e(impact.currency)}**")
     out += [" · ".join(facts), ""]
-    reasons = sla.get("inconclusive")
-    if isinstance(reasons, list) and reasons:
-        out += ["> **Inconclusive:** " + "; ".join(e(r) for r in reasons), ""]
-    blocked = dicts(sla.get("blocked_by"))
-    if blocked and sla.get("next_tier"):
-        rows = [criterion_row(c) for c in blocked]
-        out += [f"{e(sla.get('next_tier'))} blocked by: "
+    if sla.inconclusive:
+        out += ["> **Inconclusive:** " + "; ".join(e(r) for r in sla.inconclusive), ""]
+    if sla.blocked_by and sla.next_tier:
+        rows = [criterion_row(c) for c in sla.blocked_by]
+        out += [f"{e(sla.next_tier)} blocked by: "
                 + "; ".join(f"{e(r['name'])} {e(r['actual'])} (needs {e(r['needs'])})" for r in rows), ""]
 
-    criteria = [criterion_row(c) for c in dicts(sla.get("criteria"))]
+    criteria = [criterion_row(c) for c in sla.criteria]
     if criteria:
         out += ["### SLA criteria", ""]
         marks = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "❔ inconclusive"}
@@ -89,11 +80,12 @@ def render_markdown(record: Record, impact: BusinessImpact | None = None) -> str
         for fault in fault_list:
             r = fault_row(fault)
             cost = costs.get(r["name"])
-            fault_rows.append([e(r["name"]), e(r["kind"]), e(r["detect"]), e(r["peak_p95"]), e(r["peak_errors"]),
+            fault_rows.append([e(r["name"]), e(r["kind"]), e(r["detect"]), e(r["peak_latency"]), e(r["peak_errors"]),
                          e(r["recover"]), e(r["graceful"]), e(r["fail_fast"]),
                          "n/a" if cost is None else f"{cost:,.2f}"])
         out += ["### Faults", ""]
-        out += _table(["fault", "kind", "time to detect", "peak p95", "peak errors", "time to recover", "graceful",
+        peak = f"peak {e(peak_label(fault_list, record))}"
+        out += _table(["fault", "kind", "time to detect", peak, "peak errors", "time to recover", "graceful",
                        "fail-fast", f"cost ({e(impact.currency)})" if impact else "cost"], fault_rows)
 
     if impact is not None:
@@ -119,18 +111,17 @@ def render_markdown(record: Record, impact: BusinessImpact | None = None) -> str
                 for r in recommendations]
         out.append("")
 
-    endpoints = sorted(dicts(record.get("endpoints")), key=lambda x: -(num(x.get("p95_ms")) or 0.0))
+    endpoints = sorted(record.endpoints, key=lambda x: -(x.p95_ms or 0.0))
     if endpoints:
         out += [f"### Slowest endpoints (top {min(TOP_ENDPOINTS, len(endpoints))} by p95)", ""]
         out += _table(["endpoint", "requests", "error ratio", "p95", "p99"],
-                      [[e(f"{text(x.get('type'))} {text(x.get('name'))}".strip()), fmt_num(x.get("requests")),
-                        fmt_pct(x.get("error_ratio"), 3), fmt_ms(x.get("p95_ms")), fmt_ms(x.get("p99_ms"))]
-                       for x in endpoints[:TOP_ENDPOINTS]])
+                      [[e(f"{x.type} {x.name}".strip()), fmt_num(x.requests), fmt_pct(x.error_ratio, 3),
+                        fmt_ms(x.p95_ms), fmt_ms(x.p99_ms)] for x in endpoints[:TOP_ENDPOINTS]])
 
-    errors = sorted(dicts(record.get("errors")), key=lambda x: -(num(x.get("count")) or 0.0))
+    errors = sorted(record.errors, key=lambda x: -x.count)
     if errors:
         out += [f"### Top errors (top {min(TOP_ERRORS, len(errors))})", ""]
         out += _table(["endpoint", "message", "count"],
-                      [[e(f"{text(x.get('type'))} {text(x.get('name'))}".strip()), e(x.get("message")),
-                        fmt_num(x.get("count"))] for x in errors[:TOP_ERRORS]])
+                      [[e(f"{x.type} {x.name}".strip()), e(x.message), fmt_num(x.count)]
+                       for x in errors[:TOP_ERRORS]])
     return "\n".join(out).rstrip() + "\n"

@@ -1,8 +1,9 @@
 """Production readiness of a suite: scalability, reliability, performance and monitoring, graded from
 the run records a suite record embeds, and the list of what blocks readiness.
 
-Like the rest of this package it reads records tolerantly: what a record did not measure makes a
-dimension "not measured", never an error. The rules, each with its evidence in the findings:
+The suite record is read as the JSON mapping it is; each scenario's embedded run record as a typed
+:class:`~reliability.schema.RunRecord` (any version, leniently). What a record did not measure makes
+a dimension "not measured", never an error. The rules, each with its evidence in the findings:
 
 * **performance** (baseline and load scenarios): each one's SLA verdict for its tier;
 * **scalability** (load and capacity scenarios): the highest stage of each load scenario meets the
@@ -36,11 +37,14 @@ from reliability.report.data import (
     fmt_pct,
     fmt_s,
     mapping,
-    num,
     text,
 )
 from reliability.report.facts import faults
 from reliability.report.rules import SLOW_DETECTION_S, SLOW_RECOVERY_S
+from reliability.schema import parse_record
+from reliability.schema import sections as s
+
+SuiteRecord = Mapping[str, Any]  # a suite record (``kind: suite``), as json.load returns it
 
 DIMENSIONS = ("scalability", "reliability", "performance", "monitoring")
 SCALING_EFFICIENCY_MIN = 0.8
@@ -105,7 +109,7 @@ class _Run:
     name: str
     kind: str
     required: bool
-    record: Mapping[str, Any]
+    record: Record  # the scenario's run record, as embedded in the suite record
 
 
 def _blocker(run: _Run, message: str) -> str | None:
@@ -114,22 +118,19 @@ def _blocker(run: _Run, message: str) -> str | None:
 
 
 def _sla_summary(record: Record) -> str:
-    sla = mapping(record.get("sla"))
-    totals = mapping(record.get("totals"))
-    state = "met" if sla.get("passed") is True else "not met"
-    return (f"{text(sla.get('tier'), 'sla')} {state} (p95 {fmt_ms(totals.get('p95_ms'))}, errors "
-            f"{fmt_pct(totals.get('error_ratio'), 3)}, {fmt_num(totals.get('rps'))} req/s, highest tier met: "
-            f"{text(sla.get('highest_tier_met'), 'none')})")
+    sla, totals = record.sla, record.totals
+    state = "met" if sla.passed is True else "not met"
+    return (f"{sla.tier or 'sla'} {state} (p95 {fmt_ms(totals.p95_ms)}, errors "
+            f"{fmt_pct(totals.error_ratio, 3)}, {fmt_num(totals.rps)} req/s, highest tier met: "
+            f"{sla.highest_tier_met or 'none'})")
 
 
 def _failed_criteria(record: Record) -> str:
     out = []
-    for c in dicts(mapping(record.get("sla")).get("criteria")):
-        if c.get("passed") is False:
-            name = text(c.get("name"))
-            actual = c.get("actual")
-            shown = fmt_ms(actual) if name.endswith("_ms") else fmt_num(actual, 4)
-            out.append(f"{name} = {shown} (needs {text(c.get('comparator'))} {fmt_num(c.get('threshold'), 4)})")
+    for c in record.sla.criteria:
+        if c.passed is False:
+            shown = fmt_ms(c.actual) if c.name.endswith("_ms") else fmt_num(c.actual, 4)
+            out.append(f"{c.name} = {shown} (needs {c.comparator} {fmt_num(c.threshold, 4)})")
     return "; ".join(out) or "verdict not met"
 
 
@@ -138,25 +139,20 @@ def _performance(runs: Sequence[_Run]) -> DimensionGrade:
     for run in runs:
         if run.kind not in ("baseline", "load"):
             continue
-        sla = mapping(run.record.get("sla"))
-        ok = sla.get("passed") is True
+        ok = run.record.sla.passed is True
         grade.check(ok, f"{run.name}: {_sla_summary(run.record)}",
                     blocker=_blocker(run, f"performance: {run.name}: {_failed_criteria(run.record)}"))
     return grade
 
 
 def _peak_users(runs: Sequence[_Run]) -> float:
-    return max((num(row.get("users")) or 0.0 for run in runs if run.kind != "capacity"
-                for row in dicts(run.record.get("timeline"))), default=0.0)
+    return max((float(row.users or 0) for run in runs if run.kind != "capacity"
+                for row in run.record.timeline), default=0.0)
 
 
-def _stages(record: Record) -> list[Mapping[str, Any]]:
-    return sorted((s for s in dicts(record.get("stages")) if (num(s.get("requests")) or 0) > 0
-                   and (num(s.get("users")) or 0) > 0), key=lambda s: num(s.get("users")) or 0.0)
-
-
-def _stage_p95(stage: Mapping[str, Any]) -> object:
-    return next((v for k, v in stage.items() if k.startswith("p") and k.endswith("_ms")), None)
+def _stages(record: Record) -> list[s.Stage]:
+    return sorted((st for st in record.stages or [] if (st.requests or 0) > 0 and st.users > 0),
+                  key=lambda st: st.users)
 
 
 def _scalability(runs: Sequence[_Run]) -> DimensionGrade:
@@ -166,33 +162,33 @@ def _scalability(runs: Sequence[_Run]) -> DimensionGrade:
         if run.kind != "load" or not stages:
             continue
         top = stages[-1]
-        users = fmt_num(top.get("users"))
-        tier = text(mapping(run.record.get("sla")).get("tier"), "the tier")
-        held = top.get("passed") is True
+        users = fmt_num(top.users)
+        tier = run.record.sla.tier or "the tier"
+        held = top.passed is True
         grade.check(held, f"{run.name}: {tier} {'held' if held else 'not met'} at {users} users "
-                          f"({text(top.get('name'))}: p95 {fmt_ms(_stage_p95(top))}, {fmt_num(top.get('rps'))} req/s)",
+                          f"({top.name}: {top.percentile or 'p95'} {fmt_ms(top.latency_ms)}, {fmt_num(top.rps)} req/s)",
                     blocker=_blocker(run, f"scalability: {run.name}: {tier} not met at {users} users"))
         low = stages[0]
-        if len(stages) > 1 and num(low.get("rps")) and num(top.get("rps")) is not None:
-            per_user_low = (num(low.get("rps")) or 0.0) / (num(low.get("users")) or 1.0)
-            per_user_top = (num(top.get("rps")) or 0.0) / (num(top.get("users")) or 1.0)
+        if len(stages) > 1 and low.rps and top.rps is not None:
+            per_user_low = low.rps / (low.users or 1)
+            per_user_top = top.rps / (top.users or 1)
             efficiency = per_user_top / per_user_low
             grade.check(efficiency >= SCALING_EFFICIENCY_MIN,
                         f"{run.name}: throughput per user at {users} users is {fmt_pct(efficiency, 0)} of that at "
-                        f"{fmt_num(low.get('users'))} users (needs >= {fmt_pct(SCALING_EFFICIENCY_MIN, 0)})")
+                        f"{fmt_num(low.users)} users (needs >= {fmt_pct(SCALING_EFFICIENCY_MIN, 0)})")
     peak = _peak_users(runs)
     for run in runs:
-        capacity = mapping(run.record.get("capacity"))
-        if run.kind != "capacity" or not capacity:
+        capacity = run.record.capacity
+        if run.kind != "capacity" or capacity is None:
             continue
-        knee = mapping(capacity.get("knee"))
-        knee_users = num(knee.get("users"))
-        tier = text(capacity.get("tier"), "the tier")
-        if knee_users is None:
+        knee = capacity.knee
+        tier = capacity.tier or "the tier"
+        if knee is None:
             grade.note(f"{run.name}: no knee found for {tier}"
-                       + (f" ({text(capacity.get('stopped_because'))})" if capacity.get("stopped_because") else ""))
+                       + (f" ({capacity.stopped_because})" if capacity.stopped_because else ""))
             continue
-        found = f"{run.name}: {tier} holds up to {fmt_num(knee_users)} users ({fmt_num(knee.get('rps'))} req/s)"
+        knee_users = knee.users
+        found = f"{run.name}: {tier} holds up to {fmt_num(knee_users)} users ({fmt_num(knee.rps)} req/s)"
         if peak:
             grade.check(knee_users >= KNEE_HEADROOM * peak,
                         f"{found}; the most users tested were {fmt_num(peak)} (needs {KNEE_HEADROOM:g}x headroom)")
@@ -202,7 +198,7 @@ def _scalability(runs: Sequence[_Run]) -> DimensionGrade:
 
 
 def _recovery_target_s(record: Record) -> float:
-    return num(mapping(record.get("recovery")).get("target_s")) or SLOW_RECOVERY_S
+    return (record.recovery.target_s if record.recovery is not None else None) or SLOW_RECOVERY_S
 
 
 def _reliability(runs: Sequence[_Run]) -> DimensionGrade:
@@ -230,7 +226,7 @@ def _reliability(runs: Sequence[_Run]) -> DimensionGrade:
             if f.verified_healthy is False:
                 grade.check(False, f"{where}: the health check after the revert failed",
                             blocker=_blocker(run, f"reliability: {where} left the system unhealthy after the revert"))
-        score = num(run.record.get("resilience_score"))
+        score = run.record.resilience_score
         if score is not None:
             grade.note(f"{run.name}: resilience score {fmt_num(score)}")
     return grade
@@ -239,12 +235,12 @@ def _reliability(runs: Sequence[_Run]) -> DimensionGrade:
 def _monitoring(runs: Sequence[_Run]) -> DimensionGrade:
     grade = DimensionGrade("monitoring")
     for run in runs:
-        health = mapping(run.record.get("health"))
-        if health:
-            components = ", ".join(str(c) for c in mapping(health.get("components"))) or "none"
-            uptime = num(health.get("uptime_ratio"))
-            ran = bool(health.get("rounds") or health.get("components") or health.get("timeline"))
-            grade.check(ran, f"{run.name}: health probes ran ({fmt_num(health.get('rounds'))} "
+        health = run.record.health
+        if health is not None:
+            components = ", ".join(health.components) or "none"
+            uptime = health.uptime_ratio
+            ran = bool(health.rounds or health.components or health.timeline)
+            grade.check(ran, f"{run.name}: health probes ran ({fmt_num(health.rounds)} "
                                                     f"rounds; {components}; health uptime {fmt_pct(uptime, 3)})")
         for f in faults(run.record):
             if not f.detection_measured:
@@ -256,7 +252,7 @@ def _monitoring(runs: Sequence[_Run]) -> DimensionGrade:
             else:
                 grade.check(f.time_to_detect_s <= SLOW_DETECTION_S,
                             f"{where} detected after {fmt_s(f.time_to_detect_s)} (limit {fmt_s(SLOW_DETECTION_S)})")
-    if grade.score is not None and not any(mapping(r.record.get("health")) for r in runs):
+    if grade.score is not None and not any(r.record.health is not None for r in runs):
         grade.check(False, "no scenario ran health probes (add a health: section)")
     return grade
 
@@ -278,7 +274,7 @@ def _unmeasured_blocker(grade: DimensionGrade, left_out: bool) -> str:
     return f"{grade.name}: not measured ({hint})"
 
 
-def grade_suite(suite: Record) -> Readiness:
+def grade_suite(suite: SuiteRecord) -> Readiness:
     """Grade a suite record (``kind: suite``); see the module docstring."""
     runs: list[_Run] = []
     scenario_blockers: list[str] = []
@@ -287,13 +283,14 @@ def grade_suite(suite: Record) -> Readiness:
     for row in dicts(suite.get("scenarios")):
         name = text(row.get("name"), f"scenario {text(row.get('index'))}")
         required = row.get("required") is not False
-        record = mapping(row.get("record"))
+        raw = mapping(row.get("record"))
+        record = parse_record(raw) if raw else None
         status = text(row.get("outcome"))
-        if status in ("met", "not met") and record:
+        if status in ("met", "not met") and record is not None:
             runs.append(_Run(name, text(row.get("kind"), "baseline"), required, record))
             continue
-        reasons = mapping(record.get("sla")).get("inconclusive") if record else None
-        why = "; ".join(text(r) for r in reasons) if isinstance(reasons, list) and reasons else (
+        reasons = record.sla.inconclusive if record is not None else None
+        why = "; ".join(reasons) if reasons else (
             text(row.get("problem")) or f"exit code {text(row.get('exit_code'), 'none')}")
         left_out.append((text(row.get("kind")), f"{name}: {status or 'not run'}, not graded ({why})"))
         if required:

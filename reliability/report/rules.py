@@ -6,12 +6,13 @@ absent from the record does not fire. Thresholds are module constants so the REA
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reliability.report.data import (
     Record,
-    dicts,
+    RecordLike,
+    as_record,
     down_error_ratio,
     fmt_criterion,
     fmt_ms,
@@ -20,9 +21,6 @@ from reliability.report.data import (
     fmt_s,
     is_down,
     latency_threshold_ms,
-    mapping,
-    num,
-    text,
     timeline,
 )
 from reliability.report.facts import FaultFacts, faults, health_components
@@ -55,12 +53,12 @@ class Recommendation:
 
 def _sla_failures(record: Record) -> list[Recommendation]:
     out = []
-    for c in dicts(mapping(record.get("sla")).get("criteria")):
-        if c.get("passed") is not False or num(c.get("actual")) is None:
+    for c in record.sla.criteria:
+        if c.passed is not False or c.actual is None:
             continue
-        name = text(c.get("name"))
-        evidence = (f"{name} = {fmt_criterion(name, c.get('actual'))}, needs {text(c.get('comparator'))} "
-                    f"{fmt_criterion(name, c.get('threshold'))}")
+        name = c.name
+        evidence = (f"{name} = {fmt_criterion(name, c.actual)}, needs {c.comparator} "
+                    f"{fmt_criterion(name, c.threshold)}")
         if name.endswith("_ms"):
             action = "profile the slowest endpoints below; check the database and cache latency during the run"
         elif name.endswith("error_ratio"):
@@ -72,9 +70,7 @@ def _sla_failures(record: Record) -> list[Recommendation]:
 
 
 def _no_data(record: Record) -> list[Recommendation]:
-    sla = mapping(record.get("sla"))
-    raw = sla.get("inconclusive")
-    reasons = [text(r) for r in raw] if isinstance(raw, list) else []
+    reasons = record.sla.inconclusive
     if not reasons:
         return []
     return [Recommendation("verdict-inconclusive", "high", "the verdict is inconclusive", "; ".join(reasons),
@@ -85,11 +81,10 @@ def _slow_endpoints(record: Record) -> list[Recommendation]:
     threshold = latency_threshold_ms(record)
     if threshold is None:
         return []
-    slow = sorted((e for e in dicts(record.get("endpoints")) if (num(e.get("p95_ms")) or 0.0) > threshold),
-                  key=lambda e: -(num(e.get("p95_ms")) or 0.0))
+    slow = sorted((e for e in record.endpoints if (e.p95_ms or 0.0) > threshold), key=lambda e: -(e.p95_ms or 0.0))
     if not slow:
         return []
-    names = ", ".join(f"{text(e.get('type'))} {text(e.get('name'))} ({fmt_ms(e.get('p95_ms'))})" for e in slow[:3])
+    names = ", ".join(f"{e.type} {e.name} ({fmt_ms(e.p95_ms)})" for e in slow[:3])
     return [Recommendation("endpoint-over-threshold", "medium",
                            f"{len(slow)} endpoint(s) have p95 above the {fmt_ms(threshold)} threshold",
                            names, "start with the first one: it pulls the total percentile up the most")]
@@ -97,10 +92,10 @@ def _slow_endpoints(record: Record) -> list[Recommendation]:
 
 def _generators(record: Record) -> list[Recommendation]:
     out = []
-    for g in dicts(record.get("generators")):
-        cpu = num(g.get("cpu_max_pct"))
-        name = text(g.get("id"), "generator")
-        if g.get("saturated") is True:
+    for g in record.generators:
+        cpu = g.cpu_max_pct
+        name = g.id or "generator"
+        if g.saturated:
             out.append(Recommendation(
                 "generator-saturated", "high", f"load generator {name} ran out of CPU",
                 f"CPU above {GENERATOR_CPU_PCT:g} % in consecutive samples (max {fmt_num(cpu)} %)",
@@ -114,10 +109,10 @@ def _generators(record: Record) -> list[Recommendation]:
 
 
 def _workers(record: Record) -> list[Recommendation]:
-    lost = dicts(mapping(record.get("workers")).get("lost"))
+    lost = record.workers.lost
     if not lost:
         return []
-    ids = ", ".join(text(w.get("id")) for w in lost)
+    ids = ", ".join(w.id for w in lost)
     return [Recommendation("worker-lost", "high", f"{len(lost)} worker(s) went missing", ids,
                            "check the worker hosts (memory, network); the seconds they took are flagged partial")]
 
@@ -164,14 +159,14 @@ def _fault(f: FaultFacts, recovery_target_s: float) -> list[Recommendation]:
 
 
 def _faults(record: Record) -> list[Recommendation]:
-    target = num(mapping(record.get("recovery")).get("target_s")) or SLOW_RECOVERY_S
+    target = (record.recovery.target_s if record.recovery is not None else None) or SLOW_RECOVERY_S
     return [r for f in faults(record) for r in _fault(f, target)]
 
 
 def _downtime(record: Record) -> list[Recommendation]:
     ratio = down_error_ratio(record)
     down = [s.t_s for s in timeline(record) if is_down(s, ratio)]
-    if not down or record.get("faults"):
+    if not down or record.faults:
         return []  # with faults the per-fault rules explain the down seconds
     return [Recommendation("down-seconds", "medium", f"{len(down)} second(s) down without an injected fault",
                            f"first at +{down[0]:.0f} s, error ratio >= {fmt_pct(ratio, 1)}",
@@ -179,9 +174,9 @@ def _downtime(record: Record) -> list[Recommendation]:
 
 
 def _capacity(record: Record) -> list[Recommendation]:
-    knee = mapping(record.get("capacity")).get("knee")
-    knee_users = num(knee.get("users")) if isinstance(knee, Mapping) else num(knee)
-    peak_users = max((num(row.get("users")) or 0.0 for row in dicts(record.get("timeline"))), default=0.0)
+    knee = record.capacity.knee if record.capacity is not None else None
+    knee_users = knee.users if knee is not None else None
+    peak_users = max((row.users or 0 for row in record.timeline), default=0)
     if not knee_users or not peak_users or peak_users < KNEE_HEADROOM * knee_users:
         return []
     return [Recommendation("capacity-headroom", "medium", "the run's load is close to the capacity knee",
@@ -190,12 +185,11 @@ def _capacity(record: Record) -> list[Recommendation]:
 
 
 def _health(record: Record) -> list[Recommendation]:
-    health = mapping(record.get("health"))
     out = []
-    causes = health.get("root_causes")
-    if isinstance(causes, list) and causes:
+    causes = record.health.root_causes if record.health is not None else []
+    if causes:
         first = causes[0]
-        evidence = ", ".join(f"{k}={v}" for k, v in first.items()) if isinstance(first, Mapping) else text(first)
+        evidence = f"component={first.component}, rounds={first.rounds}, first_t={first.first_t}"
         out.append(Recommendation("health-root-cause", "high", "the health graph names a root cause", evidence,
                                   "start the investigation at this component: the others depend on it"))
     for comp in health_components(record):
@@ -207,14 +201,13 @@ def _health(record: Record) -> list[Recommendation]:
 
 
 def _next_tier(record: Record) -> list[Recommendation]:
-    sla = mapping(record.get("sla"))
-    blocked = dicts(sla.get("blocked_by"))
-    if sla.get("passed") is not True or not blocked or not sla.get("next_tier"):
+    sla = record.sla
+    blocked = sla.blocked_by
+    if sla.passed is not True or not blocked or not sla.next_tier:
         return []
-    evidence = "; ".join(f"{text(c.get('name'))} {fmt_criterion(text(c.get('name')), c.get('actual'))} "
-                         f"needs {text(c.get('comparator'))} {fmt_criterion(text(c.get('name')), c.get('threshold'))}"
-                         for c in blocked)
-    return [Recommendation("next-tier", "info", f"what stands between this run and {text(sla.get('next_tier'))}",
+    evidence = "; ".join(f"{c.name} {fmt_criterion(c.name, c.actual)} needs {c.comparator} "
+                         f"{fmt_criterion(c.name, c.threshold)}" for c in blocked)
+    return [Recommendation("next-tier", "info", f"what stands between this run and {sla.next_tier}",
                            evidence, "improve these criteria to grade one tier higher")]
 
 
@@ -224,9 +217,10 @@ RULES: tuple[Callable[[Record], list[Recommendation]], ...] = (
 )
 
 
-def recommend(record: Record, rules: tuple[Callable[[Record], list[Recommendation]], ...] = RULES,
+def recommend(record: RecordLike, rules: tuple[Callable[[Record], list[Recommendation]], ...] = RULES,
               ) -> list[Recommendation]:
     """Every recommendation the rules produce, most severe first (stable within a severity)."""
     order = {"high": 0, "medium": 1, "info": 2}
-    found = [r for rule in rules for r in rule(record)]
+    typed = as_record(record)
+    found = [r for rule in rules for r in rule(typed)]
     return sorted(found, key=lambda r: order.get(r.severity, 3))

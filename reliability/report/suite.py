@@ -21,7 +21,6 @@ from typing import Any
 
 from reliability.report.data import (
     NA,
-    Record,
     dicts,
     fmt_ms,
     fmt_num,
@@ -33,8 +32,10 @@ from reliability.report.data import (
 from reliability.report.html import default_environment
 from reliability.report.junit import _case, _clean, _count, _outcome
 from reliability.report.markdown import md_escape
-from reliability.report.readiness import FAIL, NOT_MEASURED, PASS, WARN, Readiness, grade_suite
+from reliability.report.readiness import FAIL, NOT_MEASURED, PASS, WARN, Readiness, SuiteRecord, grade_suite
 from reliability.report.rules import recommend
+from reliability.schema import parse_record
+from reliability.schema.sections import Sla, Totals
 
 STATUS_CSS = {PASS: "ok", WARN: "warn", FAIL: "bad", NOT_MEASURED: "na", "ready": "ok", "not ready": "bad",
               "inconclusive": "warn", "met": "ok", "not met": "bad", "error": "bad", "skipped": "na"}
@@ -43,7 +44,7 @@ _ICONS = {"ready": "✅", "not ready": "❌", "inconclusive": "⚠️", PASS: "�
 TOP_RECOMMENDATIONS = 3
 
 
-def is_suite_record(record: Record) -> bool:
+def is_suite_record(record: Mapping[str, Any]) -> bool:
     return record.get("kind") == "suite"
 
 
@@ -55,32 +56,33 @@ def _report_href(row: Mapping[str, Any]) -> str | None:
     return PurePath(path).with_suffix(".html").as_posix()
 
 
-def scenario_rows(record: Record) -> list[dict[str, Any]]:
+def scenario_rows(record: SuiteRecord) -> list[dict[str, Any]]:
     """One display row per scenario of the suite (formatted, not escaped)."""
     out = []
     for row in dicts(record.get("scenarios")):
-        run = mapping(row.get("record"))
-        sla = mapping(run.get("sla"))
-        totals = mapping(run.get("totals"))
+        raw = mapping(row.get("record"))
+        run = parse_record(raw) if raw else None
+        sla, totals = (run.sla, run.totals) if run is not None else (Sla(), Totals())
         status = text(row.get("outcome"), "skipped")
-        mode = text(mapping(run.get("run")).get("mode"), "")
-        workers = mapping(run.get("run")).get("workers")
+        mode = run.run.mode or "" if run is not None else ""
+        workers = run.run.workers if run is not None else None
         out.append({
             "index": text(row.get("index")), "name": text(row.get("name")), "kind": text(row.get("kind")),
             "required": row.get("required") is not False, "outcome": status, "css": STATUS_CSS.get(status, "warn"),
-            "tier": text(sla.get("tier"), NA), "highest_tier": text(sla.get("highest_tier_met"), "none") if sla else NA,
-            "requests": fmt_num(totals.get("requests")), "p95": fmt_ms(totals.get("p95_ms")),
-            "errors": fmt_pct(totals.get("error_ratio"), 3), "rps": fmt_num(totals.get("rps")),
+            "tier": sla.tier or NA, "highest_tier": (sla.highest_tier_met or "none") if run is not None else NA,
+            "requests": fmt_num(totals.requests) if run is not None else NA, "p95": fmt_ms(totals.p95_ms),
+            "errors": fmt_pct(totals.error_ratio, 3), "rps": fmt_num(totals.rps),
             "generators": f"{mode} ({fmt_num(workers)} workers)" if mode == "master" else (mode or NA),
             "duration": fmt_s(row.get("duration_s")), "href": _report_href(row),
             "problem": text(row.get("problem")),
-            "inconclusive": "; ".join(text(r) for r in sla.get("inconclusive") or []),
-            "recommendations": [r for r in recommend(run) if r.severity != "info"][:TOP_RECOMMENDATIONS] if run else [],
+            "inconclusive": "; ".join(sla.inconclusive),
+            "recommendations": [r for r in recommend(run) if r.severity != "info"][:TOP_RECOMMENDATIONS]
+            if run is not None else [],
         })
     return out
 
 
-def _facts(record: Record, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _facts(record: SuiteRecord, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     suite = mapping(record.get("suite"))
     counts = {s: sum(1 for r in rows if r["outcome"] == s) for s in ("met", "not met", "inconclusive")}
     facts = [("started", text(suite.get("started_at"), NA).replace("T", " ").split(".")[0]),
@@ -93,7 +95,7 @@ def _facts(record: Record, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return facts
 
 
-def _context(record: Record, readiness: Readiness) -> dict[str, Any]:
+def _context(record: SuiteRecord, readiness: Readiness) -> dict[str, Any]:
     suite = mapping(record.get("suite"))
     rows = scenario_rows(record)
     return {
@@ -106,11 +108,11 @@ def _context(record: Record, readiness: Readiness) -> dict[str, Any]:
     }
 
 
-def render_suite_html(record: Record) -> str:
+def render_suite_html(record: SuiteRecord) -> str:
     return default_environment().get_template("suite.html.j2").render(**_context(record, grade_suite(record)))
 
 
-def render_suite_markdown(record: Record) -> str:
+def render_suite_markdown(record: SuiteRecord) -> str:
     readiness = grade_suite(record)
     ctx = _context(record, readiness)
     e = md_escape
@@ -128,7 +130,7 @@ def render_suite_markdown(record: Record) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def render_suite_junit(record: Record) -> str:
+def render_suite_junit(record: SuiteRecord) -> str:
     """One testcase per dimension (a failed or unmeasured one fails) and one per scenario (an
     inconclusive, failed-to-run or skipped one is an error)."""
     readiness = grade_suite(record)
@@ -153,7 +155,7 @@ def render_suite_junit(record: Record) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def render_suite(record: Record, fmt: str) -> str:
+def render_suite(record: SuiteRecord, fmt: str) -> str:
     """A suite record as ``"html"``, ``"junit"`` or ``"md"``."""
     renderers = {"html": render_suite_html, "junit": render_suite_junit, "md": render_suite_markdown}
     if fmt not in renderers:

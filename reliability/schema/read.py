@@ -12,15 +12,17 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from reliability.schema.sections import SCHEMA_VERSION, RunRecord
+from reliability.schema.sections import SCHEMA_VERSION, CostModel, RunRecord
 
 _PCT_KEY = re.compile(r"^(p\d+(?:\.\d+)?)_ms$")
 _PEAK_KEY = re.compile(r"^peak_(p\d+(?:\.\d+)?)_ms$")
 _MAX_PASSES = 1000
+_EPOCH_FLOOR_S = 1e9  # below: seconds since the start; above: epoch seconds
 
 
 def parse_record(data: object) -> RunRecord:
@@ -29,6 +31,11 @@ def parse_record(data: object) -> RunRecord:
     if raw.get("schema_version", 1) == 1:
         upgrade_v1(raw)
     raw["schema_version"] = SCHEMA_VERSION
+    if "cost_model" in raw:
+        try:  # a price list read in part would price the run wrongly: all of it or none
+            CostModel.model_validate(raw["cost_model"])
+        except ValidationError:
+            del raw["cost_model"]
     for _ in range(_MAX_PASSES):
         try:
             return RunRecord.model_validate(raw)
@@ -71,10 +78,16 @@ def upgrade_v1(record: dict[str, Any]) -> dict[str, Any]:
         totals.setdefault("latency_ms", totals.get(f"{label}_ms"))
         for k in extra:
             del totals[k]
+    run = record.get("run")
+    started = _epoch(run.get("started_at")) if isinstance(run, dict) else None
     for fault in _dicts(record.get("faults")):
         degradation = fault.get("degradation")
         if isinstance(degradation, dict):
             _upgrade_degradation(degradation)
+        _upgrade_fault_times(fault, started)
+        # version 1: a time_to_recover_s key (even null) meant "measured"; version 2 says so in recovered
+        if "time_to_recover_s" in fault and fault.get("recovered") is None and not fault.get("note"):
+            fault["recovered"] = fault["time_to_recover_s"] is not None
     for stage in _dicts(record.get("stages")):
         _rename(stage, f"{label}_ms", "latency_ms")
         if "latency_ms" in stage:
@@ -99,6 +112,30 @@ def _upgrade_degradation(degradation: dict[str, Any]) -> None:
     _rename(degradation, f"peak_{label}_ms", "peak_latency_ms")
     _rename(degradation, f"baseline_{label}_ms", "baseline_latency_ms")
     _rename(degradation, f"{label}_ms", "latency_ms")
+
+
+def _upgrade_fault_times(fault: dict[str, Any], started: float | None) -> None:
+    """Version 1 readers took seconds (since start, or epoch) in ``injected_at`` etc. too."""
+    for key in ("inject_started_at", "injected_at", "reverted_at"):
+        value = fault.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        del fault[key]
+        seconds = float(value)
+        if seconds >= _EPOCH_FLOOR_S:
+            if started is None:
+                continue
+            seconds -= started
+        fault.setdefault(f"{key}_s", seconds)
+
+
+def _epoch(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _rename(mapping: dict[str, Any], old: str, new: str) -> None:

@@ -332,7 +332,7 @@ class Fault(Section):
     lost_detail: str | None = None
     verified_healthy: bool | None = None
     post_revert_check: PostRevertCheck | None = None
-    # the recovery analysis; all None (and ``windows`` None) when the fault never ran
+    # the recovery analysis; all None (``windows``, ``degradation`` too) when the fault never ran
     baseline: Baseline | None = None
     band: Band | None = None
     windows: FaultWindows | None = None
@@ -359,7 +359,7 @@ class Fault(Section):
     @property
     def analysed(self) -> bool:
         """The recovery analysis ran (its fields are measurements, None meaning "not found")."""
-        return self.windows is not None
+        return self.windows is not None or self.degradation is not None
 
 
 class Recovery(Section):

@@ -404,6 +404,43 @@ class ArrivalBook:
         }
 
 
+_COUNT_KEYS = ("scheduled", "started", "late", "dropped", "finished", "in_flight", "max_in_flight", "pending")
+MAX_SEGMENTS = 100_000
+
+
+def check_book(value: object) -> BookPayload:
+    """A generator's book payload as received over the wire, checked (raises ValueError naming the field)."""
+    if not isinstance(value, dict):
+        raise ValueError("not a mapping")
+    counts: dict[str, int] = {}
+    for key in _COUNT_KEYS:
+        item = value.get(key)
+        if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item < 10**15:
+            raise ValueError(f"{key}: expected a count, got {item!r}")
+        counts[key] = item
+    hists = {}
+    for key in ("lag", "delay"):
+        try:
+            hists[key] = LatencyHistogram.from_payload(value.get(key)).to_payload()  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - any malformed histogram is one error
+            raise ValueError(f"{key}: {exc}") from None
+    segments = value.get("segments")
+    if not isinstance(segments, list) or len(segments) > MAX_SEGMENTS:
+        raise ValueError("segments: expected a list")
+    rows: list[list[int]] = []
+    for i, row in enumerate(segments):
+        if not (isinstance(row, list) and len(row) == 4
+                and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in row)):
+            raise ValueError(f"segments[{i}]: expected [segment, scheduled, started, dropped]")
+        rows.append([int(x) for x in row])
+    return {
+        "scheduled": counts["scheduled"], "started": counts["started"], "late": counts["late"],
+        "dropped": counts["dropped"], "finished": counts["finished"], "in_flight": counts["in_flight"],
+        "max_in_flight": counts["max_in_flight"], "pending": counts["pending"],
+        "lag": hists["lag"], "delay": hists["delay"], "segments": rows,
+    }
+
+
 class MergedBook:
     """The books of every generator (their latest cumulative payloads), summed."""
 
@@ -414,9 +451,8 @@ class MergedBook:
         self.latest[generator] = payload
 
     def totals(self) -> dict[str, Any]:
-        keys = ("scheduled", "started", "late", "dropped", "finished", "in_flight", "max_in_flight", "pending")
         rows: list[dict[str, Any]] = [dict(p) for p in self.latest.values()]
-        out: dict[str, Any] = {k: sum(int(row[k]) for row in rows) for k in keys}
+        out: dict[str, Any] = {k: sum(int(row[k]) for row in rows) for k in _COUNT_KEYS}
         lag, delay = LatencyHistogram(), LatencyHistogram()
         segments: dict[int, list[int]] = {}
         for p in self.latest.values():

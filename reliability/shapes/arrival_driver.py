@@ -48,6 +48,7 @@ from reliability.shapes.arrival import (
     MergedBook,
     RateProfile,
     RateSegment,
+    check_book,
     load_section,
     split,
 )
@@ -132,7 +133,8 @@ class GeneratorDriver:
         self.sequence = ArrivalSequence(self.profile, str(plan["kind"]), int(plan["seed"]),
                                         [Assignment(*a) for a in plan["assign"]])
         self.book = ArrivalBook(float(plan["late_after_ms"]), float(plan["max_delay_s"]))
-        self.queue = Queue()
+        while self.queue.qsize():  # a previous plan's arrivals; the queue stays (users may be waiting on it)
+            self.queue.get_nowait()
         self._changed = Event()
         self._gate_classes()
         self._running = True
@@ -202,8 +204,7 @@ class GeneratorDriver:
     def take(self, user: User) -> tuple[float, float] | None:
         """Block until an arrival is up for ``user``: its scheduled epoch time and when the scheduler
         put it up (None: not gated now)."""
-        book = self.book
-        if book is None or not self._running:
+        if self.book is None or not self._running:
             return None
         while True:
             waiting = user._state == LOCUST_STATE_RUNNING
@@ -218,6 +219,9 @@ class GeneratorDriver:
                     user._state = LOCUST_STATE_RUNNING
             due, segment, ready = item
             now = self.clock()
+            book = self.book  # read after the wait: a new plan may have come meanwhile
+            if book is None:
+                return None
             if book.take(segment, due, now):
                 return due, ready
             self._report_drop(due, now)
@@ -316,6 +320,7 @@ class ArrivalController:
         self.shares: dict[str, tuple[int, int]] = {}
         self.generators_seen: set[str] = set()
         self.resplits: list[dict[str, Any]] = []
+        self.problems: list[str] = []  # inconclusive reasons (a generator's unreadable book)
         self.merged = MergedBook()
 
     @property
@@ -415,12 +420,26 @@ def attach(environment: Environment) -> GeneratorDriver | None:
     if runner is None:
         return None
     events = environment.events
+    if not isinstance(runner, WorkerRunner):
+        def on_stopping(**_kwargs: Any) -> None:  # the shape's side: the schedule ends here at the latest
+            controller = getattr(environment.shape_class, "arrival", None)
+            if isinstance(controller, ArrivalController) and controller.stopped_at is None:
+                controller.stopped_at = controller.clock()
+
+        events.test_stopping.add_listener(on_stopping)
     if isinstance(runner, MasterRunner):
         def on_worker_report(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
             payload = data.get(REPORT_KEY)
             controller = getattr(environment.shape_class, "arrival", None)
-            if payload is not None and isinstance(controller, ArrivalController):
-                controller.on_report(client_id, payload)
+            if payload is None or not isinstance(controller, ArrivalController):
+                return
+            try:
+                controller.on_report(client_id, check_book(payload))
+            except ValueError as exc:
+                reason = f"worker {client_id} sent an unreadable arrival book ({exc}); its share is not counted"
+                logger.error("%s", reason)
+                if reason not in controller.problems:
+                    controller.problems.append(reason)
 
         events.worker_report.add_listener(on_worker_report)
         return None

@@ -60,6 +60,11 @@ class ReliabilityShape(LoadTestShape):
 
     def reset_time(self) -> None:
         super().reset_time()  # type: ignore[no-untyped-call]
+        arrival = getattr(self, "arrival", None)
+        if arrival is not None and arrival.t0 is not None and arrival.stopped_at is None and time.time() < arrival.t0:
+            # Locust's master resets the shape again when its first tick starts the run: the plan
+            # already sent to the workers stands (a second one would only delay the schedule)
+            return
         self._reset()  # a new run (the web UI can start several): resolve the plan again
 
     def _reset(self) -> None:

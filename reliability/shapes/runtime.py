@@ -37,7 +37,7 @@ from gevent.lock import BoundedSemaphore
 
 from reliability.config import ScenarioSpec
 from reliability.exceptions import FaultError
-from reliability.extension import Contribution, RunContext
+from reliability.extension import Contribution, RunContext, ShapeLike
 from reliability.revert.journal import JOURNAL_ENV, UndoError
 from reliability.revert.ledger import FINISHING_LINE, RevertLedger, backend_of, conflicts
 from reliability.revert.undo import backoff_s
@@ -104,7 +104,7 @@ class ScheduleExtension:
         self.runs: list[FaultRun] = []
         self._locks: dict[str, BoundedSemaphore] = {}
         self.run: RunContext | None = None
-        self.shape: Any = None
+        self.shape: ShapeLike | None = None
         self.started_at = 0.0
         self.clock: Callable[[], float] = time.time
         self._stopping = False
@@ -212,6 +212,7 @@ class ScheduleExtension:
         arrival = getattr(self.shape, "arrival", None)
         if arrival is not None:  # open-model load: what was asked, what ran, what was dropped
             sections["load"] = Load.model_validate(arrival.section(end, ctx.local_generator()))
+            reasons += arrival.problems
         search = self.shape.capacity if self.shape is not None else None
         if search is not None:
             sections["capacity"] = capacity_section(search, ctx.store, ctx.sla, end)

@@ -235,3 +235,19 @@ def test_capacity_search_in_rate_mode_steps_the_rate_and_finds_the_knee_in_reque
     # grading lags a window's end, so the step after the breaking one may have begun
     assert [s.rate_per_s for s in result.steps][:3] == [100.0, 150.0, 200.0]
     assert len(result.steps) <= 4
+
+
+def test_a_book_from_the_wire_is_checked_field_by_field() -> None:
+    from reliability.shapes.arrival import check_book
+
+    book = ArrivalBook(late_after_ms=10.0, max_delay_s=1.0)
+    book.scheduled(0, 1.0, 1.001)
+    assert book.take(0, 1.0, 1.002)
+    good = book.payload()
+    assert check_book(dict(good)) == good
+    for key, bad, message in [("started", -1, "started: expected a count"), ("lag", {"a": 1}, "lag:"),
+                              ("segments", [[0, 1]], "segments[0]"), ("dropped", True, "dropped")]:
+        with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            check_book({**good, key: bad})
+    with pytest.raises(ValueError, match="not a mapping"):
+        check_book([1, 2])

@@ -73,16 +73,20 @@ def test_a_criterion_that_stops_passing_and_a_lost_verdict_are_regressions() -> 
 
 def test_fault_recovery_and_graceful_regressions() -> None:
     base, new = load("faults"), load("faults")
-    new["faults"][0]["time_to_recover_s"] = 12.0  # 4 s -> 12 s
-    new["faults"][0]["graceful"] = False
-    new["resilience_score"] = 40.0
+    i, fault = next((i, f) for i, f in enumerate(base["faults"]) if f["time_to_recover_s"] is not None)
+    name = fault["name"]
+    new["faults"][i]["time_to_recover_s"] = fault["time_to_recover_s"] + 10.0
+    new["faults"][i]["time_to_detect_s"] = fault["time_to_detect_s"]
+    graceful = next(j for j, f in enumerate(base["faults"]) if f["graceful"] is True)
+    new["faults"][graceful]["graceful"] = False
+    new["resilience_score"] = base["resilience_score"] - 10.0
     found = _regressions(base, new)
-    assert ("postgres latency 500ms", "time_to_recover_s") in found
-    assert ("postgres latency 500ms", "graceful") in found
+    assert (name, "time_to_recover_s") in found
+    assert (base["faults"][graceful]["name"], "graceful") in found
     assert ("run", "resilience_score") in found
     new = load("faults")
-    new["faults"][0]["time_to_recover_s"] = None  # recovered before, never now
-    assert "no data now" in _regressions(base, new)[("postgres latency 500ms", "time_to_recover_s")]
+    new["faults"][i]["time_to_recover_s"] = None  # recovered before, never now
+    assert "no data now" in _regressions(base, new)[(name, "time_to_recover_s")]
 
 
 def test_unmatched_items_become_notes() -> None:
