@@ -263,7 +263,8 @@ def test_signal_during_a_hold_restores_the_backend(kind: str, runner: str, sig: 
     record = assert_valid_record(tmp_path / "run.json")
     [held] = record["faults"]
     assert held["state"] == "reverted" and held["verified_healthy"] is True, held
-    assert held["reverted_because"].endswith("received"), held
+    # the signal's own revert, or the test stop it causes, whichever greenlet gets there first
+    assert held["reverted_because"].endswith("received") or held["reverted_because"] == "the test stopped", held
     assert held["revert_log"] and held["revert_log"][-1]["ok"] is True
     assert all(a["by"] == "master" for a in held["revert_log"])  # the master undid it itself
     assert read_journal(_journal(tmp_path)).applied() == []
