@@ -48,6 +48,9 @@ def component_of(request_type: str, overrides: Mapping[str, str] | None = None) 
     return DEFAULT_COMPONENTS.get(request_type, DEFAULT_COMPONENTS.get(request_type.upper(), "other"))
 
 
+# a queued request: type, name, latency ms, failed, error, sent s, intended s, interval ms, lag-from s
+_Pending = tuple[str, str, float | None, bool, str | None, float, float | None, float | None, float | None]
+
 class _EndpointPayloadBase(TypedDict):
     t: str  # request type
     n: str  # name
@@ -333,7 +336,7 @@ class WindowStore:
         # how late scheduled requests started after their intended start (ms): the generator's lag
         self.lag = LatencyHistogram(relative_accuracy)
         self._lag_pending = LatencyHistogram(relative_accuracy)  # not yet drained (workers)
-        self._pending: list[tuple[str, str, float | None, bool, str | None, float, float | None, float | None, float | None]] = []
+        self._pending: list[_Pending] = []
 
     # -- recording (load generators) ---------------------------------------------------------------
 
