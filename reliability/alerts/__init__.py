@@ -22,8 +22,10 @@ warning       >= 1        run * 7.2 (the run)    run * 0.6            3 d / 6 h 
 
 Burn rate = error ratio / (1 - SLO); the SLO is ``slo_pct`` or, by default, what the selected
 tier allows (``100 - error_pct``: gold's 0.5 % errors make a 99.5 % SLO). A window with fewer than
-``min_requests`` requests never fires. With ``sla_breach`` (default on) a failing rolling SLA
-verdict (latency too) is a warning by itself.
+``min_requests`` requests never fires. With ``sla_breach`` (default on) a rolling SLA criterion
+failing on evidence (latency too) is a warning by itself; an inconclusive one (its interval
+straddles the threshold, or the window has no requests) is neither a breach nor a recovery: it
+opens no incident and holds an open one.
 
 An incident opens with ``breach`` at the severity that holds, moves once to ``page`` with
 ``escalation``, and closes with ``recovery`` when nothing has held for ``clear_s``. A run that

@@ -73,9 +73,11 @@ class BurnRateAlerts:
         return tuple(RuleBurn(rule, rate(rule.long_s), rate(rule.short_s)) for rule in self.rules)
 
     def evaluate(self, series: CountSeries, start_t: int, end_t: int, now: float,
-                 sla_failing: Sequence[str] = ()) -> list[AlertEvent]:
+                 sla_failing: Sequence[str] = (), sla_inconclusive: Sequence[str] = ()) -> list[AlertEvent]:
         """Grade the closed seconds ``[start_t, end_t)``; return the events this step produced.
-        ``sla_failing``: the rolling verdict's failing criteria (empty when it passes)."""
+        ``sla_failing``: the rolling verdict's criteria failing on evidence (empty when none does);
+        ``sla_inconclusive``: its criteria without enough evidence either way. Those open no
+        incident (they are not a breach) and hold an open one (they are not a recovery either)."""
         burns = self.burns(series, start_t, end_t) if self.budget_ratio else ()
         self.last_burns = burns
         firing = [b for b in burns if b.firing]
@@ -99,6 +101,8 @@ class BurnRateAlerts:
             if SEVERITY_RANK[level] > SEVERITY_RANK[incident.severity]:
                 incident.severity = level
                 out.append(self._event("escalation", level, now, reasons, burns))
+        elif self.sla_breach and sla_inconclusive:
+            incident.clear_since = None  # no evidence of recovery: the quiet time starts again later
         else:
             if incident.clear_since is None:
                 incident.clear_since = now

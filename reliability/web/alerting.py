@@ -43,6 +43,7 @@ from reliability.alerts import (
     wants,
     webhook_label,
 )
+from reliability.evidence import PASS
 from reliability.extension import Contribution, RunContext
 from reliability.schema import sections as s
 from reliability.units import percentile_label
@@ -176,8 +177,15 @@ class AlertingExtension:
             self.series.add(second.t, second.requests, second.failures)
         self.series.extend_to(end)
         live = run.live
-        failing = [c.describe() for c in live.criteria if not c.passed] if live is not None and live.requests else []
-        for event in self.alerts.evaluate(self.series, self.start_t, end, now, failing):
+        failing: list[str] = []
+        unsure: list[str] = []
+        if live is not None and not live.requests:
+            unsure = ["no requests in the rolling window"]
+        elif live is not None:
+            firm = live.firm_failures()
+            failing = [c.describe() for c in firm]
+            unsure = [c.describe() for c in live.criteria if c.state != PASS and c not in firm]
+        for event in self.alerts.evaluate(self.series, self.start_t, end, now, failing, unsure):
             self._dispatch(event)
 
     def on_test_stop(self, run: RunContext) -> None:

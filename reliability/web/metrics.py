@@ -8,8 +8,10 @@ one): a scrape reads the same cached state the tabs show, so numbers agree acros
   ``Aggregated``: ``quantile`` 0.5, 0.9, 0.99 and the SLA percentile over the rolling window,
   ``_count``/``_sum`` over the whole run;
 * ``reliability_rolling_error_ratio{request_type,name}``, ``reliability_rolling_requests{...}``;
-* ``reliability_sla_passed{tier}`` (the selected tier), ``reliability_sla_tier_met{tier}`` per tier,
-  ``reliability_sla_criterion_passed{criterion,scope}``;
+* ``reliability_sla_passed{tier}`` / ``reliability_sla_inconclusive{tier}`` (the selected tier:
+  both 0 means it fails on evidence), ``reliability_sla_tier_met{tier}`` per tier,
+  ``reliability_sla_criterion_passed{criterion,scope}`` / ``reliability_sla_criterion_inconclusive``
+  (likewise per criterion);
 * ``reliability_uptime_ratio`` (window-based, rolling);
 * ``reliability_error_budget_remaining_ratio`` (whole run: 1 untouched, 0 spent, < 0 overspent),
   ``reliability_error_budget_burn_rate`` (rolling), ``reliability_slo_ratio``;
@@ -35,6 +37,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from reliability.alerts import SEVERITY_RANK
+from reliability.evidence import INCONCLUSIVE, PASS
 from reliability.textsafe import display_data
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -79,16 +82,23 @@ class ReliabilityCollector(Collector):
                                 "below it)", labels=["tier"])
         criteria = GaugeMetricFamily("reliability_sla_criterion_passed", "1 when the criterion holds in the rolling "
                                      "window", labels=["criterion", "scope"])
+        unsure = GaugeMetricFamily("reliability_sla_inconclusive", "1 when the rolling window has not enough "
+                                   "evidence to pass or fail the selected tier", labels=["tier"])
+        criteria_unsure = GaugeMetricFamily("reliability_sla_criterion_inconclusive", "1 when the criterion's "
+                                            "interval straddles its threshold in the rolling window",
+                                            labels=["criterion", "scope"])
         if sla["passed"] is not None:
-            passed.add_metric([sla["tier"]], float(sla["passed"]))
+            passed.add_metric([sla["tier"]], float(sla["outcome"] == PASS))
+            unsure.add_metric([sla["tier"]], float(sla["outcome"] == INCONCLUSIVE))
             highest = sla["highest_tier_met"]
             names = [t["tier"] for t in sla["tiers"]]
             rank = names.index(highest) if highest in names else -1
             for i, name in enumerate(names):
                 met.add_metric([name], 1.0 if i <= rank else 0.0)
             for c in sla["criteria"]:
-                criteria.add_metric([c["name"], c["scope"]], float(c["passed"]))
-        yield from (passed, met, criteria)
+                criteria.add_metric([c["name"], c["scope"]], float(c["outcome"] == PASS))
+                criteria_unsure.add_metric([c["name"], c["scope"]], float(c["outcome"] == INCONCLUSIVE))
+        yield from (passed, unsure, met, criteria, criteria_unsure)
 
         uptime = GaugeMetricFamily("reliability_uptime_ratio", "share of 1 s windows up in the rolling window")
         if sla.get("uptime") is not None:

@@ -10,7 +10,7 @@ Example::
 
     live = LiveState(plugin, lag_s=1)
     state = live.state()              # computed at most once a second, then cached
-    state["sla"]["criteria"][0]       # {"name": "uptime", "actual": 1.0, "passed": True, ...}
+    state["sla"]["criteria"][0]       # {"name": "uptime", "actual": 1.0, "passed": True, "outcome": "pass", ...}
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from reliability.alerts import CountSeries, budget_ratio_for, budget_remaining, burn_rate
+from reliability.evidence import FAIL, INCONCLUSIVE, PASS
 from reliability.extension import complete_until
 from reliability.masking import mask_data, passwords_in
 from reliability.metrics.windows import WindowStore
@@ -109,7 +110,19 @@ def _extension(plugin: Any, name: str) -> Any:
 
 def _criterion(c: Any) -> dict[str, Any]:
     return {"name": c.name, "scope": c.scope, "comparator": c.comparator, "threshold": _r(c.threshold, 6),
-            "actual": _r(c.actual, 6), "passed": bool(c.passed), "unit": "ms" if c.name.endswith("_ms") else "ratio"}
+            "actual": _r(c.actual, 6), "passed": bool(c.passed), "outcome": c.state,
+            "unit": "ms" if c.name.endswith("_ms") else "ratio"}
+
+
+def verdict_outcome(live: Any) -> str | None:
+    """pass / fail / inconclusive of the rolling verdict (None without requests): it fails only on
+    evidence (:meth:`~reliability.sla.Verdict.firm_failures`) and passes only when every criterion
+    passes on evidence and nothing casts doubt; anything else is inconclusive."""
+    if not live.requests:
+        return None
+    if live.firm_failures():
+        return FAIL
+    return PASS if live.passed and not live.inconclusive else INCONCLUSIVE
 
 
 class LiveState:
@@ -215,13 +228,14 @@ class LiveState:
         out: dict[str, Any] = {"tier": sla.tier, "percentile": percentile_label(sla.percentile),
                                "window_s": window_s, "tiers_defined": list(sla.all_tiers())}
         if live is None:
-            return {**out, "evaluated": False, "passed": None, "criteria": [], "tiers": [], "requests": 0,
-                    "failures": 0, "highest_tier_met": None, "next_tier": None, "blocked_by": [],
+            return {**out, "evaluated": False, "passed": None, "outcome": None, "criteria": [], "tiers": [],
+                    "requests": 0, "failures": 0, "highest_tier_met": None, "next_tier": None, "blocked_by": [],
                     "inconclusive": [], "uptime": None}
         return {
             **out,
             "evaluated": True,
             "passed": bool(live.passed) if live.requests else None,
+            "outcome": verdict_outcome(live),
             "criteria": [_criterion(c) for c in live.criteria],
             "tiers": [{"tier": t.tier, "passed": bool(t.passed)} for t in live.tiers],
             "highest_tier_met": live.highest_tier_met,

@@ -74,8 +74,9 @@ def fmt_seconds(value: float | None) -> str:
     return f"{value:.0f} s"
 
 
-def _status(passed: bool | None) -> str:
-    return "no data" if passed is None else "PASS" if passed else "FAIL"
+def _status(outcome: str | None) -> str:
+    """PASS / FAIL / INCONCLUSIVE for a pass / fail / inconclusive outcome, ``no data`` for None."""
+    return "no data" if outcome is None else outcome.upper()
 
 
 def sla_rows(state: dict[str, Any], page_path: str) -> list[dict[str, str]]:
@@ -87,11 +88,11 @@ def sla_rows(state: dict[str, Any], page_path: str) -> list[dict[str, str]]:
     else:
         rows.append({"item": f"verdict for {sla['tier']} ({sla['percentile']}, last {sla['window_s']} s)",
                      "value": f"{sla['requests']} requests, {sla['failures']} failed",
-                     "threshold": "", "status": _status(sla["passed"])})
+                     "threshold": "", "status": _status(sla["outcome"])})
         for c in sla["criteria"]:
             rows.append({"item": c["name"], "value": fmt_value(c["actual"], c["unit"]),
                          "threshold": f"{c['comparator']} {fmt_value(c['threshold'], c['unit'])}",
-                         "status": "no data" if c["actual"] is None else _status(c["passed"])})
+                         "status": "no data" if c["actual"] is None else _status(c["outcome"])})
         met = [t["tier"] for t in sla["tiers"] if t["passed"]]
         rows.append({"item": "highest tier met", "value": sla["highest_tier_met"] or "none",
                      "threshold": "tiers met: " + (", ".join(met) or "none"), "status": ""})

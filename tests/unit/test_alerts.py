@@ -109,10 +109,11 @@ class Run:
         self.t = T0
         self.kinds: list[tuple[str, str]] = []
 
-    def second(self, requests: int, failures: int, sla_failing: tuple[str, ...] = ()) -> None:
+    def second(self, requests: int, failures: int, sla_failing: tuple[str, ...] = (),
+               sla_inconclusive: tuple[str, ...] = ()) -> None:
         self.series.add(self.t, requests, failures)
         self.t += 1
-        for event in self.alerts.evaluate(self.series, T0, self.t, float(self.t), sla_failing):
+        for event in self.alerts.evaluate(self.series, T0, self.t, float(self.t), sla_failing, sla_inconclusive):
             self.kinds.append((event.kind, event.severity))
 
     def seconds(self, n: int, requests: int, failures: int) -> None:
@@ -175,6 +176,30 @@ def test_a_failing_sla_is_a_warning_and_too_few_requests_never_fire() -> None:
     no_budget = Run(BurnRateAlerts(scaled_rules(20, 1), None, started_at=float(T0)))
     no_budget.seconds(5, 100, 100)
     assert no_budget.kinds == [] and no_budget.alerts.last_burns == ()
+
+
+def test_an_inconclusive_sla_is_neither_a_breach_nor_a_recovery() -> None:
+    unsure = ("error_ratio 0 %, 95 % CI 0 % .. 0.62 %, n=616 (needs <= 0.5 %)",)
+    run = Run(_alerts(clear_s=2.0))
+    for _ in range(5):
+        run.second(100, 0, sla_inconclusive=unsure)
+    assert run.kinds == [] and run.alerts.level is None  # not enough evidence opens nothing
+    failing = ("p95_ms 450.0 ms, 95 % CI 420.0 ms .. 480.0 ms, n=500 (needs <= 200.0 ms)",)
+    run.second(100, 0, sla_failing=failing)
+    assert run.kinds == [("breach", "warning")]
+    for _ in range(10):  # far beyond clear_s: still no evidence that it recovered
+        run.second(100, 0, sla_inconclusive=unsure)
+    assert run.kinds == [("breach", "warning")] and run.alerts.severity == "warning"
+    run.second(100, 0)
+    run.second(100, 0)
+    assert run.kinds == [("breach", "warning")]  # the quiet time starts with the first conclusive pass
+    run.second(100, 0)
+    assert run.kinds == [("breach", "warning"), ("recovery", "warning")]
+    ignored = Run(_alerts(sla_breach=False))  # without sla_breach the rolling verdict plays no part
+    ignored.seconds(3, 100, 100)
+    for _ in range(30):
+        ignored.second(100, 0, sla_inconclusive=unsure)
+    assert ignored.kinds[-1][0] == "recovery"
 
 
 def test_close_sends_run_end_only_with_an_open_incident() -> None:

@@ -21,6 +21,7 @@ from reliability.metrics.windows import WindowStore
 from reliability.revert.ledger import RevertLedger
 from reliability.schema import sections as s
 from reliability.shapes.runtime import ScheduleExtension
+from reliability.sla import evaluate
 from reliability.web.alerting import AlertingExtension
 
 T0 = 1_800_000_000
@@ -229,3 +230,41 @@ def test_the_extensions_import_without_locust() -> None:
 
 
 _: Callable[..., Any] = run_context  # keeps the helper's signature checked by mypy
+
+
+def drive_alerts_with_verdict(ext: AlertingExtension, run: RunContext, clock: Clock,
+                              seconds: list[tuple[int, int]], window_s: int = 5) -> list[str]:
+    """As :func:`drive_alerts`, with the rolling verdict the plugin puts on the context each tick
+    (real :func:`reliability.sla.evaluate` over the last ``window_s`` complete seconds)."""
+    kinds: list[str] = []
+    for requests, failures in seconds:
+        load_second(run, clock, 10.0, requests, failures)
+        end = run.complete_until(clock.now)
+        run.live = evaluate(run.store.snapshot(max(end - window_s, int(run.started_at or 0)), end), run.sla)
+        ext.on_tick(run, clock.now)
+        settle()
+        assert ext.alerts is not None
+        kinds.append(",".join(e.kind for e in ext.alerts.events))
+    return kinds
+
+
+def test_a_thin_rolling_window_is_neither_a_breach_nor_a_recovery() -> None:
+    clock, stops = Clock(), list[str]()
+    scenario = alerts_scenario(clear_s=2)
+    ext = AlertingExtension(scenario.alerts, send=Receiver(), clock=clock)  # type: ignore[arg-type]
+    run = run_context(scenario, clock, stops, run_time_s=60.0)
+    ext.on_test_start(run)
+    # a ramp: 20 clean requests a second cannot show gold's 0.5 % (0 of 100: 95 % CI 0 % .. 3.7 %)
+    drive_alerts_with_verdict(ext, run, clock, [(20, 0)] * 8)
+    assert run.live is not None and {c.name: c.state for c in run.live.criteria}["error_ratio"] == "inconclusive"
+    assert ext.alerts is not None and ext.alerts.events == []
+    # 300 a second, 10 % errors: a breach on evidence
+    drive_alerts_with_verdict(ext, run, clock, [(300, 30)] * 4)
+    assert [e.kind for e in ext.alerts.events][:1] == ["breach"]
+    # back to a thin clean trickle: the burn windows go quiet, the verdict has no evidence either way
+    thin = drive_alerts_with_verdict(ext, run, clock, [(20, 0)] * 40)
+    assert "recovery" not in thin[-1] and ext.alerts.severity is not None
+    assert ext.alerts.level is None  # nothing fires: only the missing evidence holds the incident
+    # enough clean requests to pass on evidence: then the recovery
+    drive_alerts_with_verdict(ext, run, clock, [(300, 0)] * 10)
+    assert [e.kind for e in ext.alerts.events][-1] == "recovery"

@@ -18,7 +18,17 @@ from reliability.sla import evaluate
 from reliability.textsafe import MAX_NAME_CHARS
 from reliability.web.metrics import metrics_registry, render
 from reliability.web.state import LiveState
-from tests.unit.test_web_state import PASSWORD, T0, TOKEN, Clock, fault_run, health_ext, plugin_at, scenario
+from tests.unit.test_web_state import (
+    PASSWORD,
+    T0,
+    TOKEN,
+    Clock,
+    fault_run,
+    health_ext,
+    plugin_at,
+    scenario,
+    straddling_plugin,
+)
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -128,3 +138,23 @@ def test_promtool_accepts_the_page(tmp_path: Path) -> None:
     done = subprocess.run([promtool, "check", "metrics"], input=hostile_metrics(), capture_output=True, text=True,
                           timeout=30, check=False)
     assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), done.stdout + done.stderr
+
+
+def test_metrics_tell_an_inconclusive_criterion_from_a_failing_one() -> None:
+    now = T0 + 10.2
+    samples = _samples(render(metrics_registry(LiveState(straddling_plugin(now), lag_s=1,
+                                                         clock=lambda: now))).decode())
+    error = (("criterion", "error_ratio"), ("scope", "total"))
+    p95 = (("criterion", "p95_ms"), ("scope", "total"))
+    assert samples[("reliability_sla_criterion_passed", error)] == 0
+    assert samples[("reliability_sla_criterion_inconclusive", error)] == 1
+    assert samples[("reliability_sla_criterion_passed", p95)] == 1
+    assert samples[("reliability_sla_criterion_inconclusive", p95)] == 0
+    assert samples[("reliability_sla_passed", (("tier", "gold"),))] == 0
+    assert samples[("reliability_sla_inconclusive", (("tier", "gold"),))] == 1
+    # a failure on evidence is a failure: both 0
+    failing = render(metrics_registry(LiveState(plugin_at(T0 + 30.2)[0], lag_s=1,
+                                                clock=lambda: T0 + 30.2))).decode()
+    failed = _samples(failing)
+    assert failed[("reliability_sla_criterion_inconclusive", error)] == 0
+    assert failed[("reliability_sla_inconclusive", (("tier", "gold"),))] == 0

@@ -132,8 +132,8 @@
     text($("scenario"), state.run.scenario || "");
     const sla = state.sla;
     const badge = $("verdict-badge");
-    badge.className = "badge" + (sla.passed === true ? " pass" : sla.passed === false ? " fail" : "");
-    text(badge, sla.passed === true ? "PASS" : sla.passed === false ? "FAIL" : "no data");
+    badge.className = "badge" + (sla.outcome ? " " + sla.outcome : "");
+    text(badge, sla.outcome ? sla.outcome.toUpperCase() : "no data");
     text($("verdict-text"), sla.evaluated
       ? `${sla.tier} (${sla.percentile}) over the last ${sla.window_s} s: ${sla.requests} requests, ${sla.failures} failed`
         + (sla.next_tier && sla.blocked_by.length ? `; ${sla.next_tier} blocked by ${sla.blocked_by.join("; ")}` : "")
@@ -158,7 +158,7 @@
 
     fillTable("criteria-table", sla.criteria, (c) => [
       c.name, fmtValue(c.actual, c.unit), `${c.comparator} ${fmtValue(c.threshold, c.unit)}`,
-      c.actual === null ? "no data" : [c.passed ? "PASS" : "FAIL", "status-" + (c.passed ? "PASS" : "FAIL")]]);
+      c.actual === null ? "no data" : [c.outcome.toUpperCase(), "status-" + c.outcome.toUpperCase()]]);
 
     const faults = state.faults;
     fillTable("fault-table", faults.items, (f, tr) => {
