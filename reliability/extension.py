@@ -30,22 +30,10 @@ from typing import Protocol
 from reliability.config import ScenarioSpec, SlaSpec
 from reliability.metrics.windows import WindowStore
 from reliability.shapes.capacity import CapacitySearch
+from reliability.shapes.sections import StageEntryLike
 from reliability.sla import Criterion, Verdict
 
 LOCAL_DATA_LAG_S = 1  # a master's is Locust's WORKER_REPORT_INTERVAL + 1 (the plugin sets it)
-
-
-class StageLike(Protocol):
-    """A stage a reliability shape entered (``started_at``: epoch seconds)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def users(self) -> int: ...
-
-    @property
-    def started_at(self) -> float: ...
 
 
 class ShapeLike(Protocol):
@@ -55,7 +43,7 @@ class ShapeLike(Protocol):
     def capacity(self) -> CapacitySearch | None: ...
 
     @property
-    def stage_log(self) -> Sequence[StageLike]: ...
+    def stage_log(self) -> Sequence[StageEntryLike]: ...
 
 
 def complete_until(now: float, data_lag_s: int) -> int:
