@@ -8,6 +8,7 @@ their own failure hidden. Every run is bounded by ``-t`` or ``-i`` on loopback.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 from collections.abc import Iterator
@@ -39,6 +40,13 @@ def _locust(tmp_path: Path, host: str, *extra: str, env: dict[str, str] | None =
     return proc, (json.loads(record.read_text()) if record.exists() else {})
 
 
+def _needs_locust_plugins() -> None:
+    # found, never imported here: importing it imports Locust, whose gevent monkey-patching after ssl
+    # was loaded by earlier tests recurses in SSLContext; the locust subprocesses import it themselves
+    if importlib.util.find_spec("locust_plugins") is None:
+        pytest.skip("locust-plugins is not installed (pip install -e '.[test]')")
+
+
 def _criteria(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in record["sla"]["criteria"]}
 
@@ -67,7 +75,7 @@ def test_docs_recipe_failing_a_met_run_is_not_hidden(pattern: Served, tmp_path: 
 
 @pytest.mark.parametrize("pattern", [("--delay-ms", "5")], indirect=True)
 def test_locust_plugins_check_on_a_met_run_exits_1_not_3(pattern: Served, tmp_path: Path) -> None:
-    pytest.importorskip("locust_plugins")
+    _needs_locust_plugins()
     proc, record = _locust(tmp_path, pattern.url, "--check-rps", "1000000", tier="bronze", run_time="8s")
     assert "CHECK FAILED: total rps" in proc.stdout
     assert record["sla"]["exit_code"] == 0, record["sla"]
@@ -78,7 +86,7 @@ def test_locust_plugins_check_on_a_met_run_exits_1_not_3(pattern: Served, tmp_pa
 
 
 def test_locust_plugins_check_cannot_turn_inconclusive_into_not_met(tmp_path: Path) -> None:
-    pytest.importorskip("locust_plugins")
+    _needs_locust_plugins()
     # no users, so no requests: the issue saw locust-plugins turn this inconclusive 4 into its 3
     proc, record = _locust(tmp_path, "http://127.0.0.1:9", "--check-rps", "10", users=0, run_time="3s")
     assert proc.returncode == 4, proc.stdout[-3000:]
@@ -88,7 +96,7 @@ def test_locust_plugins_check_cannot_turn_inconclusive_into_not_met(tmp_path: Pa
 
 @pytest.mark.parametrize("pattern", [("--delay-ms", "5")], indirect=True)
 def test_five_requests_are_never_met(pattern: Served, tmp_path: Path) -> None:
-    pytest.importorskip("locust_plugins")  # its -i/--iterations: the short run the issue saw as Gold MET
+    _needs_locust_plugins()  # its -i/--iterations: the short run the issue saw as Gold MET
     proc, record = _locust(tmp_path, pattern.url, "-i", "5", users=1)
     assert record["totals"]["requests"] == 5, proc.stdout[-3000:]
     assert proc.returncode == 4, proc.stdout[-3000:]

@@ -45,10 +45,16 @@ def test_template_runs_clean_against_real_servers(
          "--run-record", str(tmp_path / "record.json")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     stats = {f"{row['method']} {row['name']}": row for row in json.loads(done.stdout)}
     assert EXPECTED[template] <= set(stats), sorted(stats)
     failed = {name: row["num_failures"] for name, row in stats.items() if row["num_failures"]}
     assert failed == {}
-    assert (tmp_path / "record.json").exists()  # the SLA plugin imported on the first line ran
+    record = json.loads((tmp_path / "record.json").read_text())  # the SLA plugin on the first line ran
+    # 3 s of a few users is too little evidence to prove a tier: MET (0) or INCONCLUSIVE (4), never
+    # NOT MET, and the exit code is the verdict's
+    sla = record["sla"]
+    assert not [c["name"] for c in sla["criteria"] if c.get("outcome") == "fail"], sla["criteria"]
+    assert done.returncode == sla["exit_code"] and done.returncode in (0, 4), (done.returncode, sla)
+    if done.returncode == 4:
+        assert sla["inconclusive"], sla
