@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 from reliability.alerts import SEVERITY_RANK
 from reliability.evidence import INCONCLUSIVE, PASS
 from reliability.textsafe import display_data
-from reliability.web.state import State
+from reliability.web.state import State, rewritten
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HEALTH_VALUE = {"healthy": 1.0, "degraded": 0.5, "down": 0.0}
@@ -158,8 +158,7 @@ def _safe_labels(state: State) -> State:
     """The state with every text neutralized and names shortened (with a hash, so two long names
     stay two series): the exposition format escapes only backslash, quote and newline, and a CR,
     NUL or ESC in a label value breaks parsers of the page."""
-    shown: State = display_data(state)
-    return shown
+    return rewritten(state, display_data)
 
 
 def metrics_registry(live: StateSource) -> CollectorRegistry:

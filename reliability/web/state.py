@@ -21,14 +21,14 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, NotRequired, Protocol, TypedDict, runtime_checkable
+from typing import TYPE_CHECKING, NotRequired, Protocol, TypedDict, cast, runtime_checkable
 
 from pydantic import BaseModel, SecretStr
 
 from reliability.alerts import CountSeries, budget_ratio_for, budget_remaining, burn_rate
 from reliability.evidence import FAIL, INCONCLUSIVE, PASS
 from reliability.extension import complete_until
-from reliability.jsontypes import JsonObject
+from reliability.jsontypes import JsonData, JsonObject
 from reliability.masking import mask_data, passwords_in
 from reliability.metrics.windows import WindowStore
 from reliability.units import percentile_label
@@ -278,6 +278,15 @@ class State(TypedDict):
     series: SeriesState
 
 
+def rewritten(state: State, rewrite: Callable[[Mapping[str, JsonData]], JsonObject]) -> State:
+    """``state`` through a rewrite of its text that keeps the shape of JSON data (:func:`mask_data`,
+    :func:`~reliability.textsafe.display_data`: the same keys, objects and arrays; strings stay
+    strings). The state holds only dicts, lists, strings, numbers, booleans and None (no tuple
+    the rewrite would turn into a list), so the result is still a :class:`State`: the one place
+    the state is read back as its type."""
+    return cast(State, rewrite(cast(Mapping[str, JsonData], state)))
+
+
 def _r(value: float | None, digits: int = 4) -> float | None:
     if value is None or math.isnan(value) or math.isinf(value):
         return None
@@ -392,7 +401,7 @@ class LiveState:
         if self._cached is None or now - self._cached_at >= self.min_interval_s or now < self._cached_at:
             raw = self._compute(now)
             secrets = scenario_secrets(self.source.scenario)
-            self._cached = mask_data(raw, secrets)
+            self._cached = rewritten(raw, lambda data: mask_data(data, secrets))
             self._cached_at = now
         return self._cached
 
