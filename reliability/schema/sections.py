@@ -328,6 +328,7 @@ class Fault(Section):
     reverted_because: str | None = None
     skipped_because: str | None = None
     hold_checks: int = 0  # re-verifications on the data path while held
+    not_rechecked_because: str | None = None  # set when nothing re-verifies the fault while held (webhook, shell)
     lost_at_s: float | None = None  # a re-verification found the fault gone before its hold ended
     lost_detail: str | None = None
     verified_healthy: bool | None = None
