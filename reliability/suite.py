@@ -42,6 +42,7 @@ from reliability.config import (
     validation_error,
 )
 from reliability.exceptions import ScenarioError
+from reliability.inputfile import YamlValue
 from reliability.masking import secrets_of_env_value
 from reliability.units import DurationS, FrozenSpec, iso
 
@@ -132,7 +133,7 @@ class Suite:
         return tuple(dict.fromkeys(found))
 
 
-def is_suite_document(data: Any) -> bool:
+def is_suite_document(data: YamlValue) -> bool:
     """True for a YAML document that is a suite (a top-level ``scenarios:`` list)."""
     return isinstance(data, dict) and isinstance(data.get("scenarios"), list)
 
@@ -184,7 +185,7 @@ def _relative(base: Path, locustfile: str | None) -> str | None:
     return os.path.normpath(base / locustfile)
 
 
-def parse_suite(data: Any, source: str = "<suite>", env: Mapping[str, str] | None = None) -> Suite:
+def parse_suite(data: YamlValue, source: str = "<suite>", env: Mapping[str, str] | None = None) -> Suite:
     """Validate an already-loaded suite document; ``source`` names it in errors and anchors paths.
     ``${VAR}`` references are taken from ``env`` (default ``os.environ``), as in scenario files."""
     if not isinstance(data, dict):

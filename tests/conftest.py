@@ -12,8 +12,8 @@ from typing import TypeVar
 
 import pytest
 
-from tests.servers import PostgresServer, RedisServer, TargetServer
-from tests.servers import free_port as _free_port
+from tests.support.servers import PostgresServer, RedisServer, TargetServer
+from tests.support.servers import free_port as _free_port
 
 ServerT = TypeVar("ServerT", PostgresServer, RedisServer, TargetServer)
 

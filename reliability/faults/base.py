@@ -143,7 +143,7 @@ class Lease:
         lease.stop()
     """
 
-    def __init__(self, renew: Callable[[], None], interval_s: float, name: str) -> None:
+    def __init__(self, renew: Callable[[], object], interval_s: float, name: str) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
         self._renew = renew

@@ -32,8 +32,8 @@ from reliability.revert.journal import read_journal
 from tests.e2e.test_degradation import LocustRun, faults_now, launch
 from tests.e2e.test_run import Run, scenario
 from tests.integration.test_faults_support import chaos_proxy, until
-from tests.records import assert_valid_record
-from tests.servers import RedisServer, ServerError, TargetServer, ToxiproxyServer, toxiproxy_binary
+from tests.support.schemas import assert_valid_record
+from tests.support.servers import RedisServer, ServerError, TargetServer, ToxiproxyServer, toxiproxy_binary
 
 pytestmark = pytest.mark.slow
 

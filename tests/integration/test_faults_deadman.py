@@ -24,7 +24,7 @@ from tests.integration.test_faults_support import (  # noqa: F401  (*_fixture: f
     reference_target,
     until,
 )
-from tests.servers import PostgresServer, RedisServer
+from tests.support.servers import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.timeout(60)
 MARGIN_S = 0.8

@@ -25,8 +25,8 @@ from tests.integration.test_faults_support import (  # noqa: F401  (*_fixture: f
     reference_target,
     upstream_fixture,
 )
-from tests.procs import Served
-from tests.servers import RedisServer
+from tests.support.processes import Served
+from tests.support.servers import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,7 +15,7 @@ from tests.integration.test_faults_support import (  # noqa: F401  (*_fixture: f
     connect_fixture,
     elapsed_ms,
 )
-from tests.servers import RedisServer
+from tests.support.servers import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -18,8 +18,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.procs import ROOT, Served, serve
-from tests.servers import RedisServer
+from tests.support.processes import ROOT, Served, serve
+from tests.support.servers import RedisServer
 
 # Builds the fault from the JSON spec on stdin, injects it, says so, and waits to be killed.
 INJECTOR = """

@@ -1,6 +1,6 @@
 """The revert guard undoes what a killed or hung injector left applied, on real backends.
 
-A driver process (``tests/integration/revert_driver.py``) plays the master: journal, guard,
+A driver process (``tests/support/revert_driver.py``) plays the master: journal, guard,
 inject. The tests SIGKILL or SIGSTOP it and watch the backend come back, then read the journal.
 """
 
@@ -22,7 +22,7 @@ import redis
 
 from reliability.revert.journal import read_journal
 from tests.integration.test_faults_support import until
-from tests.servers import RedisServer
+from tests.support.servers import RedisServer
 
 DEAD_MAN_S = 2.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def maxmemory(server: RedisServer) -> int:
 
 @contextmanager
 def driver(spec: dict[str, Any], journal: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.integration.revert_driver", json.dumps(spec), str(journal)],
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.revert_driver", json.dumps(spec), str(journal)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})})
     try:

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from tests.integration.test_target_support import Http, TargetProcess, logged_in, wait_for
-from tests.servers import PostgresServer, RedisServer
+from tests.support.servers import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.timeout(90)
 

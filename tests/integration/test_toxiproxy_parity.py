@@ -31,8 +31,8 @@ from tests.integration.test_faults_support import (  # noqa: F401  (*_fixture: f
     until,
     upstream_fixture,
 )
-from tests.procs import Served
-from tests.servers import RedisServer, ServerError, ToxiproxyServer, toxiproxy_binary
+from tests.support.processes import Served
+from tests.support.servers import RedisServer, ServerError, ToxiproxyServer, toxiproxy_binary
 
 pytestmark = pytest.mark.timeout(90)
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,7 +167,7 @@ def test_sigkill_mid_fault_the_guard_undoes_it_on_the_real_toxiproxy(toxiproxy: 
         state = client.proxy("cache")
         return bool(state["enabled"]) and not state["toxics"]
 
-    proc = subprocess.Popen([sys.executable, "-m", "tests.integration.revert_driver", json.dumps(spec), str(journal)],
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.revert_driver", json.dumps(spec), str(journal)],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "INJECTED"

@@ -12,15 +12,15 @@ import pytest
 from tests.integration.test_web_browser import Hooks, _events
 from tests.integration.test_web_browser import hooks as hooks  # the receiver fixture, used by name
 from tests.integration.test_web_ui import LOCUSTFILE
-from tests.procs import Served, locust_cmd, run, serve
-from tests.records import assert_valid_record
+from tests.support.processes import Served, locust_cmd, run, serve
+from tests.support.schemas import assert_valid_record
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def failing() -> Iterator[Served]:
-    with serve(["tests/pattern_server.py", "--delay-ms", "5", "--fail-every", "2"]) as served:
+    with serve(["tests/support/pattern_server.py", "--delay-ms", "5", "--fail-every", "2"]) as served:
         yield served
 
 

@@ -30,8 +30,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_web_ui import WebLocust, pattern_set, serve_pattern, wait_for, write_scenario
-from tests.procs import Served
-from tests.records import assert_valid_record
+from tests.support.processes import Served
+from tests.support.schemas import assert_valid_record
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -17,7 +17,7 @@ import pytest
 from reliability.config import load_scenario
 from tests.e2e.test_unsafe_faults import shell_scenario
 from tests.integration.test_web_ui import WebLocust, serve_pattern, wait_for
-from tests.procs import Served
+from tests.support.processes import Served
 
 EVIL = "http://evil.example"
 pytestmark = pytest.mark.slow

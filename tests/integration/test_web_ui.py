@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.procs import ROOT, Served, serve
-from tests.records import assert_valid_record
-from tests.servers import free_port
+from tests.support.processes import ROOT, Served, serve
+from tests.support.schemas import assert_valid_record
+from tests.support.servers import free_port
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/web_user.py")
 START_TIMEOUT_S = 30.0
@@ -180,7 +180,7 @@ def pattern_set(pattern: Served, **change: Any) -> None:
 
 def serve_pattern() -> contextlib.AbstractContextManager[Served]:
     """The pattern server, 5 ms per answer, no errors until told (``pattern_set``)."""
-    return serve(["tests/pattern_server.py", "--delay-ms", "5"])
+    return serve(["tests/support/pattern_server.py", "--delay-ms", "5"])
 
 
 @pytest.fixture

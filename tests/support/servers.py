@@ -1,4 +1,4 @@
-"""Throwaway PostgreSQL, Redis and reference-target servers for tests.
+"""Throwaway PostgreSQL, Redis, reference-target, Toxiproxy and Prometheus servers for tests.
 
 Each server runs from a fresh temporary directory on a free loopback port and is removed by
 ``close()``. Tests may stop, restart, kill or pause them freely; that is what they are for.
@@ -17,6 +17,13 @@ Example::
     finally:
         pg.close()
 
+``PrometheusServer`` (Debian's ``prometheus`` binary) scrapes the given ``host:port`` targets
+every second, so ``up`` follows a target within about a second; it skips the calling test when
+the binary is not installed::
+
+    with PrometheusServer(["127.0.0.1:8080"]) as prom:
+        urllib.request.urlopen(f"{prom.url}/api/v1/query?query=up")
+
 This module imports neither locust nor any database driver, so unit tests stay light.
 """
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import shutil
 import signal
@@ -32,9 +40,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self
+
+import pytest
+
+from tests.support.processes import ROOT
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -394,8 +408,7 @@ class TargetServer(_ChildServer):
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def _command(self) -> tuple[list[str], dict[str, str] | None]:
-        repo_root = Path(__file__).resolve().parents[1]
-        env = {**os.environ, "PYTHONPATH": str(repo_root)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         cmd = [sys.executable, "-m", "reliability.target", "--host", "127.0.0.1", "--port", str(self.port),
                *self.extra_args]
         return cmd, env
@@ -416,7 +429,7 @@ def toxiproxy_binary() -> str | None:
     found = shutil.which("toxiproxy-server")
     if found:
         return found
-    beside = Path(__file__).resolve().parents[1].parent / "shared" / "tools" / "toxiproxy" / "toxiproxy-server"
+    beside = ROOT.parent / "shared" / "tools" / "toxiproxy" / "toxiproxy-server"
     return str(beside) if os.access(beside, os.X_OK) else None
 
 
@@ -441,3 +454,61 @@ class ToxiproxyServer(_ChildServer):
 
     def _ready(self) -> bool:
         return port_accepts(self.port)
+
+
+SCRAPE_INTERVAL_S = 1
+
+
+class PrometheusServer(_ChildServer):
+    """``prometheus`` scraping ``targets`` (job ``target``) every second; see the module docstring."""
+
+    name = "prometheus"
+
+    def __init__(self, targets: Sequence[str], port: int | None = None) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            pytest.skip("prometheus is not installed (apt-get install prometheus)")
+        self.binary = binary
+        self.targets = list(targets)
+        super().__init__(port, "reliability-prometheus-")
+        self.config = self.base / "prometheus.yml"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _command(self) -> tuple[list[str], dict[str, str] | None]:
+        quoted = ", ".join(f'"{t}"' for t in self.targets)
+        self.config.write_text(
+            "global:\n"
+            f"  scrape_interval: {SCRAPE_INTERVAL_S}s\n"
+            f"  scrape_timeout: {SCRAPE_INTERVAL_S * 500}ms\n"
+            "scrape_configs:\n"
+            "  - job_name: target\n"
+            f"    static_configs: [{{targets: [{quoted}]}}]\n"
+        )
+        return [
+            self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.base / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
+        ], None
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=0.5) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_until_scraped(self, timeout_s: float = 20.0) -> None:
+        """Wait until ``up`` has a series for every target (Prometheus syncs new targets only
+        after about 5 s)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v1/query?query=up", timeout=1) as response:
+                    if len(json.load(response)["data"]["result"]) >= len(self.targets):
+                        return
+            except (urllib.error.URLError, OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"prometheus did not scrape {self.targets} within {timeout_s:.0f} s")
