@@ -21,7 +21,7 @@ from reliability.faults import build_fault
 from reliability.faults.base import hold_check
 from reliability.faults.postgres import app_name
 from reliability.faults.spec import parse_fault_spec
-from tests.servers import PostgresServer, RedisServer, TargetServer
+from tests.support.servers import PostgresServer, RedisServer, TargetServer
 
 pytestmark = pytest.mark.timeout(90)
 
