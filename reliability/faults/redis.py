@@ -68,7 +68,7 @@ class _RedisFault:
 
     def _undo(self, commands: list[list[str]], expires_s: float | None, environ: Mapping[str, str]) -> Undo:
         actions = (redis_action(self.url, commands),) if commands else ()
-        return Undo(self.backend, reference_secrets(actions, self._secrets, environ, self.name), expires_s)
+        return Undo(self.backend, tuple(reference_secrets(actions, self._secrets, environ, self.name)), expires_s)
 
     def _fail(self, action: str, exc: BaseException) -> FaultError:
         return FaultError(f"{self.name} ({self.kind}) {action} on {mask(self.url)}: {one_line(exc, self._secrets)}")
