@@ -2,7 +2,7 @@
 
 Locust (one process, FastHttpUser, ``constant(0)`` wait) is pinned to CPU 0 with ``taskset``; a
 minimal keep-alive HTTP target (``bench/_common.py``, or ``--target pattern`` for
-``tests/pattern_server.py --delay-ms 0``) is pinned to CPU 1. Runs alternate bare, plugin, bare,
+``tests/support/pattern_server.py --delay-ms 0``) is pinned to CPU 1. Runs alternate bare, plugin, bare,
 plugin, ... so drift (thermal, noisy neighbours) hits both sides alike. Each run's request rate is
 its request count over the span between its first and last request, read from ``--json-file``.
 The CPU use of both processes is sampled over each run: the generator should sit near 100 %, the
@@ -218,7 +218,7 @@ def start_target(kind: str, cpu: int) -> tuple[subprocess.Popen[str], str]:
     if kind == "fast":
         cmd = [sys.executable, str(REPO_ROOT / "bench" / "_common.py")]
     else:
-        cmd = [sys.executable, str(REPO_ROOT / "tests" / "pattern_server.py"), "--delay-ms", "0"]
+        cmd = [sys.executable, str(REPO_ROOT / "tests" / "support" / "pattern_server.py"), "--delay-ms", "0"]
     proc = subprocess.Popen(["taskset", "-c", str(cpu), *cmd], stdout=subprocess.PIPE, text=True,
                             env=subprocess_env())
     assert proc.stdout is not None

@@ -1,6 +1,6 @@
 """What each basis says about a target that freezes, next to the open-model truth.
 
-The scenario of the coordinated-omission issue: a target (``tests/pattern_server.py``) answering in
+The scenario of the coordinated-omission issue: a target (``tests/support/pattern_server.py``) answering in
 5 ms but freezing completely for 2 s every 8 s, first 3 s after its first request; 10 users at
 100 requests/s intended for 20 s. Reported side by side:
 
@@ -76,7 +76,7 @@ shape:
 
 @contextlib.contextmanager
 def frozen_target() -> Iterator[str]:
-    cmd = [sys.executable, str(REPO_ROOT / "tests" / "pattern_server.py"), "--delay-ms", str(DELAY_MS),
+    cmd = [sys.executable, str(REPO_ROOT / "tests" / "support" / "pattern_server.py"), "--delay-ms", str(DELAY_MS),
            "--freeze-every", str(EVERY_S), "--freeze-for", str(FOR_S), "--freeze-first", str(FIRST_S)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=subprocess_env())
     try:

@@ -294,7 +294,7 @@ def main() -> int:
         print("needs 2 CPUs: one for the generator, one for the server", file=sys.stderr)
         return 1
 
-    from tests.servers import PostgresServer, RedisServer, TargetServer
+    from tests.support.servers import PostgresServer, RedisServer, TargetServer
 
     wanted = args.only or sorted(USER_CLASSES)
     for component in wanted:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -36,7 +36,7 @@ from reliability.alerts.spec import AlertsSpec
 from reliability.exceptions import InputError, ScenarioError
 from reliability.faults.schedule import FaultSchedule
 from reliability.health.spec import HealthSpec
-from reliability.inputfile import load_yaml_file
+from reliability.inputfile import YamlValue, load_yaml_file
 from reliability.masking import mask, secrets_of_env_value
 from reliability.report.spec import CostSpec
 from reliability.shapes.spec import RecoveryField, RecoverySpec, ShapeField
@@ -50,11 +50,12 @@ _PERCENTILE_KEY = re.compile(r"^p(\d{1,2}(?:\.\d+)?)_ms$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _collect_percentiles(data: Any) -> Any:
-    """Move ``pNN_ms`` keys into ``percentile_ms`` and parse latency units."""
+def _collect_percentiles(data: object) -> object:
+    """Move ``pNN_ms`` keys into ``percentile_ms`` and parse latency units (of the unvalidated input,
+    as a ``before`` validator gets it)."""
     if not isinstance(data, Mapping):
         return data
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     pcts: dict[float, float] = {}
     for key, value in data.items():
         m = _PERCENTILE_KEY.match(str(key))
@@ -89,7 +90,7 @@ class EndpointSlaSpec(FrozenSpec):
 
     @model_validator(mode="before")
     @classmethod
-    def _percentiles(cls, data: Any) -> Any:
+    def _percentiles(cls, data: object) -> object:
         return _collect_percentiles(data)
 
     @property
@@ -292,7 +293,7 @@ class ScenarioSpec(FrozenSpec):
         return self._secrets
 
 
-def interpolate(node: Any, path: str, source: str, env: Mapping[str, str], used: dict[str, str]) -> Any:
+def interpolate(node: YamlValue, path: str, source: str, env: Mapping[str, str], used: dict[str, str]) -> YamlValue:
     """``node`` with every ``${VAR}`` / ``${VAR:-default}`` in its strings replaced from ``env``;
     each variable taken is noted in ``used`` (name -> value) so its value can be masked."""
     if isinstance(node, str):
@@ -308,7 +309,7 @@ def interpolate(node: Any, path: str, source: str, env: Mapping[str, str], used:
 
         return _ENV_REF.sub(repl, node)
     if isinstance(node, dict):
-        return {k: interpolate(v, f"{path}.{k}" if path else str(k), source, env, used) for k, v in node.items()}
+        return {k: interpolate(v, f"{path}.{k!s}" if path else str(k), source, env, used) for k, v in node.items()}
     if isinstance(node, list):
         return [interpolate(v, f"{path}[{i}]", source, env, used) for i, v in enumerate(node)]
     return node
@@ -346,7 +347,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return "".join(parts)
 
 
-def parse_scenario(data: Any, source: str = "<scenario>", env: Mapping[str, str] | None = None) -> ScenarioSpec:
+def parse_scenario(data: YamlValue, source: str = "<scenario>", env: Mapping[str, str] | None = None) -> ScenarioSpec:
     """Validate an already-loaded YAML document. ``source`` names it in errors."""
     if data is None:
         data = {}
@@ -362,7 +363,7 @@ def parse_scenario(data: Any, source: str = "<scenario>", env: Mapping[str, str]
     return spec
 
 
-def read_scenario_file(path: str | os.PathLike[str]) -> Any:
+def read_scenario_file(path: str | os.PathLike[str]) -> YamlValue:
     """The YAML document in ``path``, unvalidated, read through :mod:`reliability.inputfile` (regular
     file, size, encoding, YAML limits); any problem, and an empty file, raise ScenarioError."""
     source = str(path)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
 
+from reliability.jsontypes import JsonData, JsonValue
 from reliability.masking import mask
 
 USER_AGENT = "locust-reliability"  # Toxiproxy refuses browser agents ("Mozilla/...")
@@ -35,7 +35,7 @@ class Reply:
     status: int
     body: bytes
 
-    def json(self) -> Any:
+    def json(self) -> JsonValue:
         """The body parsed as JSON (None when empty); ValueError if it is not JSON."""
         return json.loads(self.body) if self.body.strip() else None
 
@@ -55,7 +55,7 @@ class Reply:
         return f"HTTP {self.status}" + (f": {text[0][:200]}" if text else "")
 
 
-def _encode(body: Any, headers: dict[str, str]) -> bytes | None:
+def _encode(body: JsonData | bytes, headers: dict[str, str]) -> bytes | None:
     if body is None:
         return None
     if isinstance(body, bytes):
@@ -66,7 +66,7 @@ def _encode(body: Any, headers: dict[str, str]) -> bytes | None:
     return json.dumps(body).encode()
 
 
-def send(method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None, *,
+def send(method: str, url: str, body: JsonData | bytes = None, headers: Mapping[str, str] | None = None, *,
          timeout_s: float = 5.0, redirects: int = 3, max_body: int = MAX_BODY_BYTES,
          secrets: Iterable[str] = (), keep_alive: bool = False) -> Reply:
     """Send one request; ``body`` goes as JSON unless it is ``str``/``bytes``. Raises OSError

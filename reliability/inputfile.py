@@ -27,18 +27,27 @@ import codecs
 import json
 import os
 import stat
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import NoReturn, TypeAlias
 
 import yaml
 
 from reliability.exceptions import InputError
+from reliability.jsontypes import JsonObject, JsonValue
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 MAX_RECORD_BYTES = 512 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 200_000
 MAX_INT_DIGITS = 64
+#: a scalar as the safe YAML loader builds it: JSON's, a timestamp (``date``, ``datetime``), ``!!binary``
+YamlScalar: TypeAlias = str | int | float | bool | None | date | bytes
+#: a YAML document as the safe loader builds it: a mapping's keys are scalars, ``!!set`` is a set and
+#: ``!!omap`` / ``!!pairs`` are lists of pairs
+YamlValue: TypeAlias = (YamlScalar | list["YamlValue"] | tuple["YamlValue", ...] | set[YamlScalar]
+                        | dict[YamlScalar, "YamlValue"])
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
@@ -99,8 +108,8 @@ def read_text_file(path: str | os.PathLike[str], limit_bytes: int = MAX_SPEC_BYT
 class _BoundedLoader(yaml.SafeLoader):
     """The safe loader, refusing duplicate keys and over-long integers."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, YamlValue]:
+        seen: set[Hashable] = set()
         for key_node, _value in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
@@ -128,10 +137,18 @@ class _BoundedLoader(yaml.SafeLoader):
 _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
 
 
+@dataclass
+class _Open:
+    """A collection being read: its anchor and how many nodes it expands to so far."""
+
+    anchor: str | None
+    nodes: int = 0
+
+
 def _check_events(events: Iterator[yaml.Event]) -> None:
     """Bound depth and expanded size from the event stream alone (iterative: no recursion, no
     objects built), so an alias bomb or a 100,000-level nesting is refused before loading."""
-    stack: list[list[Any]] = []  # per open collection: [expanded nodes so far, its anchor]
+    stack: list[_Open] = []
     sizes: dict[str, int] = {}
     open_anchors: set[str] = set()
     total = 0
@@ -139,16 +156,16 @@ def _check_events(events: Iterator[yaml.Event]) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             if len(stack) >= MAX_DEPTH:
                 raise _limit(event, f"nested deeper than {MAX_DEPTH} levels")
-            stack.append([0, event.anchor])
+            stack.append(_Open(event.anchor))
             if event.anchor:
                 open_anchors.add(event.anchor)
             continue
         if isinstance(event, yaml.CollectionEndEvent):
-            count, anchor = stack.pop()
-            count += 1
-            if anchor:
-                sizes[anchor] = count
-                open_anchors.discard(anchor)
+            closed = stack.pop()
+            count = closed.nodes + 1
+            if closed.anchor:
+                sizes[closed.anchor] = count
+                open_anchors.discard(closed.anchor)
         elif isinstance(event, yaml.AliasEvent):
             if event.anchor in open_anchors:
                 raise _limit(event, f"alias *{event.anchor} refers to its own anchor (a recursive structure)")
@@ -160,8 +177,8 @@ def _check_events(events: Iterator[yaml.Event]) -> None:
         else:
             continue
         if stack:
-            stack[-1][0] += count
-            if stack[-1][0] > MAX_NODES:
+            stack[-1].nodes += count
+            if stack[-1].nodes > MAX_NODES:
                 raise _limit(event, f"expands to more than {MAX_NODES:,} values (aliases counted)")
         else:
             total += count
@@ -174,11 +191,12 @@ def _limit(event: yaml.Event, reason: str) -> yaml.YAMLError:
     return yaml.MarkedYAMLError(problem=reason, problem_mark=mark if isinstance(mark, yaml.Mark) else None)
 
 
-def parse_yaml(source: str, text: str) -> Any:
+def parse_yaml(source: str, text: str) -> YamlValue:
     """One YAML document from ``text`` within the limits; errors are :class:`InputError` lines."""
     try:
         _check_events(yaml.parse(text, Loader=yaml.SafeLoader))
-        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+        document: YamlValue = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+        return document
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -188,7 +206,7 @@ def parse_yaml(source: str, text: str) -> Any:
         raise InputError(source, f"invalid YAML: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
-def load_yaml_file(path: str | os.PathLike[str], limit_bytes: int = MAX_SPEC_BYTES) -> Any:
+def load_yaml_file(path: str | os.PathLike[str], limit_bytes: int = MAX_SPEC_BYTES) -> YamlValue:
     """The YAML document in the regular file ``path``, read within every limit above."""
     source = os.fspath(path)
     return parse_yaml(source, read_text_file(path, limit_bytes))
@@ -197,12 +215,12 @@ def load_yaml_file(path: str | os.PathLike[str], limit_bytes: int = MAX_SPEC_BYT
 # -- JSON --------------------------------------------------------------------------------------------
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _unique_object(pairs: list[tuple[str, JsonValue]]) -> JsonObject:
+    out: JsonObject = {}
     for key, value in pairs:
         if key in out:
             raise ValueError(f"duplicate key {key[:80]!r}")
@@ -210,16 +228,17 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def parse_json(source: str, text: str) -> Any:
+def parse_json(source: str, text: str) -> JsonValue:
     """One JSON value from ``text``: no NaN/Infinity, no duplicate keys; too deep a nesting is
     the decoder's RecursionError, turned into the same one line."""
     try:
-        return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_object)
+        value: JsonValue = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_object)
+        return value
     except (ValueError, RecursionError) as exc:
         raise InputError(source, f"invalid JSON: {str(exc)[:200]}") from None
 
 
-def load_json_file(path: str | os.PathLike[str], limit_bytes: int = MAX_RECORD_BYTES) -> Any:
+def load_json_file(path: str | os.PathLike[str], limit_bytes: int = MAX_RECORD_BYTES) -> JsonValue:
     """The JSON value in the regular file ``path``, read within the limits above."""
     source = os.fspath(path)
     return parse_json(source, read_text_file(path, limit_bytes))

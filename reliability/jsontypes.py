@@ -13,11 +13,15 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
 JsonValue: TypeAlias = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 JsonObject: TypeAlias = dict[str, JsonValue]
 JsonArray: TypeAlias = list[JsonValue]
+#: JSON as a producer hands it over, read-only: ``list[str]``, ``dict[str, int]`` or a tuple fit
+#: where a :data:`JsonValue` (whose ``list`` and ``dict`` are invariant) would not
+JsonData: TypeAlias = str | int | float | bool | None | Sequence["JsonData"] | Mapping[str, "JsonData"]
 
 
 def as_object(value: JsonValue, what: str) -> JsonObject:

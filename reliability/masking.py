@@ -31,10 +31,11 @@ from __future__ import annotations
 import logging
 import re
 import traceback
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import overload
 from urllib.parse import quote, unquote
 
+from reliability.jsontypes import JsonData, JsonObject, JsonValue
 from reliability.textsafe import neutralize, shorten_line
 
 MASK = "***"
@@ -91,26 +92,34 @@ def _ordered(secrets: Iterable[str]) -> list[str]:
     return sorted({s for s in secrets if s}, key=len, reverse=True)
 
 
-def mask_data(data: Any, secrets: Iterable[str] = ()) -> Any:
+@overload
+def mask_data(data: Mapping[str, JsonData], secrets: Iterable[str] = ()) -> JsonObject: ...
+
+
+@overload
+def mask_data(data: JsonData, secrets: Iterable[str] = ()) -> JsonValue: ...
+
+
+def mask_data(data: JsonData, secrets: Iterable[str] = ()) -> JsonValue:
     """A copy of JSON-like ``data`` with every string masked (keys too) and the value of every
     secret-named key (``password``, ``api_token``) replaced by ``***`` when it is a string."""
     ordered = tuple(_ordered(secrets))
     return _mask_node(data, ordered)
 
 
-def _mask_node(node: Any, secrets: tuple[str, ...]) -> Any:
+def _mask_node(node: JsonData, secrets: tuple[str, ...]) -> JsonValue:
     if isinstance(node, str):
         return mask(node, secrets)
     if isinstance(node, Mapping):
-        out: dict[Any, Any] = {}
+        out: JsonObject = {}
         for key, value in node.items():
-            name = mask(key, secrets) if isinstance(key, str) else key
+            name = mask(key, secrets) if isinstance(key, str) else key  # a non-string key is kept
             if isinstance(key, str) and isinstance(value, str) and value and _is_secret_key(key):
                 out[name] = MASK
             else:
                 out[name] = _mask_node(value, secrets)
         return out
-    if isinstance(node, list | tuple):
+    if isinstance(node, Sequence):  # a list or tuple (a string is handled above)
         return [_mask_node(v, secrets) for v in node]
     return node
 

@@ -10,6 +10,17 @@ from __future__ import annotations
 
 from reliability.config import ScenarioSpec, SlaSpec, parse_scenario, read_scenario_file
 from reliability.faults.optin import require_opt_in
+from reliability.inputfile import YamlScalar, YamlValue
+
+
+def _section(value: YamlValue) -> dict[YamlScalar, YamlValue]:
+    """A copy of a mapping section to put options on (an absent one is empty; one that is not a
+    mapping fails as ``dict()`` does, before validation could say which)."""
+    if isinstance(value, dict):
+        return dict(value)
+    if not value:
+        return {}
+    raise TypeError(f"expected a mapping, got {type(value).__name__}")
 
 
 def resolve_spec(options: object) -> tuple[ScenarioSpec, SlaSpec]:
@@ -18,8 +29,8 @@ def resolve_spec(options: object) -> tuple[ScenarioSpec, SlaSpec]:
     data = read_scenario_file(path) if path else {}
     if not isinstance(data, dict):
         data = {"": data}  # let parse_scenario report the bad top level
-    sla = dict(data.get("sla") or {})
-    abort = dict(sla.get("abort") or {})
+    sla = _section(data.get("sla"))
+    abort = _section(sla.get("abort"))
     for option, key in (("sla_tier", "tier"), ("sla_percentile", "percentile"),
                         ("sla_window", "rolling_window_s"), ("sla_status_interval", "status_interval_s"),
                         ("sla_confidence", "confidence"), ("sla_min_requests", "min_requests"),

@@ -168,6 +168,11 @@ class ReliabilityPlugin:
         """Seconds until a second's data is complete here (see ``reliability.extension.complete_until``)."""
         return int(WORKER_REPORT_INTERVAL) + LOCAL_DATA_LAG_S if self.role == "master" else LOCAL_DATA_LAG_S
 
+    def runner_state(self) -> str | None:
+        """Locust's runner state (ready, spawning, running, stopped ...), None without a runner."""
+        state = getattr(self.environment.runner, "state", None)
+        return None if state is None else str(state)
+
     def request_stop(self, reason: str) -> None:
         """Stop the test from a greenlet (Locust then quits as usual: the record is written)."""
         logger.info("stopping the run: %s", reason)
@@ -715,7 +720,10 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
             plugin.resolve(environment.parsed_options)  # its ${ENV} secrets are masked from the start
     if environment.web_ui is not None:  # master or local runner with the web UI on
         from reliability.web.ui import install_web_ui
-        install_web_ui(environment.web_ui, plugin)
+        options = environment.parsed_options
+        install_web_ui(environment.web_ui, plugin, lag_s=plugin.data_lag_s,
+                       base_path=getattr(options, "web_base_path", None) or "",
+                       web_origin=getattr(options, "web_origin", None), runner_state=plugin.runner_state)
     if environment.shape_class is None and not isinstance(environment.runner, WorkerRunner):
         from reliability.shapes.locust_base import scenario_shape  # a scenario's shape: drives the load
         environment.shape_class = scenario_shape(environment)

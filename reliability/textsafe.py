@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import overload
+
+from reliability.jsontypes import JsonData, JsonObject, JsonValue
 
 MAX_NAME_CHARS = 160  # a request, endpoint, fault or component name in a report or terminal line
 MAX_TEXT_CHARS = 2000  # any other text (an error message, a reason, a log line)
@@ -65,15 +67,24 @@ def display(text: object, limit: int = MAX_NAME_CHARS) -> str:
     return shorten(neutralize(str(text)), limit)
 
 
-def display_data(data: Any, key: str | None = None) -> Any:
+@overload
+def display_data(data: Mapping[str, JsonData], key: str | None = None) -> JsonObject: ...
+
+
+@overload
+def display_data(data: JsonData, key: str | None = None) -> JsonValue: ...
+
+
+def display_data(data: JsonData, key: str | None = None) -> JsonValue:
     """A copy of JSON-like ``data`` fit for rendering: every string neutralized; names (values of
     keys such as ``name``, ``type``, ``endpoint``) shortened to :data:`MAX_NAME_CHARS`, other
     text to :data:`MAX_TEXT_CHARS`, mapping keys to :data:`MAX_NAME_CHARS`."""
     if isinstance(data, str):
         return display(data, MAX_NAME_CHARS if key in _NAME_KEYS else MAX_TEXT_CHARS)
     if isinstance(data, Mapping):
+        # a key that is not a string (a caller's int) is kept as it is, as json.dumps would take it
         return {display(k) if isinstance(k, str) else k: display_data(v, k if isinstance(k, str) else None)
                 for k, v in data.items()}
-    if isinstance(data, list | tuple):
+    if isinstance(data, Sequence):  # a list or tuple (a string is handled above)
         return [display_data(v, key) for v in data]
     return data

@@ -27,13 +27,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
 from reliability import __version__
 from reliability.chaosproxy.proxy import ProxyCollection
 from reliability.chaosproxy.toxics import ApiError, parse_toxic, update_toxic
+from reliability.chaosproxy.wire import ErrorJson, PopulateJson, ProxyJson, ToxicJson, VersionJson
+from reliability.jsontypes import JsonValue
 from reliability.origins import OriginPolicy, is_json_content_type
 
 PROXIES: web.AppKey[ProxyCollection] = web.AppKey("proxies", ProxyCollection)
@@ -42,9 +43,11 @@ log = logging.getLogger("reliability.chaosproxy")
 VERSION = f"reliability-proxy {__version__}"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Answer = VersionJson | ErrorJson | ProxyJson | dict[str, ProxyJson] | PopulateJson | ToxicJson | list[ToxicJson]
+"""What the API answers with, by route (see the table above)."""
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
+def _json(data: Answer, status: int = 200) -> web.Response:
     return web.json_response(data, status=status)
 
 
@@ -61,16 +64,17 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         return _json({"error": exc.reason, "status": exc.status}, exc.status)
 
 
-async def _body(request: web.Request) -> Any:
+async def _body(request: web.Request) -> JsonValue:
     raw = await request.read()
     if raw and not is_json_content_type(request.headers.get("Content-Type")):
         raise ApiError(415, "bad request body: Content-Type must be application/json")
     try:
-        return json.loads(raw or b"null")
+        body: JsonValue = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"bad request body: {exc}") from None
     except RecursionError:
         raise ApiError(400, "bad request body: JSON nested too deeply") from None
+    return body
 
 
 @web.middleware

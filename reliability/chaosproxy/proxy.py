@@ -20,10 +20,11 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
 
 from reliability.chaosproxy.link import Link
 from reliability.chaosproxy.toxics import ApiError, Toxic, parse_ttl
+from reliability.chaosproxy.wire import ProxyJson
+from reliability.jsontypes import JsonValue
 from reliability.origins import is_loopback
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,8 @@ class Proxy:
         self._rng = rng or random.Random()
         self._server: asyncio.Server | None = None
 
-    def to_json(self, now: float) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_json(self, now: float) -> ProxyJson:
+        out: ProxyJson = {
             "name": self.name,
             "listen": self.listen,
             "upstream": self.upstream,
@@ -191,7 +192,7 @@ class ProxyCollection:
             raise ApiError(404, "proxy not found") from None
 
     @staticmethod
-    def _fields(body: object) -> tuple[str, str, str, bool, str]:
+    def _fields(body: JsonValue) -> tuple[str, str, str, bool, str]:
         if not isinstance(body, dict):
             raise ApiError(400, "bad request body: expected a JSON object")
         name, upstream = body.get("name"), body.get("upstream")
@@ -206,12 +207,12 @@ class ProxyCollection:
             raise ApiError(400, "bad request body: listen must be a string, enabled a boolean, protocol tcp|http")
         return name, str(listen), upstream, enabled, str(protocol)
 
-    def _checked_fields(self, body: object) -> tuple[str, str, str, bool, str]:
+    def _checked_fields(self, body: JsonValue) -> tuple[str, str, str, bool, str]:
         fields = self._fields(body)
         self._check_local(fields[1], fields[2])
         return fields
 
-    async def add(self, body: object) -> Proxy:
+    async def add(self, body: JsonValue) -> Proxy:
         """``POST /proxies``: create (and by default start) a proxy; 409 if the name is taken."""
         name, listen, upstream, enabled, protocol = self._fields(body)
         if name in self.proxies:
@@ -223,7 +224,7 @@ class ProxyCollection:
         self.proxies[name] = proxy
         return proxy
 
-    async def populate(self, body: object) -> list[Proxy]:
+    async def populate(self, body: JsonValue) -> list[Proxy]:
         """``POST /populate``: create or replace several; one with the same addresses is kept."""
         if not isinstance(body, list):
             raise ApiError(400, "bad request body: expected a JSON array of proxies")
@@ -244,7 +245,7 @@ class ProxyCollection:
             out.append(await self.add(item))
         return out
 
-    async def update(self, name: str, body: object) -> Proxy:
+    async def update(self, name: str, body: JsonValue) -> Proxy:
         """``POST/PATCH /proxies/{name}``: listen, upstream, enabled, and our ``ttl_s`` (with
         ``enabled: false``: come back up by itself after that many seconds)."""
         proxy = self.get(name)

@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+
+from reliability.chaosproxy.wire import ToxicAttributes, ToxicJson
+from reliability.jsontypes import JsonObject, JsonValue
 
 STREAMS = ("upstream", "downstream")
 # Attribute names and defaults per type; Toxiproxy's names, so its clients work unchanged.
-ATTRIBUTES: dict[str, dict[str, Any]] = {
+ATTRIBUTES: dict[str, ToxicAttributes] = {
     "latency": {"latency": 0, "jitter": 0},
     "bandwidth": {"rate": 0},
     "timeout": {"timeout": 0},
@@ -70,12 +72,12 @@ class Toxic:
     type: str
     stream: str
     toxicity: float
-    attributes: dict[str, Any]
+    attributes: ToxicAttributes
     ttl_s: float | None = None
     expires_at: float | None = None
 
-    def to_json(self, now: float) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_json(self, now: float) -> ToxicJson:
+        out: ToxicJson = {
             "name": self.name,
             "type": self.type,
             "stream": self.stream,
@@ -99,7 +101,7 @@ def _number(value: object, what: str, low: float = 0.0, high: float = math.inf) 
     return float(value)
 
 
-def parse_attributes(kind: str, given: object, base: dict[str, Any] | None = None) -> dict[str, Any]:
+def parse_attributes(kind: str, given: JsonValue, base: ToxicAttributes | None = None) -> ToxicAttributes:
     """Validated attributes for a toxic of ``kind``, on top of ``base`` (or the defaults)."""
     if given is None:
         given = {}
@@ -121,12 +123,12 @@ def parse_attributes(kind: str, given: object, base: dict[str, Any] | None = Non
     return out
 
 
-def parse_ttl(body: dict[str, Any]) -> float | None:
+def parse_ttl(body: JsonObject) -> float | None:
     value = body.get("ttl_s")
     return None if value is None else _number(value, "ttl_s", 0.001)
 
 
-def parse_toxic(body: object, now: float, http_proxy: bool = False) -> Toxic:
+def parse_toxic(body: JsonValue, now: float, http_proxy: bool = False) -> Toxic:
     """A new toxic from a ``POST /proxies/{p}/toxics`` body; raises ApiError(400) if invalid."""
     if not isinstance(body, dict):
         raise ApiError(400, "bad request body: expected a JSON object")
@@ -147,7 +149,7 @@ def parse_toxic(body: object, now: float, http_proxy: bool = False) -> Toxic:
                  None if ttl_s is None else now + ttl_s)
 
 
-def update_toxic(toxic: Toxic, body: object, now: float) -> None:
+def update_toxic(toxic: Toxic, body: JsonValue, now: float) -> None:
     """Apply a ``POST/PATCH /proxies/{p}/toxics/{t}`` body: attributes, toxicity, ``ttl_s``.
 
     ``ttl_s`` restarts the expiry clock (a lease renewal); ``"ttl_s": null`` removes it; leaving

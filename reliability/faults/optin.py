@@ -5,7 +5,9 @@ local processes, and a ``factory`` imports and calls Python named by the scenari
 file is data that may come from anywhere (a pull request, a shared folder); running such faults
 needs ``--allow-unsafe-faults`` on the command line (``LOCUST_ALLOW_UNSAFE_FAULTS=true``, or
 ``allow-unsafe-faults = true`` in ``locust.conf``). Without it the run stops before it starts, with
-one line naming the faults.
+one line naming the faults. ``reliability revert JOURNAL`` replays undos from a journal file, which
+may be just as foreign: an undo that runs a command, signals processes or calls a URL other than
+a chaos proxy's or the target's admin API needs the same flag (:func:`unsafe_undo`).
 
 Example::
 
@@ -15,13 +17,15 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reliability.exceptions import ScenarioError
 
 UNSAFE_TYPES = frozenset({"shell", "webhook", "process.suspend", "process.kill"})
 FLAG = "--allow-unsafe-faults"
+# Kinds whose undo calls the same API their inject does, which needs no opt-in.
+API_KINDS = ("proxy.", "http.")
 
 
 def unsafe_faults(faults: Sequence[Any]) -> list[tuple[str, str]]:
@@ -47,3 +51,20 @@ def require_opt_in(scenario: Any, allowed: bool, source: str) -> None:
         listed = ", ".join(f"{name} ({kind})" for name, kind in found)
         raise ScenarioError(source, "faults", f"{listed[:300]} act(s) on this machine (commands, URLs, local "
                                               f"processes or Python code); pass {FLAG} to run them")
+
+
+def unsafe_undo(kind: str, actions: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether replaying this journal undo acts on this machine: the undo of an unsafe kind, or any
+    undo that runs a command, sends a signal or calls a URL for a kind other than ``proxy.*`` /
+    ``http.*`` (the kind is read from the same file as the actions, so the actions decide too).
+
+    >>> unsafe_undo("redis.memory", [{"do": "redis"}]), unsafe_undo("redis.memory", [{"do": "command"}])
+    (False, True)
+    """
+    if kind in UNSAFE_TYPES:
+        return True
+    for action in actions:
+        do = action.get("do")
+        if do != "redis" and not (do == "http" and kind.startswith(API_KINDS)):
+            return True
+    return False

@@ -15,11 +15,15 @@ records ``dead_man_s = None`` (it stays until reverted or ``POST /reset``).
 
 from __future__ import annotations
 
+import enum
 import socket
 import urllib.parse
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Literal, TypeVar
 
+from pydantic import TypeAdapter, ValidationError
+
+from reliability.chaosproxy.wire import PopulateJson, ProxyCreate, ProxyJson, ToxicAttributes, ToxicJson
 from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s, secrets_of
 from reliability.faults.httpcall import HttpReply, call
@@ -34,12 +38,34 @@ from reliability.faults.spec import (
     ProxySlowCloseSpec,
     ProxyTimeoutSpec,
 )
+from reliability.jsontypes import JsonObject, JsonValue
 from reliability.masking import mask
 from reliability.revert.journal import Action, Undo, http_action, reference_secrets
 
 TIMEOUT_S = 5.0
-_UNSET: Any = object()
 LOOPBACK = ("127.", "localhost", "[::1]", "::1")
+
+
+_T = TypeVar("_T")
+_PROXY: TypeAdapter[ProxyJson] = TypeAdapter(ProxyJson)
+_PROXIES: TypeAdapter[dict[str, ProxyJson]] = TypeAdapter(dict[str, ProxyJson])
+_TOXIC: TypeAdapter[ToxicJson] = TypeAdapter(ToxicJson)
+_TOXICS: TypeAdapter[list[ToxicJson]] = TypeAdapter(list[ToxicJson])
+_POPULATED: TypeAdapter[PopulateJson] = TypeAdapter(PopulateJson)
+
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+def _proxy_body(name: str, upstream: str, listen: str | None = None, enabled: bool | None = None,
+                protocol: str | None = None) -> JsonObject:
+    """A proxy definition as sent: the fields given, in Toxiproxy's names."""
+    body: JsonObject = {"name": name, "upstream": upstream}
+    for key, value in (("listen", listen), ("enabled", enabled), ("protocol", protocol)):
+        if value is not None:
+            body[key] = value
+    return body
 
 
 class ProxyApiError(FaultError):
@@ -48,6 +74,16 @@ class ProxyApiError(FaultError):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _checked(shape: TypeAdapter[_T], data: JsonValue, what: str) -> _T:
+    """``data`` as ``shape``, or a ProxyApiError naming the first field that does not fit."""
+    try:
+        return shape.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "answer"
+        raise ProxyApiError(f"{what}: unexpected answer: {where}: {first['msg']}") from None
 
 
 class ToxiproxyClient:
@@ -67,7 +103,8 @@ class ToxiproxyClient:
         self.api_url = api_url.rstrip("/")
         self.timeout_s = timeout_s
 
-    def _call(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Any:
+    def _call(self, method: str, path: str, body: JsonValue = None, missing_ok: bool = False) -> JsonValue:
+        """The answer's JSON (its text if it is not JSON; None for a 404 with ``missing_ok``)."""
         try:
             reply: HttpReply = call(method, self.api_url + path, body, timeout_s=self.timeout_s)
         except OSError as exc:
@@ -77,9 +114,14 @@ class ToxiproxyClient:
         if not reply.ok:
             raise ProxyApiError(f"{method} {self.api_url}{path}: {reply.error_text()}", reply.status)
         try:
-            return reply.json()
+            data: JsonValue = reply.json()
         except ValueError:
             return reply.body.decode("utf-8", "replace").strip()  # old Toxiproxy: /version is text
+        return data
+
+    def _read(self, shape: TypeAdapter[_T], method: str, path: str, body: JsonValue = None) -> _T:
+        """``_call``, its answer checked against ``shape``."""
+        return _checked(shape, self._call(method, path, body), f"{method} {self.api_url}{path}")
 
     @staticmethod
     def _quote(name: str) -> str:
@@ -89,72 +131,68 @@ class ToxiproxyClient:
         data = self._call("GET", "/version")
         return str(data.get("version")) if isinstance(data, dict) else str(data)
 
-    def proxies(self) -> dict[str, dict[str, Any]]:
-        data: dict[str, dict[str, Any]] = self._call("GET", "/proxies")
-        return data
+    def proxies(self) -> dict[str, ProxyJson]:
+        return self._read(_PROXIES, "GET", "/proxies")
 
-    def proxy(self, name: str) -> dict[str, Any]:
-        data: dict[str, Any] = self._call("GET", f"/proxies/{self._quote(name)}")
-        return data
+    def proxy(self, name: str) -> ProxyJson:
+        return self._read(_PROXY, "GET", f"/proxies/{self._quote(name)}")
 
     def create_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0", enabled: bool = True,
-                     protocol: str | None = None) -> dict[str, Any]:
+                     protocol: str | None = None) -> ProxyJson:
         """Create a proxy; ``protocol="http"`` (our extension) enables HTTP-mode toxics."""
-        body: dict[str, Any] = {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled}
-        if protocol is not None:
-            body["protocol"] = protocol
-        data: dict[str, Any] = self._call("POST", "/proxies", body)
-        return data
+        return self._read(_PROXY, "POST", "/proxies", _proxy_body(name, upstream, listen, enabled, protocol))
 
-    def populate(self, proxies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        data = self._call("POST", "/populate", proxies)
-        return list(data.get("proxies") or []) if isinstance(data, dict) else []
+    def populate(self, proxies: list[ProxyCreate]) -> list[ProxyJson]:
+        data = self._call("POST", "/populate", [_proxy_body(**proxy) for proxy in proxies])
+        if not isinstance(data, dict):
+            return []
+        return _checked(_POPULATED, {"proxies": data.get("proxies") or []}, f"POST {self.api_url}/populate")["proxies"]
 
     def update_proxy(self, name: str, *, enabled: bool | None = None, listen: str | None = None,
-                     upstream: str | None = None, ttl_s: float | None = None) -> dict[str, Any]:
+                     upstream: str | None = None, ttl_s: float | None = None) -> ProxyJson:
         """Update fields of a proxy. With ``enabled=False``, ``ttl_s`` brings it back up after
         that many seconds (our extension)."""
-        body = {k: v for k, v in {"enabled": enabled, "listen": listen, "upstream": upstream,
-                                  "ttl_s": ttl_s}.items() if v is not None}
-        data: dict[str, Any] = self._call("POST", f"/proxies/{self._quote(name)}", body)
-        return data
+        fields: JsonObject = {"enabled": enabled, "listen": listen, "upstream": upstream, "ttl_s": ttl_s}
+        body: JsonObject = {k: v for k, v in fields.items() if v is not None}
+        return self._read(_PROXY, "POST", f"/proxies/{self._quote(name)}", body)
 
     def delete_proxy(self, name: str, missing_ok: bool = False) -> None:
         self._call("DELETE", f"/proxies/{self._quote(name)}", missing_ok=missing_ok)
 
-    def toxics(self, proxy: str) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = self._call("GET", f"/proxies/{self._quote(proxy)}/toxics")
-        return data
+    def toxics(self, proxy: str) -> list[ToxicJson]:
+        return self._read(_TOXICS, "GET", f"/proxies/{self._quote(proxy)}/toxics")
 
-    def toxic(self, proxy: str, name: str) -> dict[str, Any] | None:
+    def toxic(self, proxy: str, name: str) -> ToxicJson | None:
         """One toxic, or None if there is none of that name."""
-        data: dict[str, Any] | None = self._call(
-            "GET", f"/proxies/{self._quote(proxy)}/toxics/{self._quote(name)}", missing_ok=True)
-        return data
+        path = f"/proxies/{self._quote(proxy)}/toxics/{self._quote(name)}"
+        try:
+            return self._read(_TOXIC, "GET", path)
+        except ProxyApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
-    def add_toxic(self, proxy: str, type: str, attributes: dict[str, Any], *, name: str | None = None,
-                  stream: str = "downstream", toxicity: float = 1.0, ttl_s: float | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": type, "stream": stream, "toxicity": toxicity, "attributes": attributes}
+    def add_toxic(self, proxy: str, type: str, attributes: ToxicAttributes, *, name: str | None = None,
+                  stream: str = "downstream", toxicity: float = 1.0, ttl_s: float | None = None) -> ToxicJson:
+        body: JsonObject = {"type": type, "stream": stream, "toxicity": toxicity, "attributes": {**attributes}}
         if name is not None:
             body["name"] = name
         if ttl_s is not None:
             body["ttl_s"] = ttl_s
-        data: dict[str, Any] = self._call("POST", f"/proxies/{self._quote(proxy)}/toxics", body)
-        return data
+        return self._read(_TOXIC, "POST", f"/proxies/{self._quote(proxy)}/toxics", body)
 
-    def update_toxic(self, proxy: str, name: str, *, attributes: dict[str, Any] | None = None,
-                     toxicity: float | None = None, ttl_s: float | None = _UNSET) -> dict[str, Any]:
+    def update_toxic(self, proxy: str, name: str, *, attributes: ToxicAttributes | None = None,
+                     toxicity: float | None = None,
+                     ttl_s: float | None | Literal[_Unset.UNSET] = _Unset.UNSET) -> ToxicJson:
         """Update a toxic; ``ttl_s`` restarts its expiry clock (None removes the expiry)."""
-        body: dict[str, Any] = {}
+        body: JsonObject = {}
         if attributes is not None:
-            body["attributes"] = attributes
+            body["attributes"] = {**attributes}
         if toxicity is not None:
             body["toxicity"] = toxicity
-        if ttl_s is not _UNSET:
+        if ttl_s is not _Unset.UNSET:
             body["ttl_s"] = ttl_s
-        data: dict[str, Any] = self._call(
-            "POST", f"/proxies/{self._quote(proxy)}/toxics/{self._quote(name)}", body)
-        return data
+        return self._read(_TOXIC, "POST", f"/proxies/{self._quote(proxy)}/toxics/{self._quote(name)}", body)
 
     def remove_toxic(self, proxy: str, name: str, missing_ok: bool = False) -> None:
         self._call("DELETE", f"/proxies/{self._quote(proxy)}/toxics/{self._quote(name)}", missing_ok=missing_ok)
@@ -191,7 +229,7 @@ class _ProxyFault:
     def _fail(self, action: str, exc: BaseException) -> FaultError:
         return FaultError(f"{self.name} ({self.kind}) {action}: {one_line(exc)}")
 
-    def _hold(self, renew: Any) -> None:
+    def _hold(self, renew: Callable[[], object]) -> None:
         if self.dead_man_s is not None:
             self._lease = Lease(renew, renew_interval_s(self.dead_man_s), self.name)
             self._lease.start()
@@ -201,9 +239,9 @@ class _ProxyFault:
         if lease is not None:
             lease.stop()
 
-    def _accepts(self, state: dict[str, Any]) -> bool | None:
+    def _accepts(self, state: ProxyJson) -> bool | None:
         """Whether the proxy's listen port takes a connection now (None: not on loopback here)."""
-        port = _loopback_port(str(state.get("listen", "")))
+        port = _loopback_port(state["listen"])
         if port is None:
             return None
         try:
@@ -214,13 +252,13 @@ class _ProxyFault:
 
     def _healthy(self) -> str:
         state = self.client.proxy(self.proxy)
-        if not state.get("enabled"):
+        if not state["enabled"]:
             raise FaultError(f"proxy {self.proxy} is disabled")
-        toxics = [str(t.get("name")) for t in state.get("toxics") or []]
+        toxics = [t["name"] for t in state["toxics"] or []]
         if f"chaos-{self.name}" in toxics:
             raise FaultError(f"proxy {self.proxy} still has toxic chaos-{self.name}")
         detail = "enabled, our toxic gone" + (f" (other toxics: {', '.join(toxics)})" if toxics else "")
-        port = _loopback_port(str(state.get("listen", "")))
+        port = _loopback_port(state["listen"])
         if port is not None:
             with socket.create_connection(("127.0.0.1", port), timeout=2.0):
                 pass
@@ -240,7 +278,7 @@ class ProxyToxicFault(_ProxyFault):
     """
 
     def __init__(self, kind: str, api_url: str, proxy: str, name: str, dead_man_s: float | None,
-                 toxic_type: str, attributes: dict[str, Any], stream: str = "downstream",
+                 toxic_type: str, attributes: ToxicAttributes, stream: str = "downstream",
                  toxicity: float = 1.0) -> None:
         super().__init__(api_url, proxy, name, dead_man_s)
         self.kind = kind
@@ -256,7 +294,7 @@ class ProxyToxicFault(_ProxyFault):
                   | ProxySlowCloseSpec | ProxySlicerSpec | ProxyLimitDataSpec | ProxyHttpSpec,
                   name: str) -> ProxyToxicFault:
         """The fault for a ``proxy.*`` toxic spec."""
-        attributes: dict[str, Any]
+        attributes: ToxicAttributes
         stream, toxicity = "downstream", 1.0
         if isinstance(spec, ProxyHttpSpec):
             toxic_type = "http_error"
@@ -291,13 +329,13 @@ class ProxyToxicFault(_ProxyFault):
         """None while the toxic is on the proxy and the proxy listens (a connection through its listen
         port), else why not (a restarted proxy has lost it)."""
         state = self.client.proxy(self.proxy)
-        if self.toxic_name not in [str(t.get("name")) for t in state.get("toxics") or []]:
+        if self.toxic_name not in [t["name"] for t in state["toxics"] or []]:
             return f"toxic {self.toxic_name} is gone from proxy {self.proxy}"
         if self._accepts(state) is False:
-            return f"proxy {self.proxy} does not accept connections on {state.get('listen')}"
+            return f"proxy {self.proxy} does not accept connections on {state['listen']}"
         return None
 
-    def _add(self) -> dict[str, Any]:
+    def _add(self) -> ToxicJson:
         return self.client.add_toxic(self.proxy, self.toxic_type, self.attributes, name=self.toxic_name,
                                      stream=self.stream, toxicity=self.toxicity, ttl_s=self.dead_man_s)
 
@@ -365,13 +403,13 @@ class ProxyDownFault(_ProxyFault):
     def still_applied(self) -> str | None:
         """None while the proxy is disabled and its listen port refuses connections, else why not."""
         state = self.client.proxy(self.proxy)
-        if state.get("enabled"):
+        if state["enabled"]:
             return f"proxy {self.proxy} is enabled again"
         if self._accepts(state):
-            return f"proxy {self.proxy} accepts connections on {state.get('listen')} again"
+            return f"proxy {self.proxy} accepts connections on {state['listen']} again"
         return None
 
-    def _disable(self) -> dict[str, Any]:
+    def _disable(self) -> ProxyJson:
         return self.client.update_proxy(self.proxy, enabled=False, ttl_s=self.dead_man_s)
 
     def inject(self) -> None:

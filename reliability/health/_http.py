@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from reliability.health.base import Deadline
 from reliability.httpclient import send
+from reliability.jsontypes import JsonData, JsonValue
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -23,16 +23,17 @@ class Reply:
     status: int
     body: bytes
 
-    def json(self) -> Any:
+    def json(self) -> JsonValue:
         """The body as JSON, or None when it is not JSON."""
         try:
-            return json.loads(self.body)
+            body: JsonValue = json.loads(self.body)
+            return body
         except ValueError:
             return None
 
 
 def request(method: str, url: str, deadline: Deadline, headers: Mapping[str, str] | None = None,
-            body: Any = None) -> Reply:
+            body: JsonData = None) -> Reply:
     """Send one request and read the reply (no redirects: a probe checks what it was pointed at);
     raises OSError (secrets masked) / ProbeTimeout."""
     sent = {"User-Agent": "locust-reliability-health", **(headers or {})}

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
+from reliability.jsontypes import JsonData
 from reliability.masking import mask, mask_data
 
 
@@ -50,7 +51,7 @@ class Status(enum.Enum):
         return self is not Status.DOWN
 
     @staticmethod
-    def worst(statuses: Any) -> Status:
+    def worst(statuses: Iterable[Status]) -> Status:
         """The most severe of ``statuses`` (healthy when empty)."""
         return max(statuses, key=lambda s: s.severity, default=Status.HEALTHY)
 
@@ -68,10 +69,10 @@ class Finding:
 
     status: Status
     detail: str = ""
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, JsonData] = field(default_factory=dict)
 
     @classmethod
-    def graded(cls, problems: list[str], detail: str, data: Mapping[str, Any]) -> Finding:
+    def graded(cls, problems: list[str], detail: str, data: Mapping[str, JsonData]) -> Finding:
         """Healthy with ``detail``, or degraded naming the ``problems`` first."""
         if problems:
             return cls(Status.DEGRADED, "; ".join(problems) + f" ({detail})", data)
@@ -85,9 +86,9 @@ class ProbeResult:
     status: Status
     latency_ms: float
     detail: str = ""
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, JsonData] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JsonData]:
         return {"status": self.status.value, "latency_ms": round(self.latency_ms, 3), "detail": self.detail,
                 "data": dict(self.data)}
 

@@ -48,7 +48,8 @@ class GatewayProbe:
     def _login(self, deadline: Deadline) -> str:
         reply = _http.request("POST", self.login_url, deadline,
                               body={"username": self.username, "password": self._password})
-        token = reply.json().get("token") if reply.status == 200 and isinstance(reply.json(), dict) else None
+        body = reply.json() if reply.status == 200 else None
+        token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise PermissionError(f"login as {self.username!r} answered HTTP {reply.status} without a token")
         return token

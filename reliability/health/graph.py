@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reliability.health.base import Status
+from reliability.jsontypes import JsonData
 
 STATUS_VALUE = {Status.HEALTHY: 1.0, Status.DEGRADED: 0.5, Status.DOWN: 0.0}
 
@@ -69,7 +70,7 @@ class Diagnosis:
     held: tuple[str, ...]
     blast_radius: Mapping[str, tuple[str, ...]]  # root cause -> the affected components it explains
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, JsonData]:
         return {
             "root_causes": list(self.root_causes),
             "affected": list(self.affected),

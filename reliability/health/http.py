@@ -1,6 +1,6 @@
 """HTTP API probe: ``GET /health``, graded by status code and body.
 
-Any non-2xx answer is *down*. A 2xx JSON body with a ``status`` field refines it: ``healthy``,
+Every non-2xx answer is *down*. A 2xx JSON body with a ``status`` field refines it: ``healthy``,
 ``ok``, ``up``, ``pass`` are healthy; ``degraded``, ``warn``, ``partial`` are degraded; ``down``,
 ``unhealthy``, ``fail``, ``error`` are down. A body's own ``components`` (the reference target
 reports ``db`` and ``cache``) are copied into the result's data.
@@ -13,11 +13,10 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
-
 from reliability.health import _http
 from reliability.health.base import Deadline, Finding, Status
 from reliability.health.spec import HttpProbeSpec
+from reliability.jsontypes import JsonData, JsonObject, JsonValue
 
 BODY_STATUS = {
     "healthy": Status.HEALTHY, "ok": Status.HEALTHY, "up": Status.HEALTHY, "pass": Status.HEALTHY,
@@ -26,7 +25,7 @@ BODY_STATUS = {
 }
 
 
-def _body_components(body: dict[str, Any]) -> dict[str, str]:
+def _body_components(body: JsonObject) -> dict[str, str]:
     found = body.get("components")
     if not isinstance(found, dict):
         return {}
@@ -38,15 +37,16 @@ def _body_components(body: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def grade_health_reply(status_code: int, body: Any) -> Finding:
+def grade_health_reply(status_code: int, body: JsonValue) -> Finding:
     """The finding for a ``/health`` answer (pure, for unit tests)."""
-    data: dict[str, Any] = {"http_status": status_code}
+    data: dict[str, JsonData] = {"http_status": status_code}
     said = body.get("status") if isinstance(body, dict) else None
+    components = _body_components(body) if isinstance(body, dict) else {}
     if isinstance(body, dict):
-        data["components"] = _body_components(body)
+        data["components"] = components
     if isinstance(said, str):
         data["body_status"] = said
-    parts = [f"HTTP {status_code}"] + [f"{k} {v}" for k, v in data.get("components", {}).items()]
+    parts = [f"HTTP {status_code}"] + [f"{k} {v}" for k, v in components.items()]
     if not 200 <= status_code < 300:
         return Finding(Status.DOWN, ", ".join(parts), data)
     status = BODY_STATUS.get(said.lower(), Status.DEGRADED) if isinstance(said, str) else Status.HEALTHY

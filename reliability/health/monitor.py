@@ -19,12 +19,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import gevent
 
 from reliability.extension import Contribution, RunContext
-from reliability.health.base import Status
+from reliability.health.base import ProbeResult, Status
 from reliability.health.orchestrator import HealthCheck, HealthReport, Task, build_check
 from reliability.health.resources import ResourceSampler
 from reliability.health.spec import HealthSpec, probe_summary
@@ -37,18 +36,18 @@ logger = logging.getLogger("reliability.health")
 JOIN_GRACE_S = 0.1
 
 
-def _bounded(task: Task, timeout_s: float) -> Any:
+def _bounded(task: Task, timeout_s: float) -> ProbeResult | None:
     with gevent.Timeout(timeout_s, False):  # False: leave the block quietly, returning None
         return task()
     return None
 
 
-def run_in_greenlets(tasks: Mapping[str, tuple[Task, float]]) -> dict[str, Any]:
+def run_in_greenlets(tasks: Mapping[str, tuple[Task, float]]) -> dict[str, ProbeResult | None]:
     """The orchestrator's runner on gevent: one greenlet per probe, each cut off at its timeout."""
     greenlets = {name: gevent.spawn(_bounded, task, timeout_s) for name, (task, timeout_s) in tasks.items()}
     longest = max((timeout_s for _task, timeout_s in tasks.values()), default=0.0)
     gevent.joinall(list(greenlets.values()), timeout=longest + JOIN_GRACE_S)
-    out: dict[str, Any] = {}
+    out: dict[str, ProbeResult | None] = {}
     for name, greenlet in greenlets.items():
         if greenlet.ready() and greenlet.successful():
             out[name] = greenlet.value

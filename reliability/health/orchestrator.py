@@ -22,11 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from reliability.health.base import Probe, ProbeResult, Status, measure
 from reliability.health.graph import Diagnosis, diagnose, health_score, overall_status
 from reliability.health.spec import ComponentSpec, HealthSpec, probe_summary
+from reliability.jsontypes import JsonData
 
 # Each probe type's class, imported only when a scenario uses it (drivers are heavy, and psycopg
 # must be imported after gevent has patched the process, which the monitor guarantees).
@@ -93,7 +93,7 @@ class HealthReport:
     def statuses(self) -> dict[str, Status]:
         return {name: r.status for name, r in self.results.items()}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JsonData]:
         return {
             "at": self.at,
             "status": self.status.value,

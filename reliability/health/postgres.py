@@ -19,12 +19,12 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import psycopg
 
 from reliability.health.base import Deadline, Finding, Status
 from reliability.health.spec import PostgresProbeSpec
+from reliability.jsontypes import JsonData
 
 ACTIVITY_SQL = """
 SELECT count(*) FILTER (WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()),
@@ -41,7 +41,7 @@ APPLICATION_NAME = "reliability-health"
 def grade_activity(in_use: int, max_connections: int, slow: int, longest_s: float,
                    spec: PostgresProbeSpec) -> Finding:
     """The finding for one sample of ``pg_stat_activity`` (pure, for unit tests)."""
-    data: dict[str, Any] = {"connections": in_use, "max_connections": max_connections,
+    data: dict[str, JsonData] = {"connections": in_use, "max_connections": max_connections,
                             "slow_queries": slow, "longest_query_s": round(longest_s, 3)}
     detail = f"connections {in_use}/{max_connections}, {slow} slow queries"
     problems = []

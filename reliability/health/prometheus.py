@@ -11,39 +11,48 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlencode
 
 from reliability.health import _http
 from reliability.health.base import Deadline, Finding, Status
 from reliability.health.spec import PrometheusProbeSpec
+from reliability.jsontypes import JsonData, JsonValue
 
 
-def _label(metric: dict[str, Any]) -> str:
+def _label(metric: JsonValue) -> str:
+    if not isinstance(metric, dict):
+        return "{}"
     job, instance = metric.get("job"), metric.get("instance")
     if job or instance:
         return "/".join(str(x) for x in (job, instance) if x)
     return ",".join(f"{k}={v}" for k, v in sorted(metric.items())) or "{}"
 
 
-def grade_query(query: str, body: Any) -> Finding:
+def _nonzero(sample: JsonValue) -> bool:
+    """A series' ``[time, "value"]`` pair holds a number other than 0."""
+    value = sample[1] if isinstance(sample, list) else "0"
+    if not isinstance(value, int | float | str):
+        return False
+    try:
+        return float(value) != 0.0
+    except ValueError:
+        return False
+
+
+def grade_query(query: str, body: JsonValue) -> Finding:
     """The finding for a ``/api/v1/query`` answer (pure, for unit tests)."""
     if not isinstance(body, dict) or body.get("status") != "success":
         error = body.get("error") if isinstance(body, dict) else None
         return Finding(Status.DOWN, f"query {query!r} failed: {error or 'unreadable answer'}")
-    result = body.get("data", {}).get("result", [])
+    found = body.get("data", {})
+    result = found.get("result", []) if isinstance(found, dict) else []
     if not isinstance(result, list):
         result = []
     zero = []
     for series in result:
-        value = series.get("value", [None, "0"])[1] if isinstance(series, dict) else "0"
-        try:
-            nonzero = float(value) != 0.0
-        except (TypeError, ValueError):
-            nonzero = False
-        if not nonzero:
+        if not _nonzero(series.get("value", [None, "0"]) if isinstance(series, dict) else None):
             zero.append(_label(series.get("metric", {}) if isinstance(series, dict) else {}))
-    data = {"series": len(result), "zero_series": zero}
+    data: dict[str, JsonData] = {"series": len(result), "zero_series": zero}
     if not result:
         return Finding(Status.DEGRADED, f"healthy; {query}: no series", data)
     detail = f"healthy; {query}: {len(result) - len(zero)}/{len(result)} series non-zero"

@@ -19,7 +19,6 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -27,15 +26,27 @@ from redis.retry import Retry
 
 from reliability.health.base import Deadline, Finding, Status
 from reliability.health.spec import RedisProbeSpec
+from reliability.jsontypes import JsonValue
+
+#: ``INFO`` as redis-py parses it: numbers, strings, and a mapping for lines such as ``db0``
+RedisInfo = Mapping[str, JsonValue]
 
 
-def grade_info(info: Mapping[str, Any], previous: tuple[int, int] | None, spec: RedisProbeSpec) -> Finding:
+def _count(info: RedisInfo, key: str) -> int:
+    """An integer field of ``INFO`` (0 when absent); ValueError for one that is not a number."""
+    value = info.get(key, 0)
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise ValueError(f"INFO {key}: expected a number, got {type(value).__name__}")
+
+
+def grade_info(info: RedisInfo, previous: tuple[int, int] | None, spec: RedisProbeSpec) -> Finding:
     """The finding for one ``INFO`` answer; ``previous`` is the last (hits, misses) seen."""
-    used = int(info.get("used_memory", 0))
-    limit = int(info.get("maxmemory", 0))
-    clients = int(info.get("connected_clients", 0))
-    max_clients = int(info.get("maxclients", 0))
-    hits, misses = int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0))
+    used = _count(info, "used_memory")
+    limit = _count(info, "maxmemory")
+    clients = _count(info, "connected_clients")
+    max_clients = _count(info, "maxclients")
+    hits, misses = _count(info, "keyspace_hits"), _count(info, "keyspace_misses")
     d_hits, d_misses = (hits, misses) if previous is None else (hits - previous[0], misses - previous[1])
     if d_hits < 0 or d_misses < 0:  # the server restarted: counters began again
         d_hits, d_misses = hits, misses
@@ -80,11 +91,11 @@ class RedisProbe:
             if not client.ping():
                 return Finding(Status.DOWN, "PING did not answer PONG")
             deadline.remaining_s()
-            info = client.info()
+            info: RedisInfo = client.info()
         finally:
             client.close()
         finding = grade_info(info, self._previous, self.spec)
-        self._previous = (int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0)))
+        self._previous = (_count(info, "keyspace_hits"), _count(info, "keyspace_misses"))
         return finding
 
     def close(self) -> None:

@@ -13,9 +13,17 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 import psutil
+
+
+class ResourceSample(TypedDict):
+    """One sample of the target process (values None when it is not there)."""
+
+    pid: int | None
+    cpu_pct: float | None
+    rss_mb: float | None
 
 
 def pid_listening_on(port: int) -> int | None:
@@ -57,7 +65,7 @@ class ResourceSampler:
         self._process = process
         return process
 
-    def sample(self) -> dict[str, Any]:
+    def sample(self) -> ResourceSample:
         """``{"pid", "cpu_pct", "rss_mb"}`` now; values are None when the process is not there."""
         process = self._find()
         if process is None:

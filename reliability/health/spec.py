@@ -21,7 +21,7 @@ interval, each with the field path.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -210,7 +210,7 @@ class HealthSpec(FrozenSpec):
         return tuple(sorted(set(found), key=len, reverse=True))
 
 
-def probe_summary(spec: Any) -> str:
+def probe_summary(spec: ProbeSpec) -> str:
     """A printable target for a probe spec, without secrets (``postgresql://u:***@h:5432/db``)."""
     from reliability.masking import mask
 

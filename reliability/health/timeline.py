@@ -18,10 +18,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from reliability.health.base import Status
 from reliability.health.orchestrator import HealthReport
+from reliability.health.resources import ResourceSample
 from reliability.schema import sections as s
 from reliability.sla import Criterion
 
@@ -42,7 +42,7 @@ class ComponentInfo:
 @dataclass
 class _Round:
     report: HealthReport
-    resources: Mapping[str, Any] | None
+    resources: ResourceSample | None
 
 
 @dataclass
@@ -54,7 +54,7 @@ class HealthTimeline:
     components: Mapping[str, ComponentInfo] = field(default_factory=dict)
     rounds: list[_Round] = field(default_factory=list)
 
-    def add(self, report: HealthReport, resources: Mapping[str, Any] | None = None) -> None:
+    def add(self, report: HealthReport, resources: ResourceSample | None = None) -> None:
         self.rounds.append(_Round(report, resources))
 
     def _t(self, epoch_s: float) -> float:
@@ -143,17 +143,20 @@ class HealthTimeline:
 
     def _row(self, rnd: _Round) -> s.HealthRound:
         report = rnd.report
-        resources = dict(rnd.resources or {})
-        for name, result in report.results.items():
-            if report.kinds.get(name) == "postgres" and "connections" in result.data:
-                resources.setdefault("db_connections", result.data["connections"])
+        # the first PostgreSQL probe's connection count stands for the target's database connections
+        connections = [result.data["connections"] for name, result in report.results.items()
+                       if report.kinds.get(name) == "postgres" and "connections" in result.data][:1]
+        resources = None
+        if rnd.resources is not None or connections:
+            resources = s.Resources.model_validate({**(rnd.resources or {}),
+                                                    "db_connections": next(iter(connections), None)})
         return s.HealthRound(
             t=self._t(report.at), epoch_s=round(report.at, 3), status=report.status.value,
             score=round(report.score, 2),
             components={n: s.ProbeResult(status=r.status.value, latency_ms=round(r.latency_ms, 3))
                         for n, r in report.results.items()},
             root_causes=list(report.diagnosis.root_causes),
-            resources=s.Resources.model_validate(resources) if resources else None,
+            resources=resources,
         )
 
     def to_record(self, uptime_pct: float | None = None) -> s.Health:

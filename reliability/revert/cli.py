@@ -3,10 +3,13 @@
 Without a JOURNAL it looks at every journal in the journal directory (``$RELIABILITY_JOURNAL_DIR``,
 default ``~/.local/state/reliability/journals``); it works after a reboot too (journals are on
 persistent storage and name everything needed, secrets by environment variable). ``--list`` only
-lists. Each undo is retried with backoff for up to ``--deadline`` seconds.
+lists. Each undo is retried with backoff for up to ``--deadline`` seconds. An undo that runs a
+command, signals processes or calls a URL other than a chaos proxy's or the target's admin API
+(``shell``, ``webhook``, ``process.*``) is only replayed with ``--allow-unsafe-faults``, as its
+fault was only injected with it: a journal is a file anyone with write access could have written.
 
 Exit status: 0 when nothing is left applied, 1 when something is (listed on stderr with how to undo
-it by hand), 2 on bad usage.
+it by hand), 2 on bad usage or an unsafe undo without ``--allow-unsafe-faults``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from reliability.faults.optin import FLAG, unsafe_undo
 from reliability.revert.journal import (
     FaultEntry,
     Journal,
@@ -35,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="only list what is still applied")
     parser.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE_S, metavar="SECONDS",
                         help=f"retry each undo for up to this long ({DEFAULT_DEADLINE_S:g})")
+    parser.add_argument(FLAG, dest="allow_unsafe_faults", action="store_true",
+                        help="also replay undos that run commands, signal processes or call URLs "
+                             "(shell, webhook, process.* faults)")
 
 
 def _describe(entry: FaultEntry) -> list[str]:
@@ -53,9 +60,18 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: no such journal: {missing[0]}", file=sys.stderr)
         return 2
+    states = [read_journal(path) for path in paths]
+    if not args.list and not args.allow_unsafe_faults:
+        unsafe = [(state.path, entry) for state in states for entry in state.applied()
+                  if unsafe_undo(entry.kind, entry.actions)]
+        if unsafe:
+            listed = ", ".join(f"{entry.name} ({entry.kind})" for _path, entry in unsafe)
+            print(f"error: {unsafe[0][0]}: the undo of {listed[:300]} runs commands, signals processes or calls "
+                  f"URLs; pass {FLAG} to run it (nothing was undone)", file=sys.stderr)
+            return 2
     left = 0
-    for path in paths:
-        state = read_journal(path)
+    for state in states:
+        path = state.path
         applied = state.applied()
         if not applied:
             if args.journals:

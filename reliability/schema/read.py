@@ -13,11 +13,14 @@ import copy
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from reliability.jsontypes import JsonArray, JsonObject, JsonValue
 from reliability.schema.sections import SCHEMA_VERSION, CostModel, RunRecord
+
+M = TypeVar("M", bound=BaseModel)
 
 _PCT_KEY = re.compile(r"^(p\d+(?:\.\d+)?)_ms$")
 _PEAK_KEY = re.compile(r"^peak_(p\d+(?:\.\d+)?)_ms$")
@@ -27,7 +30,7 @@ _EPOCH_FLOOR_S = 1e9  # below: seconds since the start; above: epoch seconds
 
 def parse_record(data: object) -> RunRecord:
     """``data`` (a decoded JSON record of any version) as a ``RunRecord``; never raises."""
-    raw: dict[str, Any] = copy.deepcopy(dict(data)) if isinstance(data, Mapping) else {}
+    raw: JsonObject = copy.deepcopy(dict(data)) if isinstance(data, Mapping) else {}
     if raw.get("schema_version", 1) == 1:
         upgrade_v1(raw)
     raw["schema_version"] = SCHEMA_VERSION
@@ -36,37 +39,44 @@ def parse_record(data: object) -> RunRecord:
             CostModel.model_validate(raw["cost_model"])
         except ValidationError:
             del raw["cost_model"]
+    return lenient(RunRecord, raw)
+
+
+def lenient(model: type[M], raw: JsonObject) -> M:
+    """``raw`` as ``model``, dropping (in place) each value that does not fit until the rest does;
+    the model's defaults when nothing does."""
     for _ in range(_MAX_PASSES):
         try:
-            return RunRecord.model_validate(raw)
+            return model.model_validate(raw)
         except ValidationError as exc:
             for error in reversed(exc.errors()):  # the last first: earlier list indices stay valid
                 _drop(raw, error["loc"])
-    return RunRecord()
+    return model()
 
 
-def _drop(data: Any, loc: tuple[int | str, ...]) -> None:
+def _drop(data: JsonObject, loc: tuple[int | str, ...]) -> None:
     """Remove the deepest value on ``loc`` that exists (union tags in ``loc`` are skipped)."""
-    parent: Any = None
+    parent: JsonObject | JsonArray | None = None
     key: int | str | None = None
-    node = data
+    node: JsonValue = data
     for part in loc:
-        found = (isinstance(node, dict) and isinstance(part, str) and part in node) or \
-            (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
-        if found:
+        if isinstance(node, dict):
+            if isinstance(part, str) and part in node:  # else a union member's tag, or a key pydantic
+                parent, key, node = node, part, node[part]  # names differently: skipped
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             parent, key, node = node, part, node[part]
-        elif isinstance(node, dict):
-            continue  # a union member's tag, or a key pydantic names differently
         else:
             break
-    if parent is None or key is None:
-        if isinstance(data, dict):
-            data.clear()
+    if isinstance(parent, dict) and isinstance(key, str):
+        del parent[key]
         return
-    del parent[key]
+    if isinstance(parent, list) and isinstance(key, int):
+        del parent[key]
+        return
+    data.clear()
 
 
-def upgrade_v1(record: dict[str, Any]) -> dict[str, Any]:
+def upgrade_v1(record: JsonObject) -> JsonObject:
     """Rename version 1's percentile-named keys in place (and return ``record``)."""
     sla = record.get("sla")
     label = sla.get("percentile") if isinstance(sla, dict) else None
@@ -104,7 +114,7 @@ def upgrade_v1(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _upgrade_degradation(degradation: dict[str, Any]) -> None:
+def _upgrade_degradation(degradation: JsonObject) -> None:
     label = next((m.group(1) for k in degradation if (m := _PEAK_KEY.match(k))), None)
     if label is None:
         return
@@ -114,7 +124,7 @@ def _upgrade_degradation(degradation: dict[str, Any]) -> None:
     _rename(degradation, f"{label}_ms", "latency_ms")
 
 
-def _upgrade_fault_times(fault: dict[str, Any], started: float | None) -> None:
+def _upgrade_fault_times(fault: JsonObject, started: float | None) -> None:
     """Version 1 readers took seconds (since start, or epoch) in ``injected_at`` etc. too."""
     for key in ("inject_started_at", "injected_at", "reverted_at"):
         value = fault.get(key)
@@ -138,11 +148,11 @@ def _epoch(value: object) -> float | None:
         return None
 
 
-def _rename(mapping: dict[str, Any], old: str, new: str) -> None:
+def _rename(mapping: JsonObject, old: str, new: str) -> None:
     if old in mapping:
         value = mapping.pop(old)
         mapping.setdefault(new, value)
 
 
-def _dicts(value: object) -> list[dict[str, Any]]:
+def _dicts(value: JsonValue) -> list[JsonObject]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
+from reliability.jsontypes import JsonObject, as_array, as_object
 from reliability.schema.sections import FEATURE_SECTIONS, SCHEMA_VERSION, RunRecord
 
 SCHEMA_PATH = Path(__file__).with_name("record.schema.json")
 SCHEMA_ID = f"https://locust-reliability.invalid/schema/record-v{SCHEMA_VERSION}.json"
 
 
-def json_schema() -> dict[str, Any]:
+def json_schema() -> JsonObject:
     """The JSON Schema (2020-12) of a record as writers write it: every field of a section is
     required (``null`` is "not measured"); the feature sections may be absent."""
-    schema = RunRecord.model_json_schema(mode="serialization", by_alias=True)
-    schema["required"] = [name for name in schema["required"] if name not in FEATURE_SECTIONS]
-    schema["properties"]["schema_version"] = {"const": SCHEMA_VERSION, "title": "Schema Version"}
+    schema: JsonObject = RunRecord.model_json_schema(mode="serialization", by_alias=True)
+    schema["required"] = [name for name in as_array(schema["required"], "required") if name not in FEATURE_SECTIONS]
+    as_object(schema["properties"], "properties")["schema_version"] = {"const": SCHEMA_VERSION,
+                                                                       "title": "Schema Version"}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 
 

@@ -17,14 +17,15 @@ Conventions:
   then regenerate the schema (``python -m reliability.schema``). Renaming, removing or retyping a
   field bumps :data:`SCHEMA_VERSION` and adds an upgrade step in :mod:`reliability.schema.read`.
 
-Nothing here imports anything of this package: every module may depend on it.
+Nothing here imports anything of this package but :mod:`reliability.jsontypes` (which imports
+nothing): every module may depend on it.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from reliability.jsontypes import JsonObject
 
 SCHEMA_VERSION = 2
 
@@ -328,6 +329,7 @@ class Fault(Section):
     reverted_because: str | None = None
     skipped_because: str | None = None
     hold_checks: int = 0  # re-verifications on the data path while held
+    not_rechecked_because: str | None = None  # set when nothing re-verifies the fault while held (webhook, shell)
     lost_at_s: float | None = None  # a re-verification found the fault gone before its hold ended
     lost_detail: str | None = None
     verified_healthy: bool | None = None
@@ -742,7 +744,7 @@ class RunRecord(Section):
     schedule: Schedule | None = None
     exit: Exit | None = None
 
-    def to_json_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> JsonObject:
         """The JSON form: every field of every section, feature sections only when present."""
         absent = {name for name in FEATURE_SECTIONS if getattr(self, name) is None}
         return self.model_dump(mode="json", by_alias=True, exclude=absent)

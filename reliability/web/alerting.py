@@ -19,7 +19,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import gevent
 from gevent.queue import Full, Queue
@@ -47,6 +46,7 @@ from reliability.alerts import (
 from reliability.alerts.seconds import read_seconds
 from reliability.evidence import PASS
 from reliability.extension import Contribution, RunContext
+from reliability.jsontypes import JsonObject, JsonValue
 from reliability.schema import sections as s
 from reliability.units import percentile_label
 
@@ -55,7 +55,7 @@ logger = logging.getLogger("reliability.alerts")
 QUEUE_SIZE = 200
 FLUSH_S = 10.0  # the most the end of a run waits for webhooks still sending
 
-Sender = Callable[[str, Mapping[str, Any], float], Delivery]
+Sender = Callable[[str, Mapping[str, JsonValue], float], Delivery]  # url, JSON body, timeout (s)
 
 
 def run_length_s(run: RunContext, spec: AlertsSpec) -> tuple[float, str]:
@@ -86,11 +86,11 @@ class _Webhook:
         self.label = webhook_label(spec.url.get_secret_value())
         self.min_severity: Severity = spec.min_severity or min_severity
         self._send = send
-        self.queue: Queue[tuple[s.AlertEvent, dict[str, Any]] | None] = Queue(QUEUE_SIZE)
+        self.queue: Queue[tuple[s.AlertEvent, JsonObject] | None] = Queue(QUEUE_SIZE)
         self.pending = 0
         self.greenlet = gevent.spawn(self._loop)
 
-    def put(self, entry: s.AlertEvent, body: dict[str, Any]) -> None:
+    def put(self, entry: s.AlertEvent, body: JsonObject) -> None:
         try:
             self.queue.put_nowait((entry, body))
             self.pending += 1
@@ -216,10 +216,10 @@ class AlertingExtension:
         if event is not None:
             self._dispatch(event)
 
-    def context(self) -> dict[str, Any]:
+    def context(self) -> JsonObject:
         """What every payload carries besides the event."""
         run = self._run
-        out: dict[str, Any] = {"slo": None if self.budget_ratio is None else round(1 - self.budget_ratio, 6)}
+        out: JsonObject = {"slo": None if self.budget_ratio is None else round(1 - self.budget_ratio, 6)}
         if run is None:
             return out
         out.update(scenario=run.scenario.name, tier=run.sla.tier, percentile=percentile_label(run.sla.percentile))

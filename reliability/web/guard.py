@@ -30,9 +30,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Protocol
 
-from flask import Response, request
+from flask import Flask, Response, request
 
 from reliability.origins import Origin, OriginPolicy, is_loopback, machine_names, parse_origin, parse_origins
 
@@ -42,6 +42,35 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # what Locust's React start form posts besides the options marked include_in_web_ui
 LOCUST_FORM_FIELDS = frozenset({"user_count", "spawn_rate", "host", "run_time", "profile", "user_classes",
                                 "shape_class"})
+
+
+class WebServer(Protocol):
+    """What the guard reads of Locust's ``WebUI`` (``locust.web``): its Flask app and how it listens."""
+
+    @property
+    def app(self) -> Flask | None: ...  # set by WebUI.__init__
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def web_login(self) -> bool: ...
+
+    @property
+    def tls_cert(self) -> str | None: ...
+
+    @property
+    def tls_key(self) -> str | None: ...
+
+
+def flask_app(web_ui: WebServer) -> Flask:
+    """The web UI's Flask app (Locust's ``WebUI`` creates it in its constructor)."""
+    if web_ui.app is None:
+        raise RuntimeError("the Locust web UI has no Flask app yet")
+    return web_ui.app
 
 
 def parse_extra_origins(values: Iterable[str] | str | None) -> list[Origin]:
@@ -56,13 +85,13 @@ class WebGuard:
     own ``ui_extra_args_dict``); ``names`` lists this machine's names (default: the real ones).
     """
 
-    def __init__(self, web_ui: Any, *, base_path: str = "", extra_origins: Iterable[Origin] = (),
+    def __init__(self, web_ui: WebServer, *, base_path: str = "", extra_origins: Iterable[Origin] = (),
                  form_fields: Callable[[], Iterable[str]] | None = None,
                  names: Callable[[], set[str]] = machine_names) -> None:
         self.web_ui = web_ui
         self.base = base_path.rstrip("/")
-        self.scheme = "https" if getattr(web_ui, "tls_cert", None) and getattr(web_ui, "tls_key", None) else "http"
-        self.policy = OriginPolicy(str(getattr(web_ui, "host", "") or ""), extra_origins=extra_origins,
+        self.scheme = "https" if web_ui.tls_cert and web_ui.tls_key else "http"
+        self.policy = OriginPolicy(str(web_ui.host or ""), extra_origins=extra_origins,
                                    scheme=self.scheme, names=names)
         self.hostnames = self.policy.hostnames
         self._form_fields = form_fields or _locust_form_options
@@ -70,7 +99,7 @@ class WebGuard:
         self._refused_hosts: set[str] = set()
 
     def install(self) -> None:
-        app = self.web_ui.app
+        app = flask_app(self.web_ui)
         _drop_flask_cors(app)
         app.config.update(SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True,
                           REMEMBER_COOKIE_SAMESITE="Strict", REMEMBER_COOKIE_HTTPONLY=True)
@@ -78,11 +107,11 @@ class WebGuard:
             app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
         app.before_request_funcs.setdefault(None, []).insert(0, self.before_request)
         app.after_request(self.after_request)
-        host = str(getattr(self.web_ui, "host", "") or "")
-        if not is_loopback(host) and not getattr(self.web_ui, "web_login", False):
+        host = str(self.web_ui.host or "")
+        if not is_loopback(host) and not self.web_ui.web_login:
             logger.warning("the web UI listens on %s (not loopback) without --web-login: anyone who can reach "
                            "port %s can start and stop tests; use --web-host 127.0.0.1 or --web-login",
-                           host or "all interfaces", getattr(self.web_ui, "port", "?"))
+                           host or "all interfaces", self.web_ui.port)
 
     # -- checks ------------------------------------------------------------------------------------
 
@@ -143,7 +172,7 @@ class WebGuard:
     def _refuse(self, problem: str, status: int) -> Response:
         message = f"refused: {problem}"
         if request.path.startswith(f"{self.base}/reliability/"):
-            body: dict[str, Any] = {"ok": False, "error": message}
+            body: dict[str, str | bool] = {"ok": False, "error": message}
         else:
             body = {"success": False, "message": message}
         return Response(json.dumps(body), status=status, mimetype="application/json")
@@ -155,7 +184,7 @@ def _locust_form_options() -> list[str]:
     return list(ui_extra_args_dict())
 
 
-def _drop_flask_cors(app: Any) -> None:
+def _drop_flask_cors(app: Flask) -> None:
     """Undo Locust's ``CORS(app)`` (it answers any origin): its after-request hook and the
     exception-handler wrappers it installs on the app instance."""
     hooks = app.after_request_funcs.get(None, [])

@@ -30,7 +30,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -39,16 +39,23 @@ from prometheus_client.registry import Collector
 from reliability.alerts import SEVERITY_RANK
 from reliability.evidence import INCONCLUSIVE, PASS
 from reliability.textsafe import display_data
+from reliability.web.state import State, rewritten
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HEALTH_VALUE = {"healthy": 1.0, "degraded": 0.5, "down": 0.0}
 RUNNING_STATES = ("spawning", "running")
 
 
+class StateSource(Protocol):
+    """Where the collector reads the state (a :class:`~reliability.web.state.LiveState`)."""
+
+    def state(self) -> State: ...
+
+
 class ReliabilityCollector(Collector):
     """Reads ``live.state()`` at each scrape and yields gauge families."""
 
-    def __init__(self, live: Any) -> None:
+    def __init__(self, live: StateSource) -> None:
         self.live = live
 
     def collect(self) -> Iterator[Metric]:
@@ -67,11 +74,11 @@ class ReliabilityCollector(Collector):
             labels = [ep["type"], ep["name"]]
             series = {"request_type": ep["type"], "name": ep["name"]}
             requests.add_metric(labels, ep["requests"])
-            for q, ms in (ep.get("quantiles_ms") or {}).items():
+            for q, ms in ep["quantiles_ms"].items():
                 if ms is not None:
                     latency.add_sample("reliability_latency_seconds", {**series, "quantile": q}, ms / 1000.0)
-            latency.add_sample("reliability_latency_seconds_count", series, float(ep.get("run_count") or 0))
-            latency.add_sample("reliability_latency_seconds_sum", series, float(ep.get("run_sum_ms") or 0.0) / 1000.0)
+            latency.add_sample("reliability_latency_seconds_count", series, float(ep["run_count"] or 0))
+            latency.add_sample("reliability_latency_seconds_sum", series, float(ep["run_sum_ms"] or 0.0) / 1000.0)
             if ep["error_ratio"] is not None:
                 errors.add_metric(labels, ep["error_ratio"])
         yield from (latency, errors, requests)
@@ -101,7 +108,7 @@ class ReliabilityCollector(Collector):
         yield from (passed, unsure, met, criteria, criteria_unsure)
 
         uptime = GaugeMetricFamily("reliability_uptime_ratio", "share of 1 s windows up in the rolling window")
-        if sla.get("uptime") is not None:
+        if sla["uptime"] is not None:
             uptime.add_metric([], sla["uptime"])
         yield uptime
 
@@ -133,9 +140,10 @@ class ReliabilityCollector(Collector):
         health = state["health"]
         component = GaugeMetricFamily("reliability_component_health",
                                       "last probe: 1 healthy, 0.5 degraded, 0 down", labels=["component"])
-        for item in health["components"]:
-            if item["status"] in HEALTH_VALUE:
-                component.add_metric([item["name"]], HEALTH_VALUE[item["status"]])
+        for row in health["components"]:
+            status = row["status"]
+            if status is not None and status in HEALTH_VALUE:
+                component.add_metric([row["name"]], HEALTH_VALUE[status])
         yield component
         score = GaugeMetricFamily("reliability_health_score", "weighted health score of the last round (0-100)")
         if health["score"] is not None:
@@ -146,15 +154,14 @@ class ReliabilityCollector(Collector):
                                 value=float(state["runner_state"] in RUNNING_STATES))
 
 
-def _safe_labels(state: dict[str, Any]) -> dict[str, Any]:
+def _safe_labels(state: State) -> State:
     """The state with every text neutralized and names shortened (with a hash, so two long names
     stay two series): the exposition format escapes only backslash, quote and newline, and a CR,
     NUL or ESC in a label value breaks parsers of the page."""
-    shown: dict[str, Any] = display_data(state)
-    return shown
+    return rewritten(state, display_data)
 
 
-def metrics_registry(live: Any) -> CollectorRegistry:
+def metrics_registry(live: StateSource) -> CollectorRegistry:
     """A fresh registry holding only the reliability collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ReliabilityCollector(live))

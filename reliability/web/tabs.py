@@ -15,11 +15,32 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
+
+from reliability.schema.sections import RuleBurn
+from reliability.web.state import State
 
 SLA_TAB = "reliability-sla"
 FAULTS_TAB = "reliability-faults"
 HEALTH_TAB = "reliability-health"
+
+Row = dict[str, str]  # column key -> the cell's text
+
+
+class Column(TypedDict):
+    key: str
+    title: str
+
+
+class Table(TypedDict):
+    key: str
+    structure: list[Column]
+
+
+class TabData(TypedDict):
+    key: str
+    data: list[Row]
+
 
 TABS: list[dict[str, str]] = [
     {"title": "SLA", "key": SLA_TAB},
@@ -27,7 +48,7 @@ TABS: list[dict[str, str]] = [
     {"title": "Health", "key": HEALTH_TAB},
 ]
 
-TABLES: list[dict[str, Any]] = [
+TABLES: list[Table] = [
     {"key": SLA_TAB, "structure": [
         {"key": "item", "title": "SLA (rolling window)"},
         {"key": "value", "title": "Value"},
@@ -79,9 +100,9 @@ def _status(outcome: str | None) -> str:
     return "no data" if outcome is None else outcome.upper()
 
 
-def sla_rows(state: dict[str, Any], page_path: str) -> list[dict[str, str]]:
+def sla_rows(state: State, page_path: str) -> list[Row]:
     sla = state["sla"]
-    rows: list[dict[str, str]] = []
+    rows: list[Row] = []
     if not sla["evaluated"]:
         rows.append({"item": f"{sla['tier']} ({sla['percentile']})", "value": "waiting for the first window",
                      "threshold": "", "status": ""})
@@ -111,14 +132,15 @@ def sla_rows(state: dict[str, Any], page_path: str) -> list[dict[str, str]]:
                  "threshold": "1x spends the budget exactly", "status": ""})
     alerts = state["alerts"]
     if alerts["configured"]:
-        for b in alerts["burn_rates"]:
+        for row in alerts["burn_rates"]:
             def x(v: float | None) -> str:
                 return "n/a" if v is None else f"{v:.1f}x"
 
-            rows.append({"item": f"burn rate {b['rule']} ({b['long_s']} s / {b['short_s']} s)",
-                         "value": f"{x(b['long'])} / {x(b['short'])}",
-                         "threshold": f">= {b['threshold']:g}x: {b['severity']}",
-                         "status": "FIRING" if b["firing"] else ""})
+            b = RuleBurn.model_validate(row)
+            rows.append({"item": f"burn rate {b.rule} ({b.long_s} s / {b.short_s} s)",
+                         "value": f"{x(b.long)} / {x(b.short)}",
+                         "threshold": f">= {b.threshold:g}x: {b.severity}",
+                         "status": "FIRING" if b.firing else ""})
         severity = alerts["severity"]
         rows.append({"item": "alert", "value": severity.upper() if severity else "none",
                      "threshold": f"{alerts['webhooks']} webhook(s)", "status": "FIRING" if severity else "OK"})
@@ -127,12 +149,12 @@ def sla_rows(state: dict[str, Any], page_path: str) -> list[dict[str, str]]:
     return rows
 
 
-def fault_rows(state: dict[str, Any]) -> list[dict[str, str]]:
+def fault_rows(state: State) -> list[Row]:
     faults = state["faults"]
     if not faults["items"]:
         text = "none configured in this run's scenario" if faults["configured"] else "no fault schedule in this run"
         return [{"item": text, "type": "", "state": "", "planned": "", "time": "", "detail": ""}]
-    rows = []
+    rows: list[Row] = []
     for f in faults["items"]:
         if f["active"]:
             time_text = f"{fmt_seconds(f['time_left_s'])} left"
@@ -146,7 +168,7 @@ def fault_rows(state: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def health_rows(state: dict[str, Any]) -> list[dict[str, str]]:
+def health_rows(state: State) -> list[Row]:
     health = state["health"]
     if not health["configured"]:
         return [{"item": "no health section in this run's scenario", "status": "", "latency": "", "role": "",
@@ -162,7 +184,7 @@ def health_rows(state: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def tab_rows(state: dict[str, Any], page_path: str) -> list[dict[str, Any]]:
+def tab_rows(state: State, page_path: str) -> list[TabData]:
     """``extended_stats`` for ``/stats/requests``: one entry per tab."""
     return [
         {"key": SLA_TAB, "data": sla_rows(state, page_path)},

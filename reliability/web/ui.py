@@ -1,8 +1,10 @@
 """The Locust web UI extension: SLA, Faults and Health tabs, the live charts page with the fault
 buttons, its JSON state and ``/metrics``. Runs in the web UI's process, the master or the local
-runner (gevent), and is installed by the plugin in ``init`` when ``environment.web_ui`` exists::
+runner (gevent), and is installed by the plugin in ``init`` when ``environment.web_ui`` exists.
+It touches no Locust object but the web UI: the plugin hands it the options and the runner state::
 
-    install_web_ui(environment.web_ui, plugin)
+    install_web_ui(environment.web_ui, plugin, lag_s=plugin.data_lag_s, base_path="/locust",
+                   web_origin=None, runner_state=plugin.runner_state)
 
 Routes, all under Locust's ``--web-base-path``:
 
@@ -23,17 +25,19 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable, MutableMapping
 from importlib import resources
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 import gevent
 import jinja2
 from flask import Blueprint, Response, request
 
+from reliability.jsontypes import JsonObject, JsonValue
 from reliability.sla import EXIT_INCONCLUSIVE
-from reliability.web.guard import WebGuard, parse_extra_origins
+from reliability.web.guard import WebGuard, WebServer, flask_app, parse_extra_origins
 from reliability.web.metrics import CONTENT_TYPE, metrics_registry, render
-from reliability.web.state import LiveState
+from reliability.web.state import LiveSource, LiveState, ScheduleView, find_extension
 from reliability.web.tabs import TABLES, TABS, tab_rows
 
 logger = logging.getLogger("reliability.web")
@@ -43,6 +47,32 @@ PAGE_TITLE = "Live SLA charts and fault controls (locust-reliability)"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
 STATIC = {"live.js": "text/javascript; charset=utf-8", "live.css": "text/css; charset=utf-8"}
+
+
+View = Callable[..., Response]
+
+
+class LocustWebUI(WebServer, Protocol):
+    """What the extension uses of Locust's ``WebUI`` besides what the guard reads."""
+
+    @property
+    def template_args(self) -> MutableMapping[str, object]: ...
+
+    def auth_required_if_enabled(self, view_func: View) -> View: ...
+
+
+@runtime_checkable
+class InjectsNow(Protocol):
+    """A fault schedule that injects a fault on demand (``ScheduleExtension.inject_now``)."""
+
+    def inject_now(self, name: str) -> object: ...
+
+
+@runtime_checkable
+class RevertsAll(Protocol):
+    """A fault schedule that reverts every fault on demand."""
+
+    def revert_all(self, why: str) -> None: ...
 
 
 def _template_env() -> jinja2.Environment:
@@ -55,32 +85,29 @@ class ReliabilityWeb:
 
     Example::
 
-        web = ReliabilityWeb(environment.web_ui, plugin, base_path="/locust")
+        web = ReliabilityWeb(environment.web_ui, plugin, lag_s=1, base_path="/locust")
         web.live.state()["sla"]["passed"]
+
+    ``source`` is what the state reads of the plugin; ``lag_s`` its data lag (see
+    ``reliability.extension.complete_until``); ``base_path`` Locust's ``--web-base-path``;
+    ``web_origin`` the ``--web-origin`` values; ``runner_state`` returns Locust's runner state.
     """
 
-    def __init__(self, web_ui: Any, plugin: Any, *, base_path: str | None = None,
+    def __init__(self, web_ui: LocustWebUI, source: LiveSource, *, lag_s: int, base_path: str = "",
+                 web_origin: Iterable[str] | str | None = None,
+                 runner_state: Callable[[], str | None] = lambda: None,
                  templates: jinja2.Environment | None = None) -> None:
         self.web_ui = web_ui
-        self.plugin = plugin
-        options = plugin.environment.parsed_options
-        base = base_path if base_path is not None else (getattr(options, "web_base_path", None) or "")
-        self.base = base.rstrip("/")
+        self.source = source
+        self.base = base_path.rstrip("/")
         self.page_path = f"{self.base}/{PAGE}/"
         self.templates = templates or _template_env()
         self.live = LiveState(
-            plugin, lag_s=plugin.data_lag_s,
-            runner_state=self._runner_state,
+            source, lag_s=lag_s, runner_state=runner_state,
             links={"page": self.page_path, "state": f"{self.page_path}state.json", "metrics": f"{self.base}/metrics",
                    "locust": f"{self.base}/"})
         self.registry = metrics_registry(self.live)
-        self.guard = WebGuard(web_ui, base_path=self.base,
-                              extra_origins=parse_extra_origins(getattr(options, "web_origin", None)))
-
-    def _runner_state(self) -> str | None:
-        runner = self.plugin.environment.runner
-        state = getattr(runner, "state", None)
-        return None if state is None else str(state)
+        self.guard = WebGuard(web_ui, base_path=self.base, extra_origins=parse_extra_origins(web_origin))
 
     # -- installation ------------------------------------------------------------------------------
 
@@ -95,8 +122,9 @@ class ReliabilityWeb:
         blueprint.add_url_rule(f"/{PAGE}/faults/inject", "inject", auth(self.inject), methods=["POST"])
         blueprint.add_url_rule(f"/{PAGE}/faults/revert", "revert", auth(self.revert), methods=["POST"])
         blueprint.add_url_rule("/metrics", "metrics", self.metrics)
-        web_ui.app.register_blueprint(blueprint)
-        web_ui.app.after_request(self.extend_stats)
+        app = flask_app(web_ui)
+        app.register_blueprint(blueprint)
+        app.after_request(self.extend_stats)
         web_ui.template_args["extended_tabs"] = TABS
         web_ui.template_args["extended_tables"] = TABLES
         web_ui.template_args["extended_csv_files"] = [
@@ -147,27 +175,20 @@ class ReliabilityWeb:
             return _json({"ok": False, "error": "missing X-Reliability header"}, 403)
         return None
 
-    def _schedule(self) -> Any:
-        for ext in getattr(self.plugin, "extensions", ()):
-            if getattr(ext, "name", None) == "schedule":
-                return ext
-        return None
-
     def inject(self) -> Response:
         refused = self._refused()
         if refused is not None:
             return refused
-        body = request.get_json(silent=True) or {}
+        body: JsonValue = request.get_json(silent=True) or {}
         name = body.get("name") if isinstance(body, dict) else None
-        schedule = self._schedule()
-        if schedule is None or not getattr(schedule, "runs", None):
+        schedule = find_extension(self.source, "schedule")
+        if not isinstance(schedule, ScheduleView) or not schedule.runs:
             return _json({"ok": False, "error": "this run has no fault schedule (start a test whose scenario has "
                                                 "faults:)"}, 409)
-        inject_now = getattr(schedule, "inject_now", None)
-        if inject_now is None:
+        if not isinstance(schedule, InjectsNow):
             return _json({"ok": False, "error": "this fault schedule cannot inject on demand"}, 501)
         try:
-            inject_now(str(name))  # claims the fault and injects it from a greenlet
+            schedule.inject_now(str(name))  # claims the fault and injects it from a greenlet
         except ValueError as exc:
             return _json({"ok": False, "error": str(exc)}, 409)
         logger.info("web UI: injecting fault %s now", name)
@@ -178,8 +199,8 @@ class ReliabilityWeb:
         refused = self._refused()
         if refused is not None:
             return refused
-        schedule = self._schedule()
-        if schedule is None:
+        schedule = find_extension(self.source, "schedule")
+        if not isinstance(schedule, RevertsAll):
             return _json({"ok": False, "error": "this run has no fault schedule"}, 409)
         logger.info("web UI: reverting all faults")
         gevent.spawn(self._call, schedule.revert_all, "reverted from the web UI")
@@ -187,22 +208,26 @@ class ReliabilityWeb:
         return _json({"ok": True, "accepted": "revert all"}, 202)
 
     @staticmethod
-    def _call(fn: Any, *args: Any) -> None:
+    def _call(fn: Callable[[str], None], why: str) -> None:
         try:
-            fn(*args)
+            fn(why)
         except Exception:  # logged; the page shows the fault's state and error
             logger.exception("web UI fault control failed")
 
 
-def _json(data: dict[str, Any], status: int) -> Response:
+def _json(data: JsonObject, status: int) -> Response:
     return Response(json.dumps(data), status=status, mimetype="application/json")
 
 
-def install_web_ui(web_ui: Any, plugin: Any, base_path: str | None = None) -> ReliabilityWeb:
+def install_web_ui(web_ui: LocustWebUI, source: LiveSource, *, lag_s: int, base_path: str = "",
+                   web_origin: Iterable[str] | str | None = None,
+                   runner_state: Callable[[], str | None] = lambda: None) -> ReliabilityWeb:
     """Add the tabs, the page, the fault controls and ``/metrics`` to Locust's web UI (a bad
-    ``--web-origin`` is one line and exit 4, before the UI serves anything)."""
+    ``--web-origin`` is one line and exit 4, before the UI serves anything); the arguments are
+    :class:`ReliabilityWeb`'s."""
     try:
-        web = ReliabilityWeb(web_ui, plugin, base_path=base_path)
+        web = ReliabilityWeb(web_ui, source, lag_s=lag_s, base_path=base_path, web_origin=web_origin,
+                             runner_state=runner_state)
     except ValueError as exc:
         logger.error("%s", exc)
         raise SystemExit(EXIT_INCONCLUSIVE) from None

@@ -15,9 +15,9 @@ import pytest
 
 from reliability.shapes.arrival import ArrivalSequence, RateProfile
 from tests.e2e.test_degradation import launch, running
-from tests.procs import ROOT, Served, serve
-from tests.records import assert_valid_record
-from tests.servers import TargetServer
+from tests.support.processes import ROOT, Served, serve
+from tests.support.schemas import assert_valid_record
+from tests.support.servers import TargetServer
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ TARGET_USER = str(ROOT / "tests/e2e/locustfiles/degradation_user.py")
 
 @pytest.fixture
 def fast() -> Iterator[Served]:
-    with serve(["tests/pattern_server.py", "--delay-ms", "0"]) as served:
+    with serve(["tests/support/pattern_server.py", "--delay-ms", "0"]) as served:
         yield served
 
 
@@ -87,7 +87,7 @@ def test_achieved_rate_is_within_one_percent_of_the_asked_rate(fast: Served, tmp
 
 def test_too_few_users_for_a_slow_target_drop_arrivals_as_failed_requests(tmp_path: Path) -> None:
     rate, seconds, users, delay_ms = 40, 5, 2, 200  # the pool serves 2 x 5 = 10 tasks/s: most arrivals wait
-    with serve(["tests/pattern_server.py", "--delay-ms", str(delay_ms)]) as slow:
+    with serve(["tests/support/pattern_server.py", "--delay-ms", str(delay_ms)]) as slow:
         code, record, output = _run(tmp_path, _shape(rate, seconds, max_users=users, max_delay_s="0.5s"), slow.url)
         served = _served(slow)
     assert code == 3, output[-3000:]  # the SLA fails on the errors the drops are
@@ -123,7 +123,7 @@ def test_master_and_two_workers_give_the_same_totals_as_one_process(tmp_path: Pa
     scenario = _shape(rate, seconds, max_users=30)
     results = {}
     for mode, workers in (("local", 0), ("distributed", 2)):
-        with serve(["tests/pattern_server.py", "--delay-ms", "0"]) as server:
+        with serve(["tests/support/pattern_server.py", "--delay-ms", "0"]) as server:
             code, record, output = _run(tmp_path / mode, scenario, server.url, workers=workers)
             results[mode] = (code, record, _served(server), output)
     for mode, (code, record, served, output) in results.items():

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import ROOT, locust_cmd, run
-from tests.records import assert_valid_record
-from tests.servers import RedisServer
+from tests.support.processes import ROOT, locust_cmd, run
+from tests.support.schemas import assert_valid_record
+from tests.support.servers import RedisServer
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_degradation import launch, running
-from tests.servers import TargetServer
+from tests.support.servers import TargetServer
 
 pytestmark = pytest.mark.slow
 

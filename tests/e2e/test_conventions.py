@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from reliability.plugin_options import OPTIONS
-from tests.procs import ROOT, Served, locust_cmd, run, serve
+from tests.support.processes import ROOT, Served, locust_cmd, run, serve
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/verdict_user.py")
 
@@ -35,7 +35,7 @@ VALUES = {
 
 @pytest.fixture
 def pattern() -> Iterator[Served]:
-    with serve(["tests/pattern_server.py", "--delay-ms", "5"]) as served:
+    with serve(["tests/support/pattern_server.py", "--delay-ms", "5"]) as served:
         yield served
 
 

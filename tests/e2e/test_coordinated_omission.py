@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.procs import ROOT, Served, locust_cmd, run, serve
-from tests.records import assert_valid_record
-from tests.servers import free_port
+from tests.support.processes import ROOT, Served, locust_cmd, run, serve
+from tests.support.schemas import assert_valid_record
+from tests.support.servers import free_port
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/paced_user.py")
 EVERY_S, FOR_S, FIRST_S, DELAY_MS, RATE = 8.0, 2.0, 3.0, 5.0, 100
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def frozen() -> Iterator[Served]:
-    with serve(["tests/pattern_server.py", "--delay-ms", str(DELAY_MS), "--freeze-every", str(EVERY_S),
+    with serve(["tests/support/pattern_server.py", "--delay-ms", str(DELAY_MS), "--freeze-every", str(EVERY_S),
                 "--freeze-for", str(FOR_S), "--freeze-first", str(FIRST_S)]) as served:
         yield served
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.procs import ROOT, locust_cmd
-from tests.records import assert_valid_record
-from tests.servers import PostgresServer, RedisServer, TargetServer, free_port
+from tests.support.processes import ROOT, locust_cmd
+from tests.support.schemas import assert_valid_record
+from tests.support.servers import PostgresServer, RedisServer, TargetServer, free_port
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/degradation_user.py")
 

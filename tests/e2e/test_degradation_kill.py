@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_degradation import faults_now, launch, redis_answers, running
-from tests.servers import RedisServer, TargetServer
+from tests.support.servers import RedisServer, TargetServer
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.procs import ROOT
-from tests.records import assert_valid_record
-from tests.servers import port_accepts
+from tests.support.processes import ROOT
+from tests.support.schemas import assert_valid_record
+from tests.support.servers import port_accepts
 
 pytestmark = pytest.mark.slow
 

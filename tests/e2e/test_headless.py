@@ -22,9 +22,9 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tests.procs import ROOT, Served, locust_cmd, run, serve
-from tests.records import assert_valid_record
-from tests.servers import free_port
+from tests.support.processes import ROOT, Served, locust_cmd, run, serve
+from tests.support.schemas import assert_valid_record
+from tests.support.servers import free_port
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/pattern_user.py")
 EMPTY = str(ROOT / "tests/e2e/locustfiles/empty_user.py")
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def pattern(request: pytest.FixtureRequest) -> Iterator[Served]:
     args = getattr(request, "param", ())
-    with serve(["tests/pattern_server.py", *args]) as served:
+    with serve(["tests/support/pattern_server.py", *args]) as served:
         yield served
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.procs import ROOT, locust_cmd
-from tests.records import assert_valid_record
-from tests.servers import PostgresServer, RedisServer, TargetServer
+from tests.support.processes import ROOT, locust_cmd
+from tests.support.schemas import assert_valid_record
+from tests.support.servers import PostgresServer, RedisServer, TargetServer
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/health_api_user.py")
 API_PASSWORD = "api-secret-2718"

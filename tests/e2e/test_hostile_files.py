@@ -2,7 +2,7 @@
 here) through ``reliability validate``, ``run --dry-run``, ``report``, ``health`` and
 ``locust --scenario``: each gives one ``file: ...`` line, no traceback, and no hang.
 
-The ``reliability`` commands run in one process per command (``tests.hostile_cli``: the command
+The ``reliability`` commands run in one process per command (``tests.support.hostile_cli``: the command
 line's ``main`` per file under its own 10 s alarm); Locust runs as a real process per file.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.procs import ROOT
+from tests.support.processes import ROOT
 
 EXIT_USAGE = 2  # what Locust with the plugin exits with for a scenario it cannot use
 
@@ -52,7 +52,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def drive(command: list[str], files: list[Path]) -> dict[str, dict[str, Any]]:
-    args = [sys.executable, "-m", "tests.hostile_cli", str(HANG_S), *command, "--", *map(str, files)]
+    args = [sys.executable, "-m", "tests.support.hostile_cli", str(HANG_S), *command, "--", *map(str, files)]
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=HANG_S * len(files) + 60,
                           check=False, env={**os.environ, "HOSTILE_UNSET_VARIABLE": ""} | {"PYTHONUNBUFFERED": "1"})
     assert done.returncode == 0, done.stderr[-3000:]

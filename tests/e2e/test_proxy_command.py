@@ -8,8 +8,8 @@ import urllib.request
 
 import pytest
 
-from tests.procs import serve
-from tests.servers import RedisServer, free_port
+from tests.support.processes import serve
+from tests.support.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
 

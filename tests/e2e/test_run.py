@@ -28,9 +28,9 @@ from reliability.config import load_scenario
 from reliability.metrics.windows import WindowStore
 from reliability.sla import evaluate
 from tests.e2e.test_degradation import backed_target, redis_answers  # noqa: F401  (fixture)
-from tests.procs import ROOT
-from tests.records import assert_valid_record
-from tests.servers import RedisServer, TargetServer, free_port
+from tests.support.processes import ROOT
+from tests.support.schemas import assert_valid_record
+from tests.support.servers import RedisServer, TargetServer, free_port
 
 pytestmark = pytest.mark.slow
 

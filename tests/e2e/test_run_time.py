@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import locust_cmd, run, serve
+from tests.support.processes import locust_cmd, run, serve
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def test_run_time_counts_from_the_start_not_from_a_slow_import(tmp_path: Path) -
     locustfile = tmp_path / "slow_import.py"
     locustfile.write_text(SLOW_IMPORT)
     record = tmp_path / "run.json"
-    with serve(["tests/pattern_server.py"]) as served:
+    with serve(["tests/support/pattern_server.py"]) as served:
         done = run(locust_cmd("-f", str(locustfile), "--headless", "-u", "2", "-r", "2", "-t", "2s",
                               "--host", served.url, "--only-summary", "--run-record", str(record)),
                    timeout_s=90)

@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.procs import ROOT
-from tests.servers import PostgresServer, TargetServer
+from tests.support.processes import ROOT
+from tests.support.servers import PostgresServer, TargetServer
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ import pytest
 from reliability.report.readiness import DIMENSIONS
 from tests.e2e.test_degradation import backed_target, redis_answers  # noqa: F401  (fixture)
 from tests.e2e.test_run import LOCUSTFILE, Run, runs  # noqa: F401  (fixture)
-from tests.records import assert_valid_record
-from tests.servers import PostgresServer, RedisServer, TargetServer
+from tests.support.schemas import assert_valid_record
+from tests.support.servers import PostgresServer, RedisServer, TargetServer
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from reliability.cli import main
 from reliability.config import load_scenario
 from reliability.exceptions import ScenarioError
 from reliability.faults.optin import require_opt_in, unsafe_faults
-from tests.procs import ROOT, locust_cmd, run
+from tests.support.processes import ROOT, locust_cmd, run
 
 EMPTY = str(ROOT / "tests/e2e/locustfiles/empty_user.py")
 LOCUSTFILE = str(ROOT / "locustfiles/api.py")

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.procs import ROOT, Served, locust_cmd, run, serve
-from tests.schemas import validate_junit
+from tests.support.processes import ROOT, Served, locust_cmd, run, serve
+from tests.support.schemas import validate_junit
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/verdict_user.py")
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def pattern(request: pytest.FixtureRequest) -> Iterator[Served]:
-    with serve(["tests/pattern_server.py", *getattr(request, "param", ())]) as served:
+    with serve(["tests/support/pattern_server.py", *getattr(request, "param", ())]) as served:
         yield served
 
 

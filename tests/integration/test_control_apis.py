@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.procs import ROOT, run
-from tests.servers import TargetServer
+from tests.support.processes import ROOT, run
+from tests.support.servers import TargetServer
 
 EVIL = "http://evil.example"
 NESTED = b"[" * 100_000 + b"]" * 100_000

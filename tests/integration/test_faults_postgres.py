@@ -12,7 +12,7 @@ import pytest
 from reliability.faults import build_fault
 from reliability.faults.postgres import app_name
 from reliability.faults.spec import parse_fault_spec
-from tests.servers import PostgresServer
+from tests.support.servers import PostgresServer
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import PostgresServer, RedisServer, TargetServer
+from tests.support.servers import PostgresServer, RedisServer, TargetServer
 
 RESULT_PREFIX = "HEALTH_RESULT "
 TIMEOUT_S = 0.5

@@ -37,8 +37,7 @@ from reliability.health.spec import (
     WebSocketProbeSpec,
 )
 from reliability.health.websocket import WebSocketProbe
-from tests.prometheus import PrometheusServer
-from tests.servers import PostgresServer, RedisServer, TargetServer, free_port
+from tests.support.servers import PostgresServer, PrometheusServer, RedisServer, TargetServer, free_port
 
 TIMEOUT_S = 0.5
 SLACK_S = 0.15  # thread start-up and scheduling on a busy machine

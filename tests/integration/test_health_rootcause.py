@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.prometheus import PrometheusServer
-from tests.servers import PostgresServer, RedisServer, TargetServer
+from tests.support.servers import PostgresServer, PrometheusServer, RedisServer, TargetServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_PASSWORD = "pg-secret-0451"  # trust auth ignores it; it must still never be printed

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from tests.procs import ROOT
+from tests.support.processes import ROOT
 
 SCRIPT = r"""
 import json, time

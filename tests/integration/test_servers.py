@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from tests.servers import PostgresServer, RedisServer, port_accepts
+from tests.support.servers import PostgresServer, RedisServer, port_accepts
 
 
 def _redis_roundtrip(port: int, command: bytes) -> bytes:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_users_harness import REPO_ROOT
-from tests.servers import PostgresServer, RedisServer, TargetServer
+from tests.support.harness import REPO_ROOT
+from tests.support.servers import PostgresServer, RedisServer, TargetServer
 
 pytestmark = pytest.mark.timeout(120)
 

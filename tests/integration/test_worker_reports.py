@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.procs import ROOT, run
+from tests.support.processes import ROOT, run
 
 
 def test_bad_worker_reports_on_a_real_master() -> None:

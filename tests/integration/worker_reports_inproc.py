@@ -20,7 +20,7 @@ from locust.stats import RequestStats
 
 from reliability.metrics.windows import WindowStore
 from reliability.plugin import PAYLOAD_KEY, ReliabilityPlugin, install
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 
 class Idle(User):

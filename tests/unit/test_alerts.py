@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -32,6 +31,7 @@ from reliability.alerts import (
 )
 from reliability.config import parse_scenario
 from reliability.exceptions import ScenarioError
+from tests.support.servers import serve_in_thread
 
 T0 = 1_800_000_000
 SECRET = "tok-7f3a9c"
@@ -374,14 +374,8 @@ class Receiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[str]:
     Receiver.statuses, Receiver.bodies, Receiver.delay_s = [], [], 0.0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook?token={SECRET}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_in_thread(Receiver) as url:
+        yield f"{url}/hook?token={SECRET}"
 
 
 def test_deliver_posts_json(receiver: str) -> None:

@@ -23,7 +23,7 @@ from reliability.runner.commands import plan_run
 from reliability.runner.single import commands
 from reliability.suite import read_run_file
 from reliability.target.config import ADMIN_TOKEN_ENV, OPTIONS, PASSWORD_ENV, config_from_namespace
-from tests.schemas import schema_path  # noqa: E402
+from tests.support.schemas import schema_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?]([^}]*))?\}")

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from reliability.report import render
-from tests.schemas import validate_junit
+from tests.support.schemas import validate_junit
 from tests.unit.test_report_fixtures import NAMES, hostile, load
 
 

@@ -11,7 +11,7 @@ from reliability.record import GeneratorUsage, build_record, read_record, write_
 from reliability.schema import RunRecord
 from reliability.schema.sections import Run
 from reliability.sla import evaluate
-from tests.records import assert_valid_record
+from tests.support.schemas import assert_valid_record
 
 
 class Clock:

@@ -15,7 +15,7 @@ from reliability.report import render
 from reliability.report.cli import add_report_arguments, run_report
 from reliability.report.data import fmt_ms
 from reliability.schema import SCHEMA_VERSION, RunRecord, parse_record
-from tests.records import schema_errors
+from tests.support.schemas import schema_errors
 from tests.unit.test_report_fixtures import FIXTURES, NAMES, load
 
 V1_FIXTURES = FIXTURES.parent / "records-v1"

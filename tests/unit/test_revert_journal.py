@@ -11,19 +11,23 @@ from pathlib import Path
 import pytest
 
 from reliability.faults import build_fault
+from reliability.faults.optin import unsafe_undo
 from reliability.faults.spec import parse_fault_spec
 from reliability.revert.journal import (
     Journal,
     JournalTail,
     Undo,
     UndoError,
+    command_action,
     describe_action,
     expand,
     http_action,
     journal_dir,
     new_journal_path,
     read_journal,
+    redis_action,
     reference_secrets,
+    signal_action,
 )
 from reliability.revert.ledger import RevertLedger, conflicts, describe_undo
 
@@ -160,3 +164,41 @@ def test_the_guard_imports_neither_locust_nor_gevent(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code, str(journal)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_undos_that_act_on_this_machine_are_unsafe_whatever_kind_the_journal_names() -> None:
+    command = command_action("true", 5.0)
+    assert unsafe_undo("shell", [command]) and unsafe_undo("webhook", [http_action("POST", "http://h/x")])
+    assert unsafe_undo("process.kill", [command])
+    assert unsafe_undo("process.suspend", [signal_action([(1, None)], "SIGCONT")])
+    assert unsafe_undo("redis.memory", [command])  # a forged kind does not hide a command
+    assert unsafe_undo("redis.memory", [http_action("POST", "http://h/x")])
+    assert not unsafe_undo("proxy.latency", [http_action("DELETE", "http://127.0.0.1:8474/proxies/pg/toxics/t")])
+    assert not unsafe_undo("http.error", [http_action("DELETE", "http://127.0.0.1:8080/admin/faults")])
+    assert not unsafe_undo("redis.memory", [redis_action("redis://h", [["CONFIG", "SET", "maxmemory", "0"]])])
+    assert not unsafe_undo("postgres.lock", [])
+
+
+def test_revert_replays_a_command_undo_only_with_the_opt_in(tmp_path: Path) -> None:
+    marker = tmp_path / "applied"
+    marker.touch()
+    journal = Journal(tmp_path / "foreign.jsonl")
+    journal.append("undo", fault="owned", kind="shell", backend="shell x", dead_man_s=None, expires_s=None,
+                   actions=[command_action(f"rm '{marker}'", 10.0)])
+    journal.append("inject", fault="owned", ok=True, error=None)
+    journal.close()
+
+    def revert(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "reliability.cli", "revert", *flags, str(journal.path)],
+                              capture_output=True, text=True, timeout=60)
+
+    refused = revert()
+    assert refused.returncode == 2, refused
+    [line] = refused.stderr.strip().splitlines()
+    assert "owned (shell)" in line and "--allow-unsafe-faults" in line and "nothing was undone" in line
+    assert marker.exists() and read_journal(journal.path).faults["owned"].state == "pending"
+    listed = revert("--list")  # listing replays nothing: no flag needed
+    assert listed.returncode == 1 and "owned (shell)" in listed.stdout, listed
+    done = revert("--allow-unsafe-faults")
+    assert done.returncode == 0, done
+    assert not marker.exists() and read_journal(journal.path).faults["owned"].reverted_by == "cli"

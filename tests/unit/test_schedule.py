@@ -24,7 +24,7 @@ from reliability.shapes.recovery import (
 )
 from reliability.shapes.sections import FaultRun, faults_section
 from reliability.shapes.spec import RecoverySpec, ScheduledFaultSpec
-from tests.records import assert_valid_record
+from tests.support.schemas import assert_valid_record
 
 T0 = 1000.0
 SLA = WindowSla(tier="gold", percentile=95.0, latency_ms=200.0, error_ratio=0.005)

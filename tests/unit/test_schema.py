@@ -9,7 +9,7 @@ from typing import Any
 from reliability.schema import SCHEMA_PATH, SCHEMA_VERSION, RunRecord, json_schema, parse_record
 from reliability.schema.schema import render_schema
 from reliability.schema.sections import Degradation, Fault
-from tests.records import schema_errors
+from tests.support.schemas import schema_errors
 
 
 def test_the_shipped_schema_is_generated_from_the_types() -> None:

@@ -1,7 +1,7 @@
 """Run one ``reliability`` subcommand on many files in this one process, each under its own alarm,
 and print one JSON line per file: exit code, stderr lines, seconds, whether a traceback escaped.
 
-``python -m tests.hostile_cli TIMEOUT_S COMMAND [ARGS...] -- FILE...`` calls
+``python -m tests.support.hostile_cli TIMEOUT_S COMMAND [ARGS...] -- FILE...`` calls
 ``reliability.cli.main([COMMAND, FILE, *ARGS])`` for each file: the code path of the command
 line, without paying the interpreter's start-up once per file. An alarm interrupts a file that
 hangs (a blocking ``open`` of a FIFO, a runaway loop) and is reported as ``"hung": true``.

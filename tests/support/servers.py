@@ -1,4 +1,4 @@
-"""Throwaway PostgreSQL, Redis and reference-target servers for tests.
+"""Throwaway PostgreSQL, Redis, reference-target, Toxiproxy and Prometheus servers for tests.
 
 Each server runs from a fresh temporary directory on a free loopback port and is removed by
 ``close()``. Tests may stop, restart, kill or pause them freely; that is what they are for.
@@ -17,6 +17,13 @@ Example::
     finally:
         pg.close()
 
+``PrometheusServer`` (Debian's ``prometheus`` binary) scrapes the given ``host:port`` targets
+every second, so ``up`` follows a target within about a second; it skips the calling test when
+the binary is not installed::
+
+    with PrometheusServer(["127.0.0.1:8080"]) as prom:
+        urllib.request.urlopen(f"{prom.url}/api/v1/query?query=up")
+
 This module imports neither locust nor any database driver, so unit tests stay light.
 """
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import shutil
 import signal
@@ -31,10 +39,19 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Self
+
+import pytest
+
+from tests.support.processes import ROOT
+from tests.support.waits import wait_until
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -59,6 +76,19 @@ def port_accepts(port: int, timeout_s: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+@contextmanager
+def serve_in_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on a free loopback port from a daemon thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -92,15 +122,6 @@ def _log_tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])
-
-
-def _wait_until(check: Callable[[], bool], timeout_s: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise ServerError(f"{what} not ready after {timeout_s:.0f}s; log tail:\n{_log_tail(log)}")
 
 
 def _terminate(proc: subprocess.Popen[bytes] | None, timeout_s: float, sig: int = signal.SIGTERM) -> None:
@@ -250,7 +271,8 @@ class PostgresServer(_Server):
             raise ServerError(
                 f"pg_ctl start failed ({done.returncode}): {done.stderr.strip()}\n{_log_tail(self.logfile)}"
             )
-        _wait_until(self._ready, timeout_s, f"PostgreSQL on port {self.port}", self.logfile)
+        wait_until(self._ready, timeout_s, what=f"PostgreSQL on port {self.port}", error=ServerError,
+                   detail=lambda: f"log tail:\n{_log_tail(self.logfile)}")
 
     def _ready(self) -> bool:
         port = str(self.port)
@@ -278,8 +300,9 @@ class PostgresServer(_Server):
         for victim in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
-        _wait_until(lambda: not any(_pid_alive(v) for v in victims), timeout_s,
-                    f"death of PostgreSQL processes {victims}", self.logfile)
+        wait_until(lambda: not any(_pid_alive(v) for v in victims), timeout_s, error=ServerError,
+                   what=f"death of PostgreSQL processes {victims}",
+                   detail=lambda: f"log tail:\n{_log_tail(self.logfile)}")
         # The lock files name a pid that is a zombie until reaped, which a new postmaster would
         # take for a live rival.
         for stale in (self.datadir / "postmaster.pid", *self.base.glob(f".s.PGSQL.{self.port}*")):
@@ -319,7 +342,8 @@ class _ChildServer(_Server):
             self._proc = subprocess.Popen(cmd, cwd=self.base, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=log)
         try:
-            _wait_until(self._checked_ready, timeout_s, f"{self.name} on port {self.port}", self.logfile)
+            wait_until(self._checked_ready, timeout_s, what=f"{self.name} on port {self.port}", error=ServerError,
+                       detail=lambda: f"log tail:\n{_log_tail(self.logfile)}")
         except ServerError:
             self.kill()
             raise
@@ -394,8 +418,7 @@ class TargetServer(_ChildServer):
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def _command(self) -> tuple[list[str], dict[str, str] | None]:
-        repo_root = Path(__file__).resolve().parents[1]
-        env = {**os.environ, "PYTHONPATH": str(repo_root)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         cmd = [sys.executable, "-m", "reliability.target", "--host", "127.0.0.1", "--port", str(self.port),
                *self.extra_args]
         return cmd, env
@@ -416,7 +439,7 @@ def toxiproxy_binary() -> str | None:
     found = shutil.which("toxiproxy-server")
     if found:
         return found
-    beside = Path(__file__).resolve().parents[1].parent / "shared" / "tools" / "toxiproxy" / "toxiproxy-server"
+    beside = ROOT.parent / "shared" / "tools" / "toxiproxy" / "toxiproxy-server"
     return str(beside) if os.access(beside, os.X_OK) else None
 
 
@@ -441,3 +464,59 @@ class ToxiproxyServer(_ChildServer):
 
     def _ready(self) -> bool:
         return port_accepts(self.port)
+
+
+SCRAPE_INTERVAL_S = 1
+
+
+class PrometheusServer(_ChildServer):
+    """``prometheus`` scraping ``targets`` (job ``target``) every second; see the module docstring."""
+
+    name = "prometheus"
+
+    def __init__(self, targets: Sequence[str], port: int | None = None) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            pytest.skip("prometheus is not installed (apt-get install prometheus)")
+        self.binary = binary
+        self.targets = list(targets)
+        super().__init__(port, "reliability-prometheus-")
+        self.config = self.base / "prometheus.yml"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _command(self) -> tuple[list[str], dict[str, str] | None]:
+        quoted = ", ".join(f'"{t}"' for t in self.targets)
+        self.config.write_text(
+            "global:\n"
+            f"  scrape_interval: {SCRAPE_INTERVAL_S}s\n"
+            f"  scrape_timeout: {SCRAPE_INTERVAL_S * 500}ms\n"
+            "scrape_configs:\n"
+            "  - job_name: target\n"
+            f"    static_configs: [{{targets: [{quoted}]}}]\n"
+        )
+        return [
+            self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.base / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
+        ], None
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=0.5) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_until_scraped(self, timeout_s: float = 20.0) -> None:
+        """Wait until ``up`` has a series for every target (Prometheus syncs new targets only
+        after about 5 s)."""
+        wait_until(self._scraped_all, timeout_s, interval_s=0.2, what=f"prometheus to scrape {self.targets}")
+
+    def _scraped_all(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/query?query=up", timeout=1) as response:
+                return len(json.load(response)["data"]["result"]) >= len(self.targets)
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            return False

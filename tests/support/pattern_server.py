@@ -1,6 +1,6 @@
 """An HTTP server whose latency and error pattern the tests know exactly.
 
-Run as its own process: ``python tests/pattern_server.py --delay-ms 20 --fail-every 50``. It prints
+Run as its own process: ``python tests/support/pattern_server.py --delay-ms 20 --fail-every 50``. It prints
 ``pattern-server listening on http://127.0.0.1:PORT`` once ready. ``GET /stats`` returns what it did:
 requests served, failures returned, every service delay in ms, and a log of (start time, delay,
 status) per request. ``POST /pattern`` changes the

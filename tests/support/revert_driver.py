@@ -1,5 +1,5 @@
 """A stand-in for a master: injects one fault with the revert journal and guard, then waits to be
-killed (``python -m tests.integration.revert_driver SPEC_JSON JOURNAL``). Prints ``INJECTED``."""
+killed (``python -m tests.support.revert_driver SPEC_JSON JOURNAL``). Prints ``INJECTED``."""
 
 from __future__ import annotations
 
