@@ -263,7 +263,7 @@ def test_a_thin_rolling_window_is_neither_a_breach_nor_a_recovery() -> None:
     assert [e.kind for e in ext.alerts.events][-1] == "recovery"
 
 
-def closed_model_second(run: RunContext, clock: Clock, frozen: range, users: int = 10, rps: int = 100) -> None:
+def closed_model_second(run: RunContext, clock: FakeClock, frozen: range, users: int = 10, rps: int = 100) -> None:
     """One second of a closed-model run against a target frozen through the seconds ``frozen``
     (offsets from T0): each user's request sent as the freeze began completes when it ends, and
     Locust reports it only then; meanwhile the users send nothing."""
@@ -281,7 +281,7 @@ def closed_model_second(run: RunContext, clock: Clock, frozen: range, users: int
 
 
 def test_a_freeze_pages_once_its_requests_complete_and_dates_the_outage() -> None:
-    clock, stops = Clock(), list[str]()
+    clock, stops = FakeClock(float(T0)), list[str]()
     scenario = alerts_scenario(run_length_s=600, sla_breach=False)  # the burn rates alone
     receiver = Receiver()
     ext = AlertingExtension(scenario.alerts, send=receiver, clock=clock)  # type: ignore[arg-type]
@@ -312,7 +312,7 @@ def test_a_freeze_pages_once_its_requests_complete_and_dates_the_outage() -> Non
 
 
 def test_a_late_failure_burns_budget_in_the_second_it_was_sent() -> None:
-    clock, stops = Clock(), list[str]()
+    clock, stops = FakeClock(float(T0)), list[str]()
     scenario = alerts_scenario(run_length_s=600, sla_breach=False)
     ext = AlertingExtension(scenario.alerts, send=Receiver(), clock=clock)  # type: ignore[arg-type]
     run = run_context(scenario, clock, stops, run_time_s=600.0)
