@@ -268,3 +268,74 @@ def test_a_thin_rolling_window_is_neither_a_breach_nor_a_recovery() -> None:
     # enough clean requests to pass on evidence: then the recovery
     drive_alerts_with_verdict(ext, run, clock, [(300, 0)] * 10)
     assert [e.kind for e in ext.alerts.events][-1] == "recovery"
+
+
+def closed_model_second(run: RunContext, clock: Clock, frozen: range, users: int = 10, rps: int = 100) -> None:
+    """One second of a closed-model run against a target frozen through the seconds ``frozen``
+    (offsets from T0): each user's request sent as the freeze began completes when it ends, and
+    Locust reports it only then; meanwhile the users send nothing."""
+    start = int(clock.now)
+    offset = start - T0
+    if offset not in frozen:
+        for k in range(rps):
+            run.store.record_request("GET", "/items", 10.0, False, None, sent_s=start + k / rps)
+    if offset == frozen.stop:
+        for u in range(users):
+            sent = T0 + frozen.start + u / 1000
+            run.store.record_request("GET", "/items", (start - sent) * 1000.0, False, None, sent_s=sent)
+    run.store.note_users(start, users)
+    clock.now = start + 1.0
+
+
+def test_a_freeze_pages_once_its_requests_complete_and_dates_the_outage() -> None:
+    clock, stops = Clock(), list[str]()
+    scenario = alerts_scenario(run_length_s=600, sla_breach=False)  # the burn rates alone
+    receiver = Receiver()
+    ext = AlertingExtension(scenario.alerts, send=receiver, clock=clock)  # type: ignore[arg-type]
+    run = run_context(scenario, clock, stops, run_time_s=600.0)
+    ext.on_test_start(run)
+    frozen = range(30, 34)  # 4 s
+    for _ in range(34):
+        closed_model_second(run, clock, frozen)
+        ext.on_tick(run, clock.now)
+        settle()
+    assert ext.alerts is not None and ext.alerts.events == []  # nothing has completed: nothing is known
+    closed_model_second(run, clock, frozen)  # the freeze ends: the held requests complete
+    ext.on_tick(run, clock.now)
+    settle()
+    assert [(e.kind, e.severity) for e in ext.alerts.events] == [("breach", "page")]
+    breach = ext.alerts.events[0]
+    assert breach.t_s == 35.0 and breach.down_since_s == 30.0 and breach.time_to_detect_s == 5.0
+    assert breach.burns[0].long_by == breach.burns[0].short_by == "seconds"
+    # the same windows as uptime: second 30 slow (its requests took 4 s), 31-33 stalled
+    uptime = evaluate(run.store.snapshot(T0, T0 + 35), run.sla).uptime
+    assert (uptime.slow_windows, uptime.stalled_windows) == (1, 3)
+    assert ext.series is not None and ext.series.seconds(T0, T0 + 35)[:2] == (35, 4)
+    ext.on_test_stop(run)
+    alerts = ext.finish(run).sections["alerts"]
+    assert isinstance(alerts, s.Alerts) and alerts.uptime_slo == 0.999 and alerts.uptime_budget_ratio is not None
+    assert alerts.events[0].time_to_detect_s == 5.0 and alerts.events[0].down_since_s == 30.0
+    assert receiver.bodies[0]["time_to_detect_s"] == 5.0 and receiver.bodies[0]["uptime_budget_remaining"] < 0
+
+
+def test_a_late_failure_burns_budget_in_the_second_it_was_sent() -> None:
+    clock, stops = Clock(), list[str]()
+    scenario = alerts_scenario(run_length_s=600, sla_breach=False)
+    ext = AlertingExtension(scenario.alerts, send=Receiver(), clock=clock)  # type: ignore[arg-type]
+    run = run_context(scenario, clock, stops, run_time_s=600.0)
+    ext.on_test_start(run)
+    for i in range(12):
+        start = int(clock.now)
+        for k in range(100):
+            run.store.record_request("GET", "/items", 10.0, False, None, sent_s=start + k / 100)
+        if i == 10:  # 60 requests sent at +5 s time out 3 s later (fewer completions meanwhile: not stalled)
+            for k in range(60):
+                run.store.record_request("GET", "/items", 3000.0, True, "timeout", sent_s=T0 + 5 + k / 100)
+        clock.now = start + 1.0
+        ext.on_tick(run, clock.now)
+        settle()
+    assert ext.series is not None and ext.series.counts(T0 + 5, T0 + 6) == (160, 60)
+    assert ext.alerts is not None and [(e.kind, e.severity) for e in ext.alerts.events] == [("breach", "page")]
+    firing = [b for b in ext.alerts.events[0].burns if b.firing]
+    assert firing and all(b.long_by == b.short_by == "requests" for b in firing)  # 37 % of +5 s failed
+    assert ext.alerts.events[0].down_since_s == 5.0  # that second is down for uptime too (errors)
