@@ -29,6 +29,7 @@ import redis
 
 from reliability.faults.proxy import ToxiproxyClient
 from reliability.revert.journal import read_journal
+from reliability.revert.ledger import FINISHING_LINE
 from tests.e2e.test_degradation import LocustRun, faults_now, launch
 from tests.e2e.test_run import Run, scenario
 from tests.support.processes import chaos_proxy
@@ -345,3 +346,35 @@ def test_a_fault_that_vanishes_mid_hold_makes_the_run_inconclusive(target_server
     assert held["lost_at_s"] is not None and held["lost_at_s"] < 1 + 9, held
     assert "no fault" in held["lost_detail"]
     assert any("found gone" in reason for reason in record["sla"]["inconclusive"])
+
+
+def test_run_waits_for_a_master_still_finishing_past_its_stop_timeout(target_server: TargetServer,
+                                                                      tmp_path: Path) -> None:
+    """Ctrl-C, then Ctrl-C again while the master is still reverting (a revert that takes longer
+    than ``--stop-timeout``): ``reliability run`` waits for it, so the revert completes and the
+    record is written by the master, not cut short by a kill."""
+    marker = tmp_path / "reverted"
+    revert_s = 8
+    fault = f"{{type: shell, inject: \"true\", revert: \"sleep {revert_s} && touch '{marker}'\", dead_man_s: 60}}"
+    path = scenario(tmp_path, body=BODY.format(fault=fault))
+    run = Run(tmp_path, str(path), "--workers", "0", "--host", target_server.url, "--allow-unsafe-faults",
+              "--stop-timeout", "3", "--run-record", str(tmp_path / "run.json"))
+    try:
+        run.wait_for("fault held: injected", 40)
+        run.proc.send_signal(signal.SIGINT)
+        run.wait_for(FINISHING_LINE, 20)
+        started = time.monotonic()
+        run.proc.send_signal(signal.SIGINT)  # the second Ctrl-C, while the revert is still running
+        run.wait_for("waiting for it", 10)
+        code = run.finish(timeout_s=60)
+        waited_s = time.monotonic() - started
+    finally:
+        run.kill_all()
+    assert "did not stop within" not in run.output and "killing" not in run.output, run.output[-3000:]
+    assert waited_s > 3 + 1, waited_s  # longer than the stop timeout: it waited instead of killing
+    assert marker.exists()
+    assert code == 4, run.output[-3000:]  # the fault was reverted early by the signal: inconclusive
+    record = assert_valid_record(tmp_path / "run.json")
+    [held] = record["faults"]
+    assert held["state"] == "reverted" and held["reverted_by"] == "master", held
+    assert held["revert_log"][-1]["ok"] is True
