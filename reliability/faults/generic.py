@@ -68,6 +68,7 @@ class WebhookFault(_TwoStepFault[HttpCallSpec]):
     if set, must answer 2xx for the backend to count as healthy."""
 
     kind = "webhook"
+    not_rechecked_because = "a webhook's effect is on the other side of the URL: nothing here can re-check it"
 
     def __init__(self, spec: WebhookSpec, name: str) -> None:
         super().__init__(name, spec.inject, spec.revert)
@@ -117,6 +118,7 @@ class ShellFault(_TwoStepFault[Command]):
     """``shell``: ``inject``, ``revert`` and ``verify`` commands; exit status 0 is success."""
 
     kind = "shell"
+    not_rechecked_because = "a shell command's effect is unknown to us: nothing here can re-check it"
 
     def __init__(self, spec: ShellSpec, name: str) -> None:
         super().__init__(name, spec.inject, spec.revert)

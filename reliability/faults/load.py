@@ -106,6 +106,15 @@ class LoadFault:
             self._lease = Lease(self._renew, renew_interval_s(self.dead_man_s), self.name)
             self._lease.start()
 
+    def still_applied(self) -> str | None:
+        """None while the load process is still running (the OS's word), else how it ended. What
+        the load does to the target is not checked here: that is the run's own measurement."""
+        proc = self._proc
+        if proc is None:
+            return "no load process"
+        code = proc.poll()
+        return None if code is None else f"the load process exited with {code}"
+
     def _renew(self) -> None:
         with self._io:
             if self._proc is not None and self._proc.stdin is not None:

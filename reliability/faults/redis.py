@@ -20,6 +20,7 @@ merely hang, the at most two queued pauses still run out: the dead-man is three 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -320,6 +321,7 @@ class RedisSlowFault(_RedisFault):
         self.dead_man_s: float | None = spec.block_ms / 1000.0
         self._client: redis.Redis | None = None
         self._lease: Lease | None = None
+        self._seen: tuple[float, int] | None = None  # (monotonic time, EVAL usec) of the last verdict
 
     def undo(self, environ: Mapping[str, str]) -> Undo:
         """Nothing to call: the script in progress ends within ``block_ms``."""
@@ -330,12 +332,44 @@ class RedisSlowFault(_RedisFault):
             return
         self._client = connect(self.url, TIMEOUT_S + self.block_ms / 1000.0)
         try:
+            self._seen = (time.monotonic(), self._eval_usec())
             self._busy()
         except (redis.RedisError, OSError) as exc:
             self.revert()
             raise self._fail("inject", exc) from None
         self._lease = Lease(self._busy, (self.period_ms - self.block_ms) / 1000.0, self.name)
         self._lease.start()
+
+    def still_applied(self) -> str | None:
+        """None while the server keeps spending at least half the planned busy time in ``EVAL``
+        (``INFO commandstats``: the time Redis itself accounts to the script, whose run every other
+        client waits behind) since the last verdict, else why not. Other clients' ``EVAL`` counts
+        too; a reset of the statistics (``CONFIG RESETSTAT``, a restart) starts a new baseline."""
+        now = time.monotonic()
+        busy_us = self._eval_usec()
+        since = self._seen
+        if since is None or busy_us < since[1]:
+            self._seen = (now, busy_us)
+            return None
+        cycles = int((now - since[0]) * 1000.0 // self.period_ms)
+        if cycles == 0:
+            return None  # less than one period since the baseline: keep it and wait
+        self._seen = (now, busy_us)
+        wanted_us = 0.5 * cycles * self.block_ms * 1000.0
+        done_us = busy_us - since[1]
+        if done_us >= wanted_us:
+            return None
+        return (f"the server spent {done_us / 1000.0:.0f} ms in EVAL over {now - since[0]:.1f} s, "
+                f"not the {cycles * self.block_ms:.0f} ms planned")
+
+    def _eval_usec(self) -> int:
+        client = connect(self.url, TIMEOUT_S + self.block_ms / 1000.0)
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        entry = stats.get("cmdstat_eval")
+        return int(entry.get("usec", 0)) if isinstance(entry, dict) else 0
 
     def _busy(self) -> None:
         assert self._client is not None
