@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from pydantic import TypeAdapter
 
 from reliability.files import write_text_atomic
 from reliability.inputfile import load_json_file
+from reliability.jsontypes import JsonData, JsonObject
 from reliability.metrics.windows import EndpointStats, Snapshot, WindowStore
 from reliability.schema import SCHEMA_VERSION, RunRecord, parse_record
 from reliability.schema import sections as s
@@ -73,7 +74,21 @@ def _criterion(c: Criterion) -> s.Criterion:
                        confidence=c.confidence, samples=c.samples)
 
 
-def _stats(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
+class _StatsFields(TypedDict):
+    """The fields :class:`~reliability.schema.sections.Stats` declares, as keyword arguments."""
+
+    requests: int
+    failures: int
+    error_ratio: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    mean_ms: float | None
+    rps: float | None
+
+
+def _stats(stats: EndpointStats, duration_s: float) -> _StatsFields:
     """The :class:`~reliability.schema.sections.Stats` fields of ``stats``."""
     h = stats.hist
     return {
@@ -183,13 +198,13 @@ def write_record(record: RunRecord, path: str | os.PathLike[str]) -> Path:
     return write_json(record.to_json_dict(), path)
 
 
-def write_json(data: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+def write_json(data: Mapping[str, JsonData], path: str | os.PathLike[str]) -> Path:
     """Write a JSON document atomically (temp file + rename); the file's mode follows the umask
     (0644 by default), like Locust's own outputs."""
     return write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n", prefix=".run-")
 
 
-def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_json(path: str | os.PathLike[str]) -> JsonObject:
     """A JSON document as written (a run record of any version, a suite record), read through
     :mod:`reliability.inputfile` (regular file, size limit, UTF-8, strict JSON); raises
     :class:`~reliability.exceptions.InputError`, or ValueError when it is not an object."""

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -43,10 +43,13 @@ from reliability.config import (
 )
 from reliability.exceptions import ScenarioError
 from reliability.inputfile import YamlValue
+from reliability.jsontypes import JsonValue
 from reliability.masking import secrets_of_env_value
+from reliability.schema import SUITE_SCHEMA_VERSION as SUITE_SCHEMA_VERSION  # re-exported: its old home
+from reliability.schema import RunRecord, parse_record
+from reliability.schema.suite import SuiteInfo, SuiteRecord, SuiteScenario
 from reliability.units import DurationS, FrozenSpec, iso
 
-SUITE_SCHEMA_VERSION = 1
 KINDS = ("baseline", "load", "degradation", "capacity")
 Kind = Literal["baseline", "load", "degradation", "capacity"]
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -223,7 +226,7 @@ class ScenarioResult:
     entry: SuiteEntry
     exit_code: int | None
     record_path: str | None
-    record: Mapping[str, Any] | None
+    record: RunRecord | Mapping[str, JsonValue] | None  # a record file as read, of any version
     started_at: float | None = None
     ended_at: float | None = None
     problem: str | None = None
@@ -241,30 +244,29 @@ def _iso(epoch_s: float | None) -> str | None:
 
 
 def build_suite_record(suite: Suite, results: Sequence[ScenarioResult], *, started_at: float, ended_at: float,
-                       interrupted: str | None = None) -> dict[str, Any]:
+                       interrupted: str | None = None) -> SuiteRecord:
     """The combined record: the suite, each scenario's result with its run record embedded, and
     the readiness grading (added by the caller from ``reliability.report.readiness``)."""
     ran = {r.entry.index for r in results}
-    rows: list[dict[str, Any]] = []
+    rows: list[SuiteScenario] = []
     for r in [*results, *(ScenarioResult(e, None, None, None, problem="not run: the suite stopped before it")
                           for e in suite.entries if e.index not in ran)]:
         e = r.entry
-        rows.append({
-            "index": e.index, "name": e.name, "kind": e.kind, "required": e.required,
-            "scenario_file": e.scenario_path, "scenario": e.scenario.name,
-            "outcome": outcome(r), "exit_code": r.exit_code, "problem": r.problem,
-            "started_at": _iso(r.started_at), "ended_at": _iso(r.ended_at),
-            "duration_s": None if r.started_at is None or r.ended_at is None else round(r.ended_at - r.started_at, 3),
-            "record_path": r.record_path, "record": dict(r.record) if r.record is not None else None,
-        })
-    return {
-        "schema_version": SUITE_SCHEMA_VERSION,
-        "kind": "suite",
-        "suite": {
-            "name": suite.spec.name, "description": suite.spec.description, "file": suite.path,
-            "started_at": _iso(started_at), "ended_at": _iso(ended_at), "duration_s": round(ended_at - started_at, 3),
-            "interrupted": interrupted, "reliability_version": __version__,
-        },
-        "scenarios": rows,
-    }
+        rows.append(SuiteScenario(
+            index=e.index, name=e.name, kind=e.kind, required=e.required,
+            scenario_file=e.scenario_path, scenario=e.scenario.name,
+            outcome=outcome(r), exit_code=r.exit_code, problem=r.problem,
+            started_at=_iso(r.started_at), ended_at=_iso(r.ended_at),
+            duration_s=None if r.started_at is None or r.ended_at is None else round(r.ended_at - r.started_at, 3),
+            record_path=r.record_path, record=r.record if isinstance(r.record, RunRecord) else parse_record(r.record)
+            if r.record else None,
+        ))
+    return SuiteRecord(
+        suite=SuiteInfo(
+            name=suite.spec.name, description=suite.spec.description, file=suite.path,
+            started_at=_iso(started_at), ended_at=_iso(ended_at), duration_s=round(ended_at - started_at, 3),
+            interrupted=interrupted, reliability_version=__version__,
+        ),
+        scenarios=rows,
+    )
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from reliability.exceptions import InputError, ReliabilityError
 from reliability.inputfile import load_json_file
+from reliability.jsontypes import JsonObject
 from reliability.report import FORMATS, RegressionThresholds, compare, md_escape, render, write_reports
 from reliability.report.compare import ComparisonResult, comparison_rows
 from reliability.report.spec import CostSpec
@@ -34,7 +35,7 @@ class RecordError(ReliabilityError):
     """
 
 
-def load_json_record(path: str) -> Mapping[str, Any]:
+def load_json_record(path: str) -> JsonObject:
     """A run or suite record file as decoded JSON (a clear one-line error when it is not one)."""
     try:
         data = load_json_file(path)

@@ -11,14 +11,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from reliability.jsontypes import JsonData
 from reliability.schema import RunRecord, parse_record
 from reliability.schema import sections as s
 
 Record = RunRecord
 
-RecordLike = RunRecord | Mapping[str, Any]  # the public functions also take a decoded JSON record
+RecordLike = RunRecord | Mapping[str, JsonData]  # the public functions also take a decoded JSON record
 
 
 def as_record(record: RecordLike) -> RunRecord:
@@ -36,21 +36,6 @@ def num(value: object) -> float | None:
         return None
     out = float(value)
     return out if math.isfinite(out) else None
-
-
-def dicts(value: object) -> list[Mapping[str, Any]]:
-    """The mapping items of a list; anything else is an empty list."""
-    if not isinstance(value, list):
-        return []
-    return [item for item in value if isinstance(item, Mapping)]
-
-
-def mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def text(value: object, default: str = "") -> str:
-    return default if value is None else str(value)
 
 
 def _epoch_of(value: object) -> float | None:

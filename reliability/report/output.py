@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from reliability.files import write_text_atomic
+from reliability.jsontypes import JsonData
 from reliability.masking import mask_data
 from reliability.report.data import Record
 from reliability.report.html import render_html
@@ -15,8 +15,8 @@ from reliability.report.impact import BusinessImpact, cost_from_record, estimate
 from reliability.report.junit import render_junit
 from reliability.report.markdown import render_markdown
 from reliability.report.spec import CostSpec
-from reliability.report.suite import is_suite_record, render_suite
-from reliability.schema import RunRecord, parse_record
+from reliability.report.suite import render_suite
+from reliability.schema import RunRecord, SuiteRecord, is_suite_record, parse_record, parse_suite_record
 from reliability.textsafe import display_data
 
 FORMATS = ("html", "junit", "md")
@@ -28,17 +28,18 @@ def _impact(record: Record, cost: CostSpec | None) -> BusinessImpact | None:
     return None if spec is None else estimate_impact(record, spec)
 
 
-def render(record: RunRecord | Mapping[str, Any], fmt: str, *, cost: CostSpec | None = None) -> str:
+def render(record: RunRecord | SuiteRecord | Mapping[str, JsonData], fmt: str, *,
+           cost: CostSpec | None = None) -> str:
     """The record as ``"html"``, ``"junit"`` (XML) or ``"md"``. ``cost`` defaults to the record's
     own ``cost_model``; without either, business impact is left out. A run record of any schema
     version (a decoded JSON mapping is read with :func:`reliability.schema.parse_record`); a
     suite's combined record (``kind: suite``) renders as its readiness report."""
-    raw = record.to_json_dict() if isinstance(record, RunRecord) else record
+    raw = record.to_json_dict() if isinstance(record, RunRecord | SuiteRecord) else record
     # every format shows text that came from the target: no control or bidi character obeyed, no
     # 10 kB name (the record keeps the raw, full text); and no password, even in an older record
     safe = display_data(mask_data(raw))
     if is_suite_record(safe):
-        return render_suite(safe, fmt)
+        return render_suite(parse_suite_record(safe), fmt)
     shown = parse_record(safe)
     if fmt == "html":
         return render_html(shown, _impact(shown, cost))
@@ -62,12 +63,12 @@ def _write_atomic(target: Path, content: str) -> None:
     write_text_atomic(target, content, prefix=".report-")
 
 
-def write_reports(record: RunRecord | Mapping[str, Any], record_path: str | os.PathLike[str], *,
+def write_reports(record: RunRecord | SuiteRecord | Mapping[str, JsonData], record_path: str | os.PathLike[str], *,
                   cost: CostSpec | None = None, formats: tuple[str, ...] = FORMATS,
                   directory: str | os.PathLike[str] | None = None) -> list[Path]:
     """Render every format and write it next to the record; returns the paths written."""
-    if not isinstance(record, RunRecord) and not is_suite_record(record):
-        record = parse_record(record)  # once, not per format
+    if not isinstance(record, RunRecord | SuiteRecord):
+        record = parse_suite_record(record) if is_suite_record(record) else parse_record(record)  # once, not per format
     written = []
     for fmt, target in report_paths(record_path, formats, directory).items():
         _write_atomic(target, render(record, fmt, cost=cost))

@@ -1,8 +1,8 @@
 """Production readiness of a suite: scalability, reliability, performance and monitoring, graded from
 the run records a suite record embeds, and the list of what blocks readiness.
 
-The suite record is read as the JSON mapping it is; each scenario's embedded run record as a typed
-:class:`~reliability.schema.RunRecord` (any version, leniently). What a record did not measure makes
+The suite record is a typed :class:`~reliability.schema.SuiteRecord`, each scenario's embedded run
+record a :class:`~reliability.schema.RunRecord` (any version, read leniently). What a record did not measure makes
 a dimension "not measured", never an error. The rules, each with its evidence in the findings:
 
 * **performance** (baseline and load scenarios): each one's SLA verdict for its tier;
@@ -25,26 +25,21 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from reliability.report.data import (
     Record,
-    dicts,
     fmt_ms,
     fmt_num,
     fmt_pct,
     fmt_s,
-    mapping,
-    text,
 )
 from reliability.report.facts import faults
 from reliability.report.rules import SLOW_DETECTION_S, SLOW_RECOVERY_S
-from reliability.schema import parse_record
+from reliability.schema import SuiteRecord
 from reliability.schema import sections as s
-
-SuiteRecord = Mapping[str, Any]  # a suite record (``kind: suite``), as json.load returns it
+from reliability.schema.suite import SuiteDimension, SuiteReadiness
 
 DIMENSIONS = ("scalability", "reliability", "performance", "monitoring")
 SCALING_EFFICIENCY_MIN = 0.8
@@ -84,9 +79,9 @@ class DimensionGrade:
         """Evidence that is not a check (e.g. a scenario left out of the grading)."""
         self.findings.append(finding)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "score": self.score, "findings": list(self.findings),
-                "blockers": list(self.blockers)}
+    def to_section(self) -> SuiteDimension:
+        return SuiteDimension(name=self.name, status=self.status, score=self.score, findings=list(self.findings),
+                              blockers=list(self.blockers))
 
 
 @dataclass(frozen=True)
@@ -99,9 +94,10 @@ class Readiness:
     dimensions: tuple[DimensionGrade, ...]
     blockers: tuple[str, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "exit_code": self.exit_code, "blockers": list(self.blockers),
-                "dimensions": [d.to_dict() for d in self.dimensions]}
+    def to_section(self) -> SuiteReadiness:
+        """The suite record's ``readiness`` section."""
+        return SuiteReadiness(status=self.status, exit_code=self.exit_code, blockers=list(self.blockers),
+                              dimensions=[d.to_section() for d in self.dimensions])
 
 
 @dataclass(frozen=True)
@@ -280,20 +276,18 @@ def grade_suite(suite: SuiteRecord) -> Readiness:
     scenario_blockers: list[str] = []
     inconclusive = False
     left_out: list[tuple[str, str]] = []  # (kind, note)
-    for row in dicts(suite.get("scenarios")):
-        name = text(row.get("name"), f"scenario {text(row.get('index'))}")
-        required = row.get("required") is not False
-        raw = mapping(row.get("record"))
-        record = parse_record(raw) if raw else None
-        status = text(row.get("outcome"))
+    for row in suite.scenarios:
+        name = row.name or f"scenario {row.index}"
+        record = row.record
+        status = row.outcome
         if status in ("met", "not met") and record is not None:
-            runs.append(_Run(name, text(row.get("kind"), "baseline"), required, record))
+            runs.append(_Run(name, row.kind or "baseline", row.required, record))
             continue
         reasons = record.sla.inconclusive if record is not None else None
         why = "; ".join(reasons) if reasons else (
-            text(row.get("problem")) or f"exit code {text(row.get('exit_code'), 'none')}")
-        left_out.append((text(row.get("kind")), f"{name}: {status or 'not run'}, not graded ({why})"))
-        if required:
+            row.problem or f"exit code {'none' if row.exit_code is None else row.exit_code}")
+        left_out.append((row.kind, f"{name}: {status or 'not run'}, not graded ({why})"))
+        if row.required:
             inconclusive = True
             scenario_blockers.append(f"re-run {name}: {status or 'not run'} ({why})")
     grades = {"scalability": _scalability(runs), "reliability": _reliability(runs),

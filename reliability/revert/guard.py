@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reliability.revert.journal import (
-    DEFAULT_REVERT_DEADLINE_S,
     FaultEntry,
     Journal,
     JournalTail,
@@ -169,7 +168,7 @@ class Guard:
             error = str(exc)
             self.journal.append("attempt", fault=entry.name, by="guard", n=retry.attempts, ok=False, error=error)
             self._say(f"{entry.name}: attempt {retry.attempts} failed: {error}")
-            deadline_s = float(self.tail.state.run.get("revert_deadline_s") or DEFAULT_REVERT_DEADLINE_S)
+            deadline_s = self.tail.state.revert_deadline_s
             delay = backoff_s(retry.attempts)
             if now + delay - retry.first_at > deadline_s:
                 self.journal.append("abandoned", fault=entry.name, by="guard", error=error)

@@ -47,7 +47,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, TypedDict, overload
+
+from reliability.jsontypes import JsonArray, JsonObject, JsonValue
 
 JOURNAL_ENV = "RELIABILITY_REVERT_JOURNAL"
 JOURNAL_DIR_ENV = "RELIABILITY_JOURNAL_DIR"
@@ -60,7 +62,40 @@ MIN_SECRET_CHARS = 4
 DEFAULT_REVERT_DEADLINE_S = 900.0
 APPLIED = ("pending", "abandoned")
 
-Action = dict[str, Any]
+Action = JsonObject
+"""One undo action, a JSON object whose ``do`` key says what it is (see the builders below). Read
+back from a journal it is JSON until :mod:`reliability.revert.undo` checks its fields to perform it."""
+
+
+class RunIdentity(TypedDict):
+    """Who injects: the fields of a journal's ``run`` line that identify the process."""
+
+    pid: int
+    pid_started: float | None
+    host: str
+    boot_id: str | None
+
+
+class Attempt(TypedDict):
+    """One journalled attempt to undo a fault (a field the line lacks is None)."""
+
+    t: float | None
+    by: str | None
+    n: int | None
+    ok: bool | None
+    error: str | None
+
+
+def _number_or_none(value: JsonValue) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _int_or_none(value: JsonValue) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str_or_none(value: JsonValue) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class UndoError(Exception):
@@ -89,23 +124,24 @@ class Undo:
             raise UndoError("nothing undoes it: no undo action and no expiry")
 
 
-def http_action(method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None,
+def http_action(method: str, url: str, body: JsonValue = None, headers: Mapping[str, str] | None = None,
                 ok_also: Iterable[int] = (404,), timeout_s: float = 10.0) -> Action:
     """An HTTP call (2xx, or a status in ``ok_also``, is success)."""
     return {"do": "http", "method": method, "url": url, "body": body, "headers": dict(headers or {}),
-            "ok_also": sorted(ok_also), "timeout_s": timeout_s}
+            "ok_also": [code for code in sorted(ok_also)], "timeout_s": timeout_s}
 
 
 def redis_action(url: str, commands: list[list[str]]) -> Action:
     """Redis commands sent in order on one connection."""
-    return {"do": "redis", "url": url, "commands": commands}
+    return {"do": "redis", "url": url, "commands": [[*command] for command in commands]}
 
 
 def command_action(command: str | list[str], timeout_s: float, detach: bool = False) -> Action:
     """A command (a string runs through ``/bin/sh -c``); exit 0 is success. ``detach``: it may
     keep running (a server restarted in the foreground): success if it has not failed within
     ``timeout_s``."""
-    return {"do": "command", "command": command, "timeout_s": timeout_s, "detach": detach}
+    words: JsonValue = command if isinstance(command, str) else [*command]
+    return {"do": "command", "command": words, "timeout_s": timeout_s, "detach": detach}
 
 
 def signal_action(processes: Iterable[tuple[int, float | None]], signal_name: str) -> Action:
@@ -114,20 +150,28 @@ def signal_action(processes: Iterable[tuple[int, float | None]], signal_name: st
             "processes": [{"pid": pid, "started": started} for pid, started in processes]}
 
 
+def _items(value: JsonValue) -> JsonArray:
+    """A journalled list, or no items when the field is missing or not a list."""
+    return value if isinstance(value, list) else []
+
+
+def _words(value: JsonValue) -> str:
+    return value if isinstance(value, str) else " ".join(str(part) for part in _items(value))
+
+
 def describe_action(action: Action) -> str:
     """One line for people: what the action calls (secrets stay as ``${env:NAME}``)."""
     kind = action.get("do")
     if kind == "http":
         body = "" if action.get("body") is None else " " + json.dumps(action["body"], separators=(",", ":"))
-        return f"{action['method']} {action['url']}{body}"
+        return f"{action.get('method')} {action.get('url')}{body}"
     if kind == "redis":
-        return f"redis {action['url']}: " + "; ".join(" ".join(str(p) for p in cmd) for cmd in action["commands"])
+        return f"redis {action.get('url')}: " + "; ".join(_words(cmd) for cmd in _items(action.get("commands")))
     if kind == "command":
-        command = action["command"]
-        text = command if isinstance(command, str) else " ".join(command)
-        return f"run {'(detached) ' if action.get('detach') else ''}{text}"
+        return f"run {'(detached) ' if action.get('detach') else ''}{_words(action.get('command'))}"
     if kind == "signal":
-        return f"{action['signal']} to pid " + ", ".join(str(p["pid"]) for p in action["processes"])
+        pids = [proc.get("pid") if isinstance(proc, dict) else proc for proc in _items(action.get("processes"))]
+        return f"{action.get('signal')} to pid " + ", ".join(str(pid) for pid in pids)
     return f"unknown action {kind!r}"
 
 
@@ -137,7 +181,27 @@ def _secret_values(environ: Mapping[str, str]) -> dict[str, str]:
             if SECRET_NAME.search(name) and len(value) >= MIN_SECRET_CHARS}
 
 
-def reference_secrets(value: Any, secrets: Iterable[str], environ: Mapping[str, str], what: str) -> Any:
+@overload
+def reference_secrets(value: str, secrets: Iterable[str], environ: Mapping[str, str], what: str) -> str: ...
+
+@overload
+def reference_secrets(value: JsonObject, secrets: Iterable[str], environ: Mapping[str, str], what: str) -> JsonObject:
+    ...
+
+@overload
+def reference_secrets(value: list[str], secrets: Iterable[str], environ: Mapping[str, str], what: str) -> list[str]:
+    ...
+
+@overload
+def reference_secrets(value: tuple[JsonObject, ...], secrets: Iterable[str], environ: Mapping[str, str],
+                      what: str) -> list[JsonObject]: ...
+
+@overload
+def reference_secrets(value: JsonValue, secrets: Iterable[str], environ: Mapping[str, str], what: str) -> JsonValue:
+    ...
+
+def reference_secrets(value: JsonValue | list[str] | tuple[JsonObject, ...], secrets: Iterable[str],
+                      environ: Mapping[str, str], what: str) -> JsonValue | list[str] | list[JsonObject]:
     """``value`` (strings, lists, dicts) with every secret replaced by ``${env:NAME}``.
 
     ``secrets`` are values that must not be written (URL passwords, auth headers, tokens); each
@@ -158,17 +222,21 @@ def reference_secrets(value: Any, secrets: Iterable[str], environ: Mapping[str, 
         by_value[secret] = names[0]
     ordered = sorted(by_value.items(), key=lambda item: -len(item[0]))  # longest first: no partial overlap
 
-    def walk(node: Any) -> Any:
+    def walk(node: JsonValue) -> JsonValue:
         if isinstance(node, str):
             for secret, name in ordered:
                 node = node.replace(secret, "${env:" + name + "}")
             return node
         if isinstance(node, dict):
             return {key: walk(item) for key, item in node.items()}
-        if isinstance(node, list | tuple):
+        if isinstance(node, list):
             return [walk(item) for item in node]
         return node
 
+    if isinstance(value, tuple):  # actions: each walked, so each comes back an object
+        return [{key: walk(item) for key, item in action.items()} for action in value]
+    if isinstance(value, list):  # a command's words (or any JSON array)
+        return [walk(item) for item in value]
     return walk(value)
 
 
@@ -177,7 +245,19 @@ def secret_headers(headers: Mapping[str, str]) -> list[str]:
     return [value for key, value in headers.items() if SECRET_HEADER.search(key) and value]
 
 
-def expand(value: Any, environ: Mapping[str, str]) -> Any:
+@overload
+def expand(value: str, environ: Mapping[str, str]) -> str: ...
+
+@overload
+def expand(value: JsonObject, environ: Mapping[str, str]) -> JsonObject: ...
+
+@overload
+def expand(value: JsonArray, environ: Mapping[str, str]) -> JsonArray: ...
+
+@overload
+def expand(value: JsonValue, environ: Mapping[str, str]) -> JsonValue: ...
+
+def expand(value: JsonValue, environ: Mapping[str, str]) -> JsonValue:
     """``value`` with ``${env:NAME}`` references replaced by the environment's values (UndoError
     naming the variable when it is not set)."""
     if isinstance(value, str):
@@ -243,7 +323,7 @@ def process_started(pid: int) -> float | None:
         return None
 
 
-def run_identity(pid: int | None = None) -> dict[str, Any]:
+def run_identity(pid: int | None = None) -> RunIdentity:
     """Fields of a ``run`` line: who injects (pid, its start time, host, boot)."""
     pid = os.getpid() if pid is None else pid
     return {"pid": pid, "pid_started": process_started(pid), "host": socket.gethostname(), "boot_id": boot_id()}
@@ -301,10 +381,10 @@ class Journal:
                     os.close(dir_fd)
         return self._fd
 
-    def append(self, event: str, durable: bool = True, **fields: Any) -> None:
+    def append(self, event: str, durable: bool = True, **fields: JsonValue) -> None:
         """Write one event line, fsynced unless ``durable=False`` (OSError when the disk refuses).
         One ``write`` on an ``O_APPEND`` descriptor: lines of two writers never interleave."""
-        entry = {"ev": event, "t": round(self.clock(), 3), **fields}
+        entry: JsonObject = {"ev": event, "t": round(self.clock(), 3), **fields}
         data = (json.dumps(entry, separators=(",", ":"), default=str) + "\n").encode("utf-8")
         fd = self._open()
         os.write(fd, data)
@@ -318,6 +398,13 @@ class Journal:
 
 
 # -- reading -------------------------------------------------------------------------------------------
+
+
+def _actions(value: JsonValue) -> list[Action]:
+    """The ``actions`` of an ``undo`` line; an item that is not an object is kept as an action no
+    handler knows, so performing it fails (and says so) instead of the fault passing as undone."""
+    items = value if isinstance(value, list) else []
+    return [item if isinstance(item, dict) else {"do": "invalid", "value": item} for item in items]
 
 
 @dataclass
@@ -335,7 +422,7 @@ class FaultEntry:
     state: str = "pending"
     injected: bool | None = None
     inject_error: str | None = None
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     reverted_by: str | None = None
     reverted_t: float | None = None
     last_error: str | None = None
@@ -353,7 +440,7 @@ class JournalState:
     """A journal read back (see :func:`read_journal`)."""
 
     path: Path
-    run: dict[str, Any] = field(default_factory=dict)
+    run: JsonObject = field(default_factory=dict)
     faults: dict[str, FaultEntry] = field(default_factory=dict)
     ended: bool = False
     guard_pid: int | None = None
@@ -361,14 +448,14 @@ class JournalState:
     last_renew_t: float | None = None
     bad_lines: int = 0
 
-    def feed(self, entry: dict[str, Any]) -> None:
+    def feed(self, entry: JsonObject) -> None:
         """Apply one event."""
         event = entry.get("ev")
-        t = float(entry.get("t") or 0.0)
+        t = _number_or_none(entry.get("t")) or 0.0
         if event == "run":
             self.run = entry
         elif event == "guard":
-            self.guard_pid = entry.get("pid")
+            self.guard_pid = _int_or_none(entry.get("pid"))
             return
         elif event == "end":
             self.ended = True
@@ -378,22 +465,25 @@ class JournalState:
         if event == "undo":
             self.faults[str(entry["fault"])] = FaultEntry(
                 name=str(entry["fault"]), kind=str(entry.get("kind")), backend=str(entry.get("backend")),
-                actions=list(entry.get("actions") or []), dead_man_s=entry.get("dead_man_s"),
-                expires_s=entry.get("expires_s"), undo_t=t)
+                actions=_actions(entry.get("actions")), dead_man_s=_number_or_none(entry.get("dead_man_s")),
+                expires_s=_number_or_none(entry.get("expires_s")), undo_t=t)
         elif fault is not None and event == "inject":
             fault.injected = bool(entry.get("ok"))
-            fault.inject_error = entry.get("error")
+            fault.inject_error = _str_or_none(entry.get("error"))
         elif fault is not None and event == "attempt":
-            fault.attempts.append({k: entry.get(k) for k in ("t", "by", "n", "ok", "error")})
-            if not entry.get("ok"):
-                fault.last_error = entry.get("error")
+            ok = entry.get("ok")
+            fault.attempts.append(Attempt(t=_number_or_none(entry.get("t")), by=_str_or_none(entry.get("by")),
+                                          n=_int_or_none(entry.get("n")), ok=ok if isinstance(ok, bool) else None,
+                                          error=_str_or_none(entry.get("error"))))
+            if not ok:
+                fault.last_error = _str_or_none(entry.get("error"))
         elif fault is not None and event in ("reverted", "expired"):
             fault.state = "reverted" if event == "reverted" else "expired"
-            fault.reverted_by = entry.get("by")
+            fault.reverted_by = _str_or_none(entry.get("by"))
             fault.reverted_t = t
         elif fault is not None and event == "abandoned":
             fault.state = "abandoned"
-            fault.last_error = entry.get("error") or fault.last_error
+            fault.last_error = _str_or_none(entry.get("error")) or fault.last_error
         if entry.get("by", "master") == "master" and event != "guard":
             self.last_master_t = t
 
@@ -405,9 +495,15 @@ class JournalState:
                 if f.state in APPLIED and not f.expired(moment, self.last_renew_t)]
 
     @property
+    def revert_deadline_s(self) -> float:
+        """How long the run said its faults may be retried (the default when it did not say)."""
+        return _number_or_none(self.run.get("revert_deadline_s")) or DEFAULT_REVERT_DEADLINE_S
+
+    @property
     def master_alive(self) -> bool | None:
         run = self.run
-        return process_alive(run.get("pid"), run.get("pid_started"), run.get("host"), run.get("boot_id"))
+        return process_alive(_int_or_none(run.get("pid")), _number_or_none(run.get("pid_started")),
+                             _str_or_none(run.get("host")), _str_or_none(run.get("boot_id")))
 
 
 class JournalTail:
@@ -421,7 +517,7 @@ class JournalTail:
 
     def __init__(self, path: Path) -> None:
         self.state = JournalState(path)
-        self._fh: Any = None
+        self._fh: IO[bytes] | None = None
         self._partial = b""
 
     def poll(self) -> int:

@@ -22,13 +22,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
+from reliability.jsontypes import JsonValue
 from reliability.revert import guard
 from reliability.revert.journal import (
     DEFAULT_REVERT_DEADLINE_S,
@@ -56,7 +58,18 @@ DEADLINE_ENV = "RELIABILITY_REVERT_DEADLINE_S"
 DONE_SUFFIX = ".done"
 
 
-def describe_undo(fault: Any, environ: Mapping[str, str]) -> Undo:
+class Journalled(Protocol):
+    """What the ledger needs of a fault: its name and kind. ``undo(environ)``, ``dead_man_s`` and
+    ``backend`` are used when it has them (a custom fault may not)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+def describe_undo(fault: Journalled, environ: Mapping[str, str]) -> Undo:
     """The fault's undo: its ``undo(environ)``; for a custom fault without one, its own
     ``dead_man_s`` expiry; else UndoError (the fault is refused)."""
     undo = getattr(fault, "undo", None)
@@ -65,13 +78,14 @@ def describe_undo(fault: Any, environ: Mapping[str, str]) -> Undo:
         if not isinstance(described, Undo):
             raise UndoError(f"{fault.name}: undo() returned {type(described).__name__}, not an Undo")
         return described
-    if getattr(fault, "dead_man_s", None) is not None:
-        return Undo(f"custom {fault.kind} {fault.name}", (), expires_s=float(fault.dead_man_s))
+    dead_man_s = getattr(fault, "dead_man_s", None)
+    if dead_man_s is not None:
+        return Undo(f"custom {fault.kind} {fault.name}", (), expires_s=float(dead_man_s))
     raise UndoError(f"{fault.name}: its undo cannot be described: a custom fault needs undo() (returning "
                     "reliability.revert.journal.Undo) or a dead_man_s after which it ends by itself")
 
 
-def backend_of(fault: Any) -> str:
+def backend_of(fault: Journalled) -> str:
     return str(getattr(fault, "backend", None) or f"custom {fault.kind} {fault.name}")
 
 
@@ -118,7 +132,7 @@ class RevertLedger:
         self.deadline_s = float(self.environ.get(DEADLINE_ENV) or DEFAULT_REVERT_DEADLINE_S)
         self.guard_pid: int | None = None
         self.guard_error: str | None = None
-        self._guard: Any = None  # the Popen, kept so it is reaped when the guard exits first
+        self._guard: subprocess.Popen[bytes] | None = None  # kept so it is reaped when the guard exits first
         self._applied: set[str] = set()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -166,7 +180,7 @@ class RevertLedger:
     def set_renew_every(self, dead_man_s: float) -> None:
         self.renew_every_s = min(self.renew_every_s, max(0.1, dead_man_s / 3.0))
 
-    def intend(self, name: str, fault: Any, dead_man_s: float | None) -> Undo:
+    def intend(self, name: str, fault: Journalled, dead_man_s: float | None) -> Undo:
         """Describe the fault's undo and write it durably; UndoError if it cannot be described or
         written (then the fault must not be injected)."""
         undo = describe_undo(fault, self.environ)
@@ -176,16 +190,16 @@ class RevertLedger:
         try:
             with self._lock:
                 self.journal.append("undo", fault=name, kind=fault.kind, backend=undo.backend,
-                                    actions=list(undo.actions), expires_s=undo.expires_s, dead_man_s=float(lapse))
+                                    actions=[*undo.actions], expires_s=undo.expires_s, dead_man_s=float(lapse))
                 self._applied.add(name)
         except OSError as exc:
             raise UndoError(f"{name}: cannot write the revert journal {self.path}: {exc}") from None
         return undo
 
-    def _write(self, event: str, **fields: Any) -> None:
+    def _write(self, event: str, **fields: JsonValue) -> None:
         try:
             with self._lock:
-                self.journal.append(event, **fields)
+                self.journal.append(event, True, **fields)
         except OSError as exc:  # the disk is full or gone: say so, never break the revert itself
             logger.error("cannot write the revert journal %s: %s", self.path, exc)
 

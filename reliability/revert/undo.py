@@ -20,20 +20,28 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
 
+from reliability.jsontypes import JsonValue, as_array, as_number, as_object, as_str
 from reliability.revert.journal import ENV_REF, Action, FaultEntry, UndoError, expand
 
 ONE_LINE_CHARS = 300
 DETACHED_GRACE_S = 2.0
 
 
-def _argv(command: str | list[str]) -> list[str]:
-    return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+def _argv(command: JsonValue) -> list[str]:
+    """A journalled command (a string for ``/bin/sh -c``, or a list of words) as argv."""
+    if isinstance(command, str):
+        return ["/bin/sh", "-c", command]
+    return [as_str(word, "command[]") for word in as_array(command, "command")]
 
 
-def _scrub(text: str, template: Any, environ: Mapping[str, str]) -> str:
+def _seconds(action: Action, key: str, default: float) -> float:
+    value = action.get(key)
+    return as_number(value, key) if value else default
+
+
+def _scrub(text: str, template: Action, environ: Mapping[str, str]) -> str:
     """``text`` with the values of every variable ``template`` references masked."""
     names = set(ENV_REF.findall(str(template)))
     for name in names:
@@ -47,11 +55,12 @@ def _scrub(text: str, template: Any, environ: Mapping[str, str]) -> str:
 def _http(action: Action, environ: Mapping[str, str]) -> str:
     from reliability.faults.httpcall import call
 
-    url = expand(action["url"], environ)
-    headers = expand(action.get("headers") or {}, environ)
+    url = expand(as_str(action.get("url"), "url"), environ)
+    headers = {key: as_str(value, f"headers.{key}")
+               for key, value in expand(as_object(action.get("headers") or {}, "headers"), environ).items()}
     body = expand(action.get("body"), environ)
-    reply = call(action["method"], url, body, headers, float(action.get("timeout_s") or 10.0))
-    if reply.ok or reply.status in (action.get("ok_also") or []):
+    reply = call(as_str(action.get("method"), "method"), url, body, headers, _seconds(action, "timeout_s", 10.0))
+    if reply.ok or reply.status in as_array(action.get("ok_also") or [], "ok_also"):
         return f"HTTP {reply.status}"
     raise UndoError(reply.error_text())
 
@@ -61,11 +70,11 @@ def _redis(action: Action, environ: Mapping[str, str]) -> str:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    client = redis.Redis.from_url(expand(action["url"], environ), socket_timeout=5.0, socket_connect_timeout=5.0,
-                                  retry=Retry(NoBackoff(), 0))
+    url = expand(as_str(action.get("url"), "url"), environ)
+    client = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0, retry=Retry(NoBackoff(), 0))
     try:
-        for command in action["commands"]:
-            client.execute_command(*expand(list(command), environ))  # type: ignore[no-untyped-call]
+        for command in as_array(action.get("commands"), "commands"):
+            client.execute_command(*expand(as_array(command, "commands[]"), environ))  # type: ignore[no-untyped-call]
     except (redis.RedisError, OSError) as exc:
         raise UndoError(str(exc) or type(exc).__name__) from None
     finally:
@@ -74,8 +83,8 @@ def _redis(action: Action, environ: Mapping[str, str]) -> str:
 
 
 def _command(action: Action, environ: Mapping[str, str]) -> str:
-    argv = _argv(expand(action["command"], environ))
-    timeout_s = float(action.get("timeout_s") or 60.0)
+    argv = _argv(expand(action.get("command"), environ))
+    timeout_s = _seconds(action, "timeout_s", 60.0)
     env = dict(environ)
     if action.get("detach"):
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -101,10 +110,12 @@ def _command(action: Action, environ: Mapping[str, str]) -> str:
 def _signal(action: Action, _environ: Mapping[str, str]) -> str:
     from reliability.revert.journal import process_started
 
-    signum = signal.Signals[action["signal"]]
+    signum = signal.Signals[as_str(action.get("signal"), "signal")]
     sent = []
-    for proc in action["processes"]:
-        pid, started = int(proc["pid"]), proc.get("started")
+    for item in as_array(action.get("processes"), "processes"):
+        proc = as_object(item, "processes[]")
+        pid = int(as_number(proc.get("pid"), "processes[].pid"))
+        started = None if proc.get("started") is None else as_number(proc.get("started"), "processes[].started")
         now_started = process_started(pid)
         if now_started is None or (started is not None and abs(now_started - started) >= 1.0):
             continue  # gone, or the pid belongs to another process now: nothing of ours to undo
@@ -149,9 +160,10 @@ def backoff_s(attempt: int, first_s: float = 0.5, cap_s: float = 10.0) -> float:
     return float(min(cap_s, first_s * 2 ** max(0, attempt - 1)))
 
 
-def retry_until(entry: FaultEntry, deadline_s: float, on_attempt: Any = None,
-                environ: Mapping[str, str] | None = None, clock: Any = time.monotonic, sleep: Any = time.sleep,
-                ) -> tuple[bool, str]:
+def retry_until(entry: FaultEntry, deadline_s: float,
+                on_attempt: Callable[[int, bool, str | None], object] | None = None,
+                environ: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
+                sleep: Callable[[float], object] = time.sleep) -> tuple[bool, str]:
     """Undo ``entry``, retrying with backoff until it works or ``deadline_s`` passes.
 
     ``on_attempt(n, ok, error)`` is told about every attempt. Returns (done, last outcome or error).

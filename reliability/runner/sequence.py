@@ -114,8 +114,8 @@ def run_suite(suite: Suite, cli: RunOverrides, settings_for: SettingsFor, *, dry
             interrupted = f"{signal.Signals(received[0]).name} received"
     combined = build_suite_record(suite, results, started_at=started, ended_at=time.time(), interrupted=interrupted)
     readiness = grade_suite(combined)
-    combined["readiness"] = readiness.to_dict()
-    written = write_json(combined, record_path)
+    combined.readiness = readiness.to_section()
+    written = write_json(combined.to_json_dict(), record_path)
     write_reports(combined, written)
     out.write(f"[suite] production readiness: {readiness.status.upper()}\n")
     for dim in readiness.dimensions:

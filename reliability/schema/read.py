@@ -13,11 +13,14 @@ import copy
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from reliability.jsontypes import JsonArray, JsonObject, JsonValue
 from reliability.schema.sections import SCHEMA_VERSION, CostModel, RunRecord
+
+M = TypeVar("M", bound=BaseModel)
 
 _PCT_KEY = re.compile(r"^(p\d+(?:\.\d+)?)_ms$")
 _PEAK_KEY = re.compile(r"^peak_(p\d+(?:\.\d+)?)_ms$")
@@ -36,13 +39,19 @@ def parse_record(data: object) -> RunRecord:
             CostModel.model_validate(raw["cost_model"])
         except ValidationError:
             del raw["cost_model"]
+    return lenient(RunRecord, raw)
+
+
+def lenient(model: type[M], raw: JsonObject) -> M:
+    """``raw`` as ``model``, dropping (in place) each value that does not fit until the rest does;
+    the model's defaults when nothing does."""
     for _ in range(_MAX_PASSES):
         try:
-            return RunRecord.model_validate(raw)
+            return model.model_validate(raw)
         except ValidationError as exc:
             for error in reversed(exc.errors()):  # the last first: earlier list indices stay valid
                 _drop(raw, error["loc"])
-    return RunRecord()
+    return model()
 
 
 def _drop(data: JsonObject, loc: tuple[int | str, ...]) -> None:

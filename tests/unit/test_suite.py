@@ -13,6 +13,7 @@ import pytest
 from reliability.exceptions import ScenarioError
 from reliability.report import render, write_reports
 from reliability.report.readiness import grade_suite
+from reliability.schema import SuiteRecord, parse_suite_record
 from reliability.suite import ScenarioResult, Suite, build_suite_record, load_suite, read_run_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,7 +122,7 @@ def fault(graceful: bool = True, detect_s: float | None = 1.5, recover_s: float 
 
 
 def suite_record(tmp_path: Path, records: dict[str, dict[str, Any] | None],
-                 codes: dict[str, int] | None = None) -> dict[str, Any]:
+                 codes: dict[str, int] | None = None) -> SuiteRecord:
     suite = load_suite(write_suite(tmp_path, SUITE))
     results = []
     for entry in suite.entries:
@@ -133,7 +134,7 @@ def suite_record(tmp_path: Path, records: dict[str, dict[str, Any] | None],
     return build_suite_record(suite, results, started_at=100.0, ended_at=250.0)
 
 
-def healthy_suite(tmp_path: Path) -> dict[str, Any]:
+def healthy_suite(tmp_path: Path) -> SuiteRecord:
     health = {"rounds": 20, "components": {"db": {}, "cache": {}}, "uptime_ratio": 0.99}
     return suite_record(tmp_path, {
         "baseline": run_record(),
@@ -156,11 +157,15 @@ def test_a_suite_that_holds_everywhere_is_ready(tmp_path: Path) -> None:
 
 def test_the_combined_record_keeps_every_scenario_and_marks_the_ones_not_run(tmp_path: Path) -> None:
     record = suite_record(tmp_path, {"baseline": run_record(), "high load": run_record(stages=stages())})
-    assert record["kind"] == "suite" and record["suite"]["name"] == "readiness"
-    assert [(r["name"], r["outcome"]) for r in record["scenarios"]] == [
+    assert record.kind == "suite" and record.suite.name == "readiness"
+    assert [(r.name, r.outcome) for r in record.scenarios] == [
         ("baseline", "met"), ("high load", "met"), ("redis outage", "skipped"), ("knee search", "skipped")]
-    assert record["scenarios"][0]["record"]["totals"]["requests"] == 1000
-    assert record["scenarios"][2]["problem"].startswith("not run")
+    first = record.scenarios[0].record
+    assert first is not None and first.totals.requests == 1000
+    assert (record.scenarios[2].problem or "").startswith("not run")
+    written = record.to_json_dict()
+    assert "readiness" not in written and "faults" not in written["scenarios"][0]["record"]  # as a record file
+    assert parse_suite_record(json.loads(json.dumps(written))) == record
     readiness = grade_suite(record)
     assert readiness.status == "inconclusive" and readiness.exit_code == 4
     assert readiness.blockers[0].startswith("re-run redis outage: skipped")
@@ -203,7 +208,7 @@ def test_an_inconclusive_scenario_is_left_out_and_named(tmp_path: Path) -> None:
 
 def test_unmeasured_dimensions_block_readiness(tmp_path: Path) -> None:
     record = suite_record(tmp_path, {"baseline": run_record()})
-    record["scenarios"] = [r for r in record["scenarios"] if r["outcome"] != "skipped"]
+    record.scenarios = [r for r in record.scenarios if r.outcome != "skipped"]
     readiness = grade_suite(record)
     assert readiness.status == "not ready"
     assert {b.split(":")[0] for b in readiness.blockers} == {"scalability", "reliability", "monitoring"}
@@ -215,7 +220,7 @@ def test_unmeasured_dimensions_block_readiness(tmp_path: Path) -> None:
 
 def test_html_report_is_static_escaped_and_links_each_scenario(tmp_path: Path) -> None:
     record = healthy_suite(tmp_path)
-    record["scenarios"][0]["name"] = "<script>alert(1)</script>"
+    record.scenarios[0].name = "<script>alert(1)</script>"
     html = render(record, "html")
     assert "Production readiness: READY" in html
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -243,7 +248,7 @@ def test_write_reports_writes_the_readiness_report_next_to_the_combined_record(t
     record = healthy_suite(tmp_path)
     path = tmp_path / "out" / "suite.json"
     path.parent.mkdir()
-    path.write_text(json.dumps(record))
+    path.write_text(json.dumps(record.to_json_dict()))
     written = write_reports(json.loads(path.read_text()), path)
     assert sorted(p.name for p in written) == ["suite.html", "suite.junit.xml", "suite.md"]
     assert re.search(r"READY", (tmp_path / "out" / "suite.md").read_text())
