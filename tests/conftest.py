@@ -1,19 +1,27 @@
-"""Shared fixtures: throwaway PostgreSQL, Redis and reference-target servers, and free ports.
+"""Shared fixtures, built on ``tests/support``: throwaway PostgreSQL, Redis and reference-target
+servers, free ports, the chaos proxy, the pattern server, an alert receiver, and Redis clients
+closed at the end of a test.
 
 Kept light on purpose: nothing here imports locust (importing it monkey-patches the process
-with gevent) or a database driver, so unit tests run in a clean interpreter.
+with gevent) or a database driver at import time, so unit tests run in a clean interpreter; a
+fixture that needs a driver imports it when it runs.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
-from tests.support.servers import PostgresServer, RedisServer, TargetServer
+from tests.support.processes import Served, chaos_proxy
+from tests.support.servers import PostgresServer, RedisServer, TargetServer, serve_in_thread
 from tests.support.servers import free_port as _free_port
+from tests.support.weblocust import Hooks, serve_pattern
+
+if TYPE_CHECKING:
+    from tests.support.clients import RedisClients
 
 ServerT = TypeVar("ServerT", PostgresServer, RedisServer, TargetServer)
 
@@ -64,3 +72,42 @@ def target_server() -> Iterator[TargetServer]:
 def free_port() -> Callable[[], int]:
     """A function returning a TCP port on 127.0.0.1 that was free a moment ago."""
     return _free_port
+
+
+@pytest.fixture
+def connect() -> Iterator[RedisClients]:
+    """Redis clients for one test (``connect(port)``), closed at its end."""
+    from tests.support.clients import RedisClients  # imports the driver: only when used
+
+    clients = RedisClients()
+    yield clients
+    clients.close()
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[RedisServer]:
+    """A Redis server for a module's proxies to forward to."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def proxy_api() -> Iterator[Served]:
+    """One chaos proxy process per module."""
+    with chaos_proxy() as served:
+        yield served
+
+
+@pytest.fixture
+def pattern() -> Iterator[Served]:
+    """The pattern server, 5 ms per answer, no errors until told (``pattern_set``)."""
+    with serve_pattern() as served:
+        yield served
+
+
+@pytest.fixture
+def hooks() -> Iterator[str]:
+    """An alert receiver on a free port (its URL); what it got is in ``Hooks.received``."""
+    Hooks.received = []
+    with serve_in_thread(Hooks) as url:
+        yield url

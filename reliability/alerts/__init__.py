@@ -21,11 +21,14 @@ warning       >= 1        run * 7.2 (the run)    run * 0.6            3 d / 6 h 
 ============  ==========  =====================  ===================  ============================
 
 Burn rate = error ratio / (1 - SLO); the SLO is ``slo_pct`` or, by default, what the selected
-tier allows (``100 - error_pct``: gold's 0.5 % errors make a 99.5 % SLO). A window with fewer than
-``min_requests`` requests never fires. With ``sla_breach`` (default on) a rolling SLA criterion
-failing on evidence (latency too) is a warning by itself; an inconclusive one (its interval
-straddles the threshold, or the window has no requests) is neither a breach nor a recovery: it
-opens no incident and holds an open one.
+tier allows (``100 - error_pct``: gold's 0.5 % errors make a 99.5 % SLO). Down seconds burn too:
+stalled or slow seconds (uptime's rule, :func:`reliability.sla.second_state`) / counted seconds
+over ``1 - uptime_slo_pct`` (default the tier's uptime); a window's rate is the faster of the two
+SLIs, so a freeze, in which nothing completes and nothing fails, pages. A window with fewer than
+``min_requests`` requests (sent, or held in flight by a stall) never fires. With ``sla_breach``
+(default on) a rolling SLA criterion failing on evidence (latency too) is a warning by itself;
+an inconclusive one (its interval straddles the threshold, or the window has no requests) is
+neither a breach nor a recovery: it opens no incident and holds an open one.
 
 An incident opens with ``breach`` at the severity that holds, moves once to ``page`` with
 ``escalation``, and closes with ``recovery`` when nothing has held for ``clear_s``. A run that
@@ -51,6 +54,8 @@ from reliability.alerts.burn import (
     budget_remaining,
     burn_rate,
     scaled_rules,
+    uptime_budget_ratio_for,
+    window_burn,
 )
 from reliability.alerts.delivery import (
     Delivery,
@@ -95,6 +100,8 @@ __all__ = [
     "json_payload",
     "scaled_rules",
     "slack_payload",
+    "uptime_budget_ratio_for",
     "wants",
     "webhook_label",
+    "window_burn",
 ]

@@ -32,10 +32,13 @@ def slack_payload(event: AlertEvent, context: Mapping[str, Any]) -> dict[str, An
     tier = context.get("tier")
     head = f"[{label}] {_TITLES[event.kind]}: {scenario}" + (f" ({tier})" if tier else "")
     lines = [head, f"at +{event.t_s:.0f} s ({iso(event.epoch_s)}), incident #{event.incident}"]
+    if event.down_since_s is not None and event.time_to_detect_s is not None:
+        lines.append(f"down since +{event.down_since_s:.0f} s (detected after {event.time_to_detect_s:.0f} s)")
     lines += [f"- {r}" for r in event.reasons]
-    budget = context.get("budget_remaining")
-    if isinstance(budget, int | float):
-        lines.append(f"error budget left: {budget * 100:.1f} %")
+    for key, label in (("budget_remaining", "error budget"), ("uptime_budget_remaining", "uptime budget")):
+        budget = context.get(key)
+        if isinstance(budget, int | float):
+            lines.append(f"{label} left: {budget * 100:.1f} %")
     return {"text": "\n".join(lines)}
 
 

@@ -44,6 +44,7 @@ class AlertsSpec(FrozenSpec):
 
         alerts:
           slo_pct: 99.5             # default: 100 - the selected tier's error_pct
+          uptime_slo_pct: 99.9      # seconds up; default: the selected tier's uptime_pct
           run_length_s: 30m         # what the windows scale to (default: -t, else the shape, else 10m)
           webhooks:
             - ${ALERT_WEBHOOK_URL}                                   # generic JSON
@@ -52,6 +53,7 @@ class AlertsSpec(FrozenSpec):
 
     webhooks: tuple[WebhookSpec, ...] = ()
     slo_pct: float | None = Field(default=None, gt=0, lt=100)
+    uptime_slo_pct: float | None = Field(default=None, gt=0, lt=100)
     run_length_s: DurationS | None = Field(default=None, gt=0)
     min_window_s: DurationS = Field(default=5.0, ge=1, le=3600)
     min_requests: int = Field(default=10, ge=1)

@@ -181,6 +181,22 @@ class Lease:
             thread.join(timeout_s)
 
 
+def hold_check(fault: object) -> tuple[Callable[[], str | None] | None, str | None]:
+    """How a held fault is re-verified on its data path: ``(fault.still_applied, None)``, or
+    ``(None, why not)`` when the fault says why it cannot be (``not_rechecked_because``: webhook,
+    shell, a kill by pid) or has no ``still_applied()`` (a custom fault).
+
+    ``still_applied()`` returns None while the fault is in effect, else one line saying why not.
+    """
+    why = getattr(fault, "not_rechecked_because", None)
+    if why:
+        return None, str(why)
+    check = getattr(fault, "still_applied", None)
+    if not callable(check):
+        return None, "the fault has no still_applied() check"
+    return check, None
+
+
 def renew_interval_s(dead_man_s: float) -> float:
     """How often to renew a lease whose backend timeout is ``dead_man_s``."""
     return max(0.05, dead_man_s * RENEW_FRACTION)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -66,6 +67,25 @@ BEGIN
 END
 $chaos$
 """
+
+
+# Mode held -> the weakest mode that conflicts with it (PostgreSQL's table-level lock conflicts):
+# what a statement the fault blocks takes, e.g. a read (ACCESS SHARE) behind ACCESS EXCLUSIVE, a
+# write (ROW EXCLUSIVE) behind SHARE, SELECT ... FOR UPDATE (ROW SHARE) behind EXCLUSIVE.
+BLOCKED_MODE = {
+    "ACCESS EXCLUSIVE": "ACCESS SHARE",
+    "EXCLUSIVE": "ROW SHARE",
+    "SHARE ROW EXCLUSIVE": "ROW EXCLUSIVE",
+    "SHARE": "ROW EXCLUSIVE",
+    "SHARE UPDATE EXCLUSIVE": "SHARE UPDATE EXCLUSIVE",
+    "ROW EXCLUSIVE": "SHARE",
+    "ROW SHARE": "EXCLUSIVE",
+    "ACCESS SHARE": "ACCESS EXCLUSIVE",
+}
+RECHECK_APP = "reliability-recheck"
+# A fresh client connection must be cut within this long for an outage to count as applied; longer
+# terminator intervals are checked by the loop's session only.
+CUT_WAIT_MAX_S = 2.5
 
 
 def app_name(fault_name: str) -> str:
@@ -181,15 +201,26 @@ class PostgresLockFault(_PostgresFault):
         self._lease.start()
 
     def still_applied(self) -> str | None:
-        """None while our chaos session still holds its lock (a query on ``pg_locks``), else why not."""
+        """None while our chaos session still holds its lock (``pg_locks``) and a query's lock on the
+        table is refused (``LOCK TABLE ... NOWAIT`` in the mode the blocked statements take, rolled
+        back), else why not."""
+        probe_lock = sql.SQL("LOCK TABLE {} IN {} MODE NOWAIT").format(
+            table_ident(self.table), sql.SQL(BLOCKED_MODE.get(self.mode, "ACCESS SHARE")))
         conn = psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
         try:
             row = conn.execute(
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
                 "WHERE a.application_name = %s AND l.locktype = 'relation' AND l.granted", (self.app,)).fetchone()
+            if row is None or row[0] == 0:
+                return f"no lock held by {self.app} any more"
+            try:
+                with conn.transaction(force_rollback=True):
+                    conn.execute(probe_lock)
+            except psycopg.errors.LockNotAvailable:
+                return None
         finally:
             conn.close()
-        return None if row is not None and row[0] > 0 else f"no lock held by {self.app} any more"
+        return f"a {BLOCKED_MODE.get(self.mode, 'ACCESS SHARE')} lock on {self.table} was granted at once"
 
     def _keepalive(self) -> None:
         with self._io:
@@ -230,6 +261,7 @@ class PostgresOutageFault(_PostgresFault):
         self.interval_ms = spec.interval_ms
         self._conn: psycopg.Connection[Any] | None = None
         self._loop: threading.Thread | None = None
+        self._pid: int | None = None
         self._stopping = threading.Event()
         self.last_error: str | None = None
 
@@ -249,7 +281,7 @@ class PostgresOutageFault(_PostgresFault):
             ).fetchone()
             if not allowed or not allowed[0]:
                 raise FaultError("needs a superuser or a member of pg_signal_backend")
-            pid = self._conn.info.backend_pid
+            pid = self._pid = self._conn.info.backend_pid
         except (psycopg.Error, FaultError) as exc:
             self.revert()
             raise self._fail("inject", exc) from None
@@ -258,6 +290,32 @@ class PostgresOutageFault(_PostgresFault):
         if not wait_until(lambda: self._running(pid), 5.0):
             self.revert()
             raise self._fail("inject", FaultError(self.last_error or "the terminator loop did not start"))
+
+    def still_applied(self) -> str | None:
+        """None while the terminator loop runs (its thread, and its session active in
+        ``pg_stat_activity``) and, for intervals up to ~1 s, a fresh client connection is cut
+        within two intervals (a real connection attempt and query); else why not."""
+        loop, pid = self._loop, self._pid
+        if loop is None or not loop.is_alive() or pid is None:
+            return f"the terminator loop has stopped ({self.last_error or 'ended'})"
+        if not self._running(pid):
+            return "the terminator session is not running in the server"
+        wait_s = 2 * self.interval_ms / 1000.0 + 0.25
+        if wait_s > CUT_WAIT_MAX_S:
+            return None
+        try:
+            conn = psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True,
+                                   application_name=RECHECK_APP)
+        except psycopg.OperationalError:
+            return None  # cut while it connected
+        try:
+            time.sleep(wait_s)
+            conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            return None
+        finally:
+            conn.close()
+        return f"a new client connection still answered after {wait_s * 1000:.0f} ms"
 
     def _running(self, pid: int) -> bool:
         if self._loop is None or not self._loop.is_alive():
@@ -342,6 +400,26 @@ class PostgresExhaustFault(_PostgresFault):
             self.held.pop().close()
         self._lease = Lease(self._keepalive, renew_interval_s(self.dead_man_s or 30.0), self.name)
         self._lease.start()
+
+    def still_applied(self) -> str | None:
+        """None while a new connection (same DSN, so same role and reserved slots) is refused for
+        too many clients, or, with ``leave_free``, gets in while every held session is still
+        connected (``pg_stat_activity``); else why not."""
+        try:
+            conn = psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True,
+                                   application_name=RECHECK_APP)
+        except psycopg.OperationalError as exc:
+            if _too_many(exc):
+                return None
+            raise
+        try:
+            held = self._leftover_sessions(conn)
+        finally:
+            conn.close()
+        expected = len(self.held)
+        if self.leave_free == 0:
+            return f"a new connection got in; {held} of the {expected} held sessions are left"
+        return None if held >= expected else f"only {held} of the {expected} held sessions are left"
 
     def _keepalive(self) -> None:
         with self._io:

@@ -148,6 +148,22 @@ class ProcessSuspendFault(_ProcessFault):
             self._lease = Lease(self._arm, renew_interval_s(self.dead_man_s), self.name)
             self._lease.start()
 
+    def still_applied(self) -> str | None:
+        """None while every process it stopped is still stopped (its state read from the OS), else
+        why not (resumed by someone else or by its watchdog, or gone)."""
+        if not self.suspended:
+            return "nothing is suspended"
+        for proc in list(self.suspended):
+            try:
+                status = proc.status() if proc.is_running() else psutil.STATUS_DEAD
+            except psutil.NoSuchProcess:
+                status = psutil.STATUS_DEAD
+            if status in (psutil.STATUS_DEAD, psutil.STATUS_ZOMBIE):
+                return f"pid {proc.pid} has exited"
+            if status != psutil.STATUS_STOPPED:
+                return f"pid {proc.pid} is {status} again"
+        return None
+
     def _arm(self) -> None:
         """Start a fresh watchdog, then retire the previous one."""
         old = self._watchdog
@@ -234,6 +250,19 @@ class ProcessKillFault(_ProcessFault):
             raise UndoError(f"{self.name}: a kill without restart_command cannot be undone")
         command = reference_secrets(self.restart_command, (), environ, self.name)
         return Undo(self.backend, (command_action(command, self.restart_timeout_s, detach=True),))
+
+    @property
+    def not_rechecked_because(self) -> str | None:
+        """Why the hold is not re-verified: a restart gets a new pid, so by ``pid`` it cannot be seen."""
+        if self.pid is not None:
+            return "killed by pid: a restarted process has a new pid, so nothing can tell it is back"
+        return None
+
+    def still_applied(self) -> str | None:
+        """None while no process is found by its pid file or command line (the OS's process table),
+        else which are back (restarted by a supervisor, or by hand)."""
+        back = self.find()
+        return f"running again: pid {', '.join(str(p.pid) for p in back)}" if back else None
 
     def inject(self) -> None:
         if self.down:

@@ -20,8 +20,9 @@ merely hang, the at most two queued pauses still run out: the dead-man is three 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Protocol
 
 import redis
 from redis.backoff import NoBackoff
@@ -54,6 +55,24 @@ def connect(url: str, timeout_s: float = TIMEOUT_S) -> redis.Redis:
     return redis.Redis.from_url(
         url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
     )
+
+
+
+class _PauseConnection(Protocol):
+    """The calls ``redis.pause`` makes on one raw connection of redis-py's pool (whose connection
+    class leaves them unannotated)."""
+
+    def connect(self) -> None: ...
+
+    def pack_commands(self, commands: list[tuple[str | int, ...]]) -> list[bytes]: ...
+
+    def send_packed_command(self, command: list[bytes]) -> None: ...
+
+    def send_command(self, *args: str | int) -> None: ...
+
+    def read_response(self) -> object: ...  # the reply: "OK" (unused)
+
+    def disconnect(self) -> None: ...
 
 
 class _RedisFault:
@@ -102,7 +121,7 @@ class RedisPauseFault(_RedisFault):
         # Three slices may still run after we hang (one active, two queued).
         self.slice_ms = max(10, min(MAX_SLICE_MS, int(spec.dead_man_s * 1000 / 3)))
         self._client: redis.Redis | None = None
-        self._conn: Any = None
+        self._conn: _PauseConnection | None = None
         self._chain: threading.Thread | None = None
         self._stopping = threading.Event()
         self._lease: Lease | None = None
@@ -124,11 +143,12 @@ class RedisPauseFault(_RedisFault):
                 self._lease = Lease(self._pause_writes, self.dead_man_s / 3 if self.dead_man_s else 1.0, self.name)
                 self._lease.start()
                 return
-            self._conn = self._client.connection_pool.make_connection()
-            self._conn.connect()
+            conn: _PauseConnection = self._client.connection_pool.make_connection()
+            self._conn = conn
+            conn.connect()
             pause = ("CLIENT", "PAUSE", self.slice_ms, "ALL")
-            self._conn.send_packed_command(self._conn.pack_commands([pause, pause]))
-            self._conn.read_response()
+            conn.send_packed_command(conn.pack_commands([pause, pause]))
+            conn.read_response()
         except (redis.RedisError, OSError) as exc:
             self.revert()
             raise self._fail("inject", exc) from None
@@ -157,7 +177,7 @@ class RedisPauseFault(_RedisFault):
 
     def _extend(self) -> None:
         conn = self._conn
-        while not self._stopping.is_set():
+        while conn is not None and not self._stopping.is_set():
             try:
                 # Queue the next slice before the current one ends, then wait for it to start.
                 conn.send_command("CLIENT", "PAUSE", self.slice_ms, "ALL")
@@ -301,6 +321,7 @@ class RedisSlowFault(_RedisFault):
         self.dead_man_s: float | None = spec.block_ms / 1000.0
         self._client: redis.Redis | None = None
         self._lease: Lease | None = None
+        self._seen: tuple[float, int] | None = None  # (monotonic time, EVAL usec) of the last verdict
 
     def undo(self, environ: Mapping[str, str]) -> Undo:
         """Nothing to call: the script in progress ends within ``block_ms``."""
@@ -311,12 +332,44 @@ class RedisSlowFault(_RedisFault):
             return
         self._client = connect(self.url, TIMEOUT_S + self.block_ms / 1000.0)
         try:
+            self._seen = (time.monotonic(), self._eval_usec())
             self._busy()
         except (redis.RedisError, OSError) as exc:
             self.revert()
             raise self._fail("inject", exc) from None
         self._lease = Lease(self._busy, (self.period_ms - self.block_ms) / 1000.0, self.name)
         self._lease.start()
+
+    def still_applied(self) -> str | None:
+        """None while the server keeps spending at least half the planned busy time in ``EVAL``
+        (``INFO commandstats``: the time Redis itself accounts to the script, whose run every other
+        client waits behind) since the last verdict, else why not. Other clients' ``EVAL`` counts
+        too; a reset of the statistics (``CONFIG RESETSTAT``, a restart) starts a new baseline."""
+        now = time.monotonic()
+        busy_us = self._eval_usec()
+        since = self._seen
+        if since is None or busy_us < since[1]:
+            self._seen = (now, busy_us)
+            return None
+        cycles = int((now - since[0]) * 1000.0 // self.period_ms)
+        if cycles == 0:
+            return None  # less than one period since the baseline: keep it and wait
+        self._seen = (now, busy_us)
+        wanted_us = 0.5 * cycles * self.block_ms * 1000.0
+        done_us = busy_us - since[1]
+        if done_us >= wanted_us:
+            return None
+        return (f"the server spent {done_us / 1000.0:.0f} ms in EVAL over {now - since[0]:.1f} s, "
+                f"not the {cycles * self.block_ms:.0f} ms planned")
+
+    def _eval_usec(self) -> int:
+        client = connect(self.url, TIMEOUT_S + self.block_ms / 1000.0)
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        entry = stats.get("cmdstat_eval")
+        return int(entry.get("usec", 0)) if isinstance(entry, dict) else 0
 
     def _busy(self) -> None:
         assert self._client is not None

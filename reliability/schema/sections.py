@@ -329,6 +329,7 @@ class Fault(Section):
     reverted_because: str | None = None
     skipped_because: str | None = None
     hold_checks: int = 0  # re-verifications on the data path while held
+    not_rechecked_because: str | None = None  # set when nothing re-verifies the fault while held (webhook, shell)
     lost_at_s: float | None = None  # a re-verification found the fault gone before its hold ended
     lost_detail: str | None = None
     verified_healthy: bool | None = None
@@ -631,8 +632,10 @@ class RuleBurn(Section):
     threshold: float | None = None
     long_s: int = 0
     long: float | None = None
+    long_by: str | None = None  # requests | seconds: the SLI that burned faster over the long window
     short_s: int = 0
     short: float | None = None
+    short_by: str | None = None
     firing: bool = False
 
 
@@ -654,6 +657,8 @@ class AlertEvent(Section):
     t_s: float | None = None
     reasons: list[str] = Field(default_factory=list)
     burn_rates: list[RuleBurn] = Field(default_factory=list)
+    down_since_s: float | None = None  # since the run started: the first down second behind the alert
+    time_to_detect_s: float | None = None  # from that second's start to this event
     deliveries: list[AlertDelivery] = Field(default_factory=list)
 
 
@@ -668,6 +673,8 @@ class Alerts(Section):
 
     slo: float | None = None
     budget_ratio: float | None = None
+    uptime_slo: float | None = None  # the down seconds' SLO (stalled or slow seconds burn its budget)
+    uptime_budget_ratio: float | None = None
     run_length_s: float | None = None
     run_length_from: str | None = None
     min_window_s: float | None = None

@@ -38,6 +38,7 @@ from gevent.lock import BoundedSemaphore
 from reliability.config import ScenarioSpec
 from reliability.exceptions import FaultError
 from reliability.extension import Contribution, RunContext, ShapeLike
+from reliability.faults.base import hold_check
 from reliability.revert.journal import JOURNAL_ENV, UndoError
 from reliability.revert.ledger import FINISHING_LINE, RevertLedger, backend_of, conflicts
 from reliability.revert.undo import backoff_s
@@ -290,8 +291,9 @@ class ScheduleExtension:
                 logger.info("fault %s: injected at +%.1f s", run.name, run.injected_at - self.started_at)
             if self.ledger is not None:
                 self.ledger.injected(run.name, run.inject_error is None, run.inject_error)
-            if run.inject_error is None and callable(getattr(run.fault, "still_applied", None)):
-                gevent.spawn(self._watch_hold, run)
+            check, run.not_rechecked_because = hold_check(run.fault)
+            if run.inject_error is None and check is not None:
+                gevent.spawn(self._watch_hold, run, check)
             # Only now is the backend's own expiry known (a real Toxiproxy has none).
             if run.inject_error is None and run.fault.dead_man_s is None:
                 guarded = self.ledger is not None and self.ledger.guard_pid is not None
@@ -387,11 +389,9 @@ class ScheduleExtension:
         logger.info("fault %s: reverted at +%.1f s (by the %s)", run.name, max(0.0, run.reverted_at - self.started_at),
                     by)
 
-    def _watch_hold(self, run: FaultRun) -> None:
+    def _watch_hold(self, run: FaultRun, still_applied: Callable[[], str | None]) -> None:
         """While ``run`` is held, ask the fault every HOLD_CHECK_S whether it is still applied, on its
         data path; two answers in a row that it is not (or two failed checks) mark it lost."""
-        assert run.fault is not None
-        still_applied = run.fault.still_applied  # type: ignore[attr-defined]
         misses = 0
         while True:
             gevent.sleep(HOLD_CHECK_S)

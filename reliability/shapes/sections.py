@@ -95,6 +95,7 @@ class FaultRun:
     reverted_by: str | None = None  # master, or guard / cli when they undid it meanwhile
     skipped_because: str | None = None
     hold_checks: int = 0  # re-verifications on the data path while held
+    not_rechecked_because: str | None = None  # why the fault has no re-verification while held
     lost_at: float | None = None  # when a re-verification found the fault gone
     lost_detail: str | None = None
 
@@ -256,6 +257,7 @@ def _fault_record(run: FaultRun, analysis: FaultAnalysis | None, sla: WindowSla,
         reverted_because=run.reverted_because,
         skipped_because=run.skipped_because,
         hold_checks=run.hold_checks,
+        not_rechecked_because=run.not_rechecked_because,
         lost_at_s=rel(run.lost_at),
         lost_detail=run.lost_detail,
         verified_healthy=None if run.checked_at is None else bool(run.check is not None and run.check.healthy),

@@ -39,9 +39,11 @@ from reliability.alerts import (
     json_payload,
     scaled_rules,
     slack_payload,
+    uptime_budget_ratio_for,
     wants,
     webhook_label,
 )
+from reliability.alerts.seconds import read_seconds
 from reliability.evidence import PASS
 from reliability.extension import Contribution, RunContext
 from reliability.jsontypes import JsonObject, JsonValue
@@ -138,6 +140,7 @@ class AlertingExtension:
         self.run_length_s = DEFAULT_RUN_LENGTH_S
         self.run_length_source = "default"
         self.budget_ratio: float | None = None
+        self.uptime_budget_ratio: float | None = None
         self.alerts: BurnRateAlerts | None = None
         self.series: CountSeries | None = None
         self.start_t = 0
@@ -155,9 +158,12 @@ class AlertingExtension:
         self.run_length_s, self.run_length_source = run_length_s(run, self.spec)
         tier = run.sla.all_tiers()[run.sla.tier]
         self.budget_ratio = budget_ratio_for(self.spec, tier.error_ratio, tier.uptime_ratio)
+        self.uptime_budget_ratio = uptime_budget_ratio_for(self.spec, tier.uptime_ratio, self.budget_ratio)
         self.rules = scaled_rules(self.run_length_s, self.spec.min_window_s)
-        self.alerts = BurnRateAlerts(self.rules, self.budget_ratio, min_requests=self.spec.min_requests,
-                                     clear_s=self.spec.clear_s, sla_breach=self.spec.sla_breach, started_at=started)
+        self.alerts = BurnRateAlerts(self.rules, self.budget_ratio, self.uptime_budget_ratio,
+                                     min_requests=self.spec.min_requests, clear_s=self.spec.clear_s,
+                                     sla_breach=self.spec.sla_breach, started_at=started,
+                                     rolling_s=int(run.sla.rolling_window_s))
         self.series = CountSeries(self.start_t)
         self.entries = []
         self._closed = False
@@ -173,9 +179,7 @@ class AlertingExtension:
         end = run.complete_until(now)
         if end <= self.series.end_t:
             return
-        for second in run.store.snapshot(self.series.end_t, end).seconds:
-            self.series.add(second.t, second.requests, second.failures)
-        self.series.extend_to(end)
+        read_seconds(self.series, run.store, run.sla, end, int(run.sla.rolling_window_s))
         live = run.live
         failing: list[str] = []
         unsure: list[str] = []
@@ -223,6 +227,9 @@ class AlertingExtension:
             requests, failures = self.series.counts(self.start_t, self.series.end_t)
             remaining = budget_remaining(requests, failures, self.budget_ratio)
             out["budget_remaining"] = None if remaining is None else round(remaining, 6)
+            counted, bad, _ = self.series.seconds(self.start_t, self.series.end_t)
+            remaining = budget_remaining(counted, bad, self.uptime_budget_ratio)
+            out["uptime_budget_remaining"] = None if remaining is None else round(remaining, 6)
         live = run.live
         if live is not None:
             out["highest_tier_met"] = live.highest_tier_met
@@ -250,6 +257,8 @@ class AlertingExtension:
         return s.Alerts(
             slo=None if self.budget_ratio is None else round(1 - self.budget_ratio, 6),
             budget_ratio=self.budget_ratio,
+            uptime_slo=None if self.uptime_budget_ratio is None else round(1 - self.uptime_budget_ratio, 6),
+            uptime_budget_ratio=self.uptime_budget_ratio,
             run_length_s=self.run_length_s,
             run_length_from=self.run_length_source,
             min_window_s=self.spec.min_window_s,

@@ -29,11 +29,13 @@ import redis
 
 from reliability.faults.proxy import ToxiproxyClient
 from reliability.revert.journal import read_journal
+from reliability.revert.ledger import FINISHING_LINE
 from tests.e2e.test_degradation import LocustRun, faults_now, launch
 from tests.e2e.test_run import Run, scenario
-from tests.integration.test_faults_support import chaos_proxy, until
+from tests.support.processes import chaos_proxy
 from tests.support.schemas import assert_valid_record
 from tests.support.servers import RedisServer, ServerError, TargetServer, ToxiproxyServer, toxiproxy_binary
+from tests.support.waits import seconds_until
 
 pytestmark = pytest.mark.slow
 
@@ -229,7 +231,7 @@ def _guard_gone(tmp_path: Path, timeout_s: float = 5.0) -> bool:
         except psutil.NoSuchProcess:
             return True
 
-    return until(gone, timeout_s) is not None
+    return seconds_until(gone, timeout_s) is not None
 
 
 @pytest.mark.parametrize(("kind", "runner", "sig"), _trials(),
@@ -242,16 +244,16 @@ def test_signal_during_a_hold_restores_the_backend(kind: str, runner: str, sig: 
         trial = Runner(runner, tmp_path, BODY.format(fault=fault.fault), target_server.url, env)
         try:
             trial.wait_for("fault held: injected")
-            assert until(fault.applied, 5) is not None, "the fault should be applied before the signal"
+            assert seconds_until(fault.applied, 5) is not None, "the fault should be applied before the signal"
             sent = time.monotonic()
             trial.signal(sig)
             limit = DEAD_MAN_S + 2 if sig == signal.SIGKILL else 60
-            took = until(lambda: not fault.applied(), limit, 0.05)
+            took = seconds_until(lambda: not fault.applied(), limit, 0.05)
             _log(kind=kind, runner=runner, signal=sig.name, restored_s=took)
             assert took is not None, f"not restored within {limit:g} s of {sig.name}:\n{trial.output()[-3000:]}"
             if sig == signal.SIGKILL:  # nothing survives to write a record (under `reliability run`, the
                 # runner gets SIGTERM from the kernel and may revert first: the journal says who did)
-                assert until(lambda: read_journal(_journal(tmp_path)).faults["held"].state == "reverted", 3)
+                assert seconds_until(lambda: read_journal(_journal(tmp_path)).faults["held"].state == "reverted", 3)
                 return
             code = trial.finish()
             elapsed = time.monotonic() - sent
@@ -301,10 +303,10 @@ def test_sigkill_with_the_backend_frozen_restores_it_when_it_returns(target_serv
                                                                     tmp_path: Path) -> None:
     before = _maxmemory(redis_server)
     _freeze_at_signal(tmp_path, target_server, redis_server, DEAD_MAN_S, signal.SIGKILL, 8)
-    took = until(lambda: _maxmemory(redis_server) == before, 15)
+    took = seconds_until(lambda: _maxmemory(redis_server) == before, 15)
     assert took is not None, "not restored after Redis came back"
     _log(kind="redis.memory", runner="local", signal="SIGKILL+frozen", restored_after_thaw_s=took)
-    assert until(lambda: read_journal(_journal(tmp_path)).faults["held"].state == "reverted", 3)
+    assert seconds_until(lambda: read_journal(_journal(tmp_path)).faults["held"].state == "reverted", 3)
     attempts = read_journal(_journal(tmp_path)).faults["held"].attempts
     assert attempts[0]["ok"] is False and attempts[-1]["ok"] is True and attempts[-1]["by"] == "guard"
 
@@ -344,3 +346,35 @@ def test_a_fault_that_vanishes_mid_hold_makes_the_run_inconclusive(target_server
     assert held["lost_at_s"] is not None and held["lost_at_s"] < 1 + 9, held
     assert "no fault" in held["lost_detail"]
     assert any("found gone" in reason for reason in record["sla"]["inconclusive"])
+
+
+def test_run_waits_for_a_master_still_finishing_past_its_stop_timeout(target_server: TargetServer,
+                                                                      tmp_path: Path) -> None:
+    """Ctrl-C, then Ctrl-C again while the master is still reverting (a revert that takes longer
+    than ``--stop-timeout``): ``reliability run`` waits for it, so the revert completes and the
+    record is written by the master, not cut short by a kill."""
+    marker = tmp_path / "reverted"
+    revert_s = 8
+    fault = f"{{type: shell, inject: \"true\", revert: \"sleep {revert_s} && touch '{marker}'\", dead_man_s: 60}}"
+    path = scenario(tmp_path, body=BODY.format(fault=fault))
+    run = Run(tmp_path, str(path), "--workers", "0", "--host", target_server.url, "--allow-unsafe-faults",
+              "--stop-timeout", "3", "--run-record", str(tmp_path / "run.json"))
+    try:
+        run.wait_for("fault held: injected", 40)
+        run.proc.send_signal(signal.SIGINT)
+        run.wait_for(FINISHING_LINE, 20)
+        started = time.monotonic()
+        run.proc.send_signal(signal.SIGINT)  # the second Ctrl-C, while the revert is still running
+        run.wait_for("waiting for it", 10)
+        code = run.finish(timeout_s=60)
+        waited_s = time.monotonic() - started
+    finally:
+        run.kill_all()
+    assert "did not stop within" not in run.output and "killing" not in run.output, run.output[-3000:]
+    assert waited_s > 3 + 1, waited_s  # longer than the stop timeout: it waited instead of killing
+    assert marker.exists()
+    assert code == 4, run.output[-3000:]  # the fault was reverted early by the signal: inconclusive
+    record = assert_valid_record(tmp_path / "run.json")
+    [held] = record["faults"]
+    assert held["state"] == "reverted" and held["reverted_by"] == "master", held
+    assert held["revert_log"][-1]["ok"] is True

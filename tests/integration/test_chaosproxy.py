@@ -14,18 +14,10 @@ import redis
 
 from reliability.faults.httpcall import call
 from reliability.faults.proxy import ProxyApiError, ToxiproxyClient
-from tests.integration.test_faults_support import (  # noqa: F401  (*_fixture: fixtures by name)
-    RedisClients,
-    chaos_proxy,
-    connect_fixture,
-    elapsed_ms,
-    proxy_api_fixture,
-    reference_target,
-    until,
-    upstream_fixture,
-)
-from tests.support.processes import Served
+from tests.support.clients import RedisClients
+from tests.support.processes import Served, chaos_proxy, reference_target
 from tests.support.servers import RedisServer
+from tests.support.waits import elapsed_ms, seconds_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -187,7 +179,7 @@ def test_disabled_proxy_refuses_and_comes_back_after_its_ttl(
         conn.ping()
     with pytest.raises(redis.ConnectionError, match="refused"):
         connect(cache).ping()
-    back = until(lambda: client.proxy("cache")["enabled"], 3.0)
+    back = seconds_until(lambda: client.proxy("cache")["enabled"], 3.0)
     assert back is not None and back < 1.5
     assert connect(cache).ping()
 
@@ -198,7 +190,7 @@ def test_toxic_ttl_expires_and_an_update_renews_it(client: ToxiproxyClient, cach
     assert client.update_toxic("cache", "leased", ttl_s=0.5)["expires_in_s"] > 0.4
     time.sleep(0.3)
     assert client.toxic("cache", "leased") is not None  # renewed: still there at 0.6 s
-    gone = until(lambda: client.toxic("cache", "leased") is None, 2.0)
+    gone = seconds_until(lambda: client.toxic("cache", "leased") is None, 2.0)
     assert gone is not None
     assert elapsed_ms(connect(cache).ping) < 50.0
 

@@ -16,15 +16,10 @@ import redis
 
 from reliability.faults.httpcall import call
 from reliability.faults.proxy import ToxiproxyClient
-from tests.integration.test_faults_support import (  # noqa: F401  (*_fixture: fixtures by name)
-    Injector,
-    RedisClients,
-    chaos_proxy,
-    connect_fixture,
-    reference_target,
-    until,
-)
+from tests.support.clients import RedisClients
+from tests.support.processes import Injector, chaos_proxy, reference_target
 from tests.support.servers import PostgresServer, RedisServer
+from tests.support.waits import seconds_until
 
 pytestmark = pytest.mark.timeout(60)
 MARGIN_S = 0.8
@@ -47,7 +42,7 @@ def test_redis_pause_ends_when_the_injector_dies_or_hangs(redis_server: RedisSer
         time.sleep(0.8)
         assert not _redis_answers(connect, redis_server.port)
         injector.signal(signum)
-        back = until(lambda: _redis_answers(connect, redis_server.port), within_s + MARGIN_S)
+        back = seconds_until(lambda: _redis_answers(connect, redis_server.port), within_s + MARGIN_S)
         assert back is not None, f"Redis still paused {within_s + MARGIN_S}s after the injector's {signum!r}"
 
 
@@ -74,7 +69,7 @@ def test_postgres_lock_is_released_by_the_server(postgres_server: PostgresServer
         assert not _lock_released(dsn)
         started = time.monotonic()
         injector.signal(signum)
-        back = until(lambda: _lock_released(dsn), within_s + MARGIN_S)
+        back = seconds_until(lambda: _lock_released(dsn), within_s + MARGIN_S)
         assert back is not None, f"lock still held {time.monotonic() - started:.1f}s after {signum!r}"
         if signum == signal.SIGSTOP:
             assert back > 1.0  # it was the timeout, not a closed socket
@@ -96,7 +91,7 @@ def test_postgres_outage_loop_stops_when_the_injector_dies(postgres_server: Post
         assert not usable()
         injector.signal(signal.SIGKILL)
         # client_connection_check_interval (1 s) notices the dead client well before dead_man_s.
-        back = until(usable, 1.0 + 2 * MARGIN_S)
+        back = seconds_until(usable, 1.0 + 2 * MARGIN_S)
         assert back is not None
 
 
@@ -110,7 +105,7 @@ def test_proxy_toxic_expires_by_itself() -> None:
             time.sleep(1.2)  # the injector's lease keeps it past its ttl
             assert client.toxics("cache")
             injector.signal(signal.SIGKILL)
-            assert until(lambda: not client.toxics("cache"), 1.0 + MARGIN_S) is not None
+            assert seconds_until(lambda: not client.toxics("cache"), 1.0 + MARGIN_S) is not None
 
 
 def test_proxy_down_comes_back_by_itself() -> None:
@@ -120,14 +115,14 @@ def test_proxy_down_comes_back_by_itself() -> None:
         with Injector({"type": "proxy.down", "api_url": api.url, "proxy": "cache", "dead_man_s": 1.0}) as injector:
             assert client.proxy("cache")["enabled"] is False
             injector.signal(signal.SIGKILL)
-            assert until(lambda: client.proxy("cache")["enabled"], 1.0 + MARGIN_S) is not None
+            assert seconds_until(lambda: client.proxy("cache")["enabled"], 1.0 + MARGIN_S) is not None
 
 
 def test_target_http_fault_expires_by_itself() -> None:
     with reference_target() as target, Injector({"type": "http.error", "url": target.url, "dead_man_s": 1.0}) as inj:
         assert call("GET", f"{target.url}/api/items").status == 503
         inj.signal(signal.SIGKILL)
-        assert until(lambda: call("GET", f"{target.url}/api/items").status == 401, 1.0 + MARGIN_S) is not None
+        assert seconds_until(lambda: call("GET", f"{target.url}/api/items").status == 401, 1.0 + MARGIN_S) is not None
 
 
 def test_suspended_process_is_resumed_by_the_watchdog() -> None:
@@ -136,7 +131,8 @@ def test_suspended_process_is_resumed_by_the_watchdog() -> None:
         with Injector({"type": "process.suspend", "pid": sleeper.pid, "dead_man_s": 1.0}) as injector:
             assert psutil.Process(sleeper.pid).status() == psutil.STATUS_STOPPED
             injector.signal(signal.SIGKILL)
-            resumed = until(lambda: psutil.Process(sleeper.pid).status() != psutil.STATUS_STOPPED, 1.0 + MARGIN_S)
+            resumed = seconds_until(lambda: psutil.Process(sleeper.pid).status() != psutil.STATUS_STOPPED,
+                                    1.0 + MARGIN_S)
             assert resumed is not None
     finally:
         sleeper.kill()
@@ -160,4 +156,4 @@ def test_load_spike_stops_when_the_injector_dies() -> None:
                 time.sleep(0.2)
                 return served() - before < 3
 
-            assert until(quiet, 2.0) is not None
+            assert seconds_until(quiet, 2.0) is not None

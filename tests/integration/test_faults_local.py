@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from reliability.exceptions import FaultError
 from reliability.faults import build_fault
 from reliability.faults.spec import parse_fault_spec
-from tests.integration.test_faults_support import until
+from tests.support.waits import seconds_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -85,7 +85,7 @@ def test_suspend_watchdog_resumes_on_its_own(echo: tuple[subprocess.Popen[str], 
     fault = build_fault(parse_fault_spec({"type": "process.suspend", "pid": proc.pid, "dead_man_s": 0.5}), "nap")
     fault.inject()
     fault._lease.stop()  # type: ignore[attr-defined]  # as if the injector hung: no more renewals
-    resumed = until(lambda: psutil.Process(proc.pid).status() != psutil.STATUS_STOPPED, 3.0)
+    resumed = seconds_until(lambda: psutil.Process(proc.pid).status() != psutil.STATUS_STOPPED, 3.0)
     assert resumed is not None and resumed < 1.5
     assert echo_answers(port, timeout_s=2.0)
     fault.revert()
@@ -100,7 +100,7 @@ def test_kill_then_restart_by_pid_file(tmp_path: Path, echo: tuple[subprocess.Po
     proc.wait(5)  # psutil has reaped it already (it is our child), so no exit status is left to see
     assert not echo_answers(port)
     fault.revert()
-    assert until(lambda: echo_answers(port), 10.0) is not None
+    assert seconds_until(lambda: echo_answers(port), 10.0) is not None
     new_pid = int(pid_file.read_text())
     assert new_pid != proc.pid
     check = fault.verify()

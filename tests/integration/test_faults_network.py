@@ -17,16 +17,10 @@ from reliability.faults import build_fault
 from reliability.faults.httpcall import call
 from reliability.faults.proxy import ToxiproxyClient
 from reliability.faults.spec import parse_fault_spec
-from tests.integration.test_faults_support import (  # noqa: F401  (*_fixture: fixtures by name)
-    RedisClients,
-    connect_fixture,
-    elapsed_ms,
-    proxy_api_fixture,
-    reference_target,
-    upstream_fixture,
-)
-from tests.support.processes import Served
+from tests.support.clients import RedisClients
+from tests.support.processes import Served, reference_target
 from tests.support.servers import RedisServer
+from tests.support.waits import elapsed_ms
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,12 +10,9 @@ import redis
 
 from reliability.faults import build_fault
 from reliability.faults.spec import parse_fault_spec
-from tests.integration.test_faults_support import (  # noqa: F401  (*_fixture: fixtures by name)
-    RedisClients,
-    connect_fixture,
-    elapsed_ms,
-)
+from tests.support.clients import RedisClients
 from tests.support.servers import RedisServer
+from tests.support.waits import elapsed_ms
 
 pytestmark = pytest.mark.timeout(60)
 

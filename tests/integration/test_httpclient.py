@@ -4,14 +4,14 @@ the body cap, timeouts, and secrets masked in every error."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from reliability.httpclient import send
+from tests.support.servers import serve_in_thread
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -48,14 +48,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve_in_thread(_Handler) as url:
+        yield url
 
 
 def test_json_round_trip_and_user_agent(server: str) -> None:

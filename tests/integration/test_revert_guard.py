@@ -21,8 +21,8 @@ import psutil
 import redis
 
 from reliability.revert.journal import read_journal
-from tests.integration.test_faults_support import until
 from tests.support.servers import RedisServer
+from tests.support.waits import seconds_until
 
 DEAD_MAN_S = 2.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def driver(spec: dict[str, Any], journal: Path, env: dict[str, str] | None = Non
 
 def guard_gone(journal: Path, timeout_s: float = 10.0) -> bool:
     pid = read_journal(journal).guard_pid
-    return pid is not None and until(lambda: not psutil.pid_exists(pid) or
+    return pid is not None and seconds_until(lambda: not psutil.pid_exists(pid) or
                                      psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, timeout_s) is not None
 
 
@@ -70,9 +70,9 @@ def test_sigkill_of_the_injector_the_guard_restores_redis_memory(redis_server: R
     with driver(memory_spec(redis_server), journal) as proc:
         assert maxmemory(redis_server) == 1_000_000
         proc.send_signal(signal.SIGKILL)
-        took = until(lambda: maxmemory(redis_server) == before, DEAD_MAN_S + 2)
+        took = seconds_until(lambda: maxmemory(redis_server) == before, DEAD_MAN_S + 2)
     assert took is not None, "the guard did not restore maxmemory"
-    assert until(lambda: read_journal(journal).faults["held"].state == "reverted", 2) is not None
+    assert seconds_until(lambda: read_journal(journal).faults["held"].state == "reverted", 2) is not None
     [entry] = read_journal(journal).faults.values()
     assert (entry.state, entry.reverted_by) == ("reverted", "guard")
     assert entry.actions[0]["commands"][0] == ["CONFIG", "SET", "maxmemory", str(before)]
@@ -86,10 +86,10 @@ def test_a_hung_injector_loses_its_lease(redis_server: RedisServer, tmp_path: Pa
         time.sleep(DEAD_MAN_S)  # renewals keep the guard off while the injector lives
         assert maxmemory(redis_server) == 1_000_000
         proc.send_signal(signal.SIGSTOP)
-        took = until(lambda: maxmemory(redis_server) == before, DEAD_MAN_S + 2)
+        took = seconds_until(lambda: maxmemory(redis_server) == before, DEAD_MAN_S + 2)
         proc.send_signal(signal.SIGCONT)
     assert took is not None and took >= DEAD_MAN_S - 0.5, took
-    assert until(lambda: read_journal(journal).faults["held"].state == "reverted", 2) is not None
+    assert seconds_until(lambda: read_journal(journal).faults["held"].state == "reverted", 2) is not None
     assert read_journal(journal).faults["held"].reverted_by == "guard"
 
 
@@ -104,9 +104,9 @@ def test_a_frozen_backend_is_restored_once_it_comes_back(redis_server: RedisServ
             time.sleep(7)  # attempts time out (5 s) while Redis is frozen
         finally:
             server.resume()
-        took = until(lambda: maxmemory(redis_server) == before, 15)
+        took = seconds_until(lambda: maxmemory(redis_server) == before, 15)
     assert took is not None, "not restored after Redis came back"
-    assert until(lambda: read_journal(journal).faults["held"].state == "reverted", 2) is not None
+    assert seconds_until(lambda: read_journal(journal).faults["held"].state == "reverted", 2) is not None
     entry = read_journal(journal).faults["held"]
     assert entry.state == "reverted"
     assert entry.attempts[0]["ok"] is False and entry.attempts[0]["error"]
@@ -121,7 +121,7 @@ def test_the_guard_gives_up_at_the_deadline_and_revert_finishes_later(redis_serv
     with driver(memory_spec(redis_server), journal, env) as proc:
         redis_server.stop()
         proc.send_signal(signal.SIGKILL)
-        assert until(lambda: read_journal(journal).faults["held"].state == "abandoned", 10) is not None
+        assert seconds_until(lambda: read_journal(journal).faults["held"].state == "abandoned", 10) is not None
     log = journal.with_name(journal.name + ".guard.log").read_text()
     assert "GAVE UP" in log and "STILL APPLIED" in log and "CONFIG SET maxmemory" in log
     listed = subprocess.run([sys.executable, "-m", "reliability.cli", "revert", "--list", str(journal)],
@@ -147,5 +147,5 @@ def test_shell_and_secrets_by_reference(tmp_path: Path) -> None:
     with driver(spec, journal, {"CHAOS_TOKEN": "s3cr3t-value"}) as proc:
         assert flag.exists()
         proc.send_signal(signal.SIGKILL)
-        assert until(lambda: not flag.exists(), DEAD_MAN_S + 2) is not None
+        assert seconds_until(lambda: not flag.exists(), DEAD_MAN_S + 2) is not None
     assert "s3cr3t-value" not in journal.read_text()

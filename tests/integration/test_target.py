@@ -14,7 +14,8 @@ import pytest
 import websocket
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_target_support import Http, TargetProcess, logged_in, ws_connect, ws_json
+from tests.support.clients import Http, logged_in, ws_connect, ws_json
+from tests.support.processes import TargetProcess
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,8 +11,10 @@ import psycopg
 import pytest
 import redis
 
-from tests.integration.test_target_support import Http, TargetProcess, logged_in, wait_for
+from tests.support.clients import Http, logged_in
+from tests.support.processes import TargetProcess
 from tests.support.servers import PostgresServer, RedisServer
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -125,7 +127,7 @@ def test_cache_bypass_while_redis_is_stopped_then_recovery(client: Http, redis_s
     assert components["cache"]["status"] == "down" and components["db"]["status"] == "up"
 
     redis_server.start()
-    wait_for(lambda: client.get("/api/items/11").headers["X-Cache"] in ("miss", "hit"), timeout_s=5)
+    wait_until(lambda: client.get("/api/items/11").headers["X-Cache"] in ("miss", "hit"), timeout_s=5)
     assert client.get("/api/items/11").headers["X-Cache"] == "hit"
     assert health(client)[1]["status"] == "healthy"
 
@@ -142,7 +144,7 @@ def test_a_hung_redis_costs_one_short_timeout_then_is_bypassed(client: Http, red
         assert sum(r.elapsed_s for r in replies[1:]) < 0.5, "then skipped for a while, not waited on"
     finally:
         os.kill(pid, signal.SIGCONT)
-    wait_for(lambda: client.get("/api/items/13").headers["X-Cache"] in ("miss", "hit"), timeout_s=5)
+    wait_until(lambda: client.get("/api/items/13").headers["X-Cache"] in ("miss", "hit"), timeout_s=5)
 
 
 def test_breaker_opens_while_items_is_locked_and_closes_after(client: Http, target_dsn: str) -> None:
@@ -188,5 +190,5 @@ def test_health_is_down_while_postgres_is_stopped_and_recovers(client: Http, pos
         assert replies[-1].json() == {"error": "database circuit open"}
     finally:
         postgres_server.start()
-    wait_for(lambda: client.get("/api/items?limit=1").status == 200, timeout_s=20, interval_s=0.2)
-    wait_for(lambda: health(client)[1]["status"] == "healthy", timeout_s=10)
+    wait_until(lambda: client.get("/api/items?limit=1").status == 200, timeout_s=20, interval_s=0.2)
+    wait_until(lambda: health(client)[1]["status"] == "healthy", timeout_s=10)

@@ -23,16 +23,10 @@ from reliability.faults import build_fault
 from reliability.faults.proxy import ToxiproxyClient
 from reliability.faults.spec import parse_fault_spec
 from reliability.revert.journal import read_journal
-from tests.integration.test_faults_support import (  # noqa: F401  (*_fixture: fixtures by name)
-    RedisClients,
-    connect_fixture,
-    elapsed_ms,
-    proxy_api_fixture,
-    until,
-    upstream_fixture,
-)
+from tests.support.clients import RedisClients
 from tests.support.processes import Served
 from tests.support.servers import RedisServer, ServerError, ToxiproxyServer, toxiproxy_binary
+from tests.support.waits import elapsed_ms, seconds_until
 
 pytestmark = pytest.mark.timeout(90)
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,12 +168,12 @@ def test_sigkill_mid_fault_the_guard_undoes_it_on_the_real_toxiproxy(toxiproxy: 
         time.sleep(0.3)
         assert not clean()
         proc.send_signal(signal.SIGKILL)
-        took = until(clean, 2 + 2)
+        took = seconds_until(clean, 2 + 2)
     finally:
         proc.kill()
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
     assert took is not None, "the guard did not undo the fault on the real Toxiproxy"
-    assert until(lambda: read_journal(journal).faults["held"].reverted_by == "guard", 2) is not None
+    assert seconds_until(lambda: read_journal(journal).faults["held"].reverted_by == "guard", 2) is not None
     client.delete_proxy("cache")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from reliability.users._base import Backoff, setting
-from tests.integration.test_users_harness import REPO_ROOT
+from tests.support.harness import REPO_ROOT
 
 
 def test_backoff_doubles_from_initial_to_cap_and_resets() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_users_harness import REPO_ROOT
+from tests.support.harness import REPO_ROOT
 from tests.support.servers import PostgresServer, RedisServer, TargetServer
 
 pytestmark = pytest.mark.timeout(120)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_users_harness import assert_outage_handled, run_harness, run_with_outage
+from tests.support.harness import assert_outage_handled, run_harness, run_with_outage
 from tests.support.servers import PostgresServer
 
 pytestmark = pytest.mark.timeout(90)

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_web_browser import Hooks, _events
-from tests.integration.test_web_browser import hooks as hooks  # the receiver fixture, used by name
-from tests.integration.test_web_ui import LOCUSTFILE
 from tests.support.processes import Served, locust_cmd, run, serve
 from tests.support.schemas import assert_valid_record
+from tests.support.weblocust import WEB_LOCUSTFILE, Hooks, hook_events
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +34,11 @@ alerts:
 """)
     record = tmp_path / "run.json"
     started = time.monotonic()
-    proc = run(locust_cmd("-f", LOCUSTFILE, "--headless", "-u", "5", "-r", "5", "-t", "6s", "--host", failing.url,
+    proc = run(locust_cmd("-f", WEB_LOCUSTFILE, "--headless", "-u", "5", "-r", "5", "-t", "6s", "--host", failing.url,
                           "--scenario", str(scenario), "--run-record", str(record)), timeout_s=90)
     assert time.monotonic() - started < 40, "a dead webhook held the run up"
     assert proc.returncode == 3, proc.stdout[-3000:]
-    assert _events("/json") == [("breach", "page"), ("run_end", "page")]
+    assert hook_events("/json") == [("breach", "page"), ("run_end", "page")]
     alerts = assert_valid_record(record)["alerts"]
     assert (alerts["run_length_s"], alerts["run_length_from"]) == (6.0, "run time")
     assert [(r["long_s"], r["short_s"]) for r in alerts["rules"]] == [(1, 1), (4, 1), (44, 4)]

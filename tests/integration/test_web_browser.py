@@ -20,18 +20,15 @@ import json
 import os
 import re
 import shutil
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_web_ui import WebLocust, pattern_set, serve_pattern, wait_for, write_scenario
 from tests.support.processes import Served
 from tests.support.schemas import assert_valid_record
+from tests.support.waits import wait_until
+from tests.support.weblocust import Hooks, WebLocust, hook_events, pattern_set, write_scenario
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -45,53 +42,6 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 PASSWORD = "pw-browser-93ab71"
 TOKEN = "tok-browser-0c55e8"
 STEP_MS = 25_000
-
-
-class Hooks(BaseHTTPRequestHandler):
-    """Records every alert POST in arrival order: (path without query, token, body)."""
-
-    received: list[tuple[str, str, dict[str, Any]]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        path, _, query = self.path.partition("?")
-        type(self).received.append((path, query.removeprefix("token="), body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *_args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def pattern() -> Iterator[Served]:
-    with serve_pattern() as served:
-        yield served
-
-
-@pytest.fixture
-def hooks() -> Iterator[str]:
-    Hooks.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _events(path: str) -> list[tuple[str, str]]:
-    out = []
-    for p, _token, body in Hooks.received:
-        if p != path:
-            continue
-        if path == "/json":
-            out.append((body["kind"], body["severity"]))
-        else:
-            out.append((body["text"].split("]", 1)[0].lstrip("["), body["text"].split("\n", 1)[0]))
-    return out
 
 
 def _shots(tmp_path: Path) -> Path:
@@ -153,9 +103,9 @@ alerts:
             pattern_set(pattern, fail_every=50)
             errors = page.get_by_role("row").filter(has_text=re.compile(r"^error_ratio"))
             expect(errors).to_contain_text("FAIL", timeout=STEP_MS)
-            wait_for(lambda: _events("/json"), 20, "the warning", locust)
-            assert _events("/json") == [("breach", "warning")]
-            assert _events("/slack") == []  # page-only receiver
+            wait_until(lambda: hook_events("/json"), 20, interval_s=0.2, what="the warning", detail=locust.tail)
+            assert hook_events("/json") == [("breach", "warning")]
+            assert hook_events("/slack") == []  # page-only receiver
 
             # 4. the charts page, linked from the Download Data tab; inject from its button
             page.get_by_role("tab", name="Download Data").click()
@@ -166,7 +116,8 @@ alerts:
             expect(page.locator("#control-message")).to_have_text("accepted: errors", timeout=STEP_MS)
             expect(page.locator("#fault-table tbody")).to_contain_text("active", timeout=STEP_MS)
             expect(page.locator("#card-alert")).to_have_text("PAGE", timeout=STEP_MS)
-            wait_for(lambda: len(_events("/json")) >= 2, 20, "the escalation", locust)
+            wait_until(lambda: len(hook_events("/json")) >= 2, 20, interval_s=0.2, what="the escalation",
+                       detail=locust.tail)
             expect(page.locator("svg rect.band")).not_to_have_count(0, timeout=STEP_MS)
             assert page.locator("figure[data-chart=latency] path.series").count() == 1
             page.screenshot(path=_shots(tmp_path) / "web-live-page.png", full_page=True)
@@ -174,9 +125,10 @@ alerts:
             # 5. revert from the button: recovery, in order, in both formats
             page.get_by_role("button", name="Revert all faults").click()
             expect(page.locator("#fault-table tbody")).to_contain_text("reverted", timeout=STEP_MS)
-            wait_for(lambda: len(_events("/json")) >= 3 and len(_events("/slack")) >= 2, 40, "the recovery", locust)
-            assert _events("/json") == [("breach", "warning"), ("escalation", "page"), ("recovery", "page")]
-            slack = _events("/slack")
+            wait_until(lambda: len(hook_events("/json")) >= 3 and len(hook_events("/slack")) >= 2, 40, interval_s=0.2,
+                       what="the recovery", detail=locust.tail)
+            assert hook_events("/json") == [("breach", "warning"), ("escalation", "page"), ("recovery", "page")]
+            slack = hook_events("/slack")
             assert [label for label, _ in slack] == ["PAGE", "RESOLVED"]
             assert slack[0][1] == "[PAGE] SLA breach escalated: web ui test (gold)"
             assert all(token == TOKEN for _p, token, _b in Hooks.received)  # sent to the real URL
@@ -196,8 +148,8 @@ alerts:
             assert families["reliability_component_health"].samples[0].labels == {"component": "api"}
             assert families["reliability_latency_seconds"].samples
             page.get_by_role("button", name="Stop").click()
-            wait_for(lambda: locust.get_json("/reliability/state.json")["runner_state"] == "stopped", 20,
-                     "the stop", locust)
+            wait_until(lambda: locust.get_json("/reliability/state.json")["runner_state"] == "stopped", 20,
+                       interval_s=0.2, what="the stop", detail=locust.tail)
         finally:
             browser.close()
         locust.stop()

@@ -9,24 +9,18 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reliability.config import load_scenario
 from tests.e2e.test_unsafe_faults import shell_scenario
-from tests.integration.test_web_ui import WebLocust, serve_pattern, wait_for
 from tests.support.processes import Served
+from tests.support.waits import wait_until
+from tests.support.weblocust import WebLocust
 
 EVIL = "http://evil.example"
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def pattern() -> Iterator[Served]:
-    with serve_pattern() as served:
-        yield served
 
 
 def test_cross_site_start_runs_nothing_writes_nothing_and_same_origin_still_works(pattern: Served,
@@ -82,7 +76,8 @@ def test_cross_site_start_runs_nothing_writes_nothing_and_same_origin_still_work
 
         # the UI's own start: runs and grades, the record goes where the command line said
         locust.swarm(user_count="2", spawn_rate="2", host=pattern.url, sla_tier="bronze")
-        wait_for(lambda: locust.get_json("/stats/requests")["total_rps"] > 0, 20, "requests", locust)
+        wait_until(lambda: locust.get_json("/stats/requests")["total_rps"] > 0, 20, interval_s=0.2, what="requests",
+                   detail=locust.tail)
         code, _h, body = locust.request("POST", "/stop", b"", {"Origin": own, "Sec-Fetch-Site": "same-origin"})
         assert code == 200, body
         exit_code = locust.stop()

@@ -4,189 +4,26 @@ guards, and ``--web-login``.
 
 Locust runs as a subprocess (``locust -f ... --web-host 127.0.0.1 --web-port P``) against the
 pattern server, and the test talks to it over HTTP the way the React app does: form-encoded
-``POST /swarm``, ``GET /stats/requests``. :class:`WebLocust` is shared with the browser test.
+``POST /swarm``, ``GET /stats/requests``. :class:`WebLocust` lives in ``tests/support/weblocust.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.processes import ROOT, Served, serve
+from tests.support.processes import Served
 from tests.support.schemas import assert_valid_record
-from tests.support.servers import free_port
+from tests.support.waits import wait_until
+from tests.support.weblocust import WebLocust, write_scenario
 
-LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/web_user.py")
-START_TIMEOUT_S = 30.0
 PASSWORD = "pw-webui-5d2c"
 
 pytestmark = pytest.mark.slow
-
-
-class WebLocust:
-    """``locust`` with the web UI in a subprocess, its output in ``log``; stopped with SIGTERM."""
-
-    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.record = tmp_path / "run.json"
-        self.log = tmp_path / "locust.log"
-        self.args = ["-f", LOCUSTFILE, "--web-host", "127.0.0.1", "--web-port", str(self.port),
-                     "--run-record", str(self.record), *args]
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.base = ""
-        if "--web-base-path" in args:
-            self.base = args[args.index("--web-base-path") + 1]
-        self.url = f"http://127.0.0.1:{self.port}{self.base}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> WebLocust:
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "locust", *self.args], stdout=out,
-                                         stderr=subprocess.STDOUT, cwd=self.log.parent, env=self.env)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"locust exited {self.proc.returncode}: {self.output()[-3000:]}")
-            try:
-                self.request("GET", "/", timeout_s=1.0)  # any answer (a login redirect too): it is up
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"the web UI did not answer: {self.output()[-3000:]}")
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """SIGTERM (Locust quits: the record is written) and the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-                timeout_s: float = 10.0) -> tuple[int, dict[str, str], bytes]:
-        """Any answer, including 3xx/4xx/5xx (redirects are not followed)."""
-
-        class NoRedirect(urllib.request.HTTPRedirectHandler):
-            def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
-                return None
-
-        opener = urllib.request.build_opener(NoRedirect)
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
-        try:
-            with opener.open(req, timeout=timeout_s) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
-
-    def get(self, path: str, timeout_s: float = 10.0) -> bytes:
-        status, _headers, body = self.request("GET", path, timeout_s=timeout_s)
-        if status != 200:
-            raise AssertionError(f"GET {path}: {status} {body[:500]!r}")
-        return body
-
-    def get_json(self, path: str) -> Any:
-        return json.loads(self.get(path))
-
-    def swarm(self, **form: str) -> dict[str, Any]:
-        body = urllib.parse.urlencode(form).encode()
-        status, _h, answer = self.request("POST", "/swarm", body,
-                                          {"Content-Type": "application/x-www-form-urlencoded"})
-        assert status == 200, answer
-        result: dict[str, Any] = json.loads(answer)
-        assert result["success"], result
-        return result
-
-    def control(self, path: str, data: dict[str, Any] | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-        sent = {"Content-Type": "application/json", "X-Reliability": "1", **(headers or {})}
-        status, _h, answer = self.request("POST", f"/reliability/faults/{path}", json.dumps(data or {}).encode(),
-                                          sent)
-        return status, json.loads(answer)
-
-    def tab(self, key: str) -> list[dict[str, str]]:
-        stats = self.get_json("/stats/requests")
-        rows: list[dict[str, str]] = next(e["data"] for e in stats["extended_stats"] if e["key"] == key)
-        return rows
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float, what: str, log: WebLocust | None = None) -> Any:
-    """Poll ``check`` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}" + (f"\n{log.output()[-3000:]}" if log else ""))
-        time.sleep(0.2)
-
-
-def write_scenario(tmp_path: Path, pattern_url: str, extra: str = "") -> Path:
-    """A scenario whose fault flips the pattern server to 100 % errors (and back)."""
-    path = tmp_path / "scenario.yaml"
-    path.write_text(f"""\
-name: web ui test
-target: {{dsn: "postgresql://app:${{WEB_TEST_PASSWORD}}@127.0.0.1:1/shop"}}
-sla: {{rolling_window_s: 5s}}
-faults:
-  - name: errors
-    at_s: 1h
-    hold_s: 10m
-    fault:
-      type: webhook
-      inject: {{method: POST, url: "{pattern_url}/pattern", body: {{fail_every: 1}}}}
-      revert: {{method: POST, url: "{pattern_url}/pattern", body: {{fail_every: 0}}}}
-  - name: blip
-    at_s: 2h
-    hold_s: 2s
-    fault: {{type: webhook, inject: {{method: POST, url: "{pattern_url}/pattern", body: {{delay_ms: 6}}}},
-            revert: {{method: POST, url: "{pattern_url}/pattern", body: {{delay_ms: 5}}}}}}
-{extra}""")
-    return path
-
-
-def pattern_set(pattern: Served, **change: Any) -> None:
-    req = urllib.request.Request(f"{pattern.url}/pattern", data=json.dumps(change).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as response:
-        assert response.status == 200
-
-
-def serve_pattern() -> contextlib.AbstractContextManager[Served]:
-    """The pattern server, 5 ms per answer, no errors until told (``pattern_set``)."""
-    return serve(["tests/support/pattern_server.py", "--delay-ms", "5"])
-
-
-@pytest.fixture
-def pattern() -> Iterator[Served]:
-    with serve_pattern() as served:
-        yield served
 
 
 def _metrics(locust: WebLocust) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -216,7 +53,7 @@ def test_tabs_form_options_state_metrics_and_fault_controls(pattern: Served, tmp
             rows = locust.tab("reliability-sla")
             return rows if rows[0]["item"].startswith("verdict") and rows[0]["status"] == "PASS" else None
 
-        rows = wait_for(sla_rows, 20, "a passing SLA row", locust)
+        rows = wait_until(sla_rows, 20, interval_s=0.2, what="a passing SLA row", detail=locust.tail)
         assert rows[0]["item"] == "verdict for silver (p95, last 5 s)"  # the form's tier and window
         assert rows[-1]["value"] == "/lt/reliability/"
         faults = locust.tab("reliability-faults")
@@ -248,7 +85,8 @@ def test_tabs_form_options_state_metrics_and_fault_controls(pattern: Served, tmp
         status, answer = locust.control("inject", {"name": "nope"})
         assert status == 409 and "unknown fault 'nope'" in answer["error"]
         assert locust.control("inject", {"name": "blip"})[0] == 202  # held its 2 s, then reverted by the schedule
-        wait_for(lambda: locust.tab("reliability-faults")[1]["state"] == "reverted", 10, "the blip's revert", locust)
+        wait_until(lambda: locust.tab("reliability-faults")[1]["state"] == "reverted", 10, interval_s=0.2,
+                   what="the blip's revert", detail=locust.tail)
         assert locust.control("inject", {"name": "errors"},
                               {"Origin": f"http://127.0.0.1:{locust.port}"}) == (202, {"ok": True,
                                                                                      "accepted": "errors"})
@@ -258,14 +96,15 @@ def test_tabs_form_options_state_metrics_and_fault_controls(pattern: Served, tmp
         def active() -> bool:
             return bool(locust.get_json("/reliability/state.json")["faults"]["active"])
 
-        wait_for(active, 10, "the fault to be active", locust)
-        failing = wait_for(lambda: _metrics(locust)[("reliability_rolling_error_ratio",
-                                                     (("name", "/item"), ("request_type", "GET")))] > 0.5,
-                           15, "errors in the rolling window", locust)
+        wait_until(active, 10, interval_s=0.2, what="the fault to be active", detail=locust.tail)
+        failing = wait_until(lambda: _metrics(locust)[("reliability_rolling_error_ratio",
+                                                       (("name", "/item"), ("request_type", "GET")))] > 0.5,
+                             15, interval_s=0.2, what="errors in the rolling window", detail=locust.tail)
         assert failing
         assert locust.tab("reliability-faults")[0]["state"] == "active"
         assert locust.control("revert")[0] == 202
-        wait_for(lambda: locust.tab("reliability-faults")[0]["state"] == "reverted", 10, "the revert", locust)
+        wait_until(lambda: locust.tab("reliability-faults")[0]["state"] == "reverted", 10, interval_s=0.2,
+                   what="the revert", detail=locust.tail)
         assert _metrics(locust)[("reliability_fault_active", (("fault", "errors"), ("type", "webhook")))] == 0
 
         for path in ("/", "/reliability/", "/reliability/state.json", "/metrics", "/stats/requests"):

@@ -39,16 +39,19 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Self
 
 import pytest
 
 from tests.support.processes import ROOT
+from tests.support.waits import wait_until
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -73,6 +76,19 @@ def port_accepts(port: int, timeout_s: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+@contextmanager
+def serve_in_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on a free loopback port from a daemon thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -106,15 +122,6 @@ def _log_tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])
-
-
-def _wait_until(check: Callable[[], bool], timeout_s: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise ServerError(f"{what} not ready after {timeout_s:.0f}s; log tail:\n{_log_tail(log)}")
 
 
 def _terminate(proc: subprocess.Popen[bytes] | None, timeout_s: float, sig: int = signal.SIGTERM) -> None:
@@ -264,7 +271,8 @@ class PostgresServer(_Server):
             raise ServerError(
                 f"pg_ctl start failed ({done.returncode}): {done.stderr.strip()}\n{_log_tail(self.logfile)}"
             )
-        _wait_until(self._ready, timeout_s, f"PostgreSQL on port {self.port}", self.logfile)
+        wait_until(self._ready, timeout_s, what=f"PostgreSQL on port {self.port}", error=ServerError,
+                   detail=lambda: f"log tail:\n{_log_tail(self.logfile)}")
 
     def _ready(self) -> bool:
         port = str(self.port)
@@ -292,8 +300,9 @@ class PostgresServer(_Server):
         for victim in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
-        _wait_until(lambda: not any(_pid_alive(v) for v in victims), timeout_s,
-                    f"death of PostgreSQL processes {victims}", self.logfile)
+        wait_until(lambda: not any(_pid_alive(v) for v in victims), timeout_s, error=ServerError,
+                   what=f"death of PostgreSQL processes {victims}",
+                   detail=lambda: f"log tail:\n{_log_tail(self.logfile)}")
         # The lock files name a pid that is a zombie until reaped, which a new postmaster would
         # take for a live rival.
         for stale in (self.datadir / "postmaster.pid", *self.base.glob(f".s.PGSQL.{self.port}*")):
@@ -333,7 +342,8 @@ class _ChildServer(_Server):
             self._proc = subprocess.Popen(cmd, cwd=self.base, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=log)
         try:
-            _wait_until(self._checked_ready, timeout_s, f"{self.name} on port {self.port}", self.logfile)
+            wait_until(self._checked_ready, timeout_s, what=f"{self.name} on port {self.port}", error=ServerError,
+                       detail=lambda: f"log tail:\n{_log_tail(self.logfile)}")
         except ServerError:
             self.kill()
             raise
@@ -502,13 +512,11 @@ class PrometheusServer(_ChildServer):
     def wait_until_scraped(self, timeout_s: float = 20.0) -> None:
         """Wait until ``up`` has a series for every target (Prometheus syncs new targets only
         after about 5 s)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/v1/query?query=up", timeout=1) as response:
-                    if len(json.load(response)["data"]["result"]) >= len(self.targets):
-                        return
-            except (urllib.error.URLError, OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"prometheus did not scrape {self.targets} within {timeout_s:.0f} s")
+        wait_until(self._scraped_all, timeout_s, interval_s=0.2, what=f"prometheus to scrape {self.targets}")
+
+    def _scraped_all(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/query?query=up", timeout=1) as response:
+                return len(json.load(response)["data"]["result"]) >= len(self.targets)
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            return False

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -25,11 +24,14 @@ from reliability.alerts import (
     json_payload,
     scaled_rules,
     slack_payload,
+    uptime_budget_ratio_for,
     wants,
     webhook_label,
+    window_burn,
 )
 from reliability.config import parse_scenario
 from reliability.exceptions import ScenarioError
+from tests.support.servers import serve_in_thread
 
 T0 = 1_800_000_000
 SECRET = "tok-7f3a9c"
@@ -95,6 +97,80 @@ def test_count_series_sums_windows_with_gaps_and_clips() -> None:
     assert series.counts(T0 + 4, T0 + 2) == (0, 0)
     with pytest.raises(ValueError):
         series.add(T0 + 2, 1, 0)
+
+
+def test_count_series_revises_seconds_and_counts_down_ones() -> None:
+    series = CountSeries(T0)
+    series.add(T0, 100, 0, "up")
+    series.add(T0 + 1, 0, 0, None)  # not yet known: the requests sent here are still in flight
+    series.add(T0 + 2, 100, 0, "up")
+    assert series.seconds(T0, T0 + 3) == (2, 0, 200) and series.first_down(T0, T0 + 3) is None
+    # they complete: the second is revised (10 held through it, none completed), the sums follow
+    series.put(T0 + 1, 0, 0, "stalled", held=10)
+    series.put(T0, 100, 5, "errors")
+    assert series.counts(T0, T0 + 3) == (200, 5)
+    assert series.seconds(T0, T0 + 3) == (3, 1, 210)  # errors burn through requests, not seconds
+    assert series.first_down(T0, T0 + 3) == T0 and series.first_down(T0 + 1, T0 + 3) == T0 + 1
+    series.put(T0 + 5, 50, 0, "slow")  # a gap of idle seconds, then a slow one
+    assert series.end_t == T0 + 6 and series.seconds(T0 + 2, T0 + 6) == (2, 1, 150)
+    with pytest.raises(ValueError):
+        series.put(T0 - 1, 1, 0)
+    with pytest.raises(KeyError):
+        series.put(T0, 1, 0, "sideways")
+
+
+def test_the_series_knows_every_window_state_the_sla_names() -> None:
+    from reliability.sla import ERRORS, SLOW, STALLED, UP
+
+    series = CountSeries(T0)
+    for i, state in enumerate((UP, ERRORS, STALLED, SLOW, None)):
+        series.put(T0 + i, 10, 0, state)
+    assert series.seconds(T0, T0 + 5) == (4, 2, 50) and series.first_down(T0, T0 + 5) == T0 + 1
+
+
+def test_window_burn_is_the_faster_of_requests_and_down_seconds() -> None:
+    series = CountSeries(T0)
+    for i in range(8):
+        series.add(T0 + i, 100, 1, "up")  # 1 % errors: 2x the 0.5 % budget
+    assert window_burn(series, T0, T0 + 8, 0.005, 0.001, 10) == (pytest.approx(2.0), "requests")
+    series.add(T0 + 8, 0, 0, "stalled", held=10)
+    series.add(T0 + 9, 0, 0, "stalled", held=10)
+    rate, by = window_burn(series, T0, T0 + 10, 0.005, 0.001, 10)
+    assert by == "seconds" and rate == pytest.approx(0.2 / 0.001)  # 2 of 10 seconds down
+    assert window_burn(series, T0 + 8, T0 + 10, 0.005, None, 10) == (None, None)  # no requests, no budget
+    assert window_burn(series, T0 + 8, T0 + 10, 0.005, 0.001, 21) == (None, None)  # 20 held: too thin
+    assert uptime_budget_ratio_for(None, 0.999, 0.005) == pytest.approx(0.001)
+    assert uptime_budget_ratio_for(AlertsSpec(uptime_slo_pct=99.0), 0.999, 0.005) == pytest.approx(0.01)
+    assert uptime_budget_ratio_for(None, None, 0.005) == 0.005
+    assert uptime_budget_ratio_for(None, 1.0, None) is None
+
+
+def test_a_freeze_pages_and_the_alert_says_when_the_service_went_down() -> None:
+    alerts = BurnRateAlerts(scaled_rules(600, min_window_s=5), 0.005, 0.001, started_at=float(T0) + 0.4)
+    series = CountSeries(T0)
+    events = []
+    for i in range(40):
+        t = T0 + i
+        if 30 <= i < 34:  # frozen: the users' 10 requests are held, none completes
+            series.add(t, 0, 0, "stalled", held=10)
+        else:
+            series.add(t, 100, 0, "up")
+        events += alerts.evaluate(series, T0, t + 1, now=t + 1.5)
+    assert [(e.kind, e.severity) for e in events] == [("breach", "page")]
+    breach = events[0]
+    assert breach.t_s == pytest.approx(31.1)  # the first stalled second is graded when it closes
+    assert breach.down_since_s == pytest.approx(29.6) and breach.time_to_detect_s == pytest.approx(1.5)
+    assert breach.burns[0].short_by == "seconds" and "stalled/slow seconds" in breach.reasons[0]
+    assert breach.to_dict()["down_since_s"] == pytest.approx(29.6)
+    request_only = BurnRateAlerts(scaled_rules(600, min_window_s=5), 0.005, started_at=float(T0))
+    assert request_only.evaluate(series, T0, T0 + 40, now=T0 + 40.0) == []  # what a request SLI alone sees
+
+
+def test_a_trickle_of_errors_has_no_down_second_to_date_it() -> None:
+    run = Run(_alerts())
+    run.seconds(5, 100, 2)  # 2 % errors: burns the budget, no second is down (5 % makes one down)
+    assert run.kinds == [("breach", "warning")]
+    assert run.alerts.events[0].down_since_s is None and run.alerts.events[0].time_to_detect_s is None
 
 
 # -- the state machine ---------------------------------------------------------------------------------
@@ -298,14 +374,8 @@ class Receiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[str]:
     Receiver.statuses, Receiver.bodies, Receiver.delay_s = [], [], 0.0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook?token={SECRET}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_in_thread(Receiver) as url:
+        yield f"{url}/hook?token={SECRET}"
 
 
 def test_deliver_posts_json(receiver: str) -> None:

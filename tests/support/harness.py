@@ -6,7 +6,8 @@ it in the pytest process: :func:`start_harness` launches this file as a script, 
 while and prints one JSON line: Locust's stats, every request sample, user errors and task
 exceptions. The pytest side only parses that line.
 
-This module has no tests of its own; the ``test_users_*.py`` modules use it.
+The ``test_users_*.py`` modules use it. It imports nothing but the standard library until it runs
+as the script (``sys.path[0]`` is then this folder: its sibling modules must not shadow a real one).
 """
 
 from __future__ import annotations
