@@ -47,65 +47,103 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from reliability.exceptions import FaultError
+from reliability.faults import spec as spec_models
 from reliability.faults.base import Fault, FaultCheck, one_line
 from reliability.faults.spec import FaultSpec, parse_fault_spec
 
 __all__ = ["Fault", "FaultCheck", "FaultError", "FaultSpec", "build_fault", "injected", "kinds", "parse_fault_spec",
            "revert_all"]
 
-Factory = Callable[[Any, str, Mapping[str, str]], Fault]
+Factory = Callable[[FaultSpec, str, Mapping[str, str]], Fault]
 
 
-def _redis(spec: Any, name: str, _env: Mapping[str, str]) -> Fault:
+def _mismatch(spec: FaultSpec, family: str) -> FaultError:
+    return FaultError(f"a {spec.type} spec is not one of the {family} faults")
+
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class _Case(Generic[S]):
+    """One fault class of a mechanism and the spec model it is built from."""
+
+    spec_type: type[S]
+    build: Callable[[S, str], Fault]
+
+    def __call__(self, spec: FaultSpec, name: str) -> Fault | None:
+        return self.build(spec, name) if isinstance(spec, self.spec_type) else None
+
+
+def _first(spec: FaultSpec, name: str, family: str, *cases: Callable[[FaultSpec, str], Fault | None]) -> Fault:
+    """The fault of the first case whose spec model ``spec`` is."""
+    for case in cases:
+        fault = case(spec, name)
+        if fault is not None:
+            return fault
+    raise _mismatch(spec, family)
+
+
+def _redis(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
     from reliability.faults import redis
 
-    classes: dict[str, Any] = {"redis.pause": redis.RedisPauseFault, "redis.memory": redis.RedisMemoryFault,
-                               "redis.slow": redis.RedisSlowFault}
-    fault: Fault = classes[spec.type](spec, name)
-    return fault
+    return _first(spec, name, "redis", _Case(spec_models.RedisPauseSpec, redis.RedisPauseFault),
+                  _Case(spec_models.RedisMemorySpec, redis.RedisMemoryFault),
+                  _Case(spec_models.RedisSlowSpec, redis.RedisSlowFault))
 
 
-def _postgres(spec: Any, name: str, _env: Mapping[str, str]) -> Fault:
+def _postgres(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
     from reliability.faults import postgres
 
-    classes: dict[str, Any] = {"postgres.lock": postgres.PostgresLockFault,
-                               "postgres.outage": postgres.PostgresOutageFault,
-                               "postgres.exhaust": postgres.PostgresExhaustFault}
-    fault: Fault = classes[spec.type](spec, name)
-    return fault
+    return _first(spec, name, "postgres", _Case(spec_models.PostgresLockSpec, postgres.PostgresLockFault),
+                  _Case(spec_models.PostgresOutageSpec, postgres.PostgresOutageFault),
+                  _Case(spec_models.PostgresExhaustSpec, postgres.PostgresExhaustFault))
 
 
-def _proxy(spec: Any, name: str, _env: Mapping[str, str]) -> Fault:
+def _proxy(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
     from reliability.faults.proxy import ProxyDownFault, ProxyToxicFault
 
-    return ProxyDownFault(spec, name) if spec.type == "proxy.down" else ProxyToxicFault.from_spec(spec, name)
+    if isinstance(spec, spec_models.ProxyDownSpec):
+        return ProxyDownFault(spec, name)
+    if isinstance(spec, spec_models.ProxyLatencySpec | spec_models.ProxyBandwidthSpec | spec_models.ProxyTimeoutSpec
+                  | spec_models.ProxyResetPeerSpec | spec_models.ProxySlowCloseSpec | spec_models.ProxySlicerSpec
+                  | spec_models.ProxyLimitDataSpec | spec_models.ProxyHttpSpec):
+        return ProxyToxicFault.from_spec(spec, name)
+    raise _mismatch(spec, "proxy")
 
 
-def _http(spec: Any, name: str, env: Mapping[str, str]) -> Fault:
+def _http(spec: FaultSpec, name: str, env: Mapping[str, str]) -> Fault:
     from reliability.faults.http import TargetHttpFault
 
-    return TargetHttpFault(spec, name, env)
+    if isinstance(spec, spec_models.HttpErrorSpec | spec_models.HttpLatencySpec):
+        return TargetHttpFault(spec, name, env)
+    raise _mismatch(spec, "http")
 
 
-def _process(spec: Any, name: str, _env: Mapping[str, str]) -> Fault:
+def _process(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
     from reliability.faults.process import ProcessKillFault, ProcessSuspendFault
 
-    return ProcessSuspendFault(spec, name) if spec.type == "process.suspend" else ProcessKillFault(spec, name)
+    return _first(spec, name, "process", _Case(spec_models.ProcessSuspendSpec, ProcessSuspendFault),
+                  _Case(spec_models.ProcessKillSpec, ProcessKillFault))
 
 
-def _load(spec: Any, name: str, _env: Mapping[str, str]) -> Fault:
+def _load(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
     from reliability.faults.load import LoadFault
 
-    return LoadFault(spec, name)
+    if isinstance(spec, spec_models.LoadSpikeSpec | spec_models.LoadWsStormSpec):
+        return LoadFault(spec, name)
+    raise _mismatch(spec, "load")
 
 
-def _generic(spec: Any, name: str, _env: Mapping[str, str]) -> Fault:
+def _generic(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
     from reliability.faults.generic import ShellFault, WebhookFault
 
-    return WebhookFault(spec, name) if spec.type == "webhook" else ShellFault(spec, name)
+    return _first(spec, name, "webhook/shell", _Case(spec_models.WebhookSpec, WebhookFault),
+                  _Case(spec_models.ShellSpec, ShellFault))
 
 
 def registry() -> dict[str, Factory]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import subprocess
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
+from typing import Generic, TypeVar
 
 from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, one_line, probe, secrets_of
@@ -33,21 +33,22 @@ from reliability.revert.journal import (
 )
 
 OUTPUT_CHARS = 200
+Step = TypeVar("Step", HttpCallSpec, Command)
 
 
-class _TwoStepFault:
+class _TwoStepFault(Generic[Step]):
     """A fault made of an inject step and an optional revert step; revert runs once per inject."""
 
     kind = ""
 
-    def __init__(self, name: str, inject: Any, revert: Any) -> None:
+    def __init__(self, name: str, inject: Step, revert: Step | None) -> None:
         self.name = name
         self.dead_man_s: float | None = None
         self.injected = False
-        self._inject_step = inject
-        self._revert_step = revert
+        self._inject_step: Step = inject
+        self._revert_step: Step | None = revert
 
-    def _run(self, action: str, step: Any) -> str:
+    def _run(self, action: str, step: Step) -> str:
         raise NotImplementedError
 
     def inject(self) -> None:
@@ -62,7 +63,7 @@ class _TwoStepFault:
         self.injected = False
 
 
-class WebhookFault(_TwoStepFault):
+class WebhookFault(_TwoStepFault[HttpCallSpec]):
     """``webhook``: ``inject`` and ``revert`` are HTTP calls (2xx expected); ``verify_url``,
     if set, must answer 2xx for the backend to count as healthy."""
 
@@ -90,8 +91,8 @@ class WebhookFault(_TwoStepFault):
         secrets = list(secrets_of(hook.url)) + secret_headers(hook.headers)
         return Undo(self.backend, (reference_secrets(action, secrets, environ, self.name),))
 
-    def _run(self, action: str, step: Any) -> str:
-        hook: HttpCallSpec = step
+    def _run(self, action: str, step: HttpCallSpec) -> str:
+        hook = step
         try:
             reply = call(hook.method, hook.url, hook.body, hook.headers, self.spec.timeout_s)
         except OSError as exc:
@@ -113,7 +114,7 @@ class WebhookFault(_TwoStepFault):
         return probe("webhook", self._healthy, self._secrets)
 
 
-class ShellFault(_TwoStepFault):
+class ShellFault(_TwoStepFault[Command]):
     """``shell``: ``inject``, ``revert`` and ``verify`` commands; exit status 0 is success."""
 
     kind = "shell"
@@ -136,8 +137,8 @@ class ShellFault(_TwoStepFault):
         backend = reference_secrets(self.backend, (), environ, self.name)
         return Undo(backend, (command_action(command, self.spec.timeout_s),))
 
-    def _run(self, action: str, step: Any) -> str:
-        command: Command = step
+    def _run(self, action: str, step: Command) -> str:
+        command = step
         try:
             done = subprocess.run(command_argv(command), capture_output=True, text=True, timeout=self.spec.timeout_s,
                                   stdin=subprocess.DEVNULL, check=False)

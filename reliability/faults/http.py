@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s, secrets_of
 from reliability.faults.httpcall import call
 from reliability.faults.spec import HttpErrorSpec, HttpLatencySpec
+from reliability.jsontypes import JsonObject, JsonValue
 from reliability.masking import mask
 from reliability.revert.journal import Undo, http_action, reference_secrets
 from reliability.target.config import ADMIN_TOKEN_ENV
@@ -49,7 +49,7 @@ class TargetHttpFault:
         token = spec.admin_token or env.get(ADMIN_TOKEN_ENV) or None
         self._headers = {ADMIN_HEADER: token} if token else {}
         self._secrets = (token,) if token else ()
-        self.body: dict[str, Any] = {"latency_ms": spec.latency_ms, "route_prefix": spec.route_prefix}
+        self.body: JsonObject = {"latency_ms": spec.latency_ms, "route_prefix": spec.route_prefix}
         if isinstance(spec, HttpErrorSpec):
             self.body.update(error_ratio=spec.error_ratio, status=spec.status)
         if self.dead_man_s is not None:
@@ -64,14 +64,16 @@ class TargetHttpFault:
         action = reference_secrets(action, self._secrets + secrets_of(self.url), environ, self.name)
         return Undo(self.backend, (action,), expires_s=self.dead_man_s)
 
-    def _admin(self, method: str, body: Any = None) -> Any:
+    def _admin(self, method: str, body: JsonValue = None) -> JsonValue:
+        """One call to the target's ``/admin/faults``: the answer's JSON."""
         try:
             reply = call(method, f"{self.url}/admin/faults", body, self._headers, TIMEOUT_S)
         except OSError as exc:
             raise FaultError(f"{method} {self.url}/admin/faults: {one_line(exc, self._secrets)}") from None
         if not reply.ok:
             raise FaultError(f"{method} {self.url}/admin/faults: {reply.error_text()}")
-        return reply.json()
+        answer: JsonValue = reply.json()
+        return answer
 
     def _post(self) -> None:
         self._admin("POST", self.body)
@@ -117,6 +119,7 @@ class TargetHttpFault:
             raise FaultError(f"GET /health: {one_line(exc)}") from None
         if reply.status >= 500:
             raise FaultError(f"GET /health: {reply.error_text()}")
+        data: JsonValue
         try:
             data = reply.json()
         except ValueError:

@@ -11,16 +11,16 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from reliability.httpclient import SCHEMES as SCHEMES
 from reliability.httpclient import USER_AGENT as USER_AGENT
 from reliability.httpclient import Reply, send
+from reliability.jsontypes import JsonValue
 
 HttpReply = Reply  # the faults' name for it
 
 
-def call(method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None,
+def call(method: str, url: str, body: JsonValue | bytes = None, headers: Mapping[str, str] | None = None,
          timeout_s: float = 5.0) -> HttpReply:
     """Send one request; ``body`` goes as JSON unless it is ``str``/``bytes``. Raises OSError
     when there is no answer at all."""

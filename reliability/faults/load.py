@@ -25,13 +25,17 @@ import sys
 import threading
 import urllib.parse
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s
 from reliability.faults.httpcall import call
 from reliability.faults.spec import LoadSpikeSpec, LoadWsStormSpec
+from reliability.jsontypes import JsonObject
 from reliability.revert.journal import Undo
+
+if TYPE_CHECKING:  # the load process's module imports aiohttp: not for this process
+    from reliability.faults.loadgen import LoadSettings
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -54,13 +58,15 @@ class LoadFault:
         self.kind: str = spec.type
         self.url = spec.url
         self.dead_man_s: float | None = spec.dead_man_s
-        self.settings: dict[str, Any] = {"url": spec.url, "headers": spec.headers, "ttl_s": spec.dead_man_s}
+        self.settings: LoadSettings
         if isinstance(spec, LoadSpikeSpec):
-            self.settings.update(mode="spike", concurrency=spec.concurrency, method=spec.method,
-                                 request_timeout_s=spec.request_timeout_s)
+            self.settings = {"url": spec.url, "headers": spec.headers, "ttl_s": spec.dead_man_s, "mode": "spike",
+                             "concurrency": spec.concurrency, "method": spec.method,
+                             "request_timeout_s": spec.request_timeout_s}
         else:
-            self.settings.update(mode="ws_storm", connections=spec.connections, rate_per_s=spec.rate_per_s)
-        self.summary: dict[str, Any] | None = None
+            self.settings = {"url": spec.url, "headers": spec.headers, "ttl_s": spec.dead_man_s, "mode": "ws_storm",
+                             "connections": spec.connections, "rate_per_s": spec.rate_per_s}
+        self.summary: JsonObject | None = None  # the process's last line: its counts
         self._proc: subprocess.Popen[bytes] | None = None
         self._lease: Lease | None = None
         self._io = threading.Lock()
@@ -134,7 +140,8 @@ class LoadFault:
             proc.wait(STOP_TIMEOUT_S)
         proc.stdout.close()
         try:
-            self.summary = json.loads(line) if line.strip() else None
+            counts = json.loads(line) if line.strip() else None
+            self.summary = counts if isinstance(counts, dict) else None
         except ValueError:
             self.summary = None
 

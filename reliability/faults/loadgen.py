@@ -24,9 +24,54 @@ import contextlib
 import json
 import sys
 import time
-from typing import Any
+from typing import Required, TypedDict
 
 import aiohttp
+
+from reliability.jsontypes import as_number, as_object, as_str
+
+
+class LoadSettings(TypedDict, total=False):
+    """The settings line (see the module docstring); a key left out takes the default below."""
+
+    mode: Required[str]
+    url: Required[str]
+    headers: Required[dict[str, str]]
+    ttl_s: Required[float | None]
+    concurrency: int
+    method: str
+    request_timeout_s: float
+    connections: int
+    rate_per_s: float
+
+
+class CountsJson(TypedDict):
+    requests: int
+    errors: int
+    opened: int
+    peak_open: int
+    last_error: str | None
+
+
+def parse_settings(line: bytes) -> LoadSettings:
+    """The settings line, checked (ValueError naming the field that is wrong)."""
+    data = as_object(json.loads(line or b"{}"), "settings")
+    headers = as_object(data.get("headers") or {}, "headers")
+    ttl_s = data.get("ttl_s")
+    settings: LoadSettings = {"mode": str(data.get("mode") or ""), "url": as_str(data.get("url"), "url"),
+                              "headers": {key: as_str(value, f"headers.{key}") for key, value in headers.items()},
+                              "ttl_s": None if ttl_s is None else as_number(ttl_s, "ttl_s")}
+    if "concurrency" in data:
+        settings["concurrency"] = int(as_number(data["concurrency"], "concurrency"))
+    if "connections" in data:
+        settings["connections"] = int(as_number(data["connections"], "connections"))
+    if "method" in data:
+        settings["method"] = as_str(data["method"], "method")
+    if "request_timeout_s" in data:
+        settings["request_timeout_s"] = as_number(data["request_timeout_s"], "request_timeout_s")
+    if "rate_per_s" in data:
+        settings["rate_per_s"] = as_number(data["rate_per_s"], "rate_per_s")
+    return settings
 
 
 class Counts:
@@ -42,12 +87,12 @@ class Counts:
         self.errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"[:200]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> CountsJson:
         return {"requests": self.requests, "errors": self.errors, "opened": self.opened, "peak_open": self.peak_open,
                 "last_error": self.last_error}
 
 
-async def _spike(settings: dict[str, Any], counts: Counts) -> None:
+async def _spike(settings: LoadSettings, counts: Counts) -> None:
     timeout = aiohttp.ClientTimeout(total=float(settings.get("request_timeout_s", 10)))
     concurrency = int(settings.get("concurrency", 50))
     method = str(settings.get("method", "GET"))
@@ -70,7 +115,7 @@ async def _spike(settings: dict[str, Any], counts: Counts) -> None:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def _storm(settings: dict[str, Any], counts: Counts) -> None:
+async def _storm(settings: LoadSettings, counts: Counts) -> None:
     total = int(settings.get("connections", 200))
     interval_s = 1.0 / float(settings.get("rate_per_s", 100))
     timeout = aiohttp.ClientTimeout(total=None, connect=10)
@@ -119,7 +164,7 @@ async def main_async() -> int:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    settings = json.loads(await reader.readline() or b"{}")
+    settings = parse_settings(await reader.readline())
     counts = Counts()
     work = _spike if settings.get("mode") == "spike" else _storm
     task = asyncio.create_task(work(settings, counts))

@@ -18,9 +18,13 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from reliability.exceptions import ScenarioError
+from reliability.jsontypes import JsonValue
+
+if TYPE_CHECKING:  # the schedule's module imports pydantic: only when the check runs
+    from reliability.faults.schedule import ScheduledFaultSpec
 
 UNSAFE_TYPES = frozenset({"shell", "webhook", "process.suspend", "process.kill"})
 FLAG = "--allow-unsafe-faults"
@@ -28,7 +32,14 @@ FLAG = "--allow-unsafe-faults"
 API_KINDS = ("proxy.", "http.")
 
 
-def unsafe_faults(faults: Sequence[Any]) -> list[tuple[str, str]]:
+class HasFaults(Protocol):
+    """A scenario, as far as the opt-in looks at it."""
+
+    @property
+    def faults(self) -> Sequence[ScheduledFaultSpec]: ...
+
+
+def unsafe_faults(faults: Sequence[ScheduledFaultSpec]) -> list[tuple[str, str]]:
     """(display name, type) of every scheduled fault that needs the opt-in."""
     from reliability.shapes.spec import fault_names
 
@@ -43,7 +54,7 @@ def unsafe_faults(faults: Sequence[Any]) -> list[tuple[str, str]]:
     return found
 
 
-def require_opt_in(scenario: Any, allowed: bool, source: str) -> None:
+def require_opt_in(scenario: HasFaults, allowed: bool, source: str) -> None:
     """Raise a one-line :class:`ScenarioError` when ``scenario`` has such faults and ``allowed``
     is false."""
     found = unsafe_faults(scenario.faults)
@@ -53,7 +64,7 @@ def require_opt_in(scenario: Any, allowed: bool, source: str) -> None:
                                               f"processes or Python code); pass {FLAG} to run them")
 
 
-def unsafe_undo(kind: str, actions: Sequence[Mapping[str, Any]]) -> bool:
+def unsafe_undo(kind: str, actions: Sequence[Mapping[str, JsonValue]]) -> bool:
     """Whether replaying this journal undo acts on this machine: the undo of an unsafe kind, or any
     undo that runs a command, sends a signal or calls a URL for a kind other than ``proxy.*`` /
     ``http.*`` (the kind is read from the same file as the actions, so the actions decide too).

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Protocol
 
 import redis
 from redis.backoff import NoBackoff
@@ -55,6 +55,24 @@ def connect(url: str, timeout_s: float = TIMEOUT_S) -> redis.Redis:
     return redis.Redis.from_url(
         url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
     )
+
+
+
+class _PauseConnection(Protocol):
+    """The calls ``redis.pause`` makes on one raw connection of redis-py's pool (whose connection
+    class leaves them unannotated)."""
+
+    def connect(self) -> None: ...
+
+    def pack_commands(self, commands: list[tuple[str | int, ...]]) -> list[bytes]: ...
+
+    def send_packed_command(self, command: list[bytes]) -> None: ...
+
+    def send_command(self, *args: str | int) -> None: ...
+
+    def read_response(self) -> object: ...  # the reply: "OK" (unused)
+
+    def disconnect(self) -> None: ...
 
 
 class _RedisFault:
@@ -103,7 +121,7 @@ class RedisPauseFault(_RedisFault):
         # Three slices may still run after we hang (one active, two queued).
         self.slice_ms = max(10, min(MAX_SLICE_MS, int(spec.dead_man_s * 1000 / 3)))
         self._client: redis.Redis | None = None
-        self._conn: Any = None
+        self._conn: _PauseConnection | None = None
         self._chain: threading.Thread | None = None
         self._stopping = threading.Event()
         self._lease: Lease | None = None
@@ -125,11 +143,12 @@ class RedisPauseFault(_RedisFault):
                 self._lease = Lease(self._pause_writes, self.dead_man_s / 3 if self.dead_man_s else 1.0, self.name)
                 self._lease.start()
                 return
-            self._conn = self._client.connection_pool.make_connection()
-            self._conn.connect()
+            conn: _PauseConnection = self._client.connection_pool.make_connection()
+            self._conn = conn
+            conn.connect()
             pause = ("CLIENT", "PAUSE", self.slice_ms, "ALL")
-            self._conn.send_packed_command(self._conn.pack_commands([pause, pause]))
-            self._conn.read_response()
+            conn.send_packed_command(conn.pack_commands([pause, pause]))
+            conn.read_response()
         except (redis.RedisError, OSError) as exc:
             self.revert()
             raise self._fail("inject", exc) from None
@@ -158,7 +177,7 @@ class RedisPauseFault(_RedisFault):
 
     def _extend(self) -> None:
         conn = self._conn
-        while not self._stopping.is_set():
+        while conn is not None and not self._stopping.is_set():
             try:
                 # Queue the next slice before the current one ends, then wait for it to start.
                 conn.send_command("CLIENT", "PAUSE", self.slice_ms, "ALL")

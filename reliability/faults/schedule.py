@@ -42,7 +42,7 @@ _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 @functools.cache
-def _fault_adapter() -> TypeAdapter[Any]:
+def _fault_adapter() -> TypeAdapter[FaultSpec]:
     return TypeAdapter(FaultSpec)
 
 

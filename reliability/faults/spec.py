@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, TypeAdapter, model_validator
+from pydantic import AfterValidator, Field, JsonValue, TypeAdapter, model_validator
 
 from reliability.units import DurationS as Seconds
 from reliability.units import FrozenSpec
@@ -335,7 +335,7 @@ class HttpCallSpec(FrozenSpec):
     url: HttpUrl
     method: str = "POST"
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
-    body: Any = None
+    body: JsonValue = None  # pydantic's JSON type (the same shape as reliability.jsontypes.JsonValue)
 
 
 class WebhookSpec(_NoDeadMan):

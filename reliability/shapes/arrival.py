@@ -31,9 +31,10 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypedDict
+from typing import NamedTuple, TypedDict
 
 from reliability.metrics.histogram import HistogramPayload, LatencyHistogram
+from reliability.schema import sections as s
 
 UNIFORM = "uniform"
 POISSON = "poisson"
@@ -310,8 +311,8 @@ def split(worker_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
 # -- bookkeeping -------------------------------------------------------------------------------------
 
 
-class BookPayload(TypedDict):
-    """Wire form of an :class:`ArrivalBook` (cumulative since the schedule started)."""
+class BookCounts(TypedDict):
+    """An :class:`ArrivalBook`'s counts (cumulative since the schedule started), or their sum."""
 
     scheduled: int
     started: int
@@ -321,6 +322,11 @@ class BookPayload(TypedDict):
     in_flight: int
     max_in_flight: int
     pending: int
+
+
+class BookPayload(BookCounts):
+    """Wire form of an :class:`ArrivalBook`: its counts, histograms and segments."""
+
     lag: HistogramPayload
     delay: HistogramPayload
     segments: list[list[int]]  # [segment, scheduled, started, dropped]
@@ -450,33 +456,47 @@ class MergedBook:
     def update(self, generator: str, payload: BookPayload) -> None:
         self.latest[generator] = payload
 
-    def totals(self) -> dict[str, Any]:
-        rows: list[dict[str, Any]] = [dict(p) for p in self.latest.values()]
-        out: dict[str, Any] = {k: sum(int(row[k]) for row in rows) for k in _COUNT_KEYS}
+    def totals(self) -> BookTotals:
+        books = list(self.latest.values())
         lag, delay = LatencyHistogram(), LatencyHistogram()
         segments: dict[int, list[int]] = {}
-        for p in self.latest.values():
+        for p in books:
             lag.merge(LatencyHistogram.from_payload(p["lag"]))
             delay.merge(LatencyHistogram.from_payload(p["delay"]))
             for index, *row in p["segments"]:
                 into = segments.setdefault(int(index), [0, 0, 0])
                 for i, value in enumerate(row):
                     into[i] += int(value)
-        out["lag"], out["delay"], out["segments"] = lag, delay, segments
-        return out
+        counts: BookCounts = {
+            "scheduled": sum(int(p["scheduled"]) for p in books), "started": sum(int(p["started"]) for p in books),
+            "late": sum(int(p["late"]) for p in books), "dropped": sum(int(p["dropped"]) for p in books),
+            "finished": sum(int(p["finished"]) for p in books), "in_flight": sum(int(p["in_flight"]) for p in books),
+            "max_in_flight": sum(int(p["max_in_flight"]) for p in books),
+            "pending": sum(int(p["pending"]) for p in books)}
+        return BookTotals(counts, lag, delay, segments)
 
 
-def _ms(hist: LatencyHistogram) -> dict[str, float | None]:
+@dataclass(frozen=True)
+class BookTotals:
+    """The generators' books summed: counts, the merged histograms, per segment [scheduled, started, dropped]."""
+
+    counts: BookCounts
+    lag: LatencyHistogram
+    delay: LatencyHistogram
+    segments: dict[int, list[int]]
+
+
+def _ms(hist: LatencyHistogram) -> s.LoadDelay:
     def q(value: float | None) -> float | None:
         return None if value is None else round(value, 3)
 
-    return {"p50": q(hist.quantile(0.5)), "p99": q(hist.quantile(0.99)),
-            "max": q(hist.max_ms if hist.count else None)}
+    return s.LoadDelay(p50=q(hist.quantile(0.5)), p99=q(hist.quantile(0.99)),
+                       max=q(hist.max_ms if hist.count else None))
 
 
 def load_section(merged: MergedBook, profile: RateProfile, *, kind: str, seed: int, active_s: float,
                  max_users: int, max_delay_s: float, late_after_ms: float,
-                 generators: int) -> dict[str, Any]:
+                 generators: int) -> s.Load:
     """The record's ``load`` section of an open-model run.
 
     ``active_s``: how long the schedule ran (from t0 to the end of the profile, or to when the run
@@ -486,8 +506,9 @@ def load_section(merged: MergedBook, profile: RateProfile, *, kind: str, seed: i
     totals = merged.totals()
     asked = profile.expected(active_s)
     span = max(active_s, 1e-9)
-    started = totals["started"]
-    stages = []
+    counts = totals.counts
+    started = counts["started"]
+    stages: list[s.LoadStage] = []
     for index, segment in enumerate(profile.segments):
         if segment.name == "gap":
             continue
@@ -496,36 +517,36 @@ def load_section(merged: MergedBook, profile: RateProfile, *, kind: str, seed: i
         ran = max(0.0, min(end, active_s) - begin)
         if ran <= 0:
             continue
-        scheduled_n, started_n, dropped_n = totals["segments"].get(index, [0, 0, 0])
+        scheduled_n, started_n, dropped_n = totals.segments.get(index, [0, 0, 0])
         stage_asked = profile.expected(begin + ran) - profile.expected(begin)
-        stages.append({
-            "name": segment.name, "start_s": round(begin, 3), "duration_s": round(ran, 3),
-            "from_rate_per_s": segment.from_rate, "to_rate_per_s": round(segment.rate_at(ran), 6),
-            "asked": round(stage_asked, 3), "scheduled": scheduled_n, "started": started_n, "dropped": dropped_n,
-            "asked_rate_per_s": round(stage_asked / ran, 3), "achieved_rate_per_s": round(started_n / ran, 3),
-        })
-    return {
-        "model": "open",
-        "arrivals": kind,
-        "seed": seed,
-        "generators": generators,
-        "max_users": max_users,
-        "max_delay_s": max_delay_s,
-        "late_after_ms": late_after_ms,
-        "active_s": round(active_s, 3),
-        "asked": round(asked, 3),
-        "scheduled": totals["scheduled"],
-        "started": started,
-        "late": totals["late"],
-        "dropped": totals["dropped"],
-        "finished": totals["finished"],
-        "pending_at_stop": totals["pending"],
-        "in_flight_at_stop": totals["in_flight"],
-        "max_in_flight": totals["max_in_flight"],
-        "asked_rate_per_s": round(asked / span, 3),
-        "achieved_rate_per_s": round(started / span, 3),
-        "achieved_ratio": round(started / asked, 6) if asked > 0 else None,
-        "schedule_lag_ms": _ms(totals["lag"]),
-        "start_delay_ms": _ms(totals["delay"]),
-        "stages": stages,
-    }
+        stages.append(s.LoadStage(
+            name=segment.name, start_s=round(begin, 3), duration_s=round(ran, 3),
+            from_rate_per_s=segment.from_rate, to_rate_per_s=round(segment.rate_at(ran), 6),
+            asked=round(stage_asked, 3), scheduled=scheduled_n, started=started_n, dropped=dropped_n,
+            asked_rate_per_s=round(stage_asked / ran, 3), achieved_rate_per_s=round(started_n / ran, 3),
+        ))
+    return s.Load(
+        model="open",
+        arrivals=kind,
+        seed=seed,
+        generators=generators,
+        max_users=max_users,
+        max_delay_s=max_delay_s,
+        late_after_ms=late_after_ms,
+        active_s=round(active_s, 3),
+        asked=round(asked, 3),
+        scheduled=counts["scheduled"],
+        started=started,
+        late=counts["late"],
+        dropped=counts["dropped"],
+        finished=counts["finished"],
+        pending_at_stop=counts["pending"],
+        in_flight_at_stop=counts["in_flight"],
+        max_in_flight=counts["max_in_flight"],
+        asked_rate_per_s=round(asked / span, 3),
+        achieved_rate_per_s=round(started / span, 3),
+        achieved_ratio=round(started / asked, 6) if asked > 0 else None,
+        schedule_lag_ms=_ms(totals.lag),
+        start_delay_ms=_ms(totals.delay),
+        stages=stages,
+    )

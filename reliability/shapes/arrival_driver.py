@@ -26,7 +26,7 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 import gevent
 from gevent.event import Event
@@ -34,10 +34,12 @@ from gevent.queue import Queue
 from greenlet import GreenletExit
 from locust import TaskSet, User, constant
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, Runner, WorkerRunner
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
+from reliability.jsontypes import JsonArray, JsonObject, JsonValue, as_array, as_number
 from reliability.pacing import intended_start_api
+from reliability.schema import sections as s
 from reliability.shapes.arrival import (
     DROPPED_NAME,
     DROPPED_TYPE,
@@ -69,14 +71,90 @@ class DroppedArrival(Exception):
     """An arrival found no free user within ``max_delay_s`` (reported as a failed request)."""
 
 
-def _segment_wire(segment: RateSegment) -> list[Any]:
+# -- what this module uses of Locust's events and messages (EventHook is untyped) --------------------
+
+
+class Hook(Protocol):
+    """A Locust ``EventHook``: listeners are called with keyword arguments."""
+
+    def add_listener(self, handler: Callable[..., None]) -> object: ...
+
+    def fire(self, **kwargs: object) -> None: ...
+
+
+class Hooks(Protocol):
+    """The events of a Locust ``Environment`` this module listens to or fires."""
+
+    @property
+    def request(self) -> Hook: ...
+
+    @property
+    def test_stopping(self) -> Hook: ...
+
+    @property
+    def worker_report(self) -> Hook: ...
+
+    @property
+    def report_to_master(self) -> Hook: ...
+
+
+def hooks(environment: Environment) -> Hooks:
+    events: Hooks = environment.events
+    return events
+
+
+class Message(Protocol):
+    """Locust's ``rpc.protocol.Message`` as the handler reads it: ``data`` went through msgpack."""
+
+    @property
+    def data(self) -> JsonValue: ...
+
+
+# -- the messages (master -> generators) ---------------------------------------------------------------
+
+AssignmentWire = list[float]  # [from_s, index, count]
+
+
+class PlanMessage(TypedDict):
+    op: str  # plan
+    t0: float
+    kind: str
+    seed: int
+    max_delay_s: float
+    late_after_ms: float
+    segments: list[JsonArray]
+    closed_at_s: float | None
+    assign: list[AssignmentWire]
+
+
+class SegmentMessage(TypedDict):
+    op: str  # segment
+    segment: JsonArray
+
+
+class AssignMessage(TypedDict):
+    op: str  # assign
+    assign: AssignmentWire
+
+
+def _segment_wire(segment: RateSegment) -> JsonArray:
     return [segment.start_s, segment.duration_s, segment.from_rate, segment.to_rate, segment.name]
 
 
-def _segment_from(row: list[Any]) -> RateSegment:
-    start, duration, from_rate, to_rate, name = row
-    return RateSegment(float(start), None if duration is None else float(duration), float(from_rate),
-                       float(to_rate), str(name))
+def _segment_from(row: JsonValue) -> RateSegment:
+    start, duration, from_rate, to_rate, name = as_array(row, "segment")
+    return RateSegment(as_number(start, "segment start"),
+                       None if duration is None else as_number(duration, "segment duration"),
+                       as_number(from_rate, "segment from_rate"), as_number(to_rate, "segment to_rate"), str(name))
+
+
+def _assignment_from(row: JsonValue) -> Assignment:
+    from_s, index, count = as_array(row, "assign")
+    return Assignment(as_number(from_s, "assign from_s"), int(as_number(index, "assign index")),
+                      int(as_number(count, "assign count")))
+
+
+Task = Callable[[User | TaskSet], object]  # a task: called with its user or task set
 
 
 # -- the generator side ------------------------------------------------------------------------------
@@ -86,7 +164,7 @@ class GeneratorDriver:
     """Arrival-driven users on one load generator; see the module docstring."""
 
     def __init__(self, environment: Environment, clock: Callable[[], float] = time.time,
-                 intended_start: Callable[[float, float | None], AbstractContextManager[Any]] | None = None) -> None:
+                 intended_start: Callable[[float, float | None], AbstractContextManager[None]] | None = None) -> None:
         self.environment = environment
         self.clock = clock
         self.intended_start = intended_start
@@ -97,13 +175,14 @@ class GeneratorDriver:
         self.queue: Queue[tuple[float, int, float]] = Queue()  # (due, segment, put up at)
         self._changed = Event()
         self._scheduler: Greenlet | None = None
-        self._restore: list[tuple[type, str, bool, Any]] = []
+        self._restore: list[tuple[type, str, bool, object]] = []  # (class, attribute, had it, its old value)
         self._running = False
 
     # -- messages ----------------------------------------------------------------------------------
 
-    def on_message(self, environment: Environment, msg: Any, **_kwargs: Any) -> None:
-        data: dict[str, Any] = msg.data or {}
+    def on_message(self, environment: Environment, msg: Message, **_kwargs: object) -> None:
+        raw = msg.data or {}
+        data: JsonObject = raw if isinstance(raw, dict) else {}
         op = data.get("op")
         try:
             if op == "plan":
@@ -114,25 +193,28 @@ class GeneratorDriver:
                 self.profile.add(_segment_from(data["segment"]))
                 self._changed.set()
             elif op == "close":
-                self.profile.close(float(data["at_s"]))
+                self.profile.close(as_number(data["at_s"], "at_s"))
                 self._changed.set()
             elif op == "assign":
-                self.sequence.assign(Assignment(*data["assign"]))
+                self.sequence.assign(_assignment_from(data["assign"]))
                 self._changed.set()
         except (KeyError, TypeError, ValueError) as exc:
             logger.error("arrival schedule: bad %s message from the master: %s", op, exc)
 
-    def start(self, plan: dict[str, Any]) -> None:
+    def start(self, plan: JsonObject) -> None:
+        """Run the plan of a ``plan`` message (a :class:`PlanMessage` as received: checked here)."""
         self.stop()
         if self.intended_start is None:  # from now on the plugin reads the marks the gate leaves
             self.intended_start = intended_start_api(self.environment)
-        self.t0 = float(plan["t0"])
-        self.profile = RateProfile(_segment_from(row) for row in plan["segments"])
-        if plan.get("closed_at_s") is not None:
-            self.profile.close(float(plan["closed_at_s"]))
-        self.sequence = ArrivalSequence(self.profile, str(plan["kind"]), int(plan["seed"]),
-                                        [Assignment(*a) for a in plan["assign"]])
-        self.book = ArrivalBook(float(plan["late_after_ms"]), float(plan["max_delay_s"]))
+        self.t0 = as_number(plan["t0"], "t0")
+        self.profile = RateProfile(_segment_from(row) for row in as_array(plan["segments"], "segments"))
+        closed_at_s = plan.get("closed_at_s")
+        if closed_at_s is not None:
+            self.profile.close(as_number(closed_at_s, "closed_at_s"))
+        assign = [_assignment_from(a) for a in as_array(plan["assign"], "assign")]
+        self.sequence = ArrivalSequence(self.profile, str(plan["kind"]), int(as_number(plan["seed"], "seed")), assign)
+        self.book = ArrivalBook(as_number(plan["late_after_ms"], "late_after_ms"),
+                                as_number(plan["max_delay_s"], "max_delay_s"))
         while self.queue.qsize():  # a previous plan's arrivals; the queue stays (users may be waiting on it)
             self.queue.get_nowait()
         self._changed = Event()
@@ -140,7 +222,7 @@ class GeneratorDriver:
         self._running = True
         self._scheduler = gevent.spawn(self._schedule)
         logger.info("arrival schedule: %s arrivals from %+.1f s, share %s", plan["kind"], self.t0 - self.clock(),
-                    "; ".join(f"{a[1]} of {a[2]} from +{a[0]:g}s" for a in plan["assign"]))
+                    "; ".join(f"{a.index} of {a.count} from +{a.from_s:g}s" for a in assign))
 
     def stop(self) -> None:
         """Stop scheduling (the test is stopping); idempotent. Queued arrivals stay counted as pending."""
@@ -194,7 +276,7 @@ class GeneratorDriver:
 
     def _report_drop(self, due: float, now: float) -> None:
         assert self.book is not None
-        self.environment.events.request.fire(
+        hooks(self.environment).request.fire(
             request_type=DROPPED_TYPE, name=DROPPED_NAME, response_time=(now - due) * 1000.0, response_length=0,
             response=None, context={}, exception=DroppedArrival(f"no free user within {self.book.max_delay_s:g} s"),
             start_time=due, url=None)
@@ -228,10 +310,10 @@ class GeneratorDriver:
                 return due, due + max(0.0, now - ready)
             self._report_drop(due, now)
 
-    def _gated(self, task: Callable[..., Any]) -> Callable[..., Any]:
+    def _gated(self, task: Task) -> Task:
         driver = self
 
-        def gated(parent: Any) -> None:
+        def gated(parent: User | TaskSet) -> None:
             user = parent if isinstance(parent, User) else parent.user
             taken = driver.take(user)
             if taken is None:
@@ -267,7 +349,7 @@ class GeneratorDriver:
             return
         seen.add(cls)
         tasks = list(getattr(cls, "tasks", []) or [])
-        gated: list[Any] = []
+        gated: list[type[TaskSet] | Task] = []
         for task in tasks:
             if isinstance(task, type) and issubclass(task, TaskSet):
                 self._gate(task, seen)
@@ -280,7 +362,7 @@ class GeneratorDriver:
         if issubclass(cls, User) or "wait_time" in cls.__dict__:
             self._set(cls, "wait_time", constant(0))  # no think time: the next arrival paces the user
 
-    def _set(self, cls: type, name: str, value: Any) -> None:
+    def _set(self, cls: type, name: str, value: object) -> None:
         self._restore.append((cls, name, name in cls.__dict__, cls.__dict__.get(name)))
         setattr(cls, name, value)
 
@@ -307,7 +389,7 @@ class ArrivalController:
         controller.tick(time.time())           # about once a second: re-split on worker changes
     """
 
-    def __init__(self, runner: Any, profile: RateProfile, *, kind: str, seed: int | None, max_users: int,
+    def __init__(self, runner: Runner, profile: RateProfile, *, kind: str, seed: int | None, max_users: int,
                  max_delay_s: float, late_after_ms: float, clock: Callable[[], float] = time.time) -> None:
         self.runner = runner
         self.profile = profile
@@ -321,7 +403,7 @@ class ArrivalController:
         self.stopped_at: float | None = None
         self.shares: dict[str, tuple[int, int]] = {}
         self.generators_seen: set[str] = set()
-        self.resplits: list[dict[str, Any]] = []
+        self.resplits: list[s.LoadResplit] = []
         self.problems: list[str] = []  # inconclusive reasons (a generator's unreadable book)
         self.merged = MergedBook()
 
@@ -330,6 +412,8 @@ class ArrivalController:
         return isinstance(self.runner, MasterRunner)
 
     def _workers(self, with_users: bool) -> list[str]:
+        if not isinstance(self.runner, MasterRunner):
+            return []
         clients = self.runner.clients
         nodes = clients.running + clients.spawning if with_users else clients.ready + clients.running + clients.spawning
         return [n.id for n in nodes if not with_users or n.user_count > 0]
@@ -341,14 +425,15 @@ class ArrivalController:
             logger.error("arrival schedule: no workers connected; nothing will be sent")
         self.shares = split(ids)
         self.generators_seen = set(ids)
-        base = {"op": "plan", "t0": t0, "kind": self.kind, "seed": self.seed, "max_delay_s": self.max_delay_s,
-                "late_after_ms": self.late_after_ms,
-                "segments": [_segment_wire(s) for s in self.profile.segments],
-                "closed_at_s": self.profile.closed_at_s}
+        segments = [_segment_wire(segment) for segment in self.profile.segments]
         for worker, (index, count) in self.shares.items():
-            self._send({**base, "assign": [[0.0, index, count]]}, worker)
+            plan: PlanMessage = {"op": "plan", "t0": t0, "kind": self.kind, "seed": self.seed,
+                                 "max_delay_s": self.max_delay_s, "late_after_ms": self.late_after_ms,
+                                 "segments": segments, "closed_at_s": self.profile.closed_at_s,
+                                 "assign": [[0.0, index, count]]}
+            self._send(plan, worker)
 
-    def _send(self, data: dict[str, Any], worker: str | None) -> None:
+    def _send(self, data: PlanMessage | SegmentMessage | AssignMessage, worker: str | None) -> None:
         if self.distributed:
             if worker is None:
                 self.runner.send_message(MESSAGE, data)
@@ -367,7 +452,7 @@ class ArrivalController:
         from_s = now + RESPLIT_LEAD_S - self.t0
         gone = set(self.shares) - set(ids)
         self.shares = split(ids)
-        self.resplits.append({"at_s": round(from_s, 6), "generators": sorted(ids)})
+        self.resplits.append(s.LoadResplit(at_s=round(from_s, 6), generators=sorted(ids)))
         self.generators_seen |= set(ids)
         logger.warning("arrival schedule: generators now %s; the rate is re-split from +%.1f s",
                        ", ".join(sorted(ids)), from_s)
@@ -387,7 +472,7 @@ class ArrivalController:
     def on_report(self, generator: str, payload: BookPayload) -> None:
         self.merged.update(generator, payload)
 
-    def section(self, end: float, local: GeneratorDriver | None = None) -> dict[str, Any]:
+    def section(self, end: float, local: GeneratorDriver | None = None) -> s.Load:
         if local is not None:
             payload = local.payload()
             if payload is not None:
@@ -400,15 +485,15 @@ class ArrivalController:
         section = load_section(self.merged, self.profile, kind=self.kind, seed=self.seed, active_s=active,
                                max_users=self.max_users, max_delay_s=self.max_delay_s,
                                late_after_ms=self.late_after_ms, generators=len(self.generators_seen))
-        section["resplits"] = self.resplits
-        section["per_generator"] = [
-            {"id": gen, "scheduled": p["scheduled"], "started": p["started"], "dropped": p["dropped"],
-             "max_in_flight": p["max_in_flight"]}
+        section.resplits = list(self.resplits)
+        section.per_generator = [
+            s.LoadGenerator(id=gen, scheduled=p["scheduled"], started=p["started"], dropped=p["dropped"],
+                            max_in_flight=p["max_in_flight"])
             for gen, p in sorted(self.merged.latest.items())]
-        lag = section["schedule_lag_ms"]["p99"]
+        lag = section.schedule_lag_ms.p99
         logger.info("open-model load: asked %.1f/s, achieved %.1f/s (%d of %.0f arrivals started), %d dropped, "
-                    "%d late; schedule lag p99 %s ms", section["asked_rate_per_s"], section["achieved_rate_per_s"],
-                    section["started"], section["asked"], section["dropped"], section["late"],
+                    "%d late; schedule lag p99 %s ms", section.asked_rate_per_s, section.achieved_rate_per_s,
+                    section.started, section.asked, section.dropped, section.late,
                     "-" if lag is None else f"{lag:.1f}")
         return section
 
@@ -421,16 +506,17 @@ def attach(environment: Environment) -> GeneratorDriver | None:
     runner = environment.runner
     if runner is None:
         return None
-    events = environment.events
+    events = hooks(environment)
     if not isinstance(runner, WorkerRunner):
-        def on_stopping(**_kwargs: Any) -> None:  # the shape's side: the schedule ends here at the latest
+        def on_stopping(**_kwargs: object) -> None:  # the shape's side: the schedule ends here at the latest
             controller = getattr(environment.shape_class, "arrival", None)
             if isinstance(controller, ArrivalController) and controller.stopped_at is None:
                 controller.stopped_at = controller.clock()
 
         events.test_stopping.add_listener(on_stopping)
     if isinstance(runner, MasterRunner):
-        def on_worker_report(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+        # a report is Locust's msgpack payload (its own keys too): only ours is read, and checked
+        def on_worker_report(client_id: str, data: dict[str, object], **_kwargs: object) -> None:
             payload = data.get(REPORT_KEY)
             controller = getattr(environment.shape_class, "arrival", None)
             if payload is None or not isinstance(controller, ArrivalController):
@@ -449,12 +535,12 @@ def attach(environment: Environment) -> GeneratorDriver | None:
     runner.register_message(MESSAGE, driver.on_message)
     setattr(environment, DRIVER_ATTR, driver)
 
-    def on_test_stopping(**_kwargs: Any) -> None:
+    def on_test_stopping(**_kwargs: object) -> None:
         driver.stop()
 
     events.test_stopping.add_listener(on_test_stopping)
     if isinstance(runner, WorkerRunner):
-        def on_report_to_master(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+        def on_report_to_master(client_id: str, data: dict[str, object], **_kwargs: object) -> None:
             payload = driver.payload()
             if payload is not None:
                 data[REPORT_KEY] = payload

@@ -150,6 +150,8 @@ class ReliabilityShape(LoadTestShape):
 
     def _open_model(self, spec: ArrivalRateShapeSpec | CapacitySearchSpec, profile: RateProfile, users: int,
                     spawn_rate: float | None) -> None:
+        if self.runner is None:  # tick() runs on the shape greenlet of a runner, after Locust set it
+            raise ReliabilityError("an open-model shape needs its runner")
         self.arrival = ArrivalController(self.runner, profile, kind=spec.arrivals, seed=spec.seed, max_users=users,
                                          max_delay_s=spec.max_delay_s, late_after_ms=spec.late_after_ms)
         self._pool = (users, spawn_rate or float(users))

@@ -24,16 +24,26 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 import pytest
 import redis
 
+from reliability.faults.postgres import app_name
 from reliability.faults.proxy import ToxiproxyClient
 from reliability.revert.journal import read_journal
+from reliability.revert.ledger import FINISHING_LINE
 from tests.e2e.test_degradation import LocustRun, faults_now, launch
 from tests.e2e.test_run import Run, scenario
 from tests.support.processes import chaos_proxy
 from tests.support.schemas import assert_valid_record
-from tests.support.servers import RedisServer, ServerError, TargetServer, ToxiproxyServer, toxiproxy_binary
+from tests.support.servers import (
+    PostgresServer,
+    RedisServer,
+    ServerError,
+    TargetServer,
+    ToxiproxyServer,
+    toxiproxy_binary,
+)
 from tests.support.waits import seconds_until
 
 pytestmark = pytest.mark.slow
@@ -344,4 +354,64 @@ def test_a_fault_that_vanishes_mid_hold_makes_the_run_inconclusive(target_server
     [held] = record["faults"]
     assert held["lost_at_s"] is not None and held["lost_at_s"] < 1 + 9, held
     assert "no fault" in held["lost_detail"]
+    assert any("found gone" in reason for reason in record["sla"]["inconclusive"])
+
+
+def test_run_waits_for_a_master_still_finishing_past_its_stop_timeout(target_server: TargetServer,
+                                                                      tmp_path: Path) -> None:
+    """Ctrl-C, then Ctrl-C again while the master is still reverting (a revert that takes longer
+    than ``--stop-timeout``): ``reliability run`` waits for it, so the revert completes and the
+    record is written by the master, not cut short by a kill."""
+    marker = tmp_path / "reverted"
+    revert_s = 8
+    fault = f"{{type: shell, inject: \"true\", revert: \"sleep {revert_s} && touch '{marker}'\", dead_man_s: 60}}"
+    path = scenario(tmp_path, body=BODY.format(fault=fault))
+    run = Run(tmp_path, str(path), "--workers", "0", "--host", target_server.url, "--allow-unsafe-faults",
+              "--stop-timeout", "3", "--run-record", str(tmp_path / "run.json"))
+    try:
+        run.wait_for("fault held: injected", 40)
+        run.proc.send_signal(signal.SIGINT)
+        run.wait_for(FINISHING_LINE, 20)
+        started = time.monotonic()
+        run.proc.send_signal(signal.SIGINT)  # the second Ctrl-C, while the revert is still running
+        run.wait_for("waiting for it", 10)
+        code = run.finish(timeout_s=60)
+        waited_s = time.monotonic() - started
+    finally:
+        run.kill_all()
+    assert "did not stop within" not in run.output and "killing" not in run.output, run.output[-3000:]
+    assert waited_s > 3 + 1, waited_s  # longer than the stop timeout: it waited instead of killing
+    assert marker.exists()
+    assert code == 4, run.output[-3000:]  # the fault was reverted early by the signal: inconclusive
+    record = assert_valid_record(tmp_path / "run.json")
+    [held] = record["faults"]
+    assert held["state"] == "reverted" and held["reverted_by"] == "master", held
+    assert held["revert_log"][-1]["ok"] is True
+    assert held["hold_checks"] == 0 and "shell command" in (held["not_rechecked_because"] or ""), held
+
+
+def test_a_lock_whose_session_is_terminated_mid_hold_is_found_gone(target_server: TargetServer,
+                                                                   postgres_server: PostgresServer,
+                                                                   tmp_path: Path) -> None:
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS trial_items (id int PRIMARY KEY)")
+    fault = f'{{type: postgres.lock, dsn: "{postgres_server.dsn}", table: trial_items, dead_man_s: 30}}'
+    body = BODY.format(fault=fault).replace("hold_s: 60s", "hold_s: 12s").replace("tail_s: 2s", "tail_s: 3s")
+    trial = Runner("local", tmp_path, body, target_server.url,
+                   {"RELIABILITY_REVERT_JOURNAL": str(tmp_path / "journal.jsonl")})
+    try:
+        trial.wait_for("fault held: injected")
+        time.sleep(3.0)  # a check or two that find it applied
+        with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:  # a DBA ends the lock early
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                         (app_name("held"),))
+        code = trial.finish()
+    finally:
+        trial.cleanup()
+    assert code == 4, trial.output()[-3000:]
+    record = assert_valid_record(tmp_path / "run.json")
+    [held] = record["faults"]
+    assert held["hold_checks"] >= 2 and held["not_rechecked_because"] is None, held
+    assert held["lost_at_s"] is not None and 1 + 3 < held["lost_at_s"] < 1 + 12, held
+    assert "no lock held" in held["lost_detail"]
     assert any("found gone" in reason for reason in record["sla"]["inconclusive"])

@@ -155,13 +155,13 @@ def test_book_counts_starts_late_drops_and_in_flight() -> None:
     profile = RateProfile.from_stages([(0.3, 10.0, 10.0, "a"), (0.3, 10.0, 10.0, "b")])
     section = load_section(merged, profile, kind="uniform", seed=5, active_s=0.6, max_users=10, max_delay_s=1.0,
                            late_after_ms=10.0, generators=2)
-    assert (section["scheduled"], section["started"], section["dropped"], section["late"]) == (6, 4, 1, 2)
-    assert section["asked"] == pytest.approx(6.0)
-    assert section["achieved_ratio"] == pytest.approx(4 / 6, rel=1e-5)
-    assert section["schedule_lag_ms"]["p50"] == pytest.approx(2.0, rel=0.01)
-    assert section["start_delay_ms"]["max"] == pytest.approx(100.0, rel=0.01)
-    assert [s["started"] for s in section["stages"]] == [3, 1]
-    assert section["pending_at_stop"] == 1 and section["in_flight_at_stop"] == 2
+    assert (section.scheduled, section.started, section.dropped, section.late) == (6, 4, 1, 2)
+    assert section.asked == pytest.approx(6.0)
+    assert section.achieved_ratio == pytest.approx(4 / 6, rel=1e-5)
+    assert section.schedule_lag_ms.p50 == pytest.approx(2.0, rel=0.01)
+    assert section.start_delay_ms.max == pytest.approx(100.0, rel=0.01)
+    assert [s.started for s in section.stages] == [3, 1]
+    assert section.pending_at_stop == 1 and section.in_flight_at_stop == 2
 
 
 def _scenario(shape: dict[str, object]) -> object:

@@ -12,6 +12,9 @@ from reliability.evidence import EXACT_MAX_N, Interval, order_statistic_ranks, w
 from reliability.exitcode import ExitCodes
 from reliability.metrics import WindowStore
 from reliability.sla import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_PASSED, Verdict, evaluate
+from tests.support.fakes import FakeClock
+
+T0 = 5_000_000.0
 
 
 def test_wilson_matches_the_closed_form_values() -> None:
@@ -56,22 +59,15 @@ def test_interval_outcome_on_each_side() -> None:
     assert Interval(0.9, 0.95, 0.95).outcome(">=", 0.99) == "fail"
 
 
-class Clock:
-    t = 5_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def _verdict(seconds: int, per_second: int, latency_ms: float, fail_every: int = 0, tier: str = "gold",
              **sla: object) -> Verdict:
-    clock = Clock()
+    clock = FakeClock(T0)
     store = WindowStore(clock=clock)
-    start = clock.t
+    start = clock.now
     k = 0
     for s in range(seconds):
         for i in range(per_second):
-            clock.t = start + s + i / (per_second + 1)
+            clock.now = start + s + i / (per_second + 1)
             k += 1
             store.record("GET", "/a", latency_ms, bool(fail_every) and k % fail_every == 0)
     return evaluate(store.snapshot(), parse_scenario({"sla": {"tier": tier, **sla}}).sla)
@@ -80,7 +76,7 @@ def _verdict(seconds: int, per_second: int, latency_ms: float, fail_every: int =
 # -- the README's precedence table, one test per row ----------------------------------------------
 
 def test_row_no_requests_is_inconclusive() -> None:
-    verdict = evaluate(WindowStore(clock=Clock()).snapshot(), parse_scenario({}).sla)
+    verdict = evaluate(WindowStore(clock=FakeClock(T0)).snapshot(), parse_scenario({}).sla)
     assert verdict.exit_code == EXIT_INCONCLUSIVE and verdict.inconclusive == ("no requests were made",)
 
 

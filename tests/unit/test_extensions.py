@@ -23,16 +23,9 @@ from reliability.schema import sections as s
 from reliability.shapes.runtime import ScheduleExtension
 from reliability.sla import evaluate
 from reliability.web.alerting import AlertingExtension
+from tests.support.fakes import FakeClock
 
 T0 = 1_800_000_000
-
-
-@dataclass
-class Clock:
-    now: float = float(T0)
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass(frozen=True)
@@ -64,12 +57,12 @@ class SlowBackend:
         return Check(not self.active, "answers in 10 ms")
 
 
-def run_context(scenario: ScenarioSpec, clock: Clock, stops: list[str], **extra: Any) -> RunContext:
+def run_context(scenario: ScenarioSpec, clock: FakeClock, stops: list[str], **extra: Any) -> RunContext:
     return RunContext(scenario, WindowStore(clock=clock), clock=clock, started_at=clock(), stop=stops.append,
                       **extra)
 
 
-def load_second(run: RunContext, clock: Clock, latency_ms: float, requests: int = 50,
+def load_second(run: RunContext, clock: FakeClock, latency_ms: float, requests: int = 50,
                 failures: int = 0) -> None:
     """One second of traffic, recorded as it happens, then the second after it begins."""
     start = int(clock.now)
@@ -100,7 +93,7 @@ def test_the_data_complete_rule_is_one_rule() -> None:
 
 
 def test_the_schedule_injects_reverts_and_returns_its_sections(tmp_path: Path) -> None:
-    clock, stops = Clock(), list[str]()
+    clock, stops = FakeClock(float(T0)), list[str]()
     scenario = parse_scenario({"faults": [{"name": "slow db", "at_s": 10, "hold_s": 5, "factory": "mod:Fault"}]})
     faults: dict[str, SlowBackend] = {}
 
@@ -138,7 +131,7 @@ def test_the_schedule_injects_reverts_and_returns_its_sections(tmp_path: Path) -
 
 
 def test_a_fault_that_cannot_be_built_makes_the_run_inconclusive(tmp_path: Path) -> None:
-    clock, stops = Clock(), list[str]()
+    clock, stops = FakeClock(float(T0)), list[str]()
     scenario = parse_scenario({"faults": [{"name": "x", "at_s": 10, "hold_s": 5, "factory": "mod:Fault"}]})
 
     def build(spec: ScheduledFaultSpec, name: str) -> SlowBackend:
@@ -174,7 +167,7 @@ def alerts_scenario(**alerts: Any) -> ScenarioSpec:
                                       **alerts}})
 
 
-def drive_alerts(ext: AlertingExtension, run: RunContext, clock: Clock,
+def drive_alerts(ext: AlertingExtension, run: RunContext, clock: FakeClock,
                  seconds: list[tuple[int, int]]) -> None:
     """``seconds``: (requests, failures) per second, each fed then ticked."""
     for requests, failures in seconds:
@@ -184,7 +177,7 @@ def drive_alerts(ext: AlertingExtension, run: RunContext, clock: Clock,
 
 
 def test_alerts_fire_page_and_recover_reading_only_complete_seconds() -> None:
-    clock, stops = Clock(), list[str]()
+    clock, stops = FakeClock(float(T0)), list[str]()
     scenario = alerts_scenario()
     receiver = Receiver()
     ext = AlertingExtension(scenario.alerts, send=receiver, clock=clock)  # type: ignore[arg-type]
@@ -207,7 +200,7 @@ def test_alerts_fire_page_and_recover_reading_only_complete_seconds() -> None:
 
 
 def test_alerts_on_a_master_wait_for_the_workers_reports() -> None:
-    clock, stops = Clock(), list[str]()
+    clock, stops = FakeClock(float(T0)), list[str]()
     scenario = alerts_scenario(run_length_s=60)
     ext = AlertingExtension(scenario.alerts, send=Receiver(), clock=clock)  # type: ignore[arg-type]
     run = run_context(scenario, clock, stops, role="master", data_lag_s=4, run_time_s=120.0)
@@ -232,7 +225,7 @@ def test_the_extensions_import_without_locust() -> None:
 _: Callable[..., Any] = run_context  # keeps the helper's signature checked by mypy
 
 
-def drive_alerts_with_verdict(ext: AlertingExtension, run: RunContext, clock: Clock,
+def drive_alerts_with_verdict(ext: AlertingExtension, run: RunContext, clock: FakeClock,
                               seconds: list[tuple[int, int]], window_s: int = 5) -> list[str]:
     """As :func:`drive_alerts`, with the rolling verdict the plugin puts on the context each tick
     (real :func:`reliability.sla.evaluate` over the last ``window_s`` complete seconds)."""
@@ -249,7 +242,7 @@ def drive_alerts_with_verdict(ext: AlertingExtension, run: RunContext, clock: Cl
 
 
 def test_a_thin_rolling_window_is_neither_a_breach_nor_a_recovery() -> None:
-    clock, stops = Clock(), list[str]()
+    clock, stops = FakeClock(float(T0)), list[str]()
     scenario = alerts_scenario(clear_s=2)
     ext = AlertingExtension(scenario.alerts, send=Receiver(), clock=clock)  # type: ignore[arg-type]
     run = run_context(scenario, clock, stops, run_time_s=60.0)
@@ -270,7 +263,7 @@ def test_a_thin_rolling_window_is_neither_a_breach_nor_a_recovery() -> None:
     assert [e.kind for e in ext.alerts.events][-1] == "recovery"
 
 
-def closed_model_second(run: RunContext, clock: Clock, frozen: range, users: int = 10, rps: int = 100) -> None:
+def closed_model_second(run: RunContext, clock: FakeClock, frozen: range, users: int = 10, rps: int = 100) -> None:
     """One second of a closed-model run against a target frozen through the seconds ``frozen``
     (offsets from T0): each user's request sent as the freeze began completes when it ends, and
     Locust reports it only then; meanwhile the users send nothing."""
@@ -288,7 +281,7 @@ def closed_model_second(run: RunContext, clock: Clock, frozen: range, users: int
 
 
 def test_a_freeze_pages_once_its_requests_complete_and_dates_the_outage() -> None:
-    clock, stops = Clock(), list[str]()
+    clock, stops = FakeClock(float(T0)), list[str]()
     scenario = alerts_scenario(run_length_s=600, sla_breach=False)  # the burn rates alone
     receiver = Receiver()
     ext = AlertingExtension(scenario.alerts, send=receiver, clock=clock)  # type: ignore[arg-type]
@@ -319,7 +312,7 @@ def test_a_freeze_pages_once_its_requests_complete_and_dates_the_outage() -> Non
 
 
 def test_a_late_failure_burns_budget_in_the_second_it_was_sent() -> None:
-    clock, stops = Clock(), list[str]()
+    clock, stops = FakeClock(float(T0)), list[str]()
     scenario = alerts_scenario(run_length_s=600, sla_breach=False)
     ext = AlertingExtension(scenario.alerts, send=Receiver(), clock=clock)  # type: ignore[arg-type]
     run = run_context(scenario, clock, stops, run_time_s=600.0)

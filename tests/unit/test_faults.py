@@ -15,6 +15,7 @@ from reliability.exceptions import FaultError
 from reliability.faults import Fault, FaultCheck, build_fault, injected, kinds, registry, revert_all
 from reliability.faults.base import Lease, one_line, probe, renew_interval_s, secrets_of, wait_until
 from reliability.faults.spec import FaultSpec, HttpErrorSpec, ProxyLatencySpec, parse_fault_spec
+from tests.support.fakes import FakeClock
 
 MINIMAL: dict[str, dict[str, Any]] = {
     "redis.pause": {"url": "redis://127.0.0.1:6379/0"},
@@ -192,16 +193,16 @@ def test_helpers_mask_secrets_and_keep_one_line() -> None:
 
 
 def test_wait_until_uses_the_injected_clock() -> None:
-    now = [0.0]
+    clock = FakeClock()
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:
         sleeps.append(seconds)
-        now[0] += seconds
+        clock.sleep(seconds)
 
-    assert not wait_until(lambda: False, 1.0, 0.25, clock=lambda: now[0], sleep=sleep)
+    assert not wait_until(lambda: False, 1.0, 0.25, clock=clock, sleep=sleep)
     assert sleeps == [0.25] * 4
-    assert wait_until(lambda: now[0] >= 1.5, 5.0, 0.25, clock=lambda: now[0], sleep=sleep)
+    assert wait_until(lambda: clock.now >= 1.5, 5.0, 0.25, clock=clock, sleep=sleep)
 
 
 def test_fault_modules_and_the_proxy_import_neither_locust_nor_gevent() -> None:

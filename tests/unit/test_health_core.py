@@ -21,6 +21,7 @@ from reliability.health.prometheus import grade_query
 from reliability.health.redis import grade_info
 from reliability.health.spec import PostgresProbeSpec, RedisProbeSpec
 from reliability.health.timeline import ComponentInfo, HealthTimeline
+from tests.support.fakes import FakeClock
 
 H, D, X = Status.HEALTHY, Status.DEGRADED, Status.DOWN
 
@@ -40,14 +41,6 @@ class FakeProbe:
 
     def close(self) -> None:
         self.closed = True
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_deadline_counts_down_and_then_raises() -> None:

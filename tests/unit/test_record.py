@@ -11,28 +11,24 @@ from reliability.record import GeneratorUsage, build_record, read_record, write_
 from reliability.schema import RunRecord
 from reliability.schema.sections import Run
 from reliability.sla import evaluate
+from tests.support.fakes import FakeClock
 from tests.support.schemas import assert_valid_record
 
-
-class Clock:
-    t = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
+T0 = 1_700_000_000.0
 
 
 def _record() -> RunRecord:
-    clock = Clock()
+    clock = FakeClock(T0)
     store = WindowStore(clock=clock)
     for i in range(300):
-        clock.t = 1_700_000_000 + i / 100
+        clock.now = 1_700_000_000 + i / 100
         store.record("GET", "/a", 10.0 + i % 7, i % 50 == 0, "HTTP 500 <script>")
     store.note_users(1_700_000_000, 5)
     sla = parse_scenario({}).sla
     snap = store.snapshot()
     gen = GeneratorUsage("local", "local")
-    gen.add(clock.t, 95.0, 80.0)
-    gen.add(clock.t + 3, 97.0, 81.0)
+    gen.add(clock.now, 95.0, 80.0)
+    gen.add(clock.now + 3, 97.0, 81.0)
     run = Run(started_at="2023-11-14T22:13:20.000Z", ended_at="2023-11-14T22:13:23.000Z", duration_s=3.0,
               mode="local", workers=0, locust_version="2.47.0", reliability_version="0.1.0")
     return build_record(verdict=evaluate(snap, sla), snapshot=snap, store=store, run=run,

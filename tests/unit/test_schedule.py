@@ -24,6 +24,7 @@ from reliability.shapes.recovery import (
 )
 from reliability.shapes.sections import FaultRun, faults_section
 from reliability.shapes.spec import RecoverySpec, ScheduledFaultSpec
+from tests.support.fakes import FakeClock
 from tests.support.schemas import assert_valid_record
 
 T0 = 1000.0
@@ -172,12 +173,12 @@ class Check:
 
 
 def _store(latency_of: Callable[[int], float]) -> WindowStore:
-    now = [0.0]
-    store = WindowStore(clock=lambda: now[0])
+    clock = FakeClock()
+    store = WindowStore(clock=clock)
     for t in range(1000, 1040):
         store.note_users(t, 10)
         for k in range(50):
-            now[0] = t + k / 50
+            clock.now = t + k / 50
             store.record("GET", "/x", latency_of(t), failed=False)
     return store
 

@@ -8,23 +8,19 @@ from reliability.config import SlaSpec, parse_scenario
 from reliability.metrics import WindowStore
 from reliability.metrics.windows import SecondCounts
 from reliability.sla import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_PASSED, compute_uptime, evaluate, status_line
+from tests.support.fakes import FakeClock
 
-
-class Clock:
-    t = 5_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
+T0 = 5_000_000.0
 
 
 def _store(seconds: int, per_second: int, latency_ms: float, fail_per_second: int = 0,
            down_seconds: frozenset[int] = frozenset(), name: str = "/a") -> WindowStore:
-    clock = Clock()
+    clock = FakeClock(T0)
     store = WindowStore(clock=clock)
-    start = clock.t
+    start = clock.now
     for s in range(seconds):
         for i in range(per_second):
-            clock.t = start + s + i / (per_second + 1)
+            clock.now = start + s + i / (per_second + 1)
             failed = s in down_seconds or i < fail_per_second
             store.record("GET", name, latency_ms, failed)
     return store
@@ -94,7 +90,7 @@ def test_window_at_the_down_threshold_counts_as_down() -> None:
 
 
 def test_no_requests_is_never_a_pass() -> None:
-    store = WindowStore(clock=Clock())
+    store = WindowStore(clock=FakeClock(T0))
     store.note_users(5_000_000, 10)
     verdict = evaluate(store.snapshot(), _spec(tier="bronze"))
     assert not verdict.passed

@@ -27,19 +27,10 @@ from reliability.target.httpfault import FaultAction, FaultState, HttpFaultSpec,
 from reliability.target.ops import overall_status
 from reliability.target.ratelimit import TokenBucket
 from reliability.target.store import MemoryStore
+from tests.support.fakes import FakeClock
 
+T0 = 1000.0
 T = TypeVar("T")
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def state_of(breaker: CircuitBreaker) -> BreakerState:
@@ -61,7 +52,7 @@ def done(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def test_breaker_opens_after_consecutive_failures_and_fails_fast() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     breaker = CircuitBreaker(failure_threshold=3, cooldown_s=5.0, clock=clock)
     for _ in range(2):
         assert breaker.acquire() is False
@@ -79,7 +70,7 @@ def test_breaker_opens_after_consecutive_failures_and_fails_fast() -> None:
 
 
 def test_breaker_half_open_admits_one_probe_and_closes_on_success() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     breaker = CircuitBreaker(1, 5.0, clock)
     breaker.record_failure(breaker.acquire())
     clock.advance(5.0)
@@ -93,7 +84,7 @@ def test_breaker_half_open_admits_one_probe_and_closes_on_success() -> None:
 
 
 def test_breaker_failed_probe_reopens_for_a_full_cooldown() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     breaker = CircuitBreaker(2, 5.0, clock)
     for _ in range(2):
         breaker.record_failure(breaker.acquire())
@@ -107,7 +98,7 @@ def test_breaker_failed_probe_reopens_for_a_full_cooldown() -> None:
 
 
 def test_breaker_released_probe_lets_the_next_request_probe() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     breaker = CircuitBreaker(1, 1.0, clock)
     breaker.record_failure(breaker.acquire())
     clock.advance(1.0)
@@ -116,7 +107,7 @@ def test_breaker_released_probe_lets_the_next_request_probe() -> None:
 
 
 def test_breaker_ignores_late_results_of_calls_admitted_before_it_opened() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     breaker = CircuitBreaker(1, 5.0, clock)
     early = breaker.acquire()
     breaker.record_failure(breaker.acquire())
@@ -134,7 +125,7 @@ def test_breaker_rejects_bad_settings(threshold: int, cooldown_s: float) -> None
 
 
 def test_token_bucket_allows_one_second_burst_then_paces() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     bucket = TokenBucket(10.0, clock=clock)
     assert [bucket.take() for _ in range(10)] == [0.0] * 10
     assert bucket.take() == pytest.approx(0.1)
@@ -145,7 +136,7 @@ def test_token_bucket_allows_one_second_burst_then_paces() -> None:
 
 
 def test_token_bucket_below_one_per_second_still_admits() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     bucket = TokenBucket(0.5, clock=clock)
     assert bucket.take() == 0.0
     assert bucket.take() == pytest.approx(2.0)
@@ -181,7 +172,7 @@ def test_fault_route_matching_spares_operator_routes(prefix: str, path: str, mat
 
 
 def test_fault_state_expires_after_ttl() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     faults = FaultState(clock, random.Random(1))
     faults.set(parse_fault({"latency_ms": 100, "ttl_s": 10}))
     assert faults.action_for("/api/x") == FaultAction(0.1, None)
@@ -193,7 +184,7 @@ def test_fault_state_expires_after_ttl() -> None:
 
 
 def test_fault_state_error_ratio_follows_the_rng() -> None:
-    faults = FaultState(FakeClock(), random.Random(7))
+    faults = FaultState(FakeClock(T0), random.Random(7))
     faults.set(parse_fault({"error_ratio": 0.25, "status": 429}))
     actions = [faults.action_for("/api/items") for _ in range(4000)]
     failed = sum(1 for a in actions if a is not None and a.status == 429)
@@ -296,7 +287,7 @@ def test_memory_store_crud_and_report() -> None:
 
 
 def test_memory_cache_expires_entries_on_its_clock() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     cache = MemoryCache(clock, max_entries=2)
     done(cache.set("a", "1", 5.0))
     assert done(cache.get("a")) == "1"
@@ -343,7 +334,7 @@ class BrokenCache:
 
 
 def test_resilient_cache_bypasses_and_skips_a_failing_cache_then_recovers() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     raw = BrokenCache()
     cache = ResilientCache(raw, retry_s=0.5, clock=clock)
     assert done(cache.get("k")).outcome is CacheOutcome.BYPASS

@@ -18,11 +18,11 @@ from reliability.sla import evaluate
 from reliability.textsafe import MAX_NAME_CHARS
 from reliability.web.metrics import metrics_registry, render
 from reliability.web.state import LiveState
+from tests.support.fakes import FakeClock
 from tests.unit.test_web_state import (
     PASSWORD,
     T0,
     TOKEN,
-    Clock,
     fault_run,
     health_ext,
     plugin_at,
@@ -106,13 +106,13 @@ HOSTILE_NAMES = ("/a\r\nfake_metric 1", "/b\x00nul", "/c\x1b[31mred", "/d\u202et
 
 
 def hostile_metrics() -> str:
-    clock = Clock(T0)
+    clock = FakeClock(T0)
     store = WindowStore(clock=clock)
     for t in range(30):
-        clock.t = T0 + t
+        clock.now = T0 + t
         for name in HOSTILE_NAMES:
             store.record("GET", name, 10.0 + t, False, None)
-    clock.t = T0 + 30.2
+    clock.now = T0 + 30.2
     plugin = SimpleNamespace(store=store, sla=scenario().sla, scenario=scenario(),
                              live=evaluate(store.snapshot(T0 + 20, T0 + 30), scenario().sla), started_at=float(T0),
                              ended_at=None, role="local", extensions=[])

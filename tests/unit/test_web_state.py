@@ -25,6 +25,7 @@ from reliability.shapes.spec import ScheduledFaultSpec
 from reliability.sla import evaluate
 from reliability.web.state import CHART_S, ChartSeries, LiveState, scenario_secrets
 from reliability.web.tabs import FAULTS_TAB, HEALTH_TAB, SLA_TAB, TABLES, fmt_seconds, tab_rows
+from tests.support.fakes import FakeClock
 from tests.unit.test_alerts import imports_only
 
 T0 = 1_800_000_000
@@ -32,18 +33,10 @@ PASSWORD = "pw-41c9e2"
 TOKEN = "tok-88d1aa"
 
 
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def fill(store: WindowStore, clock: Clock, seconds: range, per_second: int, failures: int, latency_ms: float,
+def fill(store: WindowStore, clock: FakeClock, seconds: range, per_second: int, failures: int, latency_ms: float,
          name: str = "/api/items") -> None:
     for s in seconds:
-        clock.t = T0 + s + 0.5
+        clock.now = T0 + s + 0.5
         for i in range(per_second):
             store.record("GET", name, latency_ms + i % 5, failed=i < failures)
 
@@ -79,8 +72,8 @@ def health_ext(at: float) -> SimpleNamespace:
     return SimpleNamespace(name="health", timeline=timeline)
 
 
-def plugin_at(now: float, *, extensions: list[Any] | None = None) -> tuple[SimpleNamespace, Clock]:
-    clock = Clock(T0)
+def plugin_at(now: float, *, extensions: list[Any] | None = None) -> tuple[SimpleNamespace, FakeClock]:
+    clock = FakeClock(T0)
     spec = scenario()
     store = WindowStore(clock=clock)
     fill(store, clock, range(0, 20), 100, 0, 20.0)
@@ -133,15 +126,15 @@ def test_lag_keeps_open_seconds_out_and_since_trims_rows() -> None:
 
 
 def test_state_is_cached_for_a_second_and_invalidated_on_demand() -> None:
-    clock = Clock(T0 + 30.2)
-    plugin, _ = plugin_at(clock.t)
+    clock = FakeClock(T0 + 30.2)
+    plugin, _ = plugin_at(clock.now)
     live = LiveState(plugin, lag_s=1, clock=clock)
     first = live.state()
-    clock.t += 0.5
+    clock.now += 0.5
     assert live.state() is first
     live.invalidate()
     assert live.state() is not first
-    clock.t += 1.0
+    clock.now += 1.0
     assert live.state()["now"] == pytest.approx(T0 + 31.7)
 
 
@@ -253,7 +246,7 @@ def test_sla_tab_rows_read_in_order() -> None:
 
 
 def test_chart_series_keeps_a_bounded_window() -> None:
-    clock = Clock(T0)
+    clock = FakeClock(T0)
     store = WindowStore(clock=clock, fine_horizon_s=CHART_S + 100)
     fill(store, clock, range(0, CHART_S + 50), 1, 0, 5.0)
     series = ChartSeries(T0, 0.95)
@@ -265,7 +258,7 @@ def test_chart_series_keeps_a_bounded_window() -> None:
 
 
 def test_chart_series_first_read_after_a_rollup_charts_only_fine_seconds() -> None:
-    clock = Clock(T0)
+    clock = FakeClock(T0)
     store = WindowStore(clock=clock)  # 300 s of fine windows
     fill(store, clock, range(0, 600), 2, 1, 5.0)
     store.rollup(T0 + 600)
@@ -279,7 +272,7 @@ def test_chart_series_first_read_after_a_rollup_charts_only_fine_seconds() -> No
 def straddling_plugin(now: float) -> SimpleNamespace:
     """10 s of 62 clean requests a second: error_ratio 0 %, 95 % CI 0 % .. 0.61 %, n=620, against
     gold's 0.5 %: not enough evidence either way."""
-    clock = Clock(T0)
+    clock = FakeClock(T0)
     spec = scenario()
     store = WindowStore(clock=clock)
     fill(store, clock, range(0, 10), 62, 0, 20.0)

@@ -8,30 +8,25 @@ import pytest
 
 from reliability.exceptions import MetricsError
 from reliability.metrics import WindowStore, component_of
+from tests.support.fakes import FakeClock
 
-
-class FakeClock:
-    def __init__(self, t: float = 1_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
+T0 = 1_000_000.0
 
 
 def _fill(store: WindowStore, clock: FakeClock, seconds: int, per_second: int, fail_every: int = 0,
           seed: int = 5) -> None:
     rng = random.Random(seed)
-    start = clock.t
+    start = clock.now
     for s in range(seconds):
         for i in range(per_second):
-            clock.t = start + s + i / per_second
+            clock.now = start + s + i / per_second
             failed = bool(fail_every) and i % fail_every == 0
             store.record("GET", "/a" if i % 2 else "/b", rng.lognormvariate(3, 0.5), failed, "HTTP 500")
-    clock.t = start + seconds
+    clock.now = start + seconds
 
 
 def test_record_and_snapshot_per_endpoint_and_second() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = WindowStore(clock=clock)
     _fill(store, clock, seconds=5, per_second=100, fail_every=10)
     snap = store.snapshot()
@@ -39,20 +34,20 @@ def test_record_and_snapshot_per_endpoint_and_second() -> None:
     assert [e.name for e in snap.endpoints] == ["/a", "/b"]
     assert len(snap.seconds) == 5 and all(s.requests == 100 for s in snap.seconds)
     assert snap.components[0].name == "api"
-    rolling = store.snapshot(int(clock.t) - 2, int(clock.t))
+    rolling = store.snapshot(int(clock.now) - 2, int(clock.now))
     assert rolling.total.requests == 200
     assert store.errors()[0][2:] == ("HTTP 500", 50)
 
 
 def test_drain_then_merge_on_master_equals_local() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     local = WindowStore(clock=clock)
     workers = [WindowStore(clock=clock) for _ in range(3)]
     master = WindowStore(clock=clock)
     rng = random.Random(9)
     for s in range(6):
         for i in range(300):
-            clock.t = 1_000_000 + s + i / 300
+            clock.now = 1_000_000 + s + i / 300
             value = rng.lognormvariate(3.5, 0.7)
             failed = i % 37 == 0
             local.record("GET", "/x", value, failed)
@@ -78,9 +73,9 @@ def test_drain_keeps_the_current_second_unless_final() -> None:
 
 
 def test_rollup_bounds_windows_and_keeps_counts_and_timeline_exact() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = WindowStore(clock=clock, fine_horizon_s=30, minute_horizon_s=120)
-    start = int(clock.t)
+    start = int(clock.now)
     _fill(store, clock, seconds=400, per_second=20, fail_every=5)
     before = store.snapshot()
     store.rollup()
@@ -96,11 +91,11 @@ def test_rollup_bounds_windows_and_keeps_counts_and_timeline_exact() -> None:
 
 
 def test_late_worker_data_after_rollup_still_counts() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     worker = WindowStore(clock=clock)
     master = WindowStore(clock=clock, fine_horizon_s=10, minute_horizon_s=60)
     worker.record("GET", "/x", 3.0, True)
-    clock.t += 100
+    clock.now += 100
     master.rollup()
     master.merge_payload(worker.drain())
     snap = master.snapshot()
@@ -109,18 +104,18 @@ def test_late_worker_data_after_rollup_still_counts() -> None:
 
 
 def test_partial_windows_are_flagged() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = WindowStore(clock=clock)
     _fill(store, clock, seconds=3, per_second=10)
-    t0 = int(clock.t) - 3
+    t0 = int(clock.now) - 3
     store.mark_partial(t0 + 1, t0 + 2)
     assert [s.partial for s in store.snapshot().seconds] == [False, True, False]
 
 
 def test_users_are_noted_per_second_even_without_traffic() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = WindowStore(clock=clock)
-    store.note_users(int(clock.t), 42)
+    store.note_users(int(clock.now), 42)
     assert store.snapshot().seconds[0].users == 42
     assert store.timeline()[0][1] == 42
 
@@ -142,14 +137,14 @@ def test_components_derive_from_request_type(request_type: str, component: str) 
 
 def test_component_override_wins() -> None:
     assert component_of("grpc", {"grpc": "api"}) == "api"
-    clock = FakeClock()
+    clock = FakeClock(T0)
     store = WindowStore(clock=clock, components={"redis": "session-store"})
     store.record("redis", "GET session", 1.0, False)
     assert store.snapshot().endpoints[0].component == "session-store"
 
 
 def test_error_kinds_are_bounded() -> None:
-    store = WindowStore(clock=FakeClock())
+    store = WindowStore(clock=FakeClock(T0))
     for i in range(200):
         store.record("GET", "/x", 1.0, True, f"error {i}")
     kinds = {m for _, _, m, _ in store.errors()}
@@ -157,7 +152,7 @@ def test_error_kinds_are_bounded() -> None:
 
 
 def test_invalid_latency_is_not_counted() -> None:
-    store = WindowStore(clock=FakeClock())
+    store = WindowStore(clock=FakeClock(T0))
     with pytest.raises(MetricsError):
         store.record("GET", "/x", float("nan"), True, "boom")
     assert store.snapshot().total.requests == 0 and store.errors() == []

@@ -9,16 +9,9 @@ from reliability.exceptions import MetricsError
 from reliability.metrics import DEFAULT_RELATIVE_ACCURACY, WindowStore
 from reliability.metrics.payload import check_report
 from reliability.sla import ERRORS, SLOW, STALLED, UP, compute_uptime, evaluate, second_state
+from tests.support.fakes import FakeClock
 
 T0 = 1_000_000
-
-
-class FakeClock:
-    def __init__(self, t: float = float(T0)) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def _by_t(store: WindowStore) -> dict[int, object]:
@@ -38,7 +31,7 @@ def test_intended_start_adds_the_lag_and_counts_in_the_intended_second() -> None
 
 
 def test_unscheduled_requests_have_no_corrected_basis() -> None:
-    store = WindowStore(clock=FakeClock())
+    store = WindowStore(clock=FakeClock(float(T0)))
     for i in range(10):
         store.record_request("GET", "/a", 5.0, False, None, T0 + i / 10)
     snap = store.snapshot()
@@ -47,7 +40,7 @@ def test_unscheduled_requests_have_no_corrected_basis() -> None:
 
 
 def test_backfill_records_the_requests_a_stall_prevented_in_the_seconds_they_were_due() -> None:
-    store = WindowStore(clock=FakeClock())
+    store = WindowStore(clock=FakeClock(float(T0)))
     # a user paced every 100 ms sends at T0 + 0.05; the target freezes and answers 2 s later
     store.record_request("GET", "/a", 2000.0, False, None, T0 + 0.05, T0 + 0.05, 100.0)
     snap = store.snapshot()
@@ -64,7 +57,7 @@ def test_backfill_records_the_requests_a_stall_prevented_in_the_seconds_they_wer
 
 
 def test_a_second_with_requests_held_and_nothing_completed_is_down_not_skipped() -> None:
-    store = WindowStore(clock=FakeClock())
+    store = WindowStore(clock=FakeClock(float(T0)))
     for i in range(5):  # 5 users each stuck on a request from T0+0.5 to T0+2.5
         store.record_request("GET", "/a", 2000.0, False, None, T0 + 0.5 + i / 100)
     for i in range(10):  # fast traffic before and after
@@ -82,7 +75,7 @@ def test_a_second_with_requests_held_and_nothing_completed_is_down_not_skipped()
 
 
 def test_one_slow_request_does_not_stall_a_second_others_complete_in() -> None:
-    store = WindowStore(clock=FakeClock())
+    store = WindowStore(clock=FakeClock(float(T0)))
     store.record_request("GET", "/a", 2500.0, False, None, T0 + 0.2)  # held through T0+1
     for i in range(20):
         store.record_request("GET", "/a", 5.0, False, None, T0 + 1 + i / 20)
@@ -90,7 +83,7 @@ def test_one_slow_request_does_not_stall_a_second_others_complete_in() -> None:
 
 
 def test_slow_and_error_rules_and_the_idle_second() -> None:
-    store = WindowStore(clock=FakeClock(), down_quantile=0.95)
+    store = WindowStore(clock=FakeClock(float(T0)), down_quantile=0.95)
     for i in range(20):
         store.record_request("GET", "/a", 1500.0 if i >= 18 else 5.0, False, None, T0 + i / 20)  # p95 1500
         store.record_request("GET", "/a", 5.0, i % 2 == 0, "HTTP 500", T0 + 1 + i / 20)
@@ -104,7 +97,7 @@ def test_slow_and_error_rules_and_the_idle_second() -> None:
 
 
 def test_the_slow_rule_reads_the_graded_basis() -> None:
-    store = WindowStore(clock=FakeClock())
+    store = WindowStore(clock=FakeClock(float(T0)))
     for i in range(10):  # each sent on time but due 1.5 s earlier: measured fast, corrected slow
         store.record_request("GET", "/a", 5.0, False, None, T0 + 1.5 + i / 100, T0 + i / 100)
     second = _by_t(store)[T0]
@@ -113,7 +106,7 @@ def test_the_slow_rule_reads_the_graded_basis() -> None:
 
 
 def test_evaluate_grades_corrected_by_default_and_measured_on_request() -> None:
-    store = WindowStore(clock=FakeClock())
+    store = WindowStore(clock=FakeClock(float(T0)))
     for i in range(100):
         store.record_request("GET", "/a", 5.0, False, None, T0 + i / 100, T0 + i / 100, 100.0)
     store.record_request("GET", "/a", 2000.0, False, None, T0 + 1.0, T0 + 1.0, 100.0)  # back-fills 19
@@ -124,7 +117,7 @@ def test_evaluate_grades_corrected_by_default_and_measured_on_request() -> None:
     lat = {v.latency_basis: next(c for c in v.criteria if c.name == "p95_ms").actual for v in (corrected, measured)}
     assert lat["measured"] == pytest.approx(5.0, rel=0.01)
     assert lat["corrected"] is not None and lat["corrected"] > 1000  # 20 of 120 samples >= 100 ms
-    plain = WindowStore(clock=FakeClock())
+    plain = WindowStore(clock=FakeClock(float(T0)))
     plain.record_request("GET", "/a", 5.0, False, None, T0 + 0.5)
     assert evaluate(plain.snapshot(), SlaSpec()).latency_basis == "measured"  # nothing to correct
 
@@ -219,7 +212,7 @@ def test_record_many_fills_the_same_buckets_as_record_one_by_one() -> None:
 
 
 def test_a_batch_mixing_unscheduled_and_scheduled_requests_keeps_both_bases() -> None:
-    store = WindowStore(clock=FakeClock())
+    store = WindowStore(clock=FakeClock(float(T0)))
     for i in range(300):  # more than one batch; the first scheduled request comes mid-batch
         if i % 3 == 0:
             store.record_request("GET", "/a", 5.0, False, None, T0 + 0.5, T0 + 0.3, None)  # +200 ms lag

@@ -11,31 +11,24 @@ import pytest
 from reliability.exceptions import MetricsError
 from reliability.metrics.payload import check_report
 from reliability.metrics.windows import DEFAULT_RELATIVE_ACCURACY, WindowStore
+from tests.support.fakes import FakeClock
 
 NOW = 1_800_000_000.0
 
 
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def real_report() -> dict[str, Any]:
-    clock = Clock(NOW - 5)
+    clock = FakeClock(NOW - 5)
     store = WindowStore(clock=clock)
     for ms in (10.0, 20.0, 30.0):
         store.record("GET", "/a", ms, False, None)
     store.record("GET", "/a", 15.0, True, "HTTPError: 500")
-    clock.t = NOW
+    clock.now = NOW
     return {"windows": store.drain(final=True), "usage": [NOW, 12.5, 80.0], "cache": [["GET", "/a", 3, 1]]}
 
 
 def test_a_real_report_passes_whole_and_merges() -> None:
     report = check_report(real_report(), NOW, DEFAULT_RELATIVE_ACCURACY)
-    store = WindowStore(clock=Clock(NOW))
+    store = WindowStore(clock=FakeClock(NOW))
     assert store.merge_payload(report.windows) == 4
     assert report.cache == (("GET", "/a", 3, 1),) and report.usage == (NOW, 12.5, 80.0)
     assert store.snapshot().total.requests == 4 and store.snapshot().total.failures == 1
