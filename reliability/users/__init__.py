@@ -13,7 +13,7 @@ asking for a user class does (importing locust monkey-patches the process with g
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from reliability.users.http import ApiUser, TokenAuthMixin
@@ -32,8 +32,11 @@ _HOMES = {
 __all__ = ["ApiUser", "PostgresUser", "RedisUser", "TokenAuthMixin", "WebSocketUser"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> type:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+    found = getattr(importlib.import_module(home), name)
+    if not isinstance(found, type):  # every lazy name is a class
+        raise AttributeError(f"module {__name__!r}: {name!r} is not a class")
+    return found

@@ -9,12 +9,18 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Protocol
+
+from reliability.jsontypes import JsonData
+
+
+class _RequestHook(Protocol):
+    def fire(self, *, reverse: bool = False, **kwargs: object) -> None: ...
 
 
 class _Events(Protocol):
     @property
-    def request(self) -> Any: ...
+    def request(self) -> _RequestHook: ...
 
 
 class _Environment(Protocol):
@@ -28,7 +34,7 @@ class ReportingUser(Protocol):
     @property
     def environment(self) -> _Environment: ...
 
-    def context(self) -> dict[str, Any]: ...
+    def context(self) -> dict[str, JsonData]: ...
 
 
 def setting(value: str | None, env_var: str, owner: str, attr: str,
@@ -61,7 +67,7 @@ class ComponentContext:
 
     component: str = "other"
 
-    def context(self) -> dict[str, Any]:
+    def context(self) -> dict[str, JsonData]:
         return {"component": self.component}
 
 
@@ -117,7 +123,7 @@ class Backoff:
 
 def fire_request(user: ReportingUser, request_type: str, name: str, start_time: float, start_perf: float,
                  *, response_length: int = 0, exception: BaseException | None = None,
-                 context: Mapping[str, Any] | None = None, url: str | None = None,
+                 context: Mapping[str, JsonData] | None = None, url: str | None = None,
                  end_perf: float | None = None) -> float:
     """Fire Locust's request event for a sample that began at ``start_perf`` (perf_counter).
 

@@ -10,7 +10,7 @@ whole process.
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import locust  # noqa: F401  (before any driver: it patches the process for gevent)
 
@@ -18,8 +18,11 @@ import locust  # noqa: F401  (before any driver: it patches the process for geve
 import gevent
 import psycopg
 from locust import User
+from locust.env import Environment
 from psycopg import pq
+from psycopg.abc import Params
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from reliability.users._base import ComponentContext, fire_request, user_setting
@@ -28,7 +31,7 @@ REQUEST_TYPE = "postgres"
 POOL_WAIT_NAME = "pool wait"
 DSN_ENV = "RELIABILITY_PG_DSN"
 
-Row = tuple[Any, ...]
+Row = TupleRow  # psycopg's default row: one value per column
 
 
 class QueryTimeout(Exception):
@@ -107,7 +110,7 @@ class PostgresUser(ComponentContext, User):
 
     _pools: ClassVar[dict[type[PostgresUser], _SharedPool]] = {}
 
-    def __init__(self, environment: Any) -> None:
+    def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self._dsn = user_setting(self.dsn, DSN_ENV, type(self).__name__, "dsn")
         self._shared: _SharedPool | None = None
@@ -162,7 +165,7 @@ class PostgresUser(ComponentContext, User):
         return dict(shared.pool.get_stats()) if shared else {}
 
     # -- queries ----------------------------------------------------------------------------
-    def query(self, name: str, sql: str, params: Any = None, fetch: bool = True) -> list[Row] | None:
+    def query(self, name: str, sql: str, params: Params | None = None, fetch: bool = True) -> list[Row] | None:
         """Run ``sql`` as one sample named ``name``; return its rows, or ``None`` if it failed.
 
         With ``fetch=False`` the rows are not read (use it for INSERT/UPDATE without RETURNING);

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar, TypeAlias
 from urllib.parse import urlsplit
 
 import locust  # noqa: F401  (before any driver: it patches the process for gevent)
@@ -14,13 +14,20 @@ import locust  # noqa: F401  (before any driver: it patches the process for geve
 import gevent
 import redis
 from locust import User
+from locust.env import Environment
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.typing import EncodableT
 
 from reliability.users._base import Backoff, ComponentContext, fire_request, user_setting
 
 REQUEST_TYPE = "redis"
 URL_ENV = "RELIABILITY_REDIS_URL"
+
+#: a reply as redis-py returns it: bulk strings as bytes (str with ``decode_responses``), integers,
+#: nil, arrays, and RESP3's doubles, booleans, maps and sets
+RedisScalar: TypeAlias = bytes | str | int | float | None
+RedisReply: TypeAlias = RedisScalar | list["RedisReply"] | dict[RedisScalar, "RedisReply"] | set[RedisScalar]
 
 
 @dataclass
@@ -36,7 +43,7 @@ class CacheCounts:
         return self.hits / total if total else None
 
 
-def _length(value: Any) -> int:
+def _length(value: RedisReply) -> int:
     if isinstance(value, bytes | str | list | tuple | dict | set):
         return len(value)
     return 0
@@ -94,11 +101,11 @@ class RedisUser(ComponentContext, User):
 
     _cache_counts: ClassVar[CacheCounts] = CacheCounts()
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         cls._cache_counts = CacheCounts()  # one tally per class, not one shared by all
 
-    def __init__(self, environment: Any) -> None:
+    def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         url = user_setting(self.url, URL_ENV, type(self).__name__, "url")
         self._full_url = url
@@ -138,7 +145,7 @@ class RedisUser(ComponentContext, User):
         """Hits / (hits + misses) of :meth:`get` for this class in this process; None before any."""
         return cls._cache_counts.hit_ratio
 
-    def command(self, name: str, *args: Any) -> Any:
+    def command(self, name: str, *args: EncodableT) -> RedisReply:
         """Send ``args`` (e.g. ``"SET", "k", "v"``) as one sample named ``name``.
 
         Returns the reply, or ``None`` if the command failed (a nil reply is also ``None``).
@@ -146,25 +153,25 @@ class RedisUser(ComponentContext, User):
         reply, _ok = self._send(name, args, None)
         return reply
 
-    def get(self, key: str, name: str = "GET") -> Any:
+    def get(self, key: str, name: str = "GET") -> RedisReply:
         """``GET key`` as a sample whose context says ``cache: hit`` or ``miss``; counts both."""
         reply, ok = self._send(name, ("GET", key), self._record_hit)
         return reply if ok else None
 
-    def _record_hit(self, reply: Any) -> dict[str, str]:
+    def _record_hit(self, reply: RedisReply) -> dict[str, str]:
         if reply is None:
             self._cache_counts.misses += 1
             return {"cache": "miss"}
         self._cache_counts.hits += 1
         return {"cache": "hit"}
 
-    def _send(self, name: str, args: tuple[Any, ...],
-              classify: Callable[[Any], dict[str, str]] | None) -> tuple[Any, bool]:
+    def _send(self, name: str, args: tuple[EncodableT, ...],
+              classify: Callable[[RedisReply], dict[str, str]] | None) -> tuple[RedisReply, bool]:
         self._backoff.pause(gevent.sleep)
         start_time = time.time()
         start = time.perf_counter()
         try:
-            reply = self.client.execute_command(*args)  # type: ignore[no-untyped-call]  # redis-py: untyped
+            reply: RedisReply = self.client.execute_command(*args)  # type: ignore[no-untyped-call]  # redis-py: untyped
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._backoff.failed()
             fire_request(self, REQUEST_TYPE, name, start_time, start, exception=exc, url=self._url)

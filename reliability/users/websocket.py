@@ -9,8 +9,9 @@ import itertools
 import json
 import sys
 import time
+from collections.abc import Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import locust  # noqa: F401  (before any driver: it patches the process for gevent)
 
@@ -18,7 +19,9 @@ import locust  # noqa: F401  (before any driver: it patches the process for geve
 import gevent
 from gevent.event import AsyncResult
 from locust import User
+from locust.env import Environment
 
+from reliability.jsontypes import JsonData, JsonValue
 from reliability.users._base import Backoff, ComponentContext, fire_request, user_setting
 
 
@@ -117,7 +120,7 @@ class WebSocketUser(ComponentContext, User):
     backoff_max_s: float = 2.0
     component: str = "ws"
 
-    def __init__(self, environment: Any) -> None:
+    def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self._url = user_setting(self.url, URL_ENV, type(self).__name__, "url")
         self._ws: websocket.WebSocket | None = None
@@ -173,12 +176,12 @@ class WebSocketUser(ComponentContext, User):
         self._fail_pending(ConnectionLost("connection closed by the user"))
 
     # -- operations ---------------------------------------------------------------------------
-    def echo(self, data: Any = None, delay_ms: float | None = None, name: str = "echo") -> Any:
+    def echo(self, data: JsonData = None, delay_ms: float | None = None, name: str = "echo") -> JsonValue:
         """Send an echo and wait for its reply: one sample ``name``; returns the echoed data or None."""
         if not self.connect():
             return None
         message_id = next(self._ids)
-        message: dict[str, Any] = {"op": "echo", "id": message_id, "data": data}
+        message: dict[str, JsonData] = {"op": "echo", "id": message_id, "data": data}
         if delay_ms is not None:
             message["delay_ms"] = delay_ms
         waiter = AsyncResult()
@@ -200,9 +203,10 @@ class WebSocketUser(ComponentContext, User):
             self._pending.pop(message_id, None)
         fire_request(self, REQUEST_TYPE, name, start_time, start, response_length=len(reply),
                      url=self._url, end_perf=end)
-        return json.loads(reply).get("data")
+        body: JsonValue = json.loads(reply)
+        return body.get("data") if isinstance(body, dict) else None
 
-    def broadcast(self, data: Any = None) -> bool:
+    def broadcast(self, data: JsonData = None) -> bool:
         """Ask the server to send ``data`` to every client (they record ``broadcast`` samples)."""
         return self.connect() and self._send({"op": "broadcast", "data": data}, "broadcast")
 
@@ -218,13 +222,13 @@ class WebSocketUser(ComponentContext, User):
         return self._ws is not None and self._send({"op": "unsubscribe"}, "unsubscribe")
 
     # -- internals ----------------------------------------------------------------------------
-    def _ws_send(self, message: dict[str, Any]) -> None:
+    def _ws_send(self, message: Mapping[str, JsonData]) -> None:
         ws = self._ws
         if ws is None:
             raise ConnectionLost("not connected")
         ws.send(json.dumps(message))
 
-    def _send(self, message: dict[str, Any], name: str) -> bool:
+    def _send(self, message: Mapping[str, JsonData], name: str) -> bool:
         """Send a message that has no reply; only a failure to send is recorded (as ``name``)."""
         start_time = time.time()
         start = time.perf_counter()
