@@ -5,7 +5,7 @@ Values are formatted, not escaped: each renderer escapes for its own format.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from reliability.report.data import (
     NA,
@@ -87,7 +87,15 @@ def fault_row(f: FaultFacts) -> dict[str, str]:
     }
 
 
-def capacity_view(record: Record) -> dict[str, Any] | None:
+class CapacityView(TypedDict):
+    """The capacity search as the reports show it: a row per tier, the knee and notes."""
+
+    rows: list[dict[str, str]]
+    knee: str
+    notes: str
+
+
+def capacity_view(record: Record) -> CapacityView | None:
     """Rows per tier, the knee and why the search stopped; a tier whose value is null was never held."""
     capacity = record.capacity
     if capacity is None:
