@@ -35,9 +35,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gevent import getcurrent
+from greenlet import greenlet as RawGreenlet
+
+if TYPE_CHECKING:
+    from locust import User
+    from locust.env import Environment
 
 MARK_ATTR = "reliability_intended"
 _WAIT_MODULE = "locust.user.wait_time"
@@ -56,7 +61,7 @@ class IntendedStart:
         self.lag_from_s = lag_from_s
 
 
-def mark_intended_start(start_s: float, interval_s: float | None = None, greenlet: Any = None,
+def mark_intended_start(start_s: float, interval_s: float | None = None, greenlet: RawGreenlet | None = None,
                         lag_from_s: float | None = None) -> None:
     """Say that the next task of ``greenlet`` (default: the current one) was due at ``start_s``
     (epoch seconds, ``time.time()``); ``interval_s`` > 0 for a user that repeats every interval.
@@ -90,7 +95,7 @@ def intended_start(start_s: float, lag_from_s: float | None = None) -> Iterator[
             mark.start_s = None
 
 
-def intended_start_api(environment: Any) -> Callable[[float, float | None], AbstractContextManager[None]]:
+def intended_start_api(environment: Environment) -> Callable[[float, float | None], AbstractContextManager[None]]:
     """:func:`intended_start`, after telling ``environment``'s plugin (if installed) to read marks.
     For open-model schedulers on a load generator: no interval, so nothing is back-filled."""
     plugin = getattr(environment, "reliability", None)
@@ -100,12 +105,14 @@ def intended_start_api(environment: Any) -> Callable[[float, float | None], Abst
     return intended_start
 
 
-def locust_pacing_s(wait_time: Any) -> float | None:
-    """The schedule interval (s) of one of Locust's scheduling wait times, else None."""
+def locust_pacing_s(wait_time: object) -> float | None:
+    """The schedule interval (s) of one of Locust's scheduling wait times, else None (``wait_time``:
+    whatever a user class holds there)."""
     code = getattr(wait_time, "__code__", None)
     if getattr(wait_time, "__module__", None) != _WAIT_MODULE or code is None:
         return None
-    cells = dict(zip(code.co_freevars, (c.cell_contents for c in wait_time.__closure__ or ()), strict=True))
+    closure = getattr(wait_time, "__closure__", None) or ()
+    cells = dict(zip(code.co_freevars, (c.cell_contents for c in closure), strict=True))
     qualname = getattr(wait_time, "__qualname__", "")
     if qualname.startswith("constant_pacing.") and isinstance(cells.get("wait_time"), int | float):
         value = float(cells["wait_time"])
@@ -115,10 +122,10 @@ def locust_pacing_s(wait_time: Any) -> float | None:
     return None
 
 
-def paced(wait_time: Callable[[Any], float], interval_s: float) -> Callable[[Any], float]:
+def paced(wait_time: Callable[[User], float], interval_s: float) -> Callable[[User], float]:
     """Wrap a user's scheduling wait time so each wait marks the next task's intended start."""
 
-    def wait(user: Any) -> float:
+    def wait(user: User) -> float:
         wait_s = wait_time(user)
         mark_intended_start(time.time() + wait_s, interval_s)
         return wait_s

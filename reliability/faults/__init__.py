@@ -47,6 +47,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from reliability.exceptions import FaultError
 from reliability.faults import spec as spec_models
@@ -63,28 +65,43 @@ def _mismatch(spec: FaultSpec, family: str) -> FaultError:
     return FaultError(f"a {spec.type} spec is not one of the {family} faults")
 
 
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class _Case(Generic[S]):
+    """One fault class of a mechanism and the spec model it is built from."""
+
+    spec_type: type[S]
+    build: Callable[[S, str], Fault]
+
+    def __call__(self, spec: FaultSpec, name: str) -> Fault | None:
+        return self.build(spec, name) if isinstance(spec, self.spec_type) else None
+
+
+def _first(spec: FaultSpec, name: str, family: str, *cases: Callable[[FaultSpec, str], Fault | None]) -> Fault:
+    """The fault of the first case whose spec model ``spec`` is."""
+    for case in cases:
+        fault = case(spec, name)
+        if fault is not None:
+            return fault
+    raise _mismatch(spec, family)
+
+
 def _redis(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
     from reliability.faults import redis
 
-    if isinstance(spec, spec_models.RedisPauseSpec):
-        return redis.RedisPauseFault(spec, name)
-    if isinstance(spec, spec_models.RedisMemorySpec):
-        return redis.RedisMemoryFault(spec, name)
-    if isinstance(spec, spec_models.RedisSlowSpec):
-        return redis.RedisSlowFault(spec, name)
-    raise _mismatch(spec, "redis")
+    return _first(spec, name, "redis", _Case(spec_models.RedisPauseSpec, redis.RedisPauseFault),
+                  _Case(spec_models.RedisMemorySpec, redis.RedisMemoryFault),
+                  _Case(spec_models.RedisSlowSpec, redis.RedisSlowFault))
 
 
 def _postgres(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
     from reliability.faults import postgres
 
-    if isinstance(spec, spec_models.PostgresLockSpec):
-        return postgres.PostgresLockFault(spec, name)
-    if isinstance(spec, spec_models.PostgresOutageSpec):
-        return postgres.PostgresOutageFault(spec, name)
-    if isinstance(spec, spec_models.PostgresExhaustSpec):
-        return postgres.PostgresExhaustFault(spec, name)
-    raise _mismatch(spec, "postgres")
+    return _first(spec, name, "postgres", _Case(spec_models.PostgresLockSpec, postgres.PostgresLockFault),
+                  _Case(spec_models.PostgresOutageSpec, postgres.PostgresOutageFault),
+                  _Case(spec_models.PostgresExhaustSpec, postgres.PostgresExhaustFault))
 
 
 def _proxy(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
@@ -110,11 +127,8 @@ def _http(spec: FaultSpec, name: str, env: Mapping[str, str]) -> Fault:
 def _process(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
     from reliability.faults.process import ProcessKillFault, ProcessSuspendFault
 
-    if isinstance(spec, spec_models.ProcessSuspendSpec):
-        return ProcessSuspendFault(spec, name)
-    if isinstance(spec, spec_models.ProcessKillSpec):
-        return ProcessKillFault(spec, name)
-    raise _mismatch(spec, "process")
+    return _first(spec, name, "process", _Case(spec_models.ProcessSuspendSpec, ProcessSuspendFault),
+                  _Case(spec_models.ProcessKillSpec, ProcessKillFault))
 
 
 def _load(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
@@ -128,11 +142,8 @@ def _load(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
 def _generic(spec: FaultSpec, name: str, _env: Mapping[str, str]) -> Fault:
     from reliability.faults.generic import ShellFault, WebhookFault
 
-    if isinstance(spec, spec_models.WebhookSpec):
-        return WebhookFault(spec, name)
-    if isinstance(spec, spec_models.ShellSpec):
-        return ShellFault(spec, name)
-    raise _mismatch(spec, "webhook/shell")
+    return _first(spec, name, "webhook/shell", _Case(spec_models.WebhookSpec, WebhookFault),
+                  _Case(spec_models.ShellSpec, ShellFault))
 
 
 def registry() -> dict[str, Factory]:

@@ -73,6 +73,10 @@ class Fault(Protocol):
     def verify(self) -> FaultCheck:
         """Probe the backend: is it healthy again?"""
 
+    # Optional, found with :func:`hold_check`: ``still_applied() -> str | None`` re-checks a held
+    # fault on its data path (None while it is in effect, else one line why not), or
+    # ``not_rechecked_because`` says why nothing can.
+
 
 def one_line(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     """The first line of an exception's text (or its class name), with ``secrets`` masked.

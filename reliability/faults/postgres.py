@@ -403,8 +403,8 @@ class PostgresExhaustFault(_PostgresFault):
 
     def still_applied(self) -> str | None:
         """None while a new connection (same DSN, so same role and reserved slots) is refused for
-        too many clients, or, with ``leave_free``, gets in while every held session is still
-        connected (``pg_stat_activity``); else why not."""
+        too many clients, or gets in (``leave_free``, or a slot another client gave back) while every
+        held session is still connected (``pg_stat_activity``); else why not."""
         try:
             conn = psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True,
                                    application_name=RECHECK_APP)
@@ -417,9 +417,7 @@ class PostgresExhaustFault(_PostgresFault):
         finally:
             conn.close()
         expected = len(self.held)
-        if self.leave_free == 0:
-            return f"a new connection got in; {held} of the {expected} held sessions are left"
-        return None if held >= expected else f"only {held} of the {expected} held sessions are left"
+        return None if held >= expected else f"a new connection got in: {held} of the {expected} held sessions left"
 
     def _keepalive(self) -> None:
         with self._io:

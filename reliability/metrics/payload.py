@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from reliability.exceptions import MetricsError
 from reliability.metrics.windows import WindowsPayload
@@ -46,13 +46,16 @@ def _fail(where: str, reason: str) -> MetricsError:
     return MetricsError(f"{where}: {reason}")
 
 
-def _mapping(value: object, where: str) -> dict[str, Any]:
+# wire data (msgpack) before its check: its items are whatever arrived until a checker below has looked
+
+
+def _mapping(value: object, where: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise _fail(where, f"expected a mapping, got {type(value).__name__}")
-    return cast(dict[str, Any], value)
+    return value
 
 
-def _list(value: object, where: str, limit: int) -> list[Any]:
+def _list(value: object, where: str, limit: int) -> list[object]:
     if not isinstance(value, list | tuple):
         raise _fail(where, f"expected a list, got {type(value).__name__}")
     if len(value) > limit:

@@ -33,6 +33,7 @@ from reliability.report.views import (
     criterion_row,
     fault_row,
     generator_row,
+    load_view,
     peak_label,
     stat_cells,
 )
@@ -141,6 +142,7 @@ def build_context(record: Record, impact: BusinessImpact | None = None) -> Repor
     x_max = time_span_s(record)
     causes = record.health.root_causes if record.health is not None else []
     fault_list = faults(record)
+    load = load_view(record)
     return {
         "title": run.scenario or "load test",
         "verdict": label,
@@ -161,7 +163,8 @@ def build_context(record: Record, impact: BusinessImpact | None = None) -> Repor
                     ("error ratio", fmt_pct(totals.error_ratio, 3)),
                     ("p95", fmt_ms(totals.p95_ms)), ("p99", fmt_ms(totals.p99_ms)),
                     ("req/s", fmt_num(totals.rps)), ("uptime", fmt_pct(uptime.ratio, 3)),
-                    ("request availability", fmt_pct(uptime.request_availability, 3))],
+                    ("request availability", fmt_pct(uptime.request_availability, 3))]
+        + ([("arrivals/s achieved", load["card"])] if load is not None else []),
         "criteria": [criterion_row(c) for c in sla.criteria],
         "tiers": [{"tier": t.tier, "status": "met" if t.passed is True else "not met",
                    "css": "ok" if t.passed is True else "bad"} for t in sla.tiers],
@@ -178,6 +181,7 @@ def build_context(record: Record, impact: BusinessImpact | None = None) -> Repor
         "faults": [fault_row(f) for f in fault_list],
         "peak_label": peak_label(fault_list, record),
         "capacity": capacity_view(record),
+        "load": load,
         "generators": [generator_row(g) for g in record.generators],
         "workers_lost": [{"id": w.id, "detected_at": w.detected_at or NA} for w in workers.lost],
         "workers_seen": list(workers.seen),

@@ -20,7 +20,7 @@ from reliability.report.data import (
 from reliability.report.facts import faults
 from reliability.report.impact import BusinessImpact
 from reliability.report.rules import recommend
-from reliability.report.views import capacity_view, criterion_row, fault_row, peak_label
+from reliability.report.views import capacity_view, criterion_row, fault_row, load_view, peak_label
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
 _ICONS = {"MET": "✅", "NOT MET": "❌", "INCONCLUSIVE": "⚠️", "UNKNOWN": "⚠️"}
@@ -53,6 +53,9 @@ def render_markdown(record: Record, impact: BusinessImpact | None = None) -> str
              f"{fmt_s(run.duration_s)} {e(run.mode or '')}".strip()]
     if run.scenario:
         facts.insert(0, f"scenario {e(run.scenario)}")
+    load = load_view(record)
+    if load is not None:
+        facts.append(f"arrivals/s {e(load['card'])}")
     if record.resilience_score is not None:
         facts.append(f"resilience score **{fmt_num(record.resilience_score)}**")
     if impact is not None:
@@ -103,6 +106,18 @@ def render_markdown(record: Record, impact: BusinessImpact | None = None) -> str
                           [[e(r["tier"]), e(r["users"]), e(r["rps"])] for r in capacity["rows"]])
         notes = f" ({e(capacity['notes'])})" if capacity["notes"] else ""
         out += [f"Knee: {e(capacity['knee']) or 'not found'}{notes}", ""]
+
+    if load is not None:
+        out += ["### Load (open model)", ""]
+        if load["headline"]:
+            dropped = f", {load['dropped']:,} dropped" if load["dropped"] else ""
+            out += [f"**{e(load['headline'])}**{dropped}", ""]
+        out += _table(["load", "value"], [[e(k), e(v)] for k, v in load["facts"]])
+        if load["stages"]:
+            head = ["stage", "from schedule start", "rate per s", "asked", "started", "dropped", "achieved per s"]
+            out += _table(head,
+                          [[e(r["name"]), e(r["window"]), e(r["rate"]), e(r["asked"]), e(r["started"]),
+                            e(r["dropped"]), e(r["achieved"])] for r in load["stages"]])
 
     recommendations = recommend(record)
     if recommendations:

@@ -126,3 +126,45 @@ def generator_row(g: s.Generator) -> dict[str, str]:
             "cpu_mean": NA if g.cpu_mean_pct is None else f"{g.cpu_mean_pct:.1f} %",
             "rss_max": NA if g.rss_max_mb is None else f"{g.rss_max_mb:.1f} MB",
             "saturated": fmt_bool(g.saturated), "css": "bad" if g.saturated else ""}
+
+
+def _delays(d: s.LoadDelay) -> str:
+    return f"p50 {fmt_ms(d.p50)} · p99 {fmt_ms(d.p99)} · max {fmt_ms(d.max)}"
+
+
+def load_view(record: Record) -> dict[str, Any] | None:
+    """The open-model load (the record's ``load`` section): asked vs achieved rate, what happened
+    to the arrivals, how punctual the generators were, and a row per rate stage; None without it."""
+    load = record.load
+    if load is None:
+        return None
+    ratio = load.achieved_ratio
+    short = ratio is not None and ratio < 0.99
+    facts = [
+        ("model", f"{load.model}, {load.arrivals or NA} arrivals" + (f" (seed {load.seed})" if load.seed is not None
+                                                                    else "")),
+        ("rate asked / achieved", f"{fmt_num(load.asked_rate_per_s)} / {fmt_num(load.achieved_rate_per_s)} per s"
+         + (f" ({fmt_pct(ratio, 1)})" if ratio is not None else "")),
+        ("arrivals", f"{fmt_num(load.asked, 0)} asked · {fmt_num(load.scheduled)} scheduled · "
+                     f"{fmt_num(load.started)} started"),
+        ("late", f"{fmt_num(load.late)} (started > {fmt_ms(load.late_after_ms)} after their time)"),
+        ("dropped", f"{fmt_num(load.dropped)} (no free user within {fmt_s(load.max_delay_s)})"),
+        ("users", f"max {fmt_num(load.max_users)} · peak in flight {fmt_num(load.max_in_flight)} · "
+                  f"{fmt_num(load.generators)} generator(s)"),
+        ("at stop", f"{fmt_num(load.in_flight_at_stop)} in flight · {fmt_num(load.pending_at_stop)} pending"),
+        ("schedule lag", _delays(load.schedule_lag_ms)),
+        ("start delay", _delays(load.start_delay_ms)),
+    ]
+    stages = [{"name": st.name, "window": f"+{st.start_s:.0f}s .. +{st.start_s + st.duration_s:.0f}s",
+               "rate": f"{fmt_num(st.from_rate_per_s)} → {fmt_num(st.to_rate_per_s)}",
+               "asked": fmt_num(st.asked, 0), "scheduled": fmt_num(st.scheduled), "started": fmt_num(st.started),
+               "dropped": fmt_num(st.dropped), "achieved": f"{fmt_num(st.achieved_rate_per_s)} of "
+                                                         f"{fmt_num(st.asked_rate_per_s)}",
+               "css": "bad" if st.dropped else ""} for st in load.stages]
+    card = f"{fmt_num(load.achieved_rate_per_s)} of {fmt_num(load.asked_rate_per_s)}" + (
+        f" ({fmt_pct(ratio, 1)})" if ratio is not None else "")
+    return {"facts": facts, "stages": stages, "short": short, "dropped": load.dropped, "card": card,
+            "headline": f"achieved {fmt_pct(ratio, 1)} of the asked rate" if ratio is not None else "",
+            "generators": [{"id": g.id, "scheduled": fmt_num(g.scheduled), "started": fmt_num(g.started),
+                            "dropped": fmt_num(g.dropped), "max_in_flight": fmt_num(g.max_in_flight)}
+                           for g in load.per_generator]}

@@ -166,3 +166,34 @@ def test_master_and_two_workers_merge_the_corrected_basis(frozen: Served, tmp_pa
     schedule = data["schedule"]
     assert schedule["scheduled_starts"] > 0.8 * len(raw)  # lags merged from both workers
     assert schedule["paced_users"] == {"PacedUser": {"interval_s": 0.1}}
+
+
+@pytest.fixture
+def frozen_once() -> Iterator[Served]:
+    """A single 4 s freeze, 6 s after the first request."""
+    with serve(["tests/support/pattern_server.py", "--delay-ms", str(DELAY_MS), "--freeze-every", "1000",
+                "--freeze-for", "4", "--freeze-first", "6"]) as served:
+        yield served
+
+
+def test_a_freeze_pages_and_the_alert_dates_the_outage(frozen_once: Served, tmp_path: Path) -> None:
+    # no request fails: only the stalled and slow seconds can burn the budget (sla_breach off)
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("sla: {tier: gold}\nalerts: {run_length_s: 10m, sla_breach: false}\n", encoding="utf-8")
+    record_path = tmp_path / "run.json"
+    proc = run(locust_cmd("-f", LOCUSTFILE, "--headless", "-u", "10", "-r", "10", "-t", "16s", "--host",
+                          frozen_once.url, "--run-record", str(record_path), "--scenario", str(scenario)),
+               timeout_s=120)
+    record = assert_valid_record(record_path)
+    assert record["totals"]["failures"] == 0, proc.stdout[-3000:]
+    with urllib.request.urlopen(f"{frozen_once.url}/stats", timeout=10) as response:
+        freeze_at = float(json.load(response)["freeze_anchor"]) + 6 - _epoch(record["run"]["started_at"])
+    events = record["alerts"]["events"]
+    assert events and (events[0]["kind"], events[0]["severity"]) == ("breach", "page"), (events, proc.stdout[-3000:])
+    breach = events[0]
+    assert any(b["firing"] and b["short_by"] == "seconds" for b in breach["burn_rates"])
+    # dated by the first down second, the one the freeze hit; seen once its requests came back (+4 s)
+    assert freeze_at - 1.0 <= breach["down_since_s"] <= freeze_at + 0.5, (breach, freeze_at)
+    assert 4.0 <= breach["time_to_detect_s"] <= 7.0, breach
+    down = [row for row in record["timeline"] if row["state"] in ("stalled", "slow")]
+    assert down and record["uptime"]["stalled_windows"] >= 3

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 import pytest
 import redis
 
+from reliability.faults.postgres import app_name
 from reliability.faults.proxy import ToxiproxyClient
 from reliability.revert.journal import read_journal
 from reliability.revert.ledger import FINISHING_LINE
@@ -34,7 +36,14 @@ from tests.e2e.test_degradation import LocustRun, faults_now, launch
 from tests.e2e.test_run import Run, scenario
 from tests.support.processes import chaos_proxy
 from tests.support.schemas import assert_valid_record
-from tests.support.servers import RedisServer, ServerError, TargetServer, ToxiproxyServer, toxiproxy_binary
+from tests.support.servers import (
+    PostgresServer,
+    RedisServer,
+    ServerError,
+    TargetServer,
+    ToxiproxyServer,
+    toxiproxy_binary,
+)
 from tests.support.waits import seconds_until
 
 pytestmark = pytest.mark.slow
@@ -378,3 +387,31 @@ def test_run_waits_for_a_master_still_finishing_past_its_stop_timeout(target_ser
     [held] = record["faults"]
     assert held["state"] == "reverted" and held["reverted_by"] == "master", held
     assert held["revert_log"][-1]["ok"] is True
+    assert held["hold_checks"] == 0 and "shell command" in (held["not_rechecked_because"] or ""), held
+
+
+def test_a_lock_whose_session_is_terminated_mid_hold_is_found_gone(target_server: TargetServer,
+                                                                   postgres_server: PostgresServer,
+                                                                   tmp_path: Path) -> None:
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS trial_items (id int PRIMARY KEY)")
+    fault = f'{{type: postgres.lock, dsn: "{postgres_server.dsn}", table: trial_items, dead_man_s: 30}}'
+    body = BODY.format(fault=fault).replace("hold_s: 60s", "hold_s: 12s").replace("tail_s: 2s", "tail_s: 3s")
+    trial = Runner("local", tmp_path, body, target_server.url,
+                   {"RELIABILITY_REVERT_JOURNAL": str(tmp_path / "journal.jsonl")})
+    try:
+        trial.wait_for("fault held: injected")
+        time.sleep(3.0)  # a check or two that find it applied
+        with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:  # a DBA ends the lock early
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                         (app_name("held"),))
+        code = trial.finish()
+    finally:
+        trial.cleanup()
+    assert code == 4, trial.output()[-3000:]
+    record = assert_valid_record(tmp_path / "run.json")
+    [held] = record["faults"]
+    assert held["hold_checks"] >= 2 and held["not_rechecked_because"] is None, held
+    assert held["lost_at_s"] is not None and 1 + 3 < held["lost_at_s"] < 1 + 12, held
+    assert "no lock held" in held["lost_detail"]
+    assert any("found gone" in reason for reason in record["sla"]["inconclusive"])

@@ -12,7 +12,7 @@ import pytest
 
 import reliability.report as report
 from reliability.report import render, write_reports
-from reliability.report.data import fmt_num
+from reliability.report.data import fmt_ms, fmt_num, fmt_s
 from reliability.report.html import default_environment
 from reliability.schema import parse_record
 from reliability.textsafe import neutralize
@@ -94,6 +94,42 @@ def test_html_of_capacity_and_distributed_runs() -> None:
     assert lost["id"] in distributed and "rule worker-lost" in distributed
     assert distributed.count('class="band partial"') >= 4  # the seconds the lost worker's data is missing from
     assert 'data-chart="gen-cpu"' in distributed and distributed.count('class="line s') >= 3 * 2
+
+
+def test_html_and_markdown_show_the_open_model_load() -> None:
+    record = load("arrival")
+    section = record["load"]
+    page = render(record, "html")
+    md = render(record, "md")
+    ratio = f"{section['achieved_ratio'] * 100:.1f} %"
+    rates = f"{fmt_num(section['asked_rate_per_s'])} / {fmt_num(section['achieved_rate_per_s'])} per s ({ratio})"
+    assert '<section id="load">' in page and f"<td>{rates}</td>" in page
+    assert f"achieved {ratio} of the asked rate" in page
+    lag = section["schedule_lag_ms"]
+    assert f"p50 {fmt_ms(lag['p50'])} · p99 {fmt_ms(lag['p99'])}" in page
+    assert f"peak in flight {section['max_in_flight']}" in page
+    assert f"{section['dropped']} (no free user within {fmt_s(section['max_delay_s'])})" in page
+    for stage in section["stages"]:
+        assert f"<td>{stage['name']}</td>" in page and f"| {stage['name']} |" in md
+    assert "### Load (open model)" in md and f"| rate asked / achieved | {rates} |" in md
+    card = f"{fmt_num(section['achieved_rate_per_s'])} of {fmt_num(section['asked_rate_per_s'])} ({ratio})"
+    assert f"arrivals/s {card}" in md.splitlines()[2]  # in the summary line under the verdict
+    assert f"<div><dt>arrivals/s achieved</dt><dd>{card}</dd></div>" in page  # a summary card
+    for name in NAMES:  # absent where the run had no open-model load
+        if name != "arrival":
+            assert 'id="load"' not in render(load(name), "html") and "Load (open model)" not in render(load(name), "md")
+
+
+def test_a_run_short_of_its_rate_says_so() -> None:
+    typed = parse_record(load("arrival"))
+    assert typed.load is not None
+    typed.load = typed.load.model_copy(update={"started": 400, "dropped": 125, "achieved_ratio": 0.8,
+                                               "achieved_rate_per_s": 40.0})
+    typed.load.stages[-1] = typed.load.stages[-1].model_copy(update={"dropped": 125})
+    page = render(typed, "html")
+    assert '<p class="bad"><strong>achieved 80.0 % of the asked rate</strong>' in page
+    assert '<span class="bad">125 arrival(s) dropped</span>' in page and '<td class="num bad">125</td>' in page
+    assert "**achieved 80.0 % of the asked rate**, 125 dropped" in render(typed, "md")
 
 
 def test_hostile_text_is_escaped_in_html() -> None:

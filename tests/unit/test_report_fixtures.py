@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "records"
-NAMES = ("pass", "fail", "faults", "distributed", "capacity")
+NAMES = ("pass", "fail", "faults", "distributed", "capacity", "arrival")
 SCRIPT = "<script>alert(1)</script>"
 QUOTE = '" onmouseover="x'
 BREAKER = f"{SCRIPT}{QUOTE} | `tick` [link](http://e.invalid)\nnext line"
@@ -52,6 +52,12 @@ def hostile() -> dict[str, Any]:
     record["sla"]["criteria"].append({"name": f"GET {BREAKER} p95_ms", "scope": f"GET {BREAKER}", "comparator": "<=",
                                       "threshold": 100.0, "actual": 250.0, "margin": -150.0, "passed": False})
     record["cost_model"]["currency"] = "<b>"
+    load_section = copy.deepcopy(load("arrival")["load"])  # an open-model run's load, stages named by the scenario
+    for stage in load_section["stages"]:
+        stage["name"] = f"{stage['name']} {BREAKER}"
+    for generator in load_section["per_generator"]:
+        generator["id"] = f"{SCRIPT}{QUOTE}"
+    record["load"] = load_section
     return record
 
 
@@ -74,3 +80,6 @@ def test_fixtures_cover_pass_fail_faults_distributed_and_capacity() -> None:
     assert distributed["run"]["mode"] == "master" and distributed["workers"]["lost"]
     assert distributed["sla"]["inconclusive"]
     assert "knee" in load("capacity")["capacity"]
+    arrival = load("arrival")["load"]
+    assert arrival["model"] == "open" and arrival["stages"] and arrival["started"] == arrival["finished"]
+    assert all("load" not in load(name) for name in NAMES if name != "arrival")
