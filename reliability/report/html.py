@@ -29,6 +29,7 @@ from reliability.report.rules import Recommendation, recommend
 from reliability.report.views import (
     STAT_COLUMNS,
     CapacityView,
+    LoadView,
     capacity_view,
     criterion_row,
     fault_row,
@@ -105,6 +106,7 @@ class ReportContext(TypedDict):
     faults: list[dict[str, str]]
     peak_label: str
     capacity: CapacityView | None
+    load: LoadView | None
     generators: list[dict[str, str]]
     workers_lost: list[dict[str, str]]
     workers_seen: list[str]

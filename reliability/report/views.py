@@ -132,7 +132,19 @@ def _delays(d: s.LoadDelay) -> str:
     return f"p50 {fmt_ms(d.p50)} · p99 {fmt_ms(d.p99)} · max {fmt_ms(d.max)}"
 
 
-def load_view(record: Record) -> dict[str, Any] | None:
+class LoadView(TypedDict):
+    """The open-model load as the reports show it."""
+
+    facts: list[tuple[str, str]]
+    stages: list[dict[str, str]]
+    short: bool  # achieved less than 99 % of the asked rate
+    dropped: int
+    card: str
+    headline: str
+    generators: list[dict[str, str]]
+
+
+def load_view(record: Record) -> LoadView | None:
     """The open-model load (the record's ``load`` section): asked vs achieved rate, what happened
     to the arrivals, how punctual the generators were, and a row per rate stage; None without it."""
     load = record.load
