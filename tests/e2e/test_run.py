@@ -23,6 +23,7 @@ from reliability.sla import evaluate
 from tests.support.locust_runs import Run, scenario, start
 from tests.support.schemas import assert_valid_record
 from tests.support.servers import RedisServer, TargetServer, free_port, redis_answers
+from tests.support.waits import seconds_until
 
 pytestmark = pytest.mark.slow
 
@@ -171,9 +172,7 @@ def test_its_processes_die_with_it_even_when_it_is_killed(backed_target: TargetS
     run.wait_for("SLA live")
     assert len(run.children()) == 2
     run.proc.kill()  # no chance to clean up: the children get SIGTERM from the kernel (PR_SET_PDEATHSIG)
-    deadline = time.monotonic() + 20
-    while run.leftovers() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    seconds_until(lambda: not run.leftovers(), 20, 0.2)
     assert run.leftovers() == []
 
 

@@ -32,6 +32,7 @@ import psutil
 from tests.support.processes import ROOT, locust_cmd
 from tests.support.schemas import assert_valid_record
 from tests.support.servers import free_port
+from tests.support.waits import wait_until
 
 DEGRADATION_LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/degradation_user.py")
 
@@ -100,15 +101,16 @@ class LocustRun:
 
     def wait_for(self, needle: str, timeout_s: float = 30.0) -> float:
         """When ``needle`` appeared in the master's output (waits for it)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for at, line in list(self.lines):
-                if needle in line:
-                    return at
-            if self.master.poll() is not None and self.reader is not None and not self.reader.is_alive():
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"{needle!r} not seen; output:\n{self.output()[-4000:]}")
+
+        def seen_at() -> float | None:
+            at = next((at for at, line in list(self.lines) if needle in line), None)
+            if at is None and self.master.poll() is not None and self.reader is not None \
+                    and not self.reader.is_alive():
+                raise AssertionError(f"{needle!r} not seen; output:\n{self.output()[-4000:]}")
+            return at
+
+        return wait_until(seen_at, timeout_s, interval_s=0.02, what=repr(needle),
+                          detail=lambda: f"output:\n{self.output()[-4000:]}")
 
     def finish(self, timeout_s: float = 90.0) -> int:
         code = self.master.wait(timeout_s)
@@ -201,22 +203,19 @@ class Run:
         return found
 
     def workers(self, count: int, timeout_s: float = 30.0) -> list[psutil.Process]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def started() -> list[psutil.Process]:
             found = [p for p in self.children() if "--worker" in p.cmdline()]
-            if len(found) >= count:
-                return found
-            time.sleep(0.1)
-        raise AssertionError(f"{count} worker(s) not started; output:\n{self.output[-3000:]}")
+            return found if len(found) >= count else []
+
+        return wait_until(started, timeout_s, interval_s=0.1, what=f"{count} worker(s) to start",
+                          detail=lambda: f"output:\n{self.output[-3000:]}")
 
     def wait_for(self, needle: str, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def seen() -> bool:
             self.children()
-            if needle in self.output:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{needle!r} not seen; output:\n{self.output[-3000:]}")
+            return needle in self.output
+
+        wait_until(seen, timeout_s, interval_s=0.1, what=repr(needle), detail=lambda: f"output:\n{self.output[-3000:]}")
 
     def finish(self, timeout_s: float = 90.0) -> int:
         while self.proc.poll() is None and timeout_s > 0:
