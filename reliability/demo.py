@@ -20,11 +20,12 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from reliability.exceptions import TargetError
+from reliability.jsontypes import JsonData
+from reliability.schema import RunRecord, parse_record
 from reliability.sla import OUTCOMES
 from reliability.target.app import READY_PREFIX
 
@@ -72,12 +73,17 @@ def _stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes], timeout_s: floa
             proc.wait(timeout_s)
 
 
-def _scenario(url: str, duration_s: float, tier: str, latency_ms: float) -> dict[str, Any]:
+def _fault_window(duration_s: float) -> tuple[float, float]:
+    """When the demo's fault starts (seconds into the run) and how long it holds."""
+    return round(duration_s * 0.45, 1), round(duration_s * 0.2, 1)
+
+
+def _scenario(url: str, duration_s: float, tier: str, latency_ms: float) -> dict[str, JsonData]:
     """The demo's scenario: grade against ``tier`` and add latency to the API mid-run.
 
     The fault goes through the target's admin API and carries a dead-man timeout, so the target
     drops it by itself even if this machine loses the process that injected it."""
-    inject_at, hold_s = round(duration_s * 0.45, 1), round(duration_s * 0.2, 1)
+    inject_at, hold_s = _fault_window(duration_s)
     return {
         "name": "reliability demo",
         "description": f"API latency +{latency_ms:g} ms for {hold_s:g} s under a steady load",
@@ -95,10 +101,10 @@ def _scenario(url: str, duration_s: float, tier: str, latency_ms: float) -> dict
     }
 
 
-def _offset(record: dict[str, Any], at: str | None) -> str:
-    if not at:
+def _offset(record: RunRecord, at: str | None) -> str:
+    if not at or not record.run.started_at:
         return "?"
-    started = datetime.fromisoformat(record["run"]["started_at"].replace("Z", "+00:00"))
+    started = datetime.fromisoformat(record.run.started_at.replace("Z", "+00:00"))
     return f"{(datetime.fromisoformat(at.replace('Z', '+00:00')) - started).total_seconds():.0f}s"
 
 
@@ -123,10 +129,10 @@ def run_demo(args: argparse.Namespace) -> int:
     code = 1
     try:
         scenario = _scenario(url, duration_s, args.tier, args.fault_latency_ms)
-        fault = scenario["faults"][0]
+        inject_at, hold_s = _fault_window(duration_s)
         print(f"[demo] target ready at {url}; {duration_s:.0f} s load test, ramp to {args.users} users, "
-              f"graded against {args.tier}; at +{fault['at_s']:g} s the API gets {args.fault_latency_ms:g} ms "
-              f"slower for {fault['hold_s']:g} s", flush=True)
+              f"graded against {args.tier}; at +{inject_at:g} s the API gets {args.fault_latency_ms:g} ms "
+              f"slower for {hold_s:g} s", flush=True)
         env = {**os.environ, "RELIABILITY_DEMO_DURATION_S": str(duration_s), "RELIABILITY_DEMO_USERS": str(args.users)}
         locustfile = Path(__file__).with_name("demo_locustfile.py")
         with tempfile.TemporaryDirectory(prefix="reliability-demo-") as tmp:
@@ -149,20 +155,20 @@ def run_demo(args: argparse.Namespace) -> int:
     if not record_path.exists():
         print(f"[demo] no run record was written (locust exit {code})", file=sys.stderr)
         return 1
-    record = json.loads(record_path.read_text())
-    sla = record["sla"]
-    outcome = OUTCOMES.get(sla["exit_code"], "?")
-    print(f"[demo] SLA {sla['tier']} ({sla['percentile']}): {outcome}; highest tier met: "
-          f"{sla['highest_tier_met'] or 'none'}", flush=True)
-    for c in sla["blocked_by"]:
-        print(f"[demo]   {sla['next_tier']} blocked by {c['name']} = {_value(c['name'], c['actual'])} "
-              f"(needs {c['comparator']} {_value(c['name'], c['threshold'])})")
-    for f in record.get("faults", []):
-        recovered = f.get("time_to_recover_s")
+    record = parse_record(json.loads(record_path.read_text()))
+    sla = record.sla
+    outcome = "?" if sla.exit_code is None else OUTCOMES.get(sla.exit_code, "?")
+    print(f"[demo] SLA {sla.tier} ({sla.percentile}): {outcome}; highest tier met: "
+          f"{sla.highest_tier_met or 'none'}", flush=True)
+    for c in sla.blocked_by:
+        print(f"[demo]   {sla.next_tier} blocked by {c.name} = {_value(c.name, c.actual)} "
+              f"(needs {c.comparator} {_value(c.name, c.threshold)})")
+    for f in record.faults or []:
+        recovered = f.time_to_recover_s
         recovery = "not measured" if recovered is None else f"in {recovered:.1f} s"
-        print(f"[demo] fault {f.get('name')}: injected +{_offset(record, f.get('injected_at'))}, reverted "
-              f"+{_offset(record, f.get('reverted_at'))}, recovered {recovery}, graceful "
-              f"{f.get('graceful')}, backend healthy after revert {f.get('verified_healthy')}", flush=True)
+        print(f"[demo] fault {f.name}: injected +{_offset(record, f.injected_at)}, reverted "
+              f"+{_offset(record, f.reverted_at)}, recovered {recovery}, graceful "
+              f"{f.graceful}, backend healthy after revert {f.verified_healthy}", flush=True)
     print(f"[demo] run record: {record_path}", flush=True)
     html = record_path.with_suffix(".html")
     if html.exists():

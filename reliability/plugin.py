@@ -25,9 +25,10 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable
+from argparse import Namespace
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import gevent
 import locust
@@ -45,6 +46,7 @@ from reliability.exceptions import MetricsError, ReliabilityError
 from reliability.exitcode import ExitCodes
 from reliability.extension import LOCAL_DATA_LAG_S, Contribution, RunContext, ShapeLike
 from reliability.extension import Extension as Extension  # re-exported: the protocol lives in reliability.extension
+from reliability.locust_hooks import listen
 from reliability.masking import MaskingFilter, install_log_masking, mask, mask_data
 from reliability.metrics.payload import check_report
 from reliability.metrics.windows import WindowStore
@@ -63,6 +65,7 @@ from reliability.schema import sections as s
 from reliability.sla import EXIT_FAILED, EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
 
 logger = logging.getLogger("reliability")
+T = TypeVar("T")
 
 PAYLOAD_KEY = "reliability"
 USAGE_SAMPLE_S = 3.0
@@ -72,7 +75,7 @@ EXIT_LISTENER_ERROR = 2
 EXIT_USAGE = 2
 
 
-def add_arguments(parser: LocustArgumentParser, **_kwargs: Any) -> None:
+def add_arguments(parser: LocustArgumentParser, **_kwargs: object) -> None:
     """Our command-line options, each with its ``LOCUST_*`` variable (idempotent: Locust may build
     several parsers). The table is :data:`reliability.plugin_options.OPTIONS`."""
     group = parser.add_argument_group("locust-reliability", "SLA grading (locust-reliability)")
@@ -121,7 +124,7 @@ class ReliabilityPlugin:
         self._expect_marks = False  # a scheduler marks intended starts (reliability.pacing)
         self.paced_users: dict[str, float] = {}  # user class -> schedule interval (s)
         self.masker = MaskingFilter()  # attached to the log handlers by on_init
-        self._resolved: tuple[tuple[Any, ...], tuple[ScenarioSpec, SlaSpec]] | None = None
+        self._resolved: tuple[tuple[object, ...], tuple[ScenarioSpec, SlaSpec]] | None = None  # (option values, spec)
         self.run: RunContext | None = None  # what the features see of the current test
 
     def expect_intended_starts(self) -> None:
@@ -129,7 +132,7 @@ class ReliabilityPlugin:
         (see :mod:`reliability.pacing`). Call on the load generators before the marked tasks run."""
         self._expect_marks = True
 
-    def resolve(self, options: Any) -> tuple[ScenarioSpec, SlaSpec]:
+    def resolve(self, options: Namespace | None) -> tuple[ScenarioSpec, SlaSpec]:
         """:func:`resolve_spec`, read once per run: the shape, the plugin and the log masking
         share it (a new test in the web UI reads the file again)."""
         key = tuple(getattr(options, name, None) for name in SPEC_OPTIONS)
@@ -215,17 +218,25 @@ class ReliabilityPlugin:
 
         return shape if isinstance(shape, ReliabilityShape) else None
 
-    def _call_extensions(self, hook: str, *args: Any) -> list[Any]:
-        results = []
+    def _call_extensions(self, hook: str, call: Callable[[Extension, RunContext], T]) -> list[T]:
+        """``call(feature, run)`` for every feature, ``hook`` naming it in the log; a feature that
+        raises is logged and makes the run inconclusive. Nothing to call before a test started."""
+        run = self.run
+        if run is None:
+            return []
+        results: list[T] = []
         for ext in list(self.extensions):
             try:
-                results.append(getattr(ext, hook)(self.run, *args))
+                results.append(call(ext, run))
             except Exception as exc:  # a broken feature must not take the run down with it
                 logger.exception("%s.%s failed", ext.name, hook)
                 reason = f"{ext.name} failed in {hook}: {type(exc).__name__}: {exc}"
                 if reason not in self.problems:
                     self.problems.append(reason)
         return results
+
+    def _tick_extensions(self, now: float) -> None:
+        self._call_extensions("on_tick", lambda ext, run: ext.on_tick(run, now))
 
     def _role(self) -> str:
         runner = self.environment.runner
@@ -240,24 +251,25 @@ class ReliabilityPlugin:
     def attach(self) -> None:
         ev = self.environment.events
         if self.role in ("local", "worker"):
-            ev.request.add_listener(self.on_request)
+            listen(ev.request, self.on_request)
         if self.role == "worker":
-            ev.report_to_master.add_listener(self.on_report_to_master)
+            listen(ev.report_to_master, self.on_report_to_master)
         if self.role == "master":
-            ev.worker_report.add_listener(self.on_worker_report)
-            ev.worker_connect.add_listener(self.on_worker_connect)
-        ev.test_start.add_listener(self.on_test_start)
-        ev.test_stop.add_listener(self.on_test_stop)
-        ev.quitting.add_listener(self.on_quitting)
+            listen(ev.worker_report, self.on_worker_report)
+            listen(ev.worker_connect, self.on_worker_connect)
+        listen(ev.test_start, self.on_test_start)
+        listen(ev.test_stop, self.on_test_stop)
+        listen(ev.quitting, self.on_quitting)
         if self.role != "worker":
             guard_exit_code(self.environment, self.exit_codes)
-            ev.quit.add_listener(self.on_quit)
+            listen(ev.quit, self.on_quit)
 
     # -- load generators ---------------------------------------------------------------------------
 
     def on_request(self, request_type: str, name: str, response_time: float | None,
-                   exception: BaseException | None = None, context: Any = None, start_time: Any = None,
-                   **_kwargs: Any) -> None:
+                   exception: BaseException | None = None, context: Mapping[str, object] | None = None,
+                   start_time: object = None,
+                   **_kwargs: object) -> None:
         failed = exception is not None
         error = f"{type(exception).__name__}: {exception}" if failed else None
         if context:
@@ -269,7 +281,7 @@ class ReliabilityPlugin:
         try:
             # Locust's start_time is epoch seconds; a custom user passing something else (None, a
             # perf_counter reading) is counted in the second the request completed in
-            if start_time.__class__ is not float or start_time < 1e9:
+            if type(start_time) is not float or start_time < 1e9:
                 store.record(request_type, name, response_time, failed, error)
                 return
             mark = getcurrent().__dict__.get(MARK_ATTR) if self._expect_marks else None
@@ -286,7 +298,9 @@ class ReliabilityPlugin:
                 logger.warning("ignoring invalid response_time %r for %s %s", response_time, request_type, name)
                 self._bad_latency_logged = True
 
-    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+    # a report is Locust's msgpack payload (its own keys too): the plugin writes and reads only its key
+
+    def on_report_to_master(self, client_id: str, data: dict[str, object], **_kwargs: object) -> None:
         # once the test stopped every report drains everything, also the current second: a periodic
         # report between the stop and the last one must not leave the last second behind
         final = self._final_drain
@@ -300,7 +314,7 @@ class ReliabilityPlugin:
 
     # -- master ------------------------------------------------------------------------------------
 
-    def on_worker_report(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+    def on_worker_report(self, client_id: str, data: dict[str, object], **_kwargs: object) -> None:
         payload = data.get(PAYLOAD_KEY)
         now = self.clock()
         self.workers_seen.add(client_id)
@@ -334,7 +348,7 @@ class ReliabilityPlugin:
         line = f"{prefix} ({count + 1} report(s) rejected, the data in them is not counted; first: {first})"
         self.problems = [p for p in self.problems if not p.startswith(prefix + " (")] + [line]
 
-    def on_worker_connect(self, client_id: str, **_kwargs: Any) -> None:
+    def on_worker_connect(self, client_id: str, **_kwargs: object) -> None:
         if self.started_at is not None and client_id not in self.joined_workers:
             self.joined_workers[client_id] = self.clock()
             logger.info("worker %s joined at +%.0f s; counted from its join", client_id,
@@ -380,7 +394,7 @@ class ReliabilityPlugin:
         if self.paced_users:
             self.expect_intended_starts()
 
-    def on_test_start(self, environment: Environment, **_kwargs: Any) -> None:
+    def on_test_start(self, environment: Environment, **_kwargs: object) -> None:
         if self.role != "master":
             self._pace_users(environment)
         if self.role == "worker":
@@ -412,23 +426,23 @@ class ReliabilityPlugin:
         self.extensions = []  # features are per test: a new test in the web UI gets fresh ones
         for feature in self._features():
             self.add_extension(feature)
-        self._call_extensions("on_test_start")
+        self._call_extensions("on_test_start", lambda ext, run: ext.on_test_start(run))
         sla = self.sla
         logger.info("grading against %s (%s), rolling window %g s, %g %% intervals, min %d requests, status every "
                     "%g s, abort %s", sla.tier, f"p{sla.percentile:g}", sla.rolling_window_s, sla.confidence * 100,
                     sla.min_requests, sla.status_interval_s,
                     f"after {sla.abort.grace_s:g} s" if sla.abort.enabled else "off")
 
-    def on_test_stop(self, environment: Environment, **_kwargs: Any) -> None:
+    def on_test_stop(self, environment: Environment, **_kwargs: object) -> None:
         if self.role == "worker":
             self._final_drain = True  # reports from now on carry the current, unfinished second too
             return
         self.ended_at = self.clock()
         if self.run is not None:
             self.run.ended_at = self.ended_at
-        self._call_extensions("on_test_stop")
+        self._call_extensions("on_test_stop", lambda ext, run: ext.on_test_stop(run))
 
-    def on_quitting(self, environment: Environment, **_kwargs: Any) -> None:
+    def on_quitting(self, environment: Environment, **_kwargs: object) -> None:
         if self.role == "worker":
             return
         if self._ticker is not None:
@@ -441,7 +455,7 @@ class ReliabilityPlugin:
         if not self._finalized:
             self.finalize()
 
-    def on_quit(self, exit_code: int, **_kwargs: Any) -> None:
+    def on_quit(self, exit_code: int, **_kwargs: object) -> None:
         """After every ``quitting`` listener: name other listeners' codes in the log and the record."""
         note = self.exit_codes.explain()
         if note is not None:
@@ -470,7 +484,7 @@ class ReliabilityPlugin:
                                               self._process.memory_info().rss / 1e6)
             self._check_workers(now)
             if self.ended_at is None:
-                self._call_extensions("on_tick", now)
+                self._tick_extensions(now)
             if now - last_eval >= LIVE_EVAL_EVERY_S and self.ended_at is None:
                 last_eval = now
                 self._evaluate_live(now, print_status=now - last_status >= self.sla.status_interval_s)
@@ -515,7 +529,8 @@ class ReliabilityPlugin:
         if self.run is not None:
             self.run.ended_at = end
         known = len(self.problems)
-        contributions: list[Contribution] = [c for c in self._call_extensions("finish") if c is not None]
+        finished = self._call_extensions("finish", lambda ext, run: ext.finish(run))
+        contributions: list[Contribution] = [c for c in finished if c is not None]
         reasons = list(self.problems[:known])
         for lost in self.lost_workers.values():
             first, last_s = lost.partial_s or (0, 0)
@@ -698,7 +713,7 @@ def conclude(environment: Environment) -> int:
     return EXIT_INCONCLUSIVE if code is None else code
 
 
-def _check_installed(environment: Environment, **_kwargs: Any) -> None:
+def _check_installed(environment: Environment, **_kwargs: object) -> None:
     """An Environment built by hand with Locust's events but never given the plugin: say so once,
     instead of a run that ends with no record and no verdict."""
     if not isinstance(getattr(environment, "reliability", None), ReliabilityPlugin):
@@ -707,7 +722,7 @@ def _check_installed(environment: Environment, **_kwargs: Any) -> None:
                        "and reliability.plugin.conclude(environment) after the run.")
 
 
-def on_init(environment: Environment, **_kwargs: Any) -> None:
+def on_init(environment: Environment, **_kwargs: object) -> None:
     plugin = install(environment)
     from reliability.shapes.arrival_driver import attach as attach_arrivals  # open-model load's messages
 
@@ -733,6 +748,6 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
     gevent.get_hub().loop.update_now()
 
 
-events.init_command_line_parser.add_listener(add_arguments)
-events.init.add_listener(on_init)
-events.test_start.add_listener(_check_installed)
+listen(events.init_command_line_parser, add_arguments)
+listen(events.init, on_init)
+listen(events.test_start, _check_installed)

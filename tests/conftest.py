@@ -22,6 +22,7 @@ from tests.support.weblocust import Hooks, serve_pattern
 
 if TYPE_CHECKING:
     from tests.support.clients import RedisClients
+    from tests.support.locust_runs import Run
 
 ServerT = TypeVar("ServerT", PostgresServer, RedisServer, TargetServer)
 
@@ -66,6 +67,25 @@ def redis_server() -> Iterator[RedisServer]:
 def target_server() -> Iterator[TargetServer]:
     """The reference target (in-memory store) in its own process, fresh per test."""
     yield from _serve(TargetServer())
+
+
+@pytest.fixture
+def backed_target(postgres_server: PostgresServer, redis_server: RedisServer) -> Iterator[TargetServer]:
+    """The reference target on the session's PostgreSQL and a fresh Redis, with a short database
+    timeout and a breaker that opens after 5 failures for 1 s."""
+    target = TargetServer(extra_args=("--dsn", postgres_server.dsn, "--redis-url", redis_server.url,
+                                      "--db-timeout-ms", "300", "--breaker-failures", "5",
+                                      "--breaker-cooldown-s", "1"))
+    yield from _serve(target)
+
+
+@pytest.fixture
+def runs() -> Iterator[list[Run]]:
+    """``reliability run`` commands a test started (``locust_runs.start``); all killed at its end."""
+    started: list[Run] = []
+    yield started
+    for run in started:
+        run.kill_all()
 
 
 @pytest.fixture

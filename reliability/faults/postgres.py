@@ -26,12 +26,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import RowMaker
+
+if TYPE_CHECKING:  # where psycopg.rows itself takes the type from
+    from psycopg._cursor_base import BaseCursor
 
 from reliability.exceptions import FaultError
 from reliability.faults.base import FaultCheck, Lease, one_line, probe, renew_interval_s, secrets_of, wait_until
@@ -98,6 +102,24 @@ def table_ident(table: str) -> sql.Identifier:
     return sql.Identifier(*table.split(".", 1))
 
 
+Scalar = str | int | float | bool | None
+"""One value of the single-column queries these faults run (a setting, a count, a flag, a state)."""
+
+
+def first_column(_cursor: BaseCursor[psycopg.Connection[Scalar], Scalar]) -> RowMaker[Scalar]:
+    """A row factory for single-column queries: each row is its one value, checked to be a scalar."""
+
+    def make(values: Sequence[object]) -> Scalar:
+        value = values[0]
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        raise TypeError(f"expected a text, number or boolean column, got {type(value).__name__}")
+
+    return make
+
+
+Session = psycopg.Connection[Scalar]
+
 class _PostgresFault:
     kind = ""
 
@@ -117,10 +139,11 @@ class _PostgresFault:
     def _fail(self, action: str, exc: BaseException) -> FaultError:
         return FaultError(f"{self.name} ({self.kind}) {action} on {mask(self.dsn)}: {one_line(exc, self._secrets)}")
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True, application_name=self.app)
+    def _connect(self) -> Session:
+        return psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True, application_name=self.app,
+                               row_factory=first_column)
 
-    def _chaos_session(self, **timeouts_ms: float) -> psycopg.Connection[Any]:
+    def _chaos_session(self, **timeouts_ms: float) -> Session:
         """A chaos connection with server-side timeouts set and read back (the server enforces
         what ``pg_settings`` shows, so a setting the server ignored fails the inject)."""
         conn = self._connect()
@@ -128,7 +151,7 @@ class _PostgresFault:
             for setting, value_ms in timeouts_ms.items():
                 conn.execute("SELECT set_config(%s, %s, false)", (setting, str(int(value_ms))))
                 row = conn.execute("SELECT setting FROM pg_settings WHERE name = %s", (setting,)).fetchone()
-                if row is None or int(row[0]) != int(value_ms):
+                if row is None or int(row) != int(value_ms):
                     raise FaultError(f"the server did not take {setting}={int(value_ms)}ms (shows {row})")
         except BaseException:
             conn.close()
@@ -138,15 +161,15 @@ class _PostgresFault:
     def _dead_man_ms(self) -> float:
         return (self.dead_man_s or 30.0) * 1000.0
 
-    def _leftover_sessions(self, conn: psycopg.Connection[Any]) -> int:
+    def _leftover_sessions(self, conn: Session) -> int:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
             (self.app,),
         ).fetchone()
-        return int(row[0]) if row else 0
+        return int(row) if row else 0
 
     def _healthy(self, extra: sql.Composed | None = None) -> str:
-        with psycopg.connect(self.dsn, connect_timeout=3, autocommit=True) as conn:
+        with psycopg.connect(self.dsn, connect_timeout=3, autocommit=True, row_factory=first_column) as conn:
             conn.execute("SET statement_timeout = '3s'")
             conn.execute("SET lock_timeout = '1s'")
             conn.execute("SELECT 1")
@@ -178,7 +201,7 @@ class PostgresLockFault(_PostgresFault):
         self.table = spec.table
         self.mode = spec.mode
         self.acquire_timeout_ms = spec.acquire_timeout_ms
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn: Session | None = None
         self._lease: Lease | None = None
         self._io = threading.Lock()
 
@@ -206,12 +229,12 @@ class PostgresLockFault(_PostgresFault):
         back), else why not."""
         probe_lock = sql.SQL("LOCK TABLE {} IN {} MODE NOWAIT").format(
             table_ident(self.table), sql.SQL(BLOCKED_MODE.get(self.mode, "ACCESS SHARE")))
-        conn = psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
+        conn = psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True, row_factory=first_column)
         try:
             row = conn.execute(
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
                 "WHERE a.application_name = %s AND l.locktype = 'relation' AND l.granted", (self.app,)).fetchone()
-            if row is None or row[0] == 0:
+            if not row:
                 return f"no lock held by {self.app} any more"
             try:
                 with conn.transaction(force_rollback=True):
@@ -259,7 +282,7 @@ class PostgresOutageFault(_PostgresFault):
     def __init__(self, spec: PostgresOutageSpec, name: str) -> None:
         super().__init__(spec.dsn, name, spec.dead_man_s)
         self.interval_ms = spec.interval_ms
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn: Session | None = None
         self._loop: threading.Thread | None = None
         self._pid: int | None = None
         self._stopping = threading.Event()
@@ -279,7 +302,7 @@ class PostgresOutageFault(_PostgresFault):
                 "SELECT rolsuper OR pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') "
                 "FROM pg_roles WHERE rolname = current_user"
             ).fetchone()
-            if not allowed or not allowed[0]:
+            if not allowed:
                 raise FaultError("needs a superuser or a member of pg_signal_backend")
             pid = self._pid = self._conn.info.backend_pid
         except (psycopg.Error, FaultError) as exc:
@@ -322,7 +345,7 @@ class PostgresOutageFault(_PostgresFault):
             return False
         with self._connect() as probe_conn:
             row = probe_conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
-        return row is not None and row[0] == "active"
+        return row == "active"
 
     def _terminate(self) -> None:
         statement = TERMINATOR.format(interval_s=f"{self.interval_ms / 1000.0:.3f}")
@@ -365,7 +388,7 @@ class PostgresExhaustFault(_PostgresFault):
         super().__init__(spec.dsn, name, spec.dead_man_s)
         self.leave_free = spec.leave_free
         self.max_connections = spec.max_connections
-        self.held: list[psycopg.Connection[Any]] = []
+        self.held: list[Session] = []
         self.refusal: str | None = None
         self._lease: Lease | None = None
         self._io = threading.Lock()
@@ -407,7 +430,7 @@ class PostgresExhaustFault(_PostgresFault):
         held session is still connected (``pg_stat_activity``); else why not."""
         try:
             conn = psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True,
-                                   application_name=RECHECK_APP)
+                                   application_name=RECHECK_APP, row_factory=first_column)
         except psycopg.OperationalError as exc:
             if _too_many(exc):
                 return None

@@ -147,7 +147,7 @@ class HealthTimeline:
         connections = [result.data["connections"] for name, result in report.results.items()
                        if report.kinds.get(name) == "postgres" and "connections" in result.data][:1]
         resources = None
-        if rnd.resources is not None or connections:
+        if rnd.resources or connections:
             resources = s.Resources.model_validate({**(rnd.resources or {}),
                                                     "db_connections": next(iter(connections), None)})
         return s.HealthRound(

@@ -8,11 +8,11 @@ that allows no script at all, so even a missed escape could not run code.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 import jinja2
 
-from reliability.report.charts import build_charts, health_rows, time_span_s, time_ticks
+from reliability.report.charts import Chart, HealthRow, Tick, build_charts, health_rows, time_span_s, time_ticks
 from reliability.report.data import (
     NA,
     Record,
@@ -24,10 +24,12 @@ from reliability.report.data import (
     verdict,
 )
 from reliability.report.facts import faults
-from reliability.report.impact import BusinessImpact
-from reliability.report.rules import recommend
+from reliability.report.impact import BusinessImpact, CostBreakdown
+from reliability.report.rules import Recommendation, recommend
 from reliability.report.views import (
     STAT_COLUMNS,
+    CapacityView,
+    LoadView,
     capacity_view,
     criterion_row,
     fault_row,
@@ -49,11 +51,75 @@ def default_environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Envir
     )
 
 
-def impact_view(impact: BusinessImpact | None) -> dict[str, Any] | None:
+class ImpactView(TypedDict):
+    """Business impact as the report shows it: the whole run, then each fault's window."""
+
+    rows: list[dict[str, str]]
+    total: str
+    threshold: str
+
+
+class EndpointView(TypedDict):
+    type: str
+    name: str
+    component: str
+    cells: list[str]
+
+
+class ComponentView(TypedDict):
+    name: str
+    cells: list[str]
+
+
+class ErrorView(TypedDict):
+    type: str
+    name: str
+    message: str
+    count: int
+
+
+class ReportContext(TypedDict):
+    """Everything ``report.html.j2`` reads (formatted, not escaped: the template escapes)."""
+
+    title: str
+    verdict: str
+    verdict_css: str
+    tier: str
+    percentile: str
+    highest_tier: str
+    next_tier: str
+    blocked_by: list[dict[str, str]]
+    inconclusive: list[str]
+    resilience_score: str | None
+    run: list[tuple[str, str]]
+    summary: list[tuple[str, str]]
+    criteria: list[dict[str, str]]
+    tiers: list[dict[str, str]]
+    charts: list[Chart]
+    stat_columns: tuple[str, ...]
+    endpoints: list[EndpointView]
+    components: list[ComponentView]
+    errors: list[ErrorView]
+    health_rows: list[HealthRow]
+    health_ticks: tuple[Tick, ...]
+    root_causes: list[str]
+    faults: list[dict[str, str]]
+    peak_label: str
+    capacity: CapacityView | None
+    load: LoadView | None
+    generators: list[dict[str, str]]
+    workers_lost: list[dict[str, str]]
+    workers_seen: list[str]
+    partial_windows: str
+    impact: ImpactView | None
+    recommendations: list[Recommendation]
+
+
+def impact_view(impact: BusinessImpact | None) -> ImpactView | None:
     if impact is None:
         return None
 
-    def cells(label: str, window: str, c: Any) -> dict[str, str]:
+    def cells(label: str, window: str, c: CostBreakdown) -> dict[str, str]:
         money = impact.currency
         return {"label": label, "window": window, "down": f"{c.down_s} s ({fmt_money(c.downtime_cost, money)})",
                 "failed": f"{c.failed_requests:,} ({fmt_money(c.failure_cost, money)})",
@@ -72,7 +138,7 @@ def _started(value: object) -> str:
     return value.replace("T", " ").split(".")[0].removesuffix("Z") + " UTC" if "T" in value else value
 
 
-def build_context(record: Record, impact: BusinessImpact | None = None) -> dict[str, Any]:
+def build_context(record: Record, impact: BusinessImpact | None = None) -> ReportContext:
     run, sla, totals, uptime, workers = record.run, record.sla, record.totals, record.uptime, record.workers
     label, css = verdict(record)
     x_max = time_span_s(record)

@@ -5,7 +5,7 @@ Values are formatted, not escaped: each renderer escapes for its own format.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from reliability.report.data import (
     NA,
@@ -87,7 +87,15 @@ def fault_row(f: FaultFacts) -> dict[str, str]:
     }
 
 
-def capacity_view(record: Record) -> dict[str, Any] | None:
+class CapacityView(TypedDict):
+    """The capacity search as the reports show it: a row per tier, the knee and notes."""
+
+    rows: list[dict[str, str]]
+    knee: str
+    notes: str
+
+
+def capacity_view(record: Record) -> CapacityView | None:
     """Rows per tier, the knee and why the search stopped; a tier whose value is null was never held."""
     capacity = record.capacity
     if capacity is None:
@@ -124,7 +132,19 @@ def _delays(d: s.LoadDelay) -> str:
     return f"p50 {fmt_ms(d.p50)} · p99 {fmt_ms(d.p99)} · max {fmt_ms(d.max)}"
 
 
-def load_view(record: Record) -> dict[str, Any] | None:
+class LoadView(TypedDict):
+    """The open-model load as the reports show it."""
+
+    facts: list[tuple[str, str]]
+    stages: list[dict[str, str]]
+    short: bool  # achieved less than 99 % of the asked rate
+    dropped: int
+    card: str
+    headline: str
+    generators: list[dict[str, str]]
+
+
+def load_view(record: Record) -> LoadView | None:
     """The open-model load (the record's ``load`` section): asked vs achieved rate, what happened
     to the arrivals, how punctual the generators were, and a row per rate stage; None without it."""
     load = record.load

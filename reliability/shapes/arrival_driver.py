@@ -38,6 +38,7 @@ from locust.runners import MasterRunner, Runner, WorkerRunner
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from reliability.jsontypes import JsonArray, JsonObject, JsonValue, as_array, as_number
+from reliability.locust_hooks import Hook
 from reliability.pacing import intended_start_api
 from reliability.schema import sections as s
 from reliability.shapes.arrival import (
@@ -72,14 +73,6 @@ class DroppedArrival(Exception):
 
 
 # -- what this module uses of Locust's events and messages (EventHook is untyped) --------------------
-
-
-class Hook(Protocol):
-    """A Locust ``EventHook``: listeners are called with keyword arguments."""
-
-    def add_listener(self, handler: Callable[..., None]) -> object: ...
-
-    def fire(self, **kwargs: object) -> None: ...
 
 
 class Hooks(Protocol):

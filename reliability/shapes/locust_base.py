@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from argparse import Namespace
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from locust import LoadTestShape
 from locust.env import Environment
@@ -83,8 +84,8 @@ class ReliabilityShape(LoadTestShape):
         return self.spec
 
     def _scenario(self) -> ScenarioSpec | None:
-        environment = getattr(self.runner, "environment", None)
-        options = getattr(environment, "parsed_options", None)
+        environment = self.runner.environment if self.runner is not None else None
+        options = environment.parsed_options if environment is not None else None
         if options is None:
             return None
         scenario, _sla = resolve_once(environment, options)
@@ -239,7 +240,7 @@ class ProgressiveShape(ReliabilityShape):
             raise ReliabilityError(f"{LEVELS_ENV}: {exc}") from None
 
 
-def resolve_once(environment: Any, options: Any) -> tuple[ScenarioSpec, SlaSpec]:
+def resolve_once(environment: Environment | None, options: Namespace | None) -> tuple[ScenarioSpec, SlaSpec]:
     """The run's scenario as the plugin read it (once per run), else read here."""
     resolve = getattr(getattr(environment, "reliability", None), "resolve", None)
     if callable(resolve):

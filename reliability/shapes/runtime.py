@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Protocol
 
 import gevent
 from gevent.lock import BoundedSemaphore
@@ -65,6 +65,14 @@ VERIFY_EVERY_S = 0.5
 
 
 FaultBuilder = Callable[[ScheduledFaultSpec, str], FaultLike]
+SigintHandler = Callable[[int, FrameType | None], object]  # a signal handler's return value is ignored
+SignalDisposition = SigintHandler | int | signal.Handlers | None  # what signal.getsignal returns
+
+
+class Watcher(Protocol):
+    """A gevent signal watcher (``gevent.signal_handler``)."""
+
+    def cancel(self) -> None: ...
 
 
 def build_scheduled_fault(spec: ScheduledFaultSpec, name: str) -> FaultLike:
@@ -110,11 +118,11 @@ class ScheduleExtension:
         self.clock: Callable[[], float] = time.time
         self._stopping = False
         self._driver: gevent.Greenlet | None = None
-        self._term_watcher: Any = None
-        self._hup_watcher: Any = None
+        self._term_watcher: Watcher | None = None
+        self._hup_watcher: Watcher | None = None
         self._finishing = False
-        self._sigint_handler: Callable[[int, FrameType | None], Any] | None = None
-        self._previous_sigint: Any = None
+        self._sigint_handler: SigintHandler | None = None
+        self._previous_sigint: SignalDisposition = None
         self._atexit_registered = False
         self._locust_handles_sigterm: bool | None = None
         self._problems: list[str] = []
@@ -491,7 +499,7 @@ class ScheduleExtension:
         if previous in (signal.SIG_IGN, None):
             return  # SIGINT is ignored in this process (a background job): leave it so
 
-        def on_sigint(signum: int, frame: FrameType | None) -> Any:
+        def on_sigint(signum: int, frame: FrameType | None) -> object:
             if self._finishing or self.interrupted is not None:
                 logger.warning("SIGINT again: still reverting and writing the record, so it is ignored (SIGKILL "
                                "would stop this process; the revert guard would then undo what is left)")

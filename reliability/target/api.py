@@ -7,10 +7,10 @@ writes update the store first, then invalidate. ``X-Cache`` says which path a re
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from aiohttp import web
 
+from reliability.jsontypes import JsonValue
 from reliability.target.cache import CacheOutcome
 from reliability.target.state import STATE, BadRequest, NotFound, json_error, read_json
 from reliability.target.store import MAX_ITEM_ID
@@ -28,7 +28,7 @@ def cache_key(item_id: int) -> str:
     return f"item:{item_id}"
 
 
-def parse_item(payload: Any) -> tuple[str, float]:
+def parse_item(payload: JsonValue) -> tuple[str, float]:
     """Validate an item body ``{"name": str, "value": number}``; raise BadRequest naming the field."""
     if not isinstance(payload, dict):
         raise BadRequest("body must be a JSON object")

@@ -11,7 +11,7 @@ import argparse
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from reliability.exceptions import TargetError
 from reliability.masking import passwords_in
@@ -121,14 +121,18 @@ def parse_users(spec: str, password: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(users)
 
 
+OptionValue = str | int | float
+V = TypeVar("V", str, int, float)
+
+
 @dataclass(frozen=True)
 class Option:
     """One target option: its flag, env variable, parser and default."""
 
     flag: str
     env: str
-    parse: Callable[[str], Any]
-    default: Any
+    parse: Callable[[str], OptionValue]
+    default: OptionValue | None
     help: str
 
     @property
@@ -204,7 +208,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 def config_from_namespace(args: argparse.Namespace, environ: Mapping[str, str]) -> TargetConfig:
     """Resolve each option as flag, then env variable, then default; raise TargetError on bad env."""
-    values: dict[str, Any] = {}
+    values: dict[str, OptionValue | None] = {}
     for option in OPTIONS:
         value = getattr(args, option.dest, None)
         if value is None and environ.get(option.env):
@@ -216,13 +220,39 @@ def config_from_namespace(args: argparse.Namespace, environ: Mapping[str, str]) 
                 raise TargetError(f"{option.env}: cannot parse its value as {option.parse.__name__}") from None
         values[option.dest] = option.default if value is None else value
     password = environ.get(PASSWORD_ENV) or None
-    users_spec = values.pop("users")
-    values["allowed_hosts"] = tuple(h.strip() for h in str(values["allowed_hosts"]).split(",") if h.strip())
+    users_spec = _value(values, "users", str)
     if getattr(args, "users", None) is None and not environ.get("RELIABILITY_TARGET_USERS") and password:
         # With only the password in the env, the default user takes it, keeping it off the command line.
         users_spec = "demo"
-    return TargetConfig(
+    config = TargetConfig(
+        host=_value(values, "host", str),
+        port=_value(values, "port", int),
+        dsn=_optional_text(values, "dsn"),
+        redis_url=_optional_text(values, "redis_url"),
+        rate_limit_rps=_value(values, "rate_limit_rps", float),
+        db_timeout_ms=_value(values, "db_timeout_ms", float),
+        breaker_failures=_value(values, "breaker_failures", int),
+        breaker_cooldown_s=_value(values, "breaker_cooldown_s", float),
+        cache_ttl_s=_value(values, "cache_ttl_s", float),
+        allowed_hosts=tuple(h.strip() for h in _value(values, "allowed_hosts", str).split(",") if h.strip()),
         users=parse_users(users_spec, password),
         admin_token=environ.get(ADMIN_TOKEN_ENV) or None,
-        **values,
     )
+    if values:  # each setting above takes its option out: one left over has no TargetConfig field
+        raise TargetError(f"option(s) without a setting: {', '.join(sorted(values))}")
+    return config
+
+
+def _value(values: dict[str, OptionValue | None], dest: str, kind: type[V]) -> V:
+    """An option's resolved value (taken out of ``values``), which its parser or default gave as ``kind``."""
+    value = values.pop(dest)
+    if not isinstance(value, kind):
+        raise TargetError(f"{dest}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _optional_text(values: dict[str, OptionValue | None], dest: str) -> str | None:
+    if values.get(dest) is None:
+        values.pop(dest)
+        return None
+    return _value(values, dest, str)

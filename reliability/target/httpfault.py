@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypedDict
+
+from reliability.jsontypes import JsonObject, JsonValue
 
 # Operator routes stay truthful under any fault, or nobody could observe or remove it.
 PROTECTED_PREFIXES = ("/health", "/metrics", "/admin")
@@ -48,14 +50,14 @@ def _under(path: str, prefix: str) -> bool:
     return path == stem or path.startswith(stem + "/")
 
 
-def _number(payload: Mapping[str, Any], name: str, default: float) -> float:
+def _number(payload: JsonObject, name: str, default: float) -> float:
     value = payload.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number")
     return float(value)
 
 
-def parse_fault(payload: object) -> HttpFaultSpec:
+def parse_fault(payload: JsonValue) -> HttpFaultSpec:
     """Validate an admin POST body; raise ValueError with a one-line reason on bad input."""
     if not isinstance(payload, dict):
         raise ValueError("body must be a JSON object")
@@ -80,6 +82,17 @@ def parse_fault(payload: object) -> HttpFaultSpec:
         if ttl_s <= 0:
             raise ValueError("ttl_s must be > 0")
     return HttpFaultSpec(latency_ms, error_ratio, status, route_prefix, ttl_s)
+
+
+class HttpFaultJson(TypedDict):
+    """The active fault as ``GET /admin/faults`` shows it."""
+
+    latency_ms: float
+    error_ratio: float
+    status: int
+    route_prefix: str
+    ttl_s: float | None
+    expires_in_s: float | None
 
 
 @dataclass(frozen=True)
@@ -124,14 +137,14 @@ class FaultState:
             self.clear()
         return self._spec
 
-    def describe(self) -> dict[str, Any] | None:
+    def describe(self) -> HttpFaultJson | None:
         """The active fault as JSON, with the seconds left before it removes itself."""
         spec = self.current()
         if spec is None:
             return None
-        shown = asdict(spec)
-        shown["expires_in_s"] = None if self._expires_at is None else self._expires_at - self._clock()
-        return shown
+        return {"latency_ms": spec.latency_ms, "error_ratio": spec.error_ratio, "status": spec.status,
+                "route_prefix": spec.route_prefix, "ttl_s": spec.ttl_s,
+                "expires_in_s": None if self._expires_at is None else self._expires_at - self._clock()}
 
     def action_for(self, path: str) -> FaultAction | None:
         spec = self.current()

@@ -10,7 +10,7 @@ import asyncio
 import hmac
 import logging
 import time
-from typing import Any
+from typing import Literal, TypedDict
 
 from aiohttp import web
 
@@ -18,6 +18,7 @@ from reliability.masking import mask
 from reliability.origins import OriginPolicy, is_json_content_type
 from reliability.target.breaker import BreakerState
 from reliability.target.cache import CacheUnavailable
+from reliability.target.config import TargetConfig
 from reliability.target.httpfault import parse_fault
 from reliability.target.metrics import CONTENT_TYPE
 from reliability.target.state import STATE, BadRequest, TargetState, json_error, read_json
@@ -33,7 +34,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 routes = web.RouteTableDef()
 
 
-def _component(up: bool, started: float, detail: str) -> dict[str, Any]:
+class ComponentJson(TypedDict):
+    """One dependency in ``GET /health``."""
+
+    status: Literal["up", "down"]
+    latency_ms: float
+    detail: str
+
+
+def _component(up: bool, started: float, detail: str) -> ComponentJson:
     return {
         "status": "up" if up else "down",
         "latency_ms": round((time.perf_counter() - started) * 1000.0, 3),
@@ -41,7 +50,7 @@ def _component(up: bool, started: float, detail: str) -> dict[str, Any]:
     }
 
 
-async def _check_db(state: TargetState, timeout_s: float) -> dict[str, Any]:
+async def _check_db(state: TargetState, timeout_s: float) -> ComponentJson:
     started = time.perf_counter()
     try:
         await state.store.ping(timeout_s)
@@ -50,7 +59,7 @@ async def _check_db(state: TargetState, timeout_s: float) -> dict[str, Any]:
     return _component(True, started, state.store.description)
 
 
-async def _check_cache(state: TargetState, timeout_s: float) -> dict[str, Any]:
+async def _check_cache(state: TargetState, timeout_s: float) -> ComponentJson:
     started = time.perf_counter()
     try:
         # The raw cache, not the resilient wrapper: health must report the truth, not the bypass.
@@ -88,7 +97,7 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-def admin_policy(config: Any) -> OriginPolicy:
+def admin_policy(config: TargetConfig) -> OriginPolicy:
     """Who may call the admin API: its own Host names (plus ``allowed_hosts``), its own origin."""
     return OriginPolicy(config.host, extra_hosts=config.allowed_hosts)
 

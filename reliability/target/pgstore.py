@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
+from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from reliability.masking import mask
@@ -21,6 +22,9 @@ from reliability.target.store import SEED_NAME_PREFIX, Item, ItemReport, PoolUsa
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# Pooled connections build an Item from each row (by column name); other results use their own cursor.
+Connection = psycopg.AsyncConnection[Item]
+Params = tuple[str | int | float, ...]
 
 SCHEMA_LOCK_KEY = 0x7E1AB1E  # advisory lock so several targets starting at once create the table once
 CREATE_TABLE = """
@@ -38,10 +42,6 @@ WHERE NOT EXISTS (SELECT 1 FROM items)
 """
 COLUMNS = "id, name, value, created_at"
 STARTUP_SCHEMA_TIMEOUT_S = 5.0
-
-
-def _item(row: tuple[Any, ...]) -> Item:
-    return Item(int(row[0]), str(row[1]), float(row[2]), row[3])
 
 
 def _one_line(exc: BaseException) -> str:
@@ -74,18 +74,19 @@ class PostgresStore:
         self._seed_items = seed_items
         self._secrets = secrets
         self._schema_ready = False
-        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
+        self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             dsn,
+            connection_class=Connection,
             open=False,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout_s,
             name="reliability-target",
-            kwargs={"autocommit": True, "application_name": "reliability-target"},
+            kwargs={"autocommit": True, "application_name": "reliability-target", "row_factory": class_row(Item)},
             configure=self._configure,
         )
 
-    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def _configure(self, conn: Connection) -> None:
         # A session setting rather than a DSN "options" argument, which would replace the user's own.
         timeout = str(max(1, round(self._timeout_s * 1000)))
         await conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout,))
@@ -111,7 +112,7 @@ class PostgresStore:
     def _describe(self, exc: BaseException) -> str:
         return mask(_one_line(exc), self._secrets)
 
-    async def _ensure_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def _ensure_schema(self, conn: Connection) -> None:
         if self._schema_ready:
             return
         async with conn.transaction():
@@ -122,7 +123,7 @@ class PostgresStore:
 
     async def _run(
         self,
-        work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]],
+        work: Callable[[Connection], Awaitable[T]],
         timeout_s: float | None = None,
     ) -> T:
         timeout_s = self._timeout_s if timeout_s is None else timeout_s
@@ -135,28 +136,23 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise StoreError(self._describe(exc)) from exc
 
-    async def _fetch_one(self, query: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-        async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[Any, ...] | None:
+    async def _item_or_none(self, query: str, params: Params) -> Item | None:
+        async def work(conn: Connection) -> Item | None:
             cur = await conn.execute(query, params)
-            row: tuple[Any, ...] | None = await cur.fetchone()
-            return row
+            return await cur.fetchone()
 
         return await self._run(work)
 
-    async def _item_or_none(self, query: str, params: tuple[Any, ...]) -> Item | None:
-        row = await self._fetch_one(query, params)
-        return None if row is None else _item(row)
-
     async def ping(self, timeout_s: float) -> None:
-        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+        async def work(conn: Connection) -> None:
             await conn.execute("SELECT 1")
 
         await self._run(work, timeout_s)
 
     async def list_items(self, limit: int) -> list[Item]:
-        async def work(conn: psycopg.AsyncConnection[Any]) -> list[Item]:
+        async def work(conn: Connection) -> list[Item]:
             cur = await conn.execute(f"SELECT {COLUMNS} FROM items ORDER BY id DESC LIMIT %s", (limit,))
-            return [_item(row) for row in await cur.fetchall()]
+            return await cur.fetchall()
 
         return await self._run(work)
 
@@ -175,13 +171,21 @@ class PostgresStore:
         return await self._item_or_none(query, (name, value, item_id))
 
     async def delete_item(self, item_id: int) -> bool:
-        return await self._fetch_one("DELETE FROM items WHERE id = %s RETURNING id", (item_id,)) is not None
+        async def work(conn: Connection) -> bool:
+            cur = await conn.execute("DELETE FROM items WHERE id = %s", (item_id,))
+            return cur.rowcount > 0
+
+        return await self._run(work)
 
     async def report(self) -> ItemReport:
-        row = await self._fetch_one(
-            "SELECT count(*), coalesce(sum(value), 0), avg(value), min(value), max(value) FROM items"
-        )
-        if row is None:
+        async def work(conn: Connection) -> ItemReport | None:
+            async with conn.cursor(row_factory=class_row(ItemReport)) as cur:
+                await cur.execute(
+                    "SELECT count(*) AS count, coalesce(sum(value), 0) AS total_value, avg(value) AS avg_value, "
+                    "min(value) AS min_value, max(value) AS max_value FROM items")
+                return await cur.fetchone()
+
+        report = await self._run(work)
+        if report is None:
             raise StoreError("aggregate returned no row")
-        count, total, avg, low, high = row
-        return ItemReport(int(count), float(total), avg, low, high)
+        return report

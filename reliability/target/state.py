@@ -11,10 +11,11 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 
+from reliability.jsontypes import JsonValue
 from reliability.target.auth import Authenticator
 from reliability.target.breaker import CircuitBreaker
 from reliability.target.cache import ResilientCache
@@ -89,8 +90,9 @@ def retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
-async def read_json(request: web.Request) -> Any:
+async def read_json(request: web.Request) -> JsonValue:
     try:
-        return json.loads(await request.text())
+        body: JsonValue = json.loads(await request.text())
+        return body
     except (ValueError, RecursionError):
         raise BadRequest("body is not valid JSON") from None

@@ -10,7 +10,7 @@ import datetime as dt
 import itertools
 import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
 from reliability.exceptions import TargetError
 
@@ -27,6 +27,23 @@ class StoreTimeout(StoreError):
     """The store did not answer within the database timeout."""
 
 
+class ItemJson(TypedDict):
+    id: int
+    name: str
+    value: float
+    created_at: str  # ISO 8601
+
+
+class ReportJson(TypedDict):
+    """``GET /api/report``'s body."""
+
+    count: int
+    sum: float
+    avg: float | None
+    min: float | None
+    max: float | None
+
+
 @dataclass(frozen=True)
 class Item:
     """One row of ``items``.
@@ -41,7 +58,7 @@ class Item:
     value: float
     created_at: dt.datetime
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ItemJson:
         return {"id": self.id, "name": self.name, "value": self.value, "created_at": self.created_at.isoformat()}
 
     def to_json(self) -> str:
@@ -58,7 +75,7 @@ class ItemReport:
     min_value: float | None
     max_value: float | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ReportJson:
         return {
             "count": self.count,
             "sum": self.total_value,

@@ -14,10 +14,11 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
 
 from aiohttp import WSCloseCode, WSMsgType, web
+
+from reliability.jsontypes import JsonObject, JsonValue
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class WsHub:
     def __len__(self) -> int:
         return len(self._connections)
 
-    def broadcast(self, data: Any) -> None:
+    def broadcast(self, data: JsonValue) -> None:
         # One timestamp and one serialisation for all receivers: they all got "the same" message.
         text = json.dumps({"op": "broadcast", "data": data, "sent_at": self._wall_clock()})
         for conn in list(self._connections):
@@ -75,6 +76,7 @@ class WsHub:
         return ws
 
     def _on_text(self, conn: WsConnection, text: str) -> None:
+        msg: JsonValue
         try:
             msg = json.loads(text)
         except (ValueError, RecursionError):
@@ -88,7 +90,7 @@ class WsHub:
         except ValueError as exc:
             conn.send(json.dumps({"op": "error", "error": str(exc)}))
 
-    def _dispatch(self, conn: WsConnection, msg: dict[str, Any]) -> None:
+    def _dispatch(self, conn: WsConnection, msg: JsonObject) -> None:
         op = msg.get("op")
         if op == "echo":
             reply = json.dumps({"op": "echo", "id": msg.get("id"), "data": msg.get("data")})
@@ -107,7 +109,7 @@ class WsHub:
             raise ValueError("unknown op; expected echo, broadcast, subscribe or unsubscribe")
 
 
-def _bounded(msg: dict[str, Any], name: str, low: float, high: float, default: float | None = None) -> float:
+def _bounded(msg: JsonObject, name: str, low: float, high: float, default: float | None = None) -> float:
     value = msg.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name} must be a number")
@@ -158,7 +160,7 @@ class WsConnection:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
         # Keep a reference: the event loop holds tasks only weakly.
         task: asyncio.Task[None] = asyncio.create_task(coro)
         self._tasks.add(task)

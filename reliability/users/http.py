@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import gevent
 from locust import FastHttpUser
+from locust.clients import HttpSession
+from locust.contrib.fasthttp import FastHttpSession
 
 from reliability.users._base import Backoff, ComponentContext
 
@@ -15,7 +17,10 @@ PASSWORD_ENV = "RELIABILITY_API_PASSWORD"
 DEFAULT_CREDENTIAL = "demo"
 
 
-class TokenAuthMixin:
+SessionT = TypeVar("SessionT", bound=FastHttpSession | HttpSession)  # the user class's client
+
+
+class TokenAuthMixin(Generic[SessionT]):
     """Log in once per user and send ``Authorization: Bearer <token>`` on every request.
 
     ``POST {login_path}`` with ``{"username", "password"}`` must answer ``{"token": "..."}``.
@@ -33,7 +38,7 @@ class TokenAuthMixin:
     ready-made FastHttpUser.
     """
 
-    client: Any
+    client: SessionT
     login_path: str = "/auth/login"
     username: str | None = None
     password: str | None = None
@@ -50,12 +55,13 @@ class TokenAuthMixin:
     def _set_token(self, token: str | None) -> None:
         self.token = token
         header = f"Bearer {token}" if token else None
-        if hasattr(self.client, "auth_header"):  # FastHttpSession
-            self.client.auth_header = header
+        client: FastHttpSession | HttpSession = self.client
+        if isinstance(client, FastHttpSession):
+            client.auth_header = header
         elif header:  # requests-based HttpSession
-            self.client.headers["Authorization"] = header
+            client.headers["Authorization"] = header
         else:
-            self.client.headers.pop("Authorization", None)
+            client.headers.pop("Authorization", None)
 
     def login(self) -> bool:
         """One ``login`` sample; True if a token was obtained (and is now sent on every request)."""
@@ -113,7 +119,7 @@ class TokenAuthMixin:
         return response
 
 
-class ApiUser(ComponentContext, TokenAuthMixin, FastHttpUser):
+class ApiUser(ComponentContext, TokenAuthMixin[FastHttpSession], FastHttpUser):
     """Abstract FastHttpUser that logs in to the target in ``on_start`` (component ``api``).
 
     Example::

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from reliability.shapes.arrival import ArrivalSequence, RateProfile
-from tests.e2e.test_degradation import launch, running
+from tests.support.locust_runs import launch, running
 from tests.support.processes import ROOT, Served, serve
 from tests.support.schemas import assert_valid_record
 from tests.support.servers import TargetServer

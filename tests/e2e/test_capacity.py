@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_degradation import launch, running
+from tests.support.locust_runs import launch, running
 from tests.support.servers import TargetServer
 
 pytestmark = pytest.mark.slow

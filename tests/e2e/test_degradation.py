@@ -8,130 +8,19 @@ Each run is bounded by a shape that ends (``-t`` as a backstop) and stays on loo
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.processes import ROOT, locust_cmd
-from tests.support.schemas import assert_valid_record
-from tests.support.servers import PostgresServer, RedisServer, TargetServer, free_port
-
-LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/degradation_user.py")
+from tests.support.clients import faults_now
+from tests.support.locust_runs import launch, running
+from tests.support.servers import PostgresServer, RedisServer, TargetServer, redis_answers
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class LocustRun:
-    """A Locust master (or local runner) subprocess, its workers, and the master's output lines."""
-
-    master: subprocess.Popen[str]
-    workers: list[subprocess.Popen[bytes]]
-    record_path: Path
-    lines: list[tuple[float, str]] = field(default_factory=list)
-    reader: threading.Thread | None = None
-
-    def _read(self) -> None:
-        assert self.master.stdout is not None
-        for line in self.master.stdout:
-            self.lines.append((time.time(), line))
-
-    def output(self) -> str:
-        return "".join(line for _, line in self.lines)
-
-    def wait_for(self, needle: str, timeout_s: float = 30.0) -> float:
-        """When ``needle`` appeared in the master's output (waits for it)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for at, line in list(self.lines):
-                if needle in line:
-                    return at
-            if self.master.poll() is not None and self.reader is not None and not self.reader.is_alive():
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"{needle!r} not seen; output:\n{self.output()[-4000:]}")
-
-    def finish(self, timeout_s: float = 90.0) -> int:
-        code = self.master.wait(timeout_s)
-        if self.reader is not None:
-            self.reader.join(10)
-        return code
-
-    def record(self) -> dict[str, Any]:
-        assert self.record_path.exists(), self.output()[-4000:]
-        return assert_valid_record(self.record_path)
-
-    def cleanup(self) -> None:
-        for proc in (self.master, *self.workers):
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(10)
-        if self.master.stdout is not None:
-            self.master.stdout.close()
-
-
-def launch(tmp_path: Path, scenario: str, host: str, env: dict[str, str] | None = None, *, workers: int = 0,
-           web: bool = False, run_time: str = "90s", locustfile: str = LOCUSTFILE) -> LocustRun:
-    """Start Locust on ``scenario`` (YAML text): headless local, a master with ``workers``, or the
-    web UI with autostart (and autoquit once the shape ends)."""
-    scenario_path = tmp_path / "scenario.yaml"
-    scenario_path.write_text(scenario)
-    record = tmp_path / "run.json"
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    args = ["-f", locustfile, "--host", host, "--scenario", str(scenario_path), "--run-record", str(record),
-            "--only-summary", "-t", run_time, "--sla-status-interval", "2"]
-    if web:
-        args += ["--autostart", "--autoquit", "1", "--web-host", "127.0.0.1", "--web-port", str(free_port())]
-    else:
-        args += ["--headless"]
-    port = free_port()
-    if workers:
-        args += ["--master", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
-                 "--master-bind-port", str(port)]
-    master = subprocess.Popen(locust_cmd(*args), cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    procs = [subprocess.Popen(locust_cmd("-f", locustfile, "--worker", "--master-host", "127.0.0.1",
-                                         "--master-port", str(port)),
-                              cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for _ in range(workers)]
-    run = LocustRun(master, procs, record)
-    run.reader = threading.Thread(target=run._read, daemon=True)
-    run.reader.start()
-    return run
-
-
-def faults_now(url: str) -> Any:
-    with urllib.request.urlopen(f"{url}/admin/faults", timeout=5) as response:
-        return json.load(response)["fault"]
-
-
-def redis_answers(port: int, timeout_s: float = 0.3) -> bool:
-    """PING answered within ``timeout_s`` (a paused Redis holds the command back)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
-            sock.settimeout(timeout_s)
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-@contextmanager
-def running(run: LocustRun) -> Iterator[LocustRun]:
-    try:
-        yield run
-    finally:
-        run.cleanup()
 
 
 def only_fault(record: dict[str, Any]) -> dict[str, Any]:
@@ -202,18 +91,6 @@ def test_web_ui_latency_fault_is_graceful(target_server: TargetServer, tmp_path:
 
 
 # -- real PostgreSQL and Redis behind the target --------------------------------------------------------
-
-
-@pytest.fixture
-def backed_target(postgres_server: PostgresServer, redis_server: RedisServer) -> Iterator[TargetServer]:
-    target = TargetServer(extra_args=("--dsn", postgres_server.dsn, "--redis-url", redis_server.url,
-                                      "--db-timeout-ms", "300", "--breaker-failures", "5",
-                                      "--breaker-cooldown-s", "1"))
-    target.start()
-    try:
-        yield target
-    finally:
-        target.close()
 
 
 def test_redis_outage_is_bypassed_gracefully(backed_target: TargetServer, redis_server: RedisServer,

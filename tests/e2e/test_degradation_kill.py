@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_degradation import faults_now, launch, redis_answers, running
-from tests.support.servers import RedisServer, TargetServer
+from tests.support.clients import faults_now
+from tests.support.locust_runs import launch, running
+from tests.support.servers import RedisServer, TargetServer, redis_answers
 
 pytestmark = pytest.mark.slow
 

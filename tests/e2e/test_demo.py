@@ -16,6 +16,7 @@ import pytest
 from tests.support.processes import ROOT
 from tests.support.schemas import assert_valid_record
 from tests.support.servers import port_accepts
+from tests.support.waits import seconds_until
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +44,11 @@ def _run_watching_children(proc: subprocess.Popen[str], stop_at: str | None = No
 
 
 def _alive(pids: set[int]) -> list[int]:
-    deadline = time.monotonic() + 10
-    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.2)
-        alive = [p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    return alive
+    def alive() -> list[int]:
+        return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+    seconds_until(lambda: not alive(), 10, 0.2)
+    return alive()
 
 
 def _demo(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:

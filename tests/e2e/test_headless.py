@@ -25,6 +25,7 @@ import pytest
 from tests.support.processes import ROOT, Served, locust_cmd, run, serve
 from tests.support.schemas import assert_valid_record
 from tests.support.servers import free_port
+from tests.support.waits import seconds_until
 
 LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/pattern_user.py")
 EMPTY = str(ROOT / "tests/e2e/locustfiles/empty_user.py")
@@ -211,9 +212,7 @@ def _swarm(tmp_path: Path, host: str, workers: int, run_time: str, *extra: str,
             time.sleep(kill_one_after_s)
             victim = procs[0]
             id_file = samples / f"{victim.pid}.id"
-            deadline = time.monotonic() + 10
-            while not id_file.exists() and time.monotonic() < deadline:
-                time.sleep(0.2)
+            seconds_until(id_file.exists, 10, 0.2)
             killed.append(id_file.read_text())
             victim.send_signal(signal.SIGKILL)
         out, _ = master.communicate(timeout=120)

@@ -32,8 +32,8 @@ from reliability.faults.postgres import app_name
 from reliability.faults.proxy import ToxiproxyClient
 from reliability.revert.journal import read_journal
 from reliability.revert.ledger import FINISHING_LINE
-from tests.e2e.test_degradation import LocustRun, faults_now, launch
-from tests.e2e.test_run import Run, scenario
+from tests.support.clients import faults_now
+from tests.support.locust_runs import LocustRun, Run, launch, scenario
 from tests.support.processes import chaos_proxy
 from tests.support.schemas import assert_valid_record
 from tests.support.servers import (

@@ -8,181 +8,24 @@ test also checks that no process the command started is left running.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from reliability.config import load_scenario
 from reliability.metrics.windows import WindowStore
 from reliability.sla import evaluate
-from tests.e2e.test_degradation import backed_target, redis_answers  # noqa: F401  (fixture)
-from tests.support.processes import ROOT
+from tests.support.locust_runs import Run, scenario, start
 from tests.support.schemas import assert_valid_record
-from tests.support.servers import RedisServer, TargetServer, free_port
+from tests.support.servers import RedisServer, TargetServer, free_port, redis_answers
+from tests.support.waits import seconds_until
 
 pytestmark = pytest.mark.slow
-
-LOCUSTFILE = '''
-import json, os, random, time
-from locust import constant, events, task
-from locust.runners import MasterRunner
-import reliability.plugin  # noqa: F401
-from reliability.users.http import ApiUser
-
-OUT = os.environ["SAMPLES_DIR"]
-samples = []
-
-
-class Reader(ApiUser):
-    wait_time = constant(0.1)
-
-    @task(3)
-    def get(self):
-        self.call("GET", f"/api/items/{random.randint(1, 50)}", name="/api/items/[id]")
-
-    @task(1)
-    def list(self):
-        self.call("GET", "/api/items?limit=20", name="/api/items")
-
-
-@events.request.add_listener
-def _keep(request_type, name, response_time, exception=None, **_kw):
-    samples.append([time.time(), request_type, name, response_time, exception is not None])
-
-
-@events.init.add_listener
-def _who(environment, runner=None, **_kw):
-    # at init, not test_start: a worker joining mid-run can get its spawn (and test_start) while it
-    # is still connecting, before environment.runner is set
-    if not isinstance(runner, MasterRunner):
-        with open(os.path.join(OUT, f"{os.getpid()}.id"), "w") as fh:
-            fh.write(getattr(runner, "client_id", "local"))
-
-
-@events.quitting.add_listener
-def _dump(environment, **_kw):
-    if not isinstance(environment.runner, MasterRunner):
-        with open(os.path.join(OUT, f"{os.getpid()}.json"), "w") as fh:
-            json.dump(samples, fh)
-'''
-
-
-class Run:
-    """A `reliability run` subprocess, its output lines and every process it started."""
-
-    def __init__(self, tmp_path: Path, *args: str) -> None:
-        self.samples = tmp_path / "samples"
-        self.samples.mkdir(exist_ok=True)
-        env = {**os.environ, "SAMPLES_DIR": str(self.samples), "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "reliability.cli", "run", *args], cwd=ROOT, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self.seen: set[int] = set()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def children(self) -> list[psutil.Process]:
-        """Every process below this run now (remembered for :meth:`leftovers`)."""
-        try:
-            found = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
-        self.seen.update(p.pid for p in found)
-        return found
-
-    def workers(self, count: int, timeout_s: float = 30.0) -> list[psutil.Process]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = [p for p in self.children() if "--worker" in p.cmdline()]
-            if len(found) >= count:
-                return found
-            time.sleep(0.1)
-        raise AssertionError(f"{count} worker(s) not started; output:\n{self.output[-3000:]}")
-
-    def wait_for(self, needle: str, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.children()
-            if needle in self.output:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{needle!r} not seen; output:\n{self.output[-3000:]}")
-
-    def finish(self, timeout_s: float = 90.0) -> int:
-        while self.proc.poll() is None and timeout_s > 0:
-            self.children()
-            time.sleep(0.2)
-            timeout_s -= 0.2
-        code = self.proc.wait(5)
-        self._reader.join(10)
-        return code
-
-    def leftovers(self) -> list[int]:
-        """Processes this run started that still exist (zombies count as gone)."""
-        alive = []
-        for pid in self.seen:
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    alive.append(pid)
-            except psutil.NoSuchProcess:
-                pass
-        return alive
-
-    def kill_all(self) -> None:
-        for pid in [*self.leftovers(), self.proc.pid]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                psutil.Process(pid).kill()
-        self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-@pytest.fixture
-def runs() -> Iterator[list[Run]]:
-    started: list[Run] = []
-    yield started
-    for run in started:
-        run.kill_all()
-
-
-def start(runs: list[Run], tmp_path: Path, path: Path, *args: str) -> tuple[Run, Path]:
-    """`reliability run SCENARIO ARGS --run-record <tmp>/run.json`, stopped at the end of the test."""
-    record = tmp_path / "run.json"
-    run = Run(tmp_path, str(path), *args, "--run-record", str(record))
-    runs.append(run)
-    return run, record
-
-
-# The subject of these runs is the orchestration, not the evidence rule: 80 % intervals let the
-# ~100-200 clean requests a loaded machine makes in a few seconds show bronze.
-def scenario(tmp_path: Path, load: str = "", body: str = "sla: {tier: bronze, confidence: 0.8}\n") -> Path:
-    """A scenario file using the sample-dumping locustfile; ``load`` adds to its ``load:`` mapping."""
-    locustfile = tmp_path / "reader.py"
-    locustfile.write_text(LOCUSTFILE)
-    path = tmp_path / "scenario.yaml"
-    path.write_text(f"load: {{locustfile: {locustfile}{', ' + load if load else ''}}}\n{body}")
-    return path
 
 
 def samples(directory: Path) -> dict[str, list[list[Any]]]:
@@ -193,7 +36,7 @@ def samples(directory: Path) -> dict[str, list[list[Any]]]:
     return out
 
 
-def test_two_workers_grade_like_a_local_evaluation_of_the_same_requests(backed_target: TargetServer,  # noqa: F811
+def test_two_workers_grade_like_a_local_evaluation_of_the_same_requests(backed_target: TargetServer,
                                                                          runs: list[Run], tmp_path: Path) -> None:
     path = scenario(tmp_path, "users: 6, spawn_rate: 6, run_time_s: 8s")
     run, record_path = start(runs, tmp_path, path, "--workers", "2", "--host", backed_target.url)
@@ -223,7 +66,7 @@ def test_two_workers_grade_like_a_local_evaluation_of_the_same_requests(backed_t
     assert (tmp_path / "run.html").exists() and (tmp_path / "run.junit.xml").exists()
 
 
-def test_a_killed_worker_makes_exit_4_and_is_named(backed_target: TargetServer,  # noqa: F811
+def test_a_killed_worker_makes_exit_4_and_is_named(backed_target: TargetServer,
                                                    runs: list[Run], tmp_path: Path) -> None:
     path = scenario(tmp_path, "users: 6, spawn_rate: 6, run_time_s: 15s")
     run, record_path = start(runs, tmp_path, path, "--workers", "2", "--host", backed_target.url)
@@ -244,7 +87,7 @@ def test_a_killed_worker_makes_exit_4_and_is_named(backed_target: TargetServer, 
     assert f"[run] worker lost: {killed}" in run.output and "[run] exit 4 (INCONCLUSIVE)" in run.output
 
 
-def test_sigterm_stops_the_master_first_and_it_reverts_the_fault(backed_target: TargetServer,  # noqa: F811
+def test_sigterm_stops_the_master_first_and_it_reverts_the_fault(backed_target: TargetServer,
                                                                  redis_server: RedisServer, runs: list[Run],
                                                                  tmp_path: Path) -> None:
     dead_man_s = 20
@@ -278,7 +121,7 @@ faults:
     assert "Traceback" not in run.output
 
 
-def test_a_worker_joining_late_is_counted_from_its_join(backed_target: TargetServer,  # noqa: F811
+def test_a_worker_joining_late_is_counted_from_its_join(backed_target: TargetServer,
                                                         runs: list[Run], tmp_path: Path) -> None:
     path = scenario(tmp_path, "users: 6, spawn_rate: 6, run_time_s: 14s")
     port = free_port()
@@ -305,7 +148,7 @@ def test_a_worker_joining_late_is_counted_from_its_join(backed_target: TargetSer
     assert f"worker joined mid-run: {late_id}" in first.output
 
 
-def test_ctrl_c_on_a_local_runner_still_grades_and_writes_the_record(backed_target: TargetServer,  # noqa: F811
+def test_ctrl_c_on_a_local_runner_still_grades_and_writes_the_record(backed_target: TargetServer,
                                                                    runs: list[Run], tmp_path: Path) -> None:
     path = scenario(tmp_path, "users: 4, spawn_rate: 4, run_time_s: 60s")
     run, record_path = start(runs, tmp_path, path, "--workers", "0", "--host", backed_target.url)
@@ -321,7 +164,7 @@ def test_ctrl_c_on_a_local_runner_still_grades_and_writes_the_record(backed_targ
     assert "SIGINT: stopping the local" in run.output
 
 
-def test_its_processes_die_with_it_even_when_it_is_killed(backed_target: TargetServer,  # noqa: F811
+def test_its_processes_die_with_it_even_when_it_is_killed(backed_target: TargetServer,
                                                           runs: list[Run], tmp_path: Path) -> None:
     path = scenario(tmp_path, "users: 2, spawn_rate: 2, run_time_s: 60s")
     run, _ = start(runs, tmp_path, path, "--workers", "1", "--host", backed_target.url)
@@ -329,9 +172,7 @@ def test_its_processes_die_with_it_even_when_it_is_killed(backed_target: TargetS
     run.wait_for("SLA live")
     assert len(run.children()) == 2
     run.proc.kill()  # no chance to clean up: the children get SIGTERM from the kernel (PR_SET_PDEATHSIG)
-    deadline = time.monotonic() + 20
-    while run.leftovers() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    seconds_until(lambda: not run.leftovers(), 20, 0.2)
     assert run.leftovers() == []
 
 

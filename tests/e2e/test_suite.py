@@ -11,16 +11,15 @@ from pathlib import Path
 import pytest
 
 from reliability.report.readiness import DIMENSIONS
-from tests.e2e.test_degradation import backed_target, redis_answers  # noqa: F401  (fixture)
-from tests.e2e.test_run import LOCUSTFILE, Run, runs  # noqa: F401  (fixture)
+from tests.support.locust_runs import READER_LOCUSTFILE, Run
 from tests.support.schemas import assert_valid_record
-from tests.support.servers import PostgresServer, RedisServer, TargetServer
+from tests.support.servers import PostgresServer, RedisServer, TargetServer, redis_answers
 
 pytestmark = pytest.mark.slow
 
 
 def write_suite(tmp_path: Path, target: TargetServer, pg: PostgresServer, redis: RedisServer) -> Path:
-    (tmp_path / "reader.py").write_text(LOCUSTFILE)
+    (tmp_path / "reader.py").write_text(READER_LOCUSTFILE)
     (tmp_path / "base.yaml").write_text(f"""name: baseline
 load: {{users: 4, spawn_rate: 4, run_time_s: 5s}}
 sla: {{tier: bronze, confidence: 0.8}}

@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import pytest
 
 from tests.support.processes import ROOT, run
 from tests.support.servers import TargetServer
+from tests.support.waits import wait_until
 
 EVIL = "http://evil.example"
 NESTED = b"[" * 100_000 + b"]" * 100_000
@@ -104,15 +104,13 @@ class Proxy:
         with self.log.open("w") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "reliability.chaosproxy", "--port", "0", *args],
                                          stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        def started() -> re.Match[str] | None:
             found = re.search(r"listening on (\S+)", self.log.read_text())
-            if found:
-                self.url = found.group(1)
-                return
-            assert self.proc.poll() is None, self.log.read_text()
-            time.sleep(0.05)
-        raise AssertionError(f"the proxy did not start: {self.log.read_text()}")
+            assert found or self.proc.poll() is None, self.log.read_text()
+            return found
+
+        self.url = wait_until(started, 20, what="the proxy to start", detail=self.log.read_text).group(1)
 
     def stop(self) -> str:
         self.proc.send_signal(signal.SIGTERM)

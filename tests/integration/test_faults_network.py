@@ -20,7 +20,7 @@ from reliability.faults.spec import parse_fault_spec
 from tests.support.clients import RedisClients
 from tests.support.processes import Served, reference_target
 from tests.support.servers import RedisServer
-from tests.support.waits import elapsed_ms
+from tests.support.waits import elapsed_ms, seconds_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -222,17 +222,13 @@ def test_websocket_storm_holds_connections_until_reverted(target: Served) -> Non
                                           "connections": 60, "rate_per_s": 400}), "storm")
     fault.inject()
     try:
-        deadline = time.monotonic() + 5
-        while established() < baseline + 60 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        seconds_until(lambda: established() >= baseline + 60, 5, 0.05)
         assert established() >= baseline + 60
     finally:
         fault.revert()
     assert fault.summary == {"requests": 0, "errors": 0, "opened": 60,  # type: ignore[attr-defined]
                              "peak_open": 60, "last_error": None}
-    deadline = time.monotonic() + 5
-    while established() > baseline and time.monotonic() < deadline:
-        time.sleep(0.05)
+    seconds_until(lambda: established() <= baseline, 5, 0.05)
     assert established() <= baseline
     assert fault.verify().healthy
 

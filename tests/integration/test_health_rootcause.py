@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.support.servers import PostgresServer, PrometheusServer, RedisServer, TargetServer
+from tests.support.waits import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_PASSWORD = "pg-secret-0451"  # trust auth ignores it; it must still never be printed
@@ -69,13 +70,14 @@ class Stack:
         return proc.returncode, json.loads(proc.stdout)
 
     def wait_healthy(self, timeout_s: float = 15.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            code, report = self.report()
-            if code == 0 or time.monotonic() > deadline:
-                assert code == 0, report
-                return report
-            time.sleep(0.3)
+        reports: list[tuple[int, dict[str, Any]]] = []
+
+        def healthy() -> bool:
+            reports.append(self.report())
+            return reports[-1][0] == 0
+
+        wait_until(healthy, timeout_s, interval_s=0.3, what="a healthy report", detail=lambda: str(reports[-1][1]))
+        return reports[-1][1]
 
 
 @pytest.fixture(scope="module")

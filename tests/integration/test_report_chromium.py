@@ -23,7 +23,7 @@ import pytest
 import websocket
 
 from reliability.report import write_reports
-from tests.unit.test_report_fixtures import NAMES, SCRIPT, hostile, load
+from tests.support.records import NAMES, SCRIPT, hostile, load
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; "

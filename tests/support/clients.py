@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -117,6 +118,12 @@ def ws_connect(port: int, timeout_s: float = 5.0) -> websocket.WebSocket:
 
 def ws_json(conn: websocket.WebSocket) -> Any:
     return json.loads(conn.recv())
+
+
+def faults_now(url: str) -> Any:
+    """The fault the reference target at ``url`` has injected now (its admin API)."""
+    with urllib.request.urlopen(f"{url}/admin/faults", timeout=5) as response:
+        return json.load(response)["fault"]
 
 
 def redis_client(port: int, timeout_s: float = 5.0) -> redis.Redis:

@@ -94,6 +94,16 @@ def run(cmd: Sequence[str], timeout_s: float = 120.0, env: dict[str, str] | None
     )
 
 
+def assert_imports_without(modules: Sequence[str], forbidden: Sequence[str] = ("locust", "gevent")) -> None:
+    """Import ``modules`` in a fresh interpreter and fail if that loaded a ``forbidden`` package
+    (importing locust monkey-patches the whole process with gevent)."""
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in modules)
+            + f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {tuple(forbidden)!r})\n"
+            "print(bad)\nsys.exit(1 if bad else 0)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 @contextmanager
 def chaos_proxy(*extra: str) -> Iterator[Served]:
     """``python -m reliability.chaosproxy --port 0`` until the block ends (SIGTERM)."""

@@ -91,6 +91,17 @@ def serve_in_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.server_close()
 
 
+def redis_answers(port: int, timeout_s: float = 0.3) -> bool:
+    """PING on 127.0.0.1:port answered within ``timeout_s`` (a paused Redis holds the command back)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+            sock.settimeout(timeout_s)
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def _pid_alive(pid: int) -> bool:
     """True for a live process; a zombie (killed, not yet reaped) counts as dead."""
     try:
@@ -388,12 +399,7 @@ class RedisServer(_ChildServer):
         ], None
 
     def _ready(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
+        return redis_answers(self.port, timeout_s=0.5)
 
 
 class TargetServer(_ChildServer):

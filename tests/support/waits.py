@@ -23,22 +23,24 @@ from reliability.faults.base import wait_until as poll
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], timeout_s: float, *, interval_s: float = 0.05, what: str = "the condition",
-               detail: Callable[[], str] | None = None,
+def wait_until(check: Callable[[], T | None], timeout_s: float, *, interval_s: float = 0.05,
+               what: str = "the condition", detail: Callable[[], str] | None = None,
                error: Callable[[str], Exception] = AssertionError) -> T:
     """Call ``check`` every ``interval_s`` until it returns something truthy, and return that.
 
     After ``timeout_s`` raise ``error`` with a message naming ``what``, the last value and
     ``detail()`` (a log tail, say).
     """
-    last: list[T] = []
+    last: list[T | None] = []
 
     def held() -> bool:
         last[:] = [check()]
         return bool(last[0])
 
     if poll(held, timeout_s, interval_s):
-        return last[0]
+        value = last[0]
+        assert value is not None  # it was truthy
+        return value
     message = f"timed out after {timeout_s:g} s waiting for {what} (last: {last[0]!r})"
     if detail is not None:
         message += f"\n{detail()}"

@@ -4,8 +4,6 @@ recovery, the scenario section, the payloads and the webhook sender against a re
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -31,23 +29,15 @@ from reliability.alerts import (
 )
 from reliability.config import parse_scenario
 from reliability.exceptions import ScenarioError
+from tests.support.processes import assert_imports_without
 from tests.support.servers import serve_in_thread
 
 T0 = 1_800_000_000
 SECRET = "tok-7f3a9c"
 
 
-def imports_only(modules: str) -> None:
-    """Import ``modules`` (comma-separated) in a fresh interpreter: no locust, gevent or flask."""
-    code = (f"import sys\nimport {modules}\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent', 'flask'))\n"
-            "print(bad)\nsys.exit(1 if bad else 0)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
 def test_alerts_import_without_locust_or_gevent() -> None:
-    imports_only("reliability.alerts")
+    assert_imports_without(["reliability.alerts"], ("locust", "gevent", "flask"))
 
 
 # -- rules ---------------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from reliability.report import render
+from tests.support.records import NAMES, hostile, load
 from tests.support.schemas import validate_junit
-from tests.unit.test_report_fixtures import NAMES, hostile, load
 
 
 @pytest.mark.parametrize("name", NAMES)

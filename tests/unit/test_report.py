@@ -16,7 +16,7 @@ from reliability.report.data import fmt_ms, fmt_num, fmt_s
 from reliability.report.html import default_environment
 from reliability.schema import parse_record
 from reliability.textsafe import neutralize
-from tests.unit.test_report_fixtures import BREAKER, NAMES, QUOTE, SCRIPT, hostile, load
+from tests.support.records import BREAKER, NAMES, QUOTE, SCRIPT, hostile, load
 
 
 def _junit(record: dict[str, Any]) -> ET.Element:

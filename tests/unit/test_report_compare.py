@@ -13,7 +13,7 @@ import pytest
 
 from reliability.report import RegressionThresholds, compare
 from reliability.report.cli import add_compare_arguments, add_report_arguments, run_compare, run_report
-from tests.unit.test_report_fixtures import FIXTURES, NAMES, SCRIPT, hostile, load
+from tests.support.records import FIXTURES, NAMES, SCRIPT, hostile, load
 
 
 def _regressed(record: dict[str, Any]) -> dict[str, Any]:

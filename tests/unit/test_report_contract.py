@@ -15,8 +15,8 @@ from reliability.report import render
 from reliability.report.cli import add_report_arguments, run_report
 from reliability.report.data import fmt_ms
 from reliability.schema import SCHEMA_VERSION, RunRecord, parse_record
+from tests.support.records import FIXTURES, NAMES, load
 from tests.support.schemas import schema_errors
-from tests.unit.test_report_fixtures import FIXTURES, NAMES, load
 
 V1_FIXTURES = FIXTURES.parent / "records-v1"
 

@@ -9,7 +9,7 @@ import pytest
 from reliability.config import parse_scenario
 from reliability.exceptions import ScenarioError
 from reliability.report import CostSpec, estimate_impact, recommend, render
-from tests.unit.test_report_fixtures import load
+from tests.support.records import load
 
 COST = CostSpec(currency="EUR", per_downtime_minute=600.0, per_failed_request=0.5, per_slow_minute=120.0)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,18 +21,15 @@ from reliability.shapes.stages import (
     spike_stages,
     step_stages,
 )
+from tests.support.processes import assert_imports_without
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 MINE = ("gold_high_load", "redis_outage", "db_slowness", "network_latency", "capacity_search", "arrival_rate")
 
 
 def test_shapes_package_is_pure_and_exports_exactly_all() -> None:
-    code = ("import sys, reliability.shapes, reliability.shapes.spec, reliability.shapes.recovery, "
-            "reliability.shapes.sections\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent'))\n"
-            "print(bad); sys.exit(1 if bad else 0)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_imports_without(["reliability.shapes", "reliability.shapes.spec", "reliability.shapes.recovery",
+                            "reliability.shapes.sections"])
     public = {n for n in dir(reliability.shapes) if not n.startswith("_")} - {"annotations"}
     modules = {n for n in public if type(getattr(reliability.shapes, n)).__name__ == "module"}
     assert public - modules == set(reliability.shapes.__all__)

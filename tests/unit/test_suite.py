@@ -268,3 +268,17 @@ def test_a_dimension_whose_scenarios_were_not_graded_says_so(tmp_path: Path) -> 
     readiness = grade_suite(record)
     assert "reliability: not measured (its scenarios were not graded; re-run them)" in readiness.blockers
     assert "re-run redis outage: inconclusive (fault cut short)" in readiness.blockers
+
+
+def test_a_suite_record_is_read_leniently_and_written_back_the_same(tmp_path: Path) -> None:
+    written = healthy_suite(tmp_path).to_json_dict()
+    raw = json.loads(json.dumps(written))
+    raw["scenarios"][1]["duration_s"] = "long"  # a mistyped value: dropped, the rest kept
+    raw["scenarios"][0]["record"] = {"schema_version": 1, "totals": {"requests": 7, "p95_ms": 12.0}}  # version 1
+    raw["suite"]["added_by_a_newer_writer"] = True
+    suite = parse_suite_record(raw)
+    assert suite.scenarios[1].duration_s is None and suite.scenarios[1].name == "high load"
+    first = suite.scenarios[0].record
+    assert first is not None and first.totals.requests == 7 and first.totals.latency_ms == 12.0
+    assert suite.suite.name == "readiness"
+    assert parse_suite_record(written).to_json_dict() == written

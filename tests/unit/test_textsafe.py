@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from reliability.masking import MaskingFilter
 from reliability.report import render
 from reliability.textsafe import MAX_NAME_CHARS, display, display_data, neutralize, shorten, shorten_line
-from tests.unit.test_report_fixtures import hostile
+from tests.support.records import hostile
 
 RAW = "\x1b[2J\x1b[31mpwned\r\x00\u202egnp.exe\u2066x\u2069\x7f\x85"
 LONG = "/api/" + "a" * 10_000

@@ -26,7 +26,7 @@ from reliability.sla import evaluate
 from reliability.web.state import CHART_S, ChartSeries, LiveState, scenario_secrets
 from reliability.web.tabs import FAULTS_TAB, HEALTH_TAB, SLA_TAB, TABLES, fmt_seconds, tab_rows
 from tests.support.fakes import FakeClock
-from tests.unit.test_alerts import imports_only
+from tests.support.processes import assert_imports_without
 
 T0 = 1_800_000_000
 PASSWORD = "pw-41c9e2"
@@ -87,7 +87,8 @@ def plugin_at(now: float, *, extensions: list[Any] | None = None) -> tuple[Simpl
 
 
 def test_state_tabs_and_metrics_import_without_locust_or_gevent() -> None:
-    imports_only("reliability.web.state, reliability.web.tabs, reliability.web.metrics")
+    assert_imports_without(["reliability.web.state", "reliability.web.tabs", "reliability.web.metrics"],
+                           ("locust", "gevent", "flask"))
 
 
 def test_state_grades_the_rolling_window_and_the_whole_run_budget() -> None:
