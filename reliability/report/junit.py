@@ -59,10 +59,26 @@ def _suite(root: ET.Element, name: str, record: Record) -> ET.Element:
     return ET.SubElement(root, "testsuite", attrs)
 
 
+def _load_properties(suite: ET.Element, load: s.Load) -> None:
+    """The open-model load as suite properties (raw numbers, for CI to read or chart)."""
+    values: list[tuple[str, object]] = [
+        ("model", load.model), ("arrivals", load.arrivals), ("asked_rate_per_s", load.asked_rate_per_s),
+        ("achieved_rate_per_s", load.achieved_rate_per_s), ("achieved_ratio", load.achieved_ratio),
+        ("scheduled", load.scheduled), ("started", load.started), ("late", load.late), ("dropped", load.dropped),
+        ("max_in_flight", load.max_in_flight), ("schedule_lag_p50_ms", load.schedule_lag_ms.p50),
+        ("schedule_lag_p99_ms", load.schedule_lag_ms.p99)]
+    properties = ET.SubElement(suite, "properties")
+    for key, value in values:
+        if value is not None:
+            ET.SubElement(properties, "property", name=f"load.{key}", value=_clean(str(value)))
+
+
 def _sla_suite(root: ET.Element, record: Record) -> None:
     sla = record.sla
     tier = sla.tier or "sla"
     suite = _suite(root, f"SLA {tier} ({sla.percentile or 'p95'})", record)
+    if record.load is not None:
+        _load_properties(suite, record.load)
     duration, _stamp = _run_time(record)
     suite.set("time", f"{duration:.3f}")  # every criterion is graded over the whole run
     for c in sla.criteria:

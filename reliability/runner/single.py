@@ -13,9 +13,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from reliability.exceptions import ReliabilityError
+from reliability.jsontypes import JsonObject
 from reliability.masking import mask
 from reliability.record import read_json
 from reliability.runner.commands import (
@@ -28,6 +29,7 @@ from reliability.runner.commands import (
     worker_command,
 )
 from reliability.runner.swarm import Outcome, Swarm
+from reliability.schema import RunRecord, parse_record
 from reliability.sla import OUTCOMES
 
 EXIT_INCONCLUSIVE = 4
@@ -70,7 +72,7 @@ class Execution:
     """One run's end: the exit code we report and the record it wrote (None when it wrote none)."""
 
     exit_code: int
-    record: Mapping[str, Any] | None
+    record: JsonObject | None  # as read, of any schema version
     outcome: Outcome | None = None
 
 
@@ -99,7 +101,7 @@ def _describe(settings: SwarmSettings) -> str:
     }[settings.role]
 
 
-def _fresh_record(path: Path, since: float) -> Mapping[str, Any] | None:
+def _fresh_record(path: Path, since: float) -> JsonObject | None:
     """The record at ``path`` if this run wrote it (not a stale one from an earlier run)."""
     try:
         if path.stat().st_mtime < since - 1:
@@ -109,9 +111,9 @@ def _fresh_record(path: Path, since: float) -> Mapping[str, Any] | None:
         return None
 
 
-def partial_ranges(record: Mapping[str, Any]) -> list[tuple[int, int]]:
+def partial_ranges(record: RunRecord) -> list[tuple[int, int]]:
     """The seconds (since start) flagged partial in the record's timeline, as inclusive ranges."""
-    seconds = sorted(int(row["t"]) for row in record.get("timeline") or [] if row.get("partial"))
+    seconds = sorted(int(row.t) for row in record.timeline if row.partial)
     ranges: list[tuple[int, int]] = []
     for t in seconds:
         if ranges and t == ranges[-1][1] + 1:
@@ -121,20 +123,20 @@ def partial_ranges(record: Mapping[str, Any]) -> list[tuple[int, int]]:
     return ranges
 
 
-def summarize(record: Mapping[str, Any], path: Path) -> list[str]:
+def summarize(record: RunRecord, path: Path) -> list[str]:
     """The lines printed after a run: verdict, workers lost and joined, partial data, record path."""
-    sla = record.get("sla") or {}
-    lines = [f"SLA {sla.get('tier')} ({sla.get('percentile')}): {OUTCOMES.get(sla.get('exit_code', -1), '?')}; "
-             f"highest tier met: {sla.get('highest_tier_met') or 'none'}"]
-    lines += [f"  inconclusive: {reason}" for reason in sla.get("inconclusive") or []]
-    workers = record.get("workers") or {}
-    if workers.get("seen"):
-        lines.append(f"workers seen: {len(workers['seen'])}")
-    for lost in workers.get("lost") or []:
-        lines.append(f"worker lost: {lost.get('id')} (detected {lost.get('detected_at')}, "
-                     f"last report {lost.get('last_report_at') or 'never'})")
-    for joined in workers.get("joined") or []:
-        lines.append(f"worker joined mid-run: {joined.get('id')} at {joined.get('at')}; counted from its join")
+    sla = record.sla
+    outcome = OUTCOMES.get(sla.exit_code, "?") if sla.exit_code is not None else "?"
+    lines = [f"SLA {sla.tier} ({sla.percentile}): {outcome}; highest tier met: {sla.highest_tier_met or 'none'}"]
+    lines += [f"  inconclusive: {reason}" for reason in sla.inconclusive]
+    workers = record.workers
+    if workers.seen:
+        lines.append(f"workers seen: {len(workers.seen)}")
+    for lost in workers.lost:
+        lines.append(f"worker lost: {lost.id} (detected {lost.detected_at}, "
+                     f"last report {lost.last_report_at or 'never'})")
+    for joined in workers.joined:
+        lines.append(f"worker joined mid-run: {joined.id} at {joined.at}; counted from its join")
     ranges = partial_ranges(record)
     if ranges:
         shown = ", ".join(f"+{a}s" if a == b else f"+{a}..+{b}s" for a, b in ranges)
@@ -173,7 +175,7 @@ def execute(plan: RunPlan, settings: SwarmSettings, received: list[int], *, env:
         swarm.say("every worker exited before the run ended and no record was written: inconclusive")
         code = EXIT_INCONCLUSIVE
     if record is not None:
-        for line in summarize(record, plan.record_path):
+        for line in summarize(parse_record(record), plan.record_path):
             swarm.say(line)
     elif code in OUTCOMES:
         swarm.say(f"no run record was written to {plan.record_path}")

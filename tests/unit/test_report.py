@@ -120,6 +120,17 @@ def test_html_and_markdown_show_the_open_model_load() -> None:
             assert 'id="load"' not in render(load(name), "html") and "Load (open model)" not in render(load(name), "md")
 
 
+def test_junit_carries_the_open_model_load_as_suite_properties() -> None:
+    record = load("arrival")
+    suite = _suite(_junit(record), "SLA ")
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    section = record["load"]
+    assert props["load.achieved_ratio"] == str(section["achieved_ratio"])
+    assert props["load.dropped"] == str(section["dropped"]) and props["load.model"] == "open"
+    assert props["load.schedule_lag_p99_ms"] == str(section["schedule_lag_ms"]["p99"])
+    assert _junit(load("pass")).find(".//properties") is None  # closed model: no load, no properties
+
+
 def test_a_run_short_of_its_rate_says_so() -> None:
     typed = parse_record(load("arrival"))
     assert typed.load is not None
