@@ -13,26 +13,10 @@ from reliability.cli import main
 from reliability.config import load_scenario
 from reliability.exceptions import ScenarioError
 from reliability.faults.optin import require_opt_in, unsafe_faults
+from tests.support.locust_runs import shell_scenario
 from tests.support.processes import ROOT, locust_cmd, run
 
 EMPTY = str(ROOT / "tests/e2e/locustfiles/empty_user.py")
-LOCUSTFILE = str(ROOT / "locustfiles/api.py")
-
-
-def shell_scenario(tmp_path: Path, marker: Path, extra: str = "") -> Path:
-    """A valid scenario whose shell fault touches ``marker`` half a second into the run."""
-    path = tmp_path / "shell.yaml"
-    path.write_text(f"""\
-name: shell fault
-load: {{locustfile: {LOCUSTFILE}}}
-recovery: {{warmup_s: 0s}}
-faults:
-  - name: touch
-    at_s: 500ms
-    hold_s: 1s
-    fault: {{type: shell, inject: "touch {marker}", revert: "true"}}
-{extra}""")
-    return path
 
 
 def test_the_opt_in_lists_every_unsafe_fault(tmp_path: Path) -> None:

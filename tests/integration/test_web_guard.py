@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reliability.config import load_scenario
-from tests.e2e.test_unsafe_faults import shell_scenario
+from tests.support.locust_runs import shell_scenario
 from tests.support.processes import Served
 from tests.support.waits import wait_until
 from tests.support.weblocust import WebLocust

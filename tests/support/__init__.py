@@ -4,8 +4,10 @@
   ``free_port``, ``redis_answers``, ``serve_in_thread`` (an ``http.server`` handler on a free port);
 * ``processes``: subprocesses that print a ready line, bounded command runs, the chaos proxy and
   the reference target as processes, an injector a test can kill, ``assert_imports_without``;
-* ``locust_runs``: Locust and ``reliability run`` subprocesses with their output read as it comes;
+* ``locust_runs``: Locust and ``reliability run`` subprocesses with their output read as it comes,
+  and scenario files for them;
 * ``weblocust``: Locust's web UI in a subprocess, the pattern server helpers, an alert receiver;
+* ``plugin_fakes``: a namespace standing in for the plugin, for the live-state and metrics tests;
 * ``clients``: small HTTP/WebSocket clients for the target, Redis clients with no hidden retries;
 * ``harness``: Locust users run in a subprocess, their samples read back;
 * ``fakes``: ``FakeClock``, the one clock tests step by hand;

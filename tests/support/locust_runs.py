@@ -35,6 +35,7 @@ from tests.support.servers import free_port
 from tests.support.waits import wait_until
 
 DEGRADATION_LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/degradation_user.py")
+API_LOCUSTFILE = str(ROOT / "locustfiles/api.py")
 
 READER_LOCUSTFILE = '''
 import json, os, random, time
@@ -262,4 +263,20 @@ def scenario(tmp_path: Path, load: str = "", body: str = "sla: {tier: bronze, co
     locustfile.write_text(READER_LOCUSTFILE)
     path = tmp_path / "scenario.yaml"
     path.write_text(f"load: {{locustfile: {locustfile}{', ' + load if load else ''}}}\n{body}")
+    return path
+
+
+def shell_scenario(tmp_path: Path, marker: Path, extra: str = "") -> Path:
+    """A valid scenario whose shell fault touches ``marker`` half a second into the run."""
+    path = tmp_path / "shell.yaml"
+    path.write_text(f"""\
+name: shell fault
+load: {{locustfile: {API_LOCUSTFILE}}}
+recovery: {{warmup_s: 0s}}
+faults:
+  - name: touch
+    at_s: 500ms
+    hold_s: 1s
+    fault: {{type: shell, inject: "touch {marker}", revert: "true"}}
+{extra}""")
     return path

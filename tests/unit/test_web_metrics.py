@@ -19,7 +19,7 @@ from reliability.textsafe import MAX_NAME_CHARS
 from reliability.web.metrics import metrics_registry, render
 from reliability.web.state import LiveState
 from tests.support.fakes import FakeClock
-from tests.unit.test_web_state import (
+from tests.support.plugin_fakes import (
     PASSWORD,
     T0,
     TOKEN,
