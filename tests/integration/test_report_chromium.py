@@ -26,6 +26,7 @@ from reliability.report import write_reports
 from reliability.report.charts import health_rows
 from reliability.schema import parse_record
 from tests.support.records import NAMES, SCRIPT, hostile, load
+from tests.support.waits import wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; "
@@ -104,11 +105,13 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + TIMEOUT_S
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if time.monotonic() > deadline or proc.poll() is not None:
+
+        def port_open() -> bool:
+            if proc.poll() is not None:
                 pytest.fail("chromium did not open its DevTools port")
-            time.sleep(0.05)
+            return port_file.exists() and bool(port_file.read_text().strip())
+
+        wait_until(port_open, TIMEOUT_S, what="chromium to open its DevTools port")
         port = int(port_file.read_text().split()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=TIMEOUT_S) as response:
             targets = json.load(response)

@@ -19,7 +19,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +28,7 @@ from typing import Any
 
 from tests.support.processes import ROOT, Served, serve
 from tests.support.servers import free_port
+from tests.support.waits import wait_until
 
 WEB_LOCUSTFILE = str(ROOT / "tests/e2e/locustfiles/web_user.py")
 WEB_START_TIMEOUT_S = 30.0
@@ -54,16 +54,20 @@ class WebLocust:
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "locust", *self.args], stdout=out,
                                          stderr=subprocess.STDOUT, cwd=self.log.parent, env=self.env)
-        deadline = time.monotonic() + WEB_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"locust exited {self.proc.returncode}: {self.output()[-3000:]}")
+        proc = self.proc
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"locust exited {proc.returncode}: {self.output()[-3000:]}")
             try:
                 self.request("GET", "/", timeout_s=1.0)  # any answer (a login redirect too): it is up
-                return self
+                return True
             except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"the web UI did not answer: {self.output()[-3000:]}")
+                return False
+
+        wait_until(answers, WEB_START_TIMEOUT_S, interval_s=0.1, what="the web UI to answer", detail=self.tail,
+                   error=RuntimeError)
+        return self
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
