@@ -57,7 +57,7 @@ class ScheduledFaultSpec(FrozenSpec):
     name: str | None = Field(default=None, min_length=1)
     at_s: DurationS = Field(ge=0)
     hold_s: DurationS = Field(gt=0)
-    fault: Any = None
+    fault: FaultSpec | None = None
     factory: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     graceful_error_pct: float | None = Field(default=None, ge=0, le=100)

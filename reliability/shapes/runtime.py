@@ -82,6 +82,8 @@ def build_scheduled_fault(spec: ScheduledFaultSpec, name: str) -> FaultLike:
         return fault
     from reliability.faults import build_fault
 
+    if spec.fault is None:  # the spec's own check: exactly one of fault and factory
+        raise ValueError(f"fault {name}: give a fault spec or a factory")
     built: FaultLike = build_fault(spec.fault, name)
     return built
 
