@@ -154,10 +154,7 @@ class ProcessSuspendFault(_ProcessFault):
         if not self.suspended:
             return "nothing is suspended"
         for proc in list(self.suspended):
-            try:
-                status = proc.status() if proc.is_running() else psutil.STATUS_DEAD
-            except psutil.NoSuchProcess:
-                status = psutil.STATUS_DEAD
+            status = _status(proc)
             if status in (psutil.STATUS_DEAD, psutil.STATUS_ZOMBIE):
                 return f"pid {proc.pid} has exited"
             if status != psutil.STATUS_STOPPED:
@@ -205,11 +202,16 @@ class ProcessSuspendFault(_ProcessFault):
         return probe(self.target, self._healthy)
 
 
-def _stopped(proc: psutil.Process) -> bool:
+def _status(proc: psutil.Process) -> str:
+    """The process's state from the OS, ``dead`` once it is gone."""
     try:
-        return proc.status() in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE)
+        return str(proc.status()) if proc.is_running() else psutil.STATUS_DEAD
     except psutil.NoSuchProcess:
-        return True
+        return psutil.STATUS_DEAD
+
+
+def _stopped(proc: psutil.Process) -> bool:
+    return _status(proc) in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
 def _children(proc: psutil.Process) -> list[psutil.Process]:
