@@ -19,9 +19,12 @@ processes only take throughput away, so the fastest seconds are the least distur
 separate process, the cost of the plugin's ``request`` listener alone (``events.request.fire``
 with and without it, best of 7 alternating rounds). Last, an A/B inside one plugin-enabled locust
 process (``--toggle-seconds``): the plugin's request listener is detached and re-attached every
-0.5 s, and adjacent on/off slices are compared, which cancels drift and most contention; it
-measures the per-request listener, the plugin's only per-request work (its once-a-second ticker
-runs in both arms).
+0.47 s, and each listener-on slice is compared with the mean of the off-slices either side, which
+cancels drift and most contention; it measures the per-request listener, the plugin's only
+per-request work. The slice is not a divisor of a second, so the once-a-second work (Locust's
+and the plugin's tickers) falls in both arms alike instead of locking onto one. Both locustfiles
+time Python's garbage collector (``gc.callbacks``): its full collections, tens of ms about once a
+second, are taken out of the slice comparison and compared as totals (see ``toggle_summary``).
 
     python bench/overhead.py [--pairs 3] [--seconds 15] [--users 32] [--target fast|pattern] [--wait pacing]
 
@@ -49,6 +52,8 @@ from typing import Any
 import psutil
 from _common import REPO_ROOT, fmt_table, subprocess_env
 
+TOGGLE_SLICE_S = 0.47  # the A/B slice length (in the locustfile below too)
+
 LOCUSTFILE = """\
 {plugin_import}
 import json
@@ -69,14 +74,32 @@ class Bench(FastHttpUser):
 
 # Probe (same in both variants, off the request path): CPU time and requests of this process
 # between 2 s after the spawn and the stop (start-up imports and ramp-up left out), whole and in
-# 1 s slices. With BENCH_TOGGLE=1 (plugin variant only) the slices last 0.5 s and the plugin's
+# 1 s slices. With BENCH_TOGGLE=1 (plugin variant only) the slices last 0.47 s and the plugin's
 # request listener is detached and re-attached between them: an A/B inside one process.
 _probe = {{"slices": []}}
 _TOGGLE = os.environ.get("BENCH_TOGGLE") == "1"
+# not a divisor of 1 s: work done once a second (Locust's and the plugin's tickers) must not lock
+# onto the "on" or the "off" slices, or it counts as per-request cost of one arm
+TOGGLE_SLICE_S = 0.47
+
+
+import gc
+_gc_s = [0.0, 0.0, 0]  # collector time (s), start of the running collection, collections
+
+
+def _gc_timer(phase, info):
+    if phase == "start":
+        _gc_s[1] = time.perf_counter()
+    else:
+        _gc_s[0] += time.perf_counter() - _gc_s[1]
+        _gc_s[2] += 1
+
+
+gc.callbacks.append(_gc_timer)
 
 
 def _sample():
-    return time.perf_counter(), time.process_time(), _env.runner.stats.total.num_requests
+    return time.perf_counter(), time.process_time(), _env.runner.stats.total.num_requests, _gc_s[0], _gc_s[2]
 
 
 @events.spawning_complete.add_listener
@@ -86,9 +109,10 @@ def _start_probe(**_kwargs):
         _probe["start"] = last = _sample()
         on = True
         while True:
-            gevent.sleep(0.5 if _TOGGLE else 1.0)
+            gevent.sleep(TOGGLE_SLICE_S if _TOGGLE else 1.0)
             now = _sample()
-            _probe["slices"].append([on, now[0] - last[0], now[1] - last[1], now[2] - last[2]])
+            _probe["slices"].append([on, now[0] - last[0], now[1] - last[1], now[2] - last[2],
+                                     now[3] - last[3], now[4] - last[4]])
             if _TOGGLE:
                 hook = _env.events.request
                 if on:
@@ -107,7 +131,7 @@ def _stop_probe(environment, **_kwargs):
         _probe["greenlet"].kill(block=False)
         end, start = _sample(), _probe["start"]
         out = {{"wall_s": end[0] - start[0], "cpu_s": end[1] - start[1], "requests": end[2] - start[2],
-               "slices": _probe["slices"]}}
+               "gc_s": end[3] - start[3], "collections": end[4] - start[4], "slices": _probe["slices"]}}
         with open(os.environ["BENCH_PROBE_OUT"], "w") as f:
             json.dump(out, f)
 
@@ -156,19 +180,46 @@ def summarize_pairs(pairs: list[tuple[dict[str, Any], dict[str, Any]]], max_fore
 
 
 def toggle_summary(slices: list[list[Any]]) -> str:
-    """Medians over adjacent (listener on, listener off) 0.5 s slices: same process, same heap, same
-    moment, only the listener differs. CPU per request is the steadier figure: a process that other
-    work pushes off its CPU spends no CPU meanwhile."""
-    pairs = [(a, b) for a, b in zip(slices[::2], slices[1::2], strict=False) if a[0] and not b[0] and a[3] and b[3]]
-    if not pairs:
+    """The listener's cost in place, from the in-process A/B. Slice i is [on, wall s, CPU s,
+    requests, GC s, collections]; on- and off-slices alternate.
+
+    Python's full collections (40-60 ms each, about once a second in a saturated Locust process)
+    land in some slices and not in others, which makes single slices differ by 10 %. So the CPU the
+    collector took is taken out of each slice: the listener's direct cost is the median, over the
+    on-slices, of their CPU per request outside the collector minus the mean of the two off-slices
+    either side (a linear drift cancels). The collector's share is compared as totals over all
+    on- and all off-slices (every slice has the same chance of holding a full collection); so is
+    the throughput."""
+    triples = [(slices[i - 1], slices[i], slices[i + 1]) for i in range(1, len(slices) - 1)
+               if slices[i][0] and not slices[i - 1][0] and not slices[i + 1][0]
+               and slices[i][3] and slices[i - 1][3] and slices[i + 1][3]]
+    if not triples:
         return "in-process A/B: no slices recorded"
-    rps = statistics.median((a[3] / a[1]) / (b[3] / b[1]) for a, b in pairs)
-    cpu_on = statistics.median(a[2] / a[3] * 1e6 for a, _ in pairs)
-    cpu_off = statistics.median(b[2] / b[3] * 1e6 for _, b in pairs)
-    busy = sum(1 for a, b in pairs if a[2] >= 0.95 * a[1] and b[2] >= 0.95 * b[1])
-    return (f"in-process A/B (plugin's request listener on/off every 0.5 s, {len(pairs)} slice pairs, {busy} with "
-            f"the CPU >= 95 % busy): throughput ratio on/off {rps:.3f}; CPU {cpu_on:.1f} vs {cpu_off:.1f} us per "
-            f"request ({cpu_on - cpu_off:+.1f} us, ratio off/on {cpu_off / cpu_on:.3f})")
+
+    def outside_gc_us(x: list[Any]) -> float:
+        return (float(x[2]) - float(x[4])) / float(x[3]) * 1e6
+
+    direct = statistics.median(outside_gc_us(on) - (outside_gc_us(a) + outside_gc_us(b)) / 2 for a, on, b in triples)
+    base = statistics.median(outside_gc_us(x) for a, _, b in triples for x in (a, b))
+    ons = [x for x in slices if x[0] and x[3]]
+    offs = [x for x in slices if not x[0] and x[3]]
+
+    def total(xs: list[list[Any]], field: int) -> float:
+        return sum(float(x[field]) for x in xs)
+
+    gc_on = total(ons, 4) / total(ons, 3) * 1e6
+    gc_off = total(offs, 4) / total(offs, 3) * 1e6
+    cpu_on = total(ons, 2) / total(ons, 3) * 1e6
+    cpu_off = total(offs, 2) / total(offs, 3) * 1e6
+    rps = (total(ons, 3) / total(ons, 1)) / (total(offs, 3) / total(offs, 1))
+    in_place = direct + gc_on - gc_off
+    busy = sum(1 for trio in triples if all(x[2] >= 0.95 * x[1] for x in trio))
+    return (f"in-process A/B (plugin's request listener on/off every {TOGGLE_SLICE_S} s, {len(triples)} on-slices, "
+            f"{busy} with the CPU >= 95 % busy): the listener costs {direct:+.2f} us per request outside the garbage "
+            f"collector (median against the off-slices either side; {base:.1f} us of Locust's own), the collector "
+            f"{gc_on:.2f} vs {gc_off:.2f} us per request ({gc_on - gc_off:+.2f} us): {in_place:+.2f} us in place, "
+            f"predicting a ratio of {base / (base + in_place):.3f}. Totals over all slices: CPU {cpu_on:.1f} vs "
+            f"{cpu_off:.1f} us per request (ratio off/on {cpu_off / cpu_on:.3f}), throughput ratio on/off {rps:.3f}")
 
 
 def listener_cost_ns(rounds: int = 7, n: int = 100_000) -> tuple[float, float, float]:
@@ -283,7 +334,7 @@ def run_locust(locustfile: Path, host: str, users: int, seconds: int, cpu: int, 
     return {
         "rps": requests / span,
         "cpu_us_per_req": 1e6 * probe["cpu_s"] / probe["requests"],
-        "slice_rps": [n / wall for _on, wall, _cpu, n in probe["slices"] if n],
+        "slice_rps": [s[3] / s[1] for s in probe["slices"] if s[3]],
         "slices": probe["slices"],
         "requests": requests,
         "failures": failures,
@@ -315,7 +366,7 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=180.0,
                         help="seconds; no extra pair starts that would end after this")
     parser.add_argument("--toggle-seconds", type=int, default=30,
-                        help="length of the in-process A/B run (plugin listener on/off every 0.5 s); 0 skips it")
+                        help="length of the in-process A/B run (plugin listener on/off every 0.47 s); 0 skips it")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir with logs and records")
     parser.add_argument("--listener-cost", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -14,8 +14,10 @@ from __future__ import annotations
 import functools
 import math
 from array import array
+from collections.abc import Iterable
 from typing import TypedDict
 
+import numpy as np
 from ddsketch import LogarithmicMapping
 
 from reliability.exceptions import MetricsError
@@ -24,6 +26,10 @@ from reliability.exceptions import MetricsError
 DEFAULT_RELATIVE_ACCURACY = 0.004
 # Latencies below one microsecond are indistinguishable from timer noise; they share its bucket.
 MIN_TRACKED_MS = 0.001
+# From this many values on, bucket_keys takes numpy's vectorised log (below, numpy's per-call cost
+# is more than the Python loop it saves).
+BULK_KEYS_FROM = 32
+_LN2 = math.log(2.0)
 
 
 class HistogramPayload(TypedDict):
@@ -70,9 +76,9 @@ class LatencyHistogram:
         return self._accuracy
 
     def record(self, latency_ms: float) -> None:
-        """Add one latency. Negative or NaN values are rejected; tiny ones share the 1 us bucket."""
-        if not latency_ms >= 0.0:  # also catches NaN
-            raise MetricsError(f"latency must be a non-negative number of ms, got {latency_ms!r}")
+        """Add one latency. Negative, infinite or NaN values are rejected; tiny ones share the 1 us bucket."""
+        if not 0.0 <= latency_ms < math.inf:  # also catches NaN
+            raise MetricsError(f"latency must be a finite, non-negative number of ms, got {latency_ms!r}")
         # LogarithmicMapping.key(v) inlined (same float operations, so the same keys; a test checks
         # it): this line runs once per request on the load generator.
         key = math.ceil(math.log(latency_ms if latency_ms > MIN_TRACKED_MS else MIN_TRACKED_MS, 2) * self._multiplier)
@@ -96,17 +102,20 @@ class LatencyHistogram:
         if latency_ms > self.max_ms:
             self.max_ms = latency_ms
 
-    def record_many(self, values: list[float]) -> None:
+    def record_many(self, values: list[float], keys: list[int] | None = None) -> None:
         """Add many latencies at once (the load generator's batched path): the same buckets as
-        :meth:`record` one by one, with the loop in one place so it runs on warm caches.
-        Negative or NaN values are rejected before anything is added."""
+        :meth:`record` one by one. ``keys``, when given, are ``bucket_keys(values, ...)`` computed
+        by the caller (one vectorised call for several histograms). Negative, infinite or NaN
+        values are rejected before anything is added."""
         if not values:
             return
-        low = min(values)
-        if not low >= 0.0 or any(v != v for v in values):  # NaN compares false
-            raise MetricsError(f"latency must be a non-negative number of ms, got {low!r}")
-        multiplier, log, ceil, floor_ms = self._multiplier, math.log, math.ceil, MIN_TRACKED_MS
-        keys = [ceil(log(v if v > floor_ms else floor_ms, 2) * multiplier) for v in values]
+        low, high, total = min(values), max(values), sum(values)
+        # NaN compares false and makes the sum NaN, wherever it sits in the list
+        if not 0.0 <= low <= high < math.inf or total != total:
+            bad = next((v for v in values if not 0.0 <= v < math.inf), low)
+            raise MetricsError(f"latency must be a finite, non-negative number of ms, got {bad!r}")
+        if keys is None:
+            keys = bucket_keys(values, self._multiplier)
         lo, hi = min(keys), max(keys)
         counts = self._counts
         if not counts:
@@ -120,10 +129,9 @@ class LatencyHistogram:
         for key in keys:
             counts[key - offset] += 1
         self.count += len(values)
-        self.sum_ms += sum(values)
+        self.sum_ms += total
         if low < self.min_ms:
             self.min_ms = low
-        high = max(values)
         if high > self.max_ms:
             self.max_ms = high
 
@@ -232,6 +240,52 @@ class LatencyHistogram:
 
 
 @functools.lru_cache(maxsize=16)
+def record_batches(batches: Iterable[tuple[LatencyHistogram, list[float]]]) -> None:
+    """``hist.record_many(values)`` for each pair, with the bucket keys of all of them computed in
+    one :func:`bucket_keys` call per accuracy: a load generator's flush spreads a few hundred
+    requests over many endpoints, and numpy pays off only on the whole batch."""
+    by_multiplier: dict[float, list[tuple[LatencyHistogram, list[float]]]] = {}
+    for hist, values in batches:
+        if values:
+            by_multiplier.setdefault(hist._multiplier, []).append((hist, values))
+    for multiplier, group in by_multiplier.items():
+        if len(group) == 1:
+            group[0][0].record_many(group[0][1])
+            continue
+        every: list[float] = []
+        for _hist, values in group:
+            every += values
+        keys = bucket_keys(every, multiplier)
+        at = 0
+        for hist, values in group:
+            hist.record_many(values, keys[at : at + len(values)])
+            at += len(values)
+
+
+def bucket_keys(values: list[float], multiplier: float) -> list[int]:
+    """The bucket key of each latency (finite, >= 0), bit for bit what :meth:`LatencyHistogram.record`
+    computes: ``ceil(log2(max(v, MIN_TRACKED_MS)) * multiplier)``.
+
+    Long lists go through numpy's vectorised log, which may differ from the C library's ``log`` in
+    the last bit. Such a difference can only move a key where ``log2(v) * multiplier`` lies within
+    about 1e-12 of an integer (a bucket edge), so the values within 1e-9 of one are recomputed with
+    ``math.log``: the keys are the same as one by one, on any CPU.
+    """
+    log, ceil, floor_ms = math.log, math.ceil, MIN_TRACKED_MS
+    if len(values) < BULK_KEYS_FROM:
+        return [ceil(log(v if v > floor_ms else floor_ms, 2) * multiplier) for v in values]
+    x = np.array(values, dtype=np.float64)
+    np.maximum(x, floor_ms, out=x)
+    np.log(x, out=x)
+    x /= _LN2  # math.log(v, 2) is log(v) / log(2), in this order
+    x *= multiplier
+    keys: list[int] = np.ceil(x).astype(np.int64).tolist()
+    for i in np.flatnonzero(np.abs(x - np.rint(x)) < 1e-9).tolist():
+        v = values[i]
+        keys[i] = ceil(log(v if v > floor_ms else floor_ms, 2) * multiplier)
+    return keys
+
+
 def _key_multiplier(relative_accuracy: float) -> float:
     """The factor LogarithmicMapping.key applies to log2(value), computed as ddsketch does."""
     gamma_mantissa = 2 * relative_accuracy / (1 - relative_accuracy)

@@ -26,7 +26,12 @@ from dataclasses import dataclass, replace
 from typing import TypedDict
 
 from reliability.exceptions import MetricsError
-from reliability.metrics.histogram import DEFAULT_RELATIVE_ACCURACY, HistogramPayload, LatencyHistogram
+from reliability.metrics.histogram import (
+    DEFAULT_RELATIVE_ACCURACY,
+    HistogramPayload,
+    LatencyHistogram,
+    record_batches,
+)
 
 Endpoint = tuple[str, str]  # (request_type, name)
 
@@ -36,6 +41,7 @@ DEFAULT_COMPONENTS: Mapping[str, str] = {
     **{t: "cache" for t in ("redis", "cache", "memcached")},
     **{t: "ws" for t in ("ws", "wss", "websocket")},
 }
+_INF = math.inf
 FLUSH_EVERY = 256  # requests queued on a load generator before they are folded into windows
 MAX_ERROR_KINDS = 50  # distinct error messages kept per endpoint; more are counted as "(other)"
 MAX_ERROR_TEXT = 200
@@ -336,6 +342,11 @@ class WindowStore:
         # how late scheduled requests started after their intended start (ms): the generator's lag
         self.lag = LatencyHistogram(relative_accuracy)
         self._lag_pending = LatencyHistogram(relative_accuracy)  # not yet drained (workers)
+        # Queued requests (see record_request). The common kind, a success without a schedule, is
+        # queued without an object of its own: its endpoint's two strings (already alive) in a
+        # list, its latency and send time as doubles in an array. Every other kind is a tuple.
+        self._quick_endpoints: list[str] = []  # request type, name, request type, name ...
+        self._quick_numbers = array("d")  # latency ms, sent s, latency ms, sent s ...
         self._pending: list[_Pending] = []
 
     # -- recording (load generators) ---------------------------------------------------------------
@@ -345,7 +356,7 @@ class WindowStore:
         """Count one completed request in the second it completed in (the clock's now), without a
         schedule. ``latency_ms=None`` counts it without a latency sample.
 
-        An invalid latency (negative, NaN) raises MetricsError before anything is counted."""
+        An invalid latency (negative, infinite, NaN) raises MetricsError before anything is counted."""
         t = int(self._clock())
         if t != self._cur_t or self._cur is None:
             self._cur = self._window_for(t)
@@ -378,9 +389,22 @@ class WindowStore:
         This runs once per request on a load generator, between Locust's own work that leaves the
         CPU caches cold: it only checks the latency and queues the request; every read (snapshot,
         drain, timeline ...) and every ``FLUSH_EVERY`` requests fold the queue in one warm loop.
-        An invalid latency (negative, NaN) raises MetricsError before anything is counted."""
-        if not (latency_ms is None or latency_ms >= 0.0):
-            raise MetricsError(f"latency must be a non-negative number of ms, got {latency_ms!r}")
+        An invalid latency (negative, infinite, NaN) raises MetricsError before anything is counted."""
+        if not (latency_ms is None or 0.0 <= latency_ms < _INF):
+            raise MetricsError(f"latency must be a finite, non-negative number of ms, got {latency_ms!r}")
+        if intended_s is None and interval_ms is None and not failed and latency_ms is not None:
+            # no allocation here: an object made per request and kept until the flush would
+            # make Python's garbage collector run more often, and its cost shows in place
+            # (``bench/overhead.py`` times the collector), not in a tight loop
+            endpoints = self._quick_endpoints
+            endpoints.append(request_type)
+            endpoints.append(name)
+            numbers = self._quick_numbers
+            numbers.append(latency_ms)
+            numbers.append(sent_s)
+            if len(endpoints) >= 2 * FLUSH_EVERY:
+                self.flush()
+            return
         pending = self._pending
         pending.append((request_type, name, latency_ms, failed, error, sent_s, intended_s, interval_ms, lag_from_s))
         if len(pending) >= FLUSH_EVERY:
@@ -388,55 +412,106 @@ class WindowStore:
 
     def flush(self) -> None:
         """Fold the queued requests into their windows (see :meth:`record_request`)."""
+        batches: dict[int, tuple[LatencyHistogram, list[float]]] = {}  # id(hist) -> (hist, its new values)
+        if self._quick_endpoints:
+            self._flush_quick(batches)
         pending = self._pending
         if not pending:
+            _apply(batches)
             return
         self._pending = []
-        measured: dict[int, tuple[LatencyHistogram, list[float]]] = {}  # id(hist) -> values
-        cur_t, window = -1, None
+        lags: list[float] = []
+        window: _Window | None = None
+        cur_t = -1
+        # The previous request's endpoint, its counts and value lists: consecutive requests often
+        # share endpoint and second, and then skip both lookups. A new window forgets them.
+        last_type = last_name = None
+        counts: _Counts  # set with the first request: last_name is None
+        values: list[float]
+        cvalues: list[float] | None
         for request_type, name, latency_ms, failed, error, sent_s, intended_s, interval_ms, lag_from_s in pending:
-            t = int(sent_s if intended_s is None else intended_s)
+            t = int(sent_s) if intended_s is None else int(intended_s)
             if t != cur_t or window is None:
                 window, cur_t = self._window_for(t), t
-            counts = window.endpoints.get((request_type, name))
-            if counts is None:
-                counts = window.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
+                last_name = None
+            if name is not last_name or request_type is not last_type:
+                counts, values, cvalues = self._batch_for(window, request_type, name, batches)
+                last_type, last_name = request_type, name
             counts.requests += 1
             if failed:
                 counts.failures += 1
                 self._count_error((request_type, name), error or "failed")
             if intended_s is not None:
                 lag_ms = (sent_s - (intended_s if lag_from_s is None else lag_from_s)) * 1000.0
-                self._lag_pending.record(lag_ms if lag_ms > 0.0 else 0.0)
+                lags.append(lag_ms if lag_ms > 0.0 else 0.0)
             if latency_ms is None:
                 continue
             corrected_ms = latency_ms
-            if intended_s is not None and sent_s > intended_s:
-                corrected_ms = latency_ms + (sent_s - intended_s) * 1000.0
-            scheduled = intended_s is not None or interval_ms is not None
-            if scheduled and counts.chist is None:
-                _apply(measured)  # the copy must hold this batch's earlier samples too
-                counts.chist = counts.hist.copy()
-            group = measured.get(id(counts.hist))
-            if group is None:
-                group = measured[id(counts.hist)] = (counts.hist, [])
-            group[1].append(latency_ms)
-            chist = counts.chist
-            if chist is not None:
-                cgroup = measured.get(id(chist))
-                if cgroup is None:
-                    cgroup = measured[id(chist)] = (chist, [])
-                cgroup[1].append(corrected_ms)
+            if intended_s is None and interval_ms is None:  # no schedule: corrected is measured
+                values.append(latency_ms)
+                if cvalues is not None:
+                    cvalues.append(latency_ms)
+            else:
+                if intended_s is not None and sent_s > intended_s:
+                    corrected_ms = latency_ms + (sent_s - intended_s) * 1000.0
+                if cvalues is None:
+                    _apply(batches)  # the copy must hold this batch's earlier samples too
+                    counts.chist = counts.hist.copy()
+                    values = _batch(batches, counts.hist)
+                    cvalues = _batch(batches, counts.chist)
+                values.append(latency_ms)
+                cvalues.append(corrected_ms)
             done_t = int(sent_s + latency_ms / 1000.0)
             if done_t != t:  # rare: the request did not complete in the second it counts in
                 self._spill(t, int(sent_s), done_t)
                 window, cur_t = None, -1
             if interval_ms is not None and corrected_ms >= 2 * interval_ms:
-                _apply(measured)
+                _apply(batches)
                 self._backfill(request_type, name, intended_s if intended_s is not None else sent_s,
                                corrected_ms, interval_ms)
                 window, cur_t = None, -1
-        _apply(measured)
+        _apply(batches)
+        self._lag_pending.record_many(lags)
+
+    def _batch_for(self, window: _Window, request_type: str, name: str,
+                   batches: dict[int, tuple[LatencyHistogram, list[float]]]
+                   ) -> tuple[_Counts, list[float], list[float] | None]:
+        """An endpoint's counts in ``window`` (made on first use) and the lists a flush adds to its
+        measured and, when it has one, corrected histogram."""
+        counts = window.endpoints.get((request_type, name))
+        if counts is None:
+            counts = window.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
+        return counts, _batch(batches, counts.hist), None if counts.chist is None else _batch(batches, counts.chist)
+
+    def _flush_quick(self, batches: dict[int, tuple[LatencyHistogram, list[float]]]) -> None:
+        """The successes without a schedule: :meth:`flush`'s loop with nothing but its first case.
+        Their order relative to the other queue does not matter: a corrected histogram made later
+        in the flush copies the measured one with them, one that exists gets them too."""
+        endpoints, numbers = self._quick_endpoints, self._quick_numbers
+        self._quick_endpoints, self._quick_numbers = [], array("d")
+        window: _Window | None = None
+        cur_t = -1
+        last_type = last_name = None
+        counts: _Counts  # set with the first request: last_name is None
+        values: list[float]
+        cvalues: list[float] | None
+        for request_type, name, latency_ms, sent_s in zip(endpoints[::2], endpoints[1::2], numbers[::2],
+                                                           numbers[1::2], strict=True):
+            t = int(sent_s)
+            if t != cur_t or window is None:
+                window, cur_t = self._window_for(t), t
+                last_name = None
+            if name is not last_name or request_type is not last_type:
+                counts, values, cvalues = self._batch_for(window, request_type, name, batches)
+                last_type, last_name = request_type, name
+            counts.requests += 1
+            values.append(latency_ms)
+            if cvalues is not None:
+                cvalues.append(latency_ms)
+            done_t = int(sent_s + latency_ms / 1000.0)
+            if done_t != t:  # rare: the request did not complete in the second it counts in
+                self._spill(t, t, done_t)
+                window, cur_t = None, -1
 
     def _spill(self, t: int, sent_t: int, done_t: int) -> None:
         self._window_for(t).spill_out += 1
@@ -712,9 +787,16 @@ class WindowStore:
         return self._timeline.nbytes()
 
 
+def _batch(batches: dict[int, tuple[LatencyHistogram, list[float]]], hist: LatencyHistogram) -> list[float]:
+    """The list of values a flush adds to ``hist`` (made on first use)."""
+    entry = batches.get(id(hist))
+    if entry is None:
+        entry = batches[id(hist)] = (hist, [])
+    return entry[1]
+
+
 def _apply(groups: dict[int, tuple[LatencyHistogram, list[float]]]) -> None:
-    for hist, values in groups.values():
-        hist.record_many(values)
+    record_batches(groups.values())
     groups.clear()
 
 

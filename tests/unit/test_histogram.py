@@ -123,3 +123,38 @@ def test_inlined_key_matches_the_library_mapping() -> None:
         single = LatencyHistogram(0.004)
         single.record(v)
         assert single.to_payload()["o"] == mapping.key(max(v, 0.001)), v
+
+
+def test_bulk_keys_equal_one_by_one_keys_at_bucket_edges() -> None:
+    """bucket_keys takes numpy's log for long lists; at a bucket edge, where numpy's and the C
+    library's log may differ in the last bit, the keys must still equal record()'s."""
+    import math
+
+    from reliability.metrics.histogram import BULK_KEYS_FROM, bucket_keys
+
+    reference = LatencyHistogram(0.004)
+    multiplier = reference._multiplier
+    values = [0.0, 1e-9, 0.001]
+    for k in range(-900, 2600):  # the exact edges 2**(k / multiplier) and their neighbours, 1e-3 .. 3e6 ms
+        edge = 2.0 ** (k / multiplier)
+        values += [math.nextafter(edge, 0.0), edge, math.nextafter(edge, math.inf)]
+    rng = random.Random(5)
+    values += [rng.lognormvariate(3, 2) for _ in range(20_000)]
+    assert len(values) >= BULK_KEYS_FROM
+    expected = []
+    for v in values:
+        single = LatencyHistogram(0.004)
+        single.record(v)
+        expected.append(single.to_payload()["o"])
+    assert bucket_keys(values, multiplier) == expected
+    assert bucket_keys(values[:5], multiplier) == expected[:5]  # the short-list path
+
+
+def test_record_many_refuses_infinite_and_nan_latencies_anywhere_in_the_batch() -> None:
+    h = LatencyHistogram()
+    for bad in ([float("inf")] + [1.0] * 40, [1.0] * 40 + [float("nan")], [float("nan")] + [1.0] * 40):
+        with pytest.raises(MetricsError, match="finite"):
+            h.record_many(bad)
+    with pytest.raises(MetricsError, match="finite"):
+        h.record(float("inf"))
+    assert h.count == 0

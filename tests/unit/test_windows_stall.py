@@ -226,3 +226,54 @@ def test_a_batch_mixing_unscheduled_and_scheduled_requests_keeps_both_bases() ->
     assert corrected is not None and corrected.count == 300
     assert corrected.quantile(0.5) == pytest.approx(5.0, rel=0.005)  # 200 unscheduled at 5 ms
     assert corrected.quantile(0.9) == pytest.approx(205.0, rel=0.005)  # 100 scheduled at 205 ms
+
+
+def _canonical(store: WindowStore) -> tuple[object, ...]:
+    """What a store holds, as plain values: per endpoint its counts and both histograms' payloads,
+    per second its counts. Sums are rounded: adding floats in another order moves the last bits."""
+    snap = store.snapshot()
+
+    def hist(h: object) -> object:
+        if h is None:
+            return None
+        payload = dict(h.to_payload())  # type: ignore[attr-defined]
+        payload["s"] = f"{payload['s']:.9g}"
+        return payload
+
+    endpoints = tuple((e.request_type, e.name, e.requests, e.failures, e.backfilled, hist(e.hist), hist(e.corrected))
+                      for e in snap.endpoints)
+    return endpoints, snap.seconds, hist(store.schedule_lag())
+
+
+def test_batched_flushes_give_the_same_windows_as_one_request_at_a_time() -> None:
+    """The queue is folded in batches, successes without a schedule apart from the rest; whatever
+    the mix and order, the windows equal those of folding every request on its own."""
+    import random
+
+    rng = random.Random(7)
+    requests = []
+    for i in range(3000):
+        kind = rng.random()
+        sent = T0 + i * 0.004 + rng.random() * 0.002
+        latency = rng.lognormvariate(2.5, 1.2) if rng.random() > 0.02 else None
+        name = f"/e{rng.randrange(5)}"
+        if kind < 0.6:  # a success without a schedule: the allocation-free queue
+            requests.append(("GET", name, latency, False, None, sent))
+        elif kind < 0.7:
+            requests.append(("GET", name, latency, True, "HTTPError: 503", sent))
+        else:  # scheduled: intended start up to 300 ms before the send, every 100 ms
+            requests.append(("GET", name, latency, rng.random() < 0.1, None, sent, sent - rng.random() * 0.3, 100.0))
+    one, batched = WindowStore(clock=FakeClock(T0 + 30.0)), WindowStore(clock=FakeClock(T0 + 30.0))
+    for args in requests:
+        one.record_request(*args)  # type: ignore[arg-type]
+        one.flush()
+        batched.record_request(*args)  # type: ignore[arg-type]
+    assert _canonical(one) == _canonical(batched)
+    assert batched.snapshot().total.requests == 3000
+
+
+def test_an_infinite_latency_is_refused_before_anything_is_counted() -> None:
+    store = WindowStore(clock=FakeClock(float(T0)))
+    with pytest.raises(MetricsError, match="finite"):
+        store.record_request("GET", "/a", float("inf"), False, None, T0 + 0.5)
+    assert store.snapshot().total.requests == 0
