@@ -119,6 +119,13 @@ class ReliabilityCollector(Collector):
             ("reliability_error_budget_burn_rate", "error ratio / (1 - SLO) over the rolling window",
              budget["burn_rate"]),
             ("reliability_slo_ratio", "the availability objective the budget is computed from", budget["slo"]),
+            ("reliability_uptime_budget_remaining_ratio",
+             "budget of down (stalled or slow) seconds left over the run (1 untouched, 0 spent)",
+             budget["uptime_remaining"]),
+            ("reliability_uptime_budget_burn_rate",
+             "share of stalled or slow seconds / (1 - uptime SLO) over the rolling window", budget["uptime_burn_rate"]),
+            ("reliability_uptime_slo_ratio", "the uptime objective the down-seconds budget is computed from",
+             budget["uptime_slo"]),
         ):
             family = GaugeMetricFamily(name, doc)
             if value is not None:

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, NotRequired, Protocol, TypedDict, cast, runtim
 
 from pydantic import BaseModel, SecretStr
 
-from reliability.alerts import CountSeries, budget_ratio_for, budget_remaining, burn_rate
+from reliability.alerts import CountSeries, budget_ratio_for, budget_remaining, burn_rate, uptime_budget_ratio_for
+from reliability.alerts.seconds import read_seconds
 from reliability.evidence import FAIL, INCONCLUSIVE, PASS
 from reliability.extension import complete_until
 from reliability.jsontypes import JsonData, JsonObject
@@ -96,6 +97,9 @@ class AlertsView(Protocol):
 
     @property
     def budget_ratio(self) -> float | None: ...
+
+    @property
+    def uptime_budget_ratio(self) -> float | None: ...
 
     @property
     def run_length_s(self) -> float: ...
@@ -195,6 +199,14 @@ class BudgetState(TypedDict):
     burn_rate: float | None
     run_requests: int
     run_failures: int
+    # the budget of down seconds (stalled or slow; failed requests burn the one above), from the
+    # same windows as uptime and the alerts
+    uptime_budget_ratio: float | None
+    uptime_slo: float | None
+    uptime_remaining: float | None
+    uptime_burn_rate: float | None
+    run_seconds: int  # seconds uptime counts
+    run_down_seconds: int  # of them stalled or slow
 
 
 class AlertsState(TypedDict):
@@ -330,14 +342,15 @@ class ChartSeries:
         self.rows: deque[ChartRow] = deque(maxlen=CHART_S)
         self.counts = CountSeries(start_t)
 
-    def sync(self, store: WindowStore, end_t: int) -> None:
-        """Read the seconds ``[counts.end_t, end_t)`` from the store (each second once)."""
+    def sync(self, store: WindowStore, end_t: int, sla: SlaSpec) -> None:
+        """Read the seconds up to ``end_t`` from the store: the new ones, and the last rolling
+        window again with each second's uptime state (:func:`~reliability.alerts.seconds.read_seconds`,
+        as the alerts read them). A request counts in the second it was sent, so one that
+        completes late (a freeze) changes seconds already read; the chart rows are read once."""
         begin = self.counts.end_t
         if end_t <= begin:
             return
-        for second in store.snapshot(begin, end_t).seconds:
-            self.counts.add(second.t, second.requests, second.failures)
-        self.counts.extend_to(end_t)
+        read_seconds(self.counts, store, sla, end_t, int(sla.rolling_window_s))
         # per-second latency exists only in the store's fine windows: older seconds are not charted
         fine_from = end_t - max(10, store.fine_horizon_s - 60)
         for t in range(max(begin, end_t - CHART_S, fine_from), end_t):
@@ -347,6 +360,32 @@ class ChartSeries:
                 continue
             self.rows.append([t, snap.total.requests, snap.total.failures, users,
                               _r(snap.total.latency_ms(self.quantile), 3)])
+
+
+def budget_state(series: ChartSeries | None, started: float | None, end: int, window_s: int,
+                 budget: float | None, uptime_budget: float | None) -> BudgetState:
+    """The budget panel: the error budget from the requests, the down-seconds budget from the
+    seconds uptime counts, each over the whole run and burning over the last ``window_s``."""
+    out: BudgetState = {"budget_ratio": budget, "slo": None if budget is None else _r(1 - budget, 6),
+                        "window_s": window_s, "remaining": None, "burn_rate": None,
+                        "run_requests": 0, "run_failures": 0, "uptime_budget_ratio": uptime_budget,
+                        "uptime_slo": None if uptime_budget is None else _r(1 - uptime_budget, 6),
+                        "uptime_remaining": None, "uptime_burn_rate": None, "run_seconds": 0,
+                        "run_down_seconds": 0}
+    if series is None or started is None:
+        return out
+    counts = series.counts
+    requests, failures = counts.counts(int(started), end)
+    w_requests, w_failures = counts.counts(max(int(started), end - window_s), end)
+    seconds, down, _ = counts.seconds(int(started), end)
+    w_seconds, w_down, _ = counts.seconds(max(int(started), end - window_s), end)
+    out.update({"remaining": _r(budget_remaining(requests, failures, budget), 6),
+                "burn_rate": _r(burn_rate(w_requests, w_failures, budget)),
+                "run_requests": requests, "run_failures": failures,
+                "uptime_remaining": _r(budget_remaining(seconds, down, uptime_budget), 6),
+                "uptime_burn_rate": _r(burn_rate(w_seconds, w_down, uptime_budget)),
+                "run_seconds": seconds, "run_down_seconds": down})
+    return out
 
 
 def find_extension(source: LiveSource, name: str) -> Named | None:
@@ -430,9 +469,12 @@ class LiveState:
         budget = alerts_view.budget_ratio if alerts_view is not None else None
         if budget is None:
             budget = budget_ratio_for(None, tier.error_ratio, tier.uptime_ratio)
+        uptime_budget = alerts_view.uptime_budget_ratio if alerts_view is not None else None
+        if uptime_budget is None:
+            uptime_budget = uptime_budget_ratio_for(None, tier.uptime_ratio, budget)
         end = complete_until(now, self.lag_s)
         window_s = int(sla.rolling_window_s)
-        series = self._sync(source, started, end, sla.percentile / 100.0)
+        series = self._sync(source, started, end, sla)
         schedule = find_extension(source, "schedule")
         health = find_extension(source, "health")
         latency = tier.latency_thresholds(sla.percentile).get(sla.percentile)
@@ -451,7 +493,7 @@ class LiveState:
             "links": self.links,
             "sla": self._sla(source, window_s),
             "endpoints": self._endpoints(source, started, end, window_s, sla.percentile / 100.0, budget),
-            "budget": self._budget(series, started, end, window_s, budget),
+            "budget": budget_state(series, started, end, window_s, budget, uptime_budget),
             "alerts": self._alerts(alerts_ext is not None, alerts_view),
             "faults": self._faults(schedule, now),
             "health": self._health(health is not None, health if isinstance(health, HealthView) else None),
@@ -463,14 +505,15 @@ class LiveState:
             },
         }
 
-    def _sync(self, source: LiveSource, started: float | None, end: int, quantile: float) -> ChartSeries | None:
+    def _sync(self, source: LiveSource, started: float | None, end: int, sla: SlaSpec) -> ChartSeries | None:
         if started is None:
             return None
+        quantile = sla.percentile / 100.0
         key = (id(source.store), int(started))
         if self._series is None or self._series_key != key or self._series.quantile != quantile:
             self._series = ChartSeries(int(started), quantile)
             self._series_key = key
-        self._series.sync(source.store, end)
+        self._series.sync(source.store, end, sla)
         return self._series
 
     def _sla(self, source: LiveSource, window_s: int) -> SlaState:
@@ -522,20 +565,6 @@ class LiveState:
                          "rps": round(ep.requests / (end - start), 3),
                          "burn_rate": _r(burn_rate(ep.requests, ep.failures, budget))})
         return rows
-
-    def _budget(self, series: ChartSeries | None, started: float | None, end: int, window_s: int,
-                budget: float | None) -> BudgetState:
-        out: BudgetState = {"budget_ratio": budget, "slo": None if budget is None else _r(1 - budget, 6),
-                            "window_s": window_s, "remaining": None, "burn_rate": None,
-                            "run_requests": 0, "run_failures": 0}
-        if series is None or started is None:
-            return out
-        requests, failures = series.counts.counts(int(started), end)
-        w_requests, w_failures = series.counts.counts(max(int(started), end - window_s), end)
-        out.update({"remaining": _r(budget_remaining(requests, failures, budget), 6),
-                    "burn_rate": _r(burn_rate(w_requests, w_failures, budget)),
-                    "run_requests": requests, "run_failures": failures})
-        return out
 
     def _alerts(self, configured: bool, ext: AlertsView | None) -> AlertsState:
         alerts = ext.alerts if ext is not None else None

@@ -116,6 +116,9 @@ alerts:
             expect(page.locator("#control-message")).to_have_text("accepted: errors", timeout=STEP_MS)
             expect(page.locator("#fault-table tbody")).to_contain_text("active", timeout=STEP_MS)
             expect(page.locator("#card-alert")).to_have_text("PAGE", timeout=STEP_MS)
+            # the down-seconds budget card reads the same windows as uptime (errors burn the other one)
+            expect(page.locator("#card-uptime-detail")).to_contain_text(re.compile(r"\d+ of [1-9]\d* stalled or slow"),
+                                                                         timeout=STEP_MS)
             wait_until(lambda: len(hook_events("/json")) >= 2, 20, interval_s=0.2, what="the escalation",
                        detail=locust.tail)
             expect(page.locator("svg rect.band")).not_to_have_count(0, timeout=STEP_MS)

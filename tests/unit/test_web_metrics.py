@@ -50,8 +50,8 @@ def test_metrics_parse_and_match_the_live_state() -> None:
     series = CountSeries(T0)
     series.add(T0 + 29, 100, 50)
     alerts.evaluate(series, T0, T0 + 30, now)
-    ext = SimpleNamespace(name="alerts", alerts=alerts, rules=rules, budget_ratio=0.005, run_length_s=60.0,
-                          webhooks=[], entries=[])
+    ext = SimpleNamespace(name="alerts", alerts=alerts, rules=rules, budget_ratio=0.005, uptime_budget_ratio=0.01,
+                          run_length_s=60.0, webhooks=[], entries=[])
     plugin, _ = plugin_at(now, extensions=[schedule, health_ext(T0 + 29.0), ext])
     live = LiveState(plugin, lag_s=1, clock=lambda: now, runner_state=lambda: "running")
     text = render(metrics_registry(live)).decode()

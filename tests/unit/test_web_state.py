@@ -13,9 +13,10 @@ from types import SimpleNamespace
 import pytest
 
 from reliability.alerts import BurnRateAlerts, CountSeries, scaled_rules
+from reliability.config import SlaSpec
 from reliability.metrics.windows import WindowStore
 from reliability.schema.sections import AlertEvent
-from reliability.web.state import CHART_S, ChartSeries, LiveState, scenario_secrets
+from reliability.web.state import CHART_S, ChartSeries, LiveState, budget_state, scenario_secrets
 from reliability.web.tabs import FAULTS_TAB, HEALTH_TAB, SLA_TAB, TABLES, fmt_seconds, tab_rows
 from tests.support.fakes import FakeClock
 from tests.support.plugin_fakes import (
@@ -145,7 +146,8 @@ def test_alert_state_comes_from_the_alerting_extension() -> None:
     now = T0 + 30.2
     rules = scaled_rules(60, 1)
     alerts = BurnRateAlerts(rules, 0.005, started_at=float(T0))
-    ext = SimpleNamespace(name="alerts", alerts=alerts, rules=rules, budget_ratio=0.001, run_length_s=60.0,
+    ext = SimpleNamespace(name="alerts", alerts=alerts, rules=rules, budget_ratio=0.001,
+                          uptime_budget_ratio=None, run_length_s=60.0,
                           webhooks=[object()], entries=[AlertEvent(kind="breach", severity="page", t_s=21.0,
                                                                    reasons=["x"])])
     plugin, _ = plugin_at(now, extensions=[ext])
@@ -171,6 +173,7 @@ def test_sla_tab_rows_read_in_order() -> None:
     now = T0 + 30.2
     rules = scaled_rules(60, 1)
     ext = SimpleNamespace(name="alerts", alerts=BurnRateAlerts(rules, 0.005), rules=rules, budget_ratio=0.005,
+                          uptime_budget_ratio=None,
                           run_length_s=60.0, webhooks=[], entries=[])
     ext.alerts.evaluate(CountSeries(T0), T0, T0 + 30, now)
     plugin, _ = plugin_at(now, extensions=[ext])
@@ -197,10 +200,10 @@ def test_chart_series_keeps_a_bounded_window() -> None:
     store = WindowStore(clock=clock, fine_horizon_s=CHART_S + 100)
     fill(store, clock, range(0, CHART_S + 50), 1, 0, 5.0)
     series = ChartSeries(T0, 0.95)
-    series.sync(store, T0 + CHART_S + 50)
+    series.sync(store, T0 + CHART_S + 50, SlaSpec())
     assert len(series.rows) == CHART_S and series.rows[0][0] == T0 + 50
     assert series.counts.counts(T0, T0 + CHART_S + 50) == (CHART_S + 50, 0)
-    series.sync(store, T0 + CHART_S + 50)  # nothing new: nothing read twice
+    series.sync(store, T0 + CHART_S + 50, SlaSpec())  # nothing new: nothing read twice
     assert series.counts.end_t == T0 + CHART_S + 50
 
 
@@ -210,7 +213,7 @@ def test_chart_series_first_read_after_a_rollup_charts_only_fine_seconds() -> No
     fill(store, clock, range(0, 600), 2, 1, 5.0)
     store.rollup(T0 + 600)
     series = ChartSeries(T0, 0.95)
-    series.sync(store, T0 + 600)
+    series.sync(store, T0 + 600, SlaSpec())
     assert [r[0] for r in series.rows] == list(range(T0 + 360, T0 + 600))
     assert all(r[1:3] == [2, 1] for r in series.rows)
     assert series.counts.counts(T0, T0 + 600) == (1200, 600)  # the budget still sees the whole run
@@ -227,3 +230,28 @@ def test_a_straddling_interval_reads_inconclusive_not_fail() -> None:
     rows = {r["item"]: r for r in tab_rows(state, "/base/reliability/")[0]["data"]}
     assert rows["verdict for gold (p95, last 10 s)"]["status"] == "INCONCLUSIVE"
     assert rows["error_ratio"]["status"] == "INCONCLUSIVE" and rows["p95_ms"]["status"] == "PASS"
+
+
+def test_the_web_budget_sees_late_completions_and_stalled_seconds() -> None:
+    """A request counts in the second it was sent: one held through a freeze is known only when it
+    completes, after the chart has read that second. The budget figures re-read the rolling
+    window, as uptime and the alerts do, and burn the down-seconds budget on the frozen seconds."""
+    clock = FakeClock(float(T0))
+    store = WindowStore(clock=clock)
+    sla = SlaSpec()
+    for s in (0, 1, 2, 3, 7, 8, 9):  # 10 requests a second at 5 ms; frozen through seconds 4-6
+        for i in range(10):
+            store.record_request("GET", "/a", 5.0, False, None, T0 + s + i / 10)
+    series = ChartSeries(T0, 0.95)
+    series.sync(store, T0 + 6, sla)  # while frozen: the held request has not completed
+    assert series.counts.counts(T0, T0 + 6) == (40, 0)
+    store.record_request("GET", "/a", 3000.0, False, None, T0 + 4.0)  # answered when the freeze ended
+    series.sync(store, T0 + 10, sla)
+    assert series.counts.counts(T0, T0 + 10) == (71, 0)  # the late one is counted in its second
+    counted, down, _ = series.counts.seconds(T0, T0 + 10)
+    assert (counted, down) == (10, 3)  # second 4 slow (3 s at p95), 5 and 6 stalled
+    state_budget = budget_state(series, float(T0), T0 + 10, 10, 0.005, 0.001)
+    assert state_budget["run_requests"] == 71 and state_budget["run_down_seconds"] == 3
+    assert state_budget["uptime_slo"] == pytest.approx(0.999)
+    assert state_budget["uptime_remaining"] == pytest.approx(1 - 3 / (0.001 * 10))
+    assert state_budget["uptime_burn_rate"] == pytest.approx(0.3 / 0.001)

@@ -147,6 +147,13 @@
       + (spent ? `; ${(1 - budget.remaining).toFixed(1)}x the budget used` : ""));
     text($("card-burn"), budget.burn_rate === null ? "no data" : budget.burn_rate.toFixed(2) + "x");
     text($("card-burn-window"), `last ${budget.window_s} s; 1x spends the budget exactly`);
+    const upSpent = budget.uptime_remaining !== null && budget.uptime_remaining < 0;
+    text($("card-uptime-budget"), upSpent ? "spent" : pct(budget.uptime_remaining, 1));
+    $("card-uptime-budget").className = budget.uptime_remaining === null ? "" : upSpent ? "bad" : "good";
+    text($("card-uptime-detail"), budget.uptime_slo === null ? ""
+      : `SLO ${(budget.uptime_slo * 100).toPrecision(4)} % of seconds; ${budget.run_down_seconds} of ${budget.run_seconds} `
+        + `stalled or slow; burn ${budget.uptime_burn_rate === null ? "n/a" : budget.uptime_burn_rate.toFixed(2) + "x"} `
+        + `over the last ${budget.window_s} s`);
     const alerts = state.alerts;
     text($("card-alert"), !alerts.configured ? "not configured" : alerts.severity ? alerts.severity.toUpperCase() : "none");
     $("card-alert").className = alerts.severity || "";
