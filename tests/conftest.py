@@ -10,6 +10,7 @@ fixture that needs a driver imports it when it runs.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
@@ -25,6 +26,22 @@ if TYPE_CHECKING:
     from tests.support.locust_runs import Run
 
 ServerT = TypeVar("ServerT", PostgresServer, RedisServer, TargetServer)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def interruptible_children() -> Iterator[None]:
+    """The signal tests send SIGINT to the Locust processes they start. A suite started in the
+    background of a non-interactive shell (``bash -c '... &'``) inherits SIGINT ignored, and an
+    ignored signal stays ignored across ``exec``: every child would ignore Ctrl-C and those tests
+    fail for the launch, not the code. A handler (unlike SIG_IGN) is reset to the default on exec."""
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if before == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="session", autouse=True)
