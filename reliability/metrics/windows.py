@@ -42,6 +42,8 @@ DEFAULT_COMPONENTS: Mapping[str, str] = {
     **{t: "ws" for t in ("ws", "wss", "websocket")},
 }
 _INF = math.inf
+# a back-filled series this long is counted at once, not queued with the flush's batch
+SERIES_FROM = 256
 FLUSH_EVERY = 256  # requests queued on a load generator before they are folded into windows
 MAX_ERROR_KINDS = 50  # distinct error messages kept per endpoint; more are counted as "(other)"
 MAX_ERROR_TEXT = 200
@@ -455,10 +457,7 @@ class WindowStore:
                 if intended_s is not None and sent_s > intended_s:
                     corrected_ms = latency_ms + (sent_s - intended_s) * 1000.0
                 if cvalues is None:
-                    _apply(batches)  # the copy must hold this batch's earlier samples too
-                    counts.chist = counts.hist.copy()
-                    values = _batch(batches, counts.hist)
-                    cvalues = _batch(batches, counts.chist)
+                    cvalues = _batch(batches, _corrected_in(counts, batches))
                 values.append(latency_ms)
                 cvalues.append(corrected_ms)
             done_t = int(sent_s + latency_ms / 1000.0)
@@ -466,9 +465,8 @@ class WindowStore:
                 self._spill(t, int(sent_s), done_t)
                 window, cur_t = None, -1
             if interval_ms is not None and corrected_ms >= 2 * interval_ms:
-                _apply(batches)
                 self._backfill(request_type, name, intended_s if intended_s is not None else sent_s,
-                               corrected_ms, interval_ms)
+                               corrected_ms, interval_ms, batches)
                 window, cur_t = None, -1
         _apply(batches)
         self._lag_pending.record_many(lags)
@@ -521,25 +519,41 @@ class WindowStore:
         self._cur = None  # _window_for may have rolled levels: look the current one up again
         self._cur_t = -1
 
-    def _backfill(self, request_type: str, name: str, start_s: float, value_ms: float, interval_ms: float) -> None:
-        """The requests a stalled user would have sent every ``interval_ms`` meanwhile: ``k``-th due
-        at ``start + k*I`` and answered when the stall ended, so its latency is ``value - k*I``."""
-        missing = value_ms - interval_ms
+    def _backfill(self, request_type: str, name: str, start_s: float, value_ms: float, interval_ms: float,
+                  batches: dict[int, tuple[LatencyHistogram, list[float]]]) -> None:
+        """The requests a stalled user would have sent every ``interval_ms`` meanwhile: the ``k``-th
+        was due at ``start + k*I`` and answered when the stall ended, so its latency is ``V - k*I``;
+        ``k`` runs while that is at least ``I``. Each second's run of them is an arithmetic series:
+        a short one joins the flush's batch, a long one (a long stall at a short interval, up to
+        thousands of samples) is counted at once (:meth:`LatencyHistogram.record_series`)."""
+        last_k = int(value_ms // interval_ms) - 1  # the last k with V - k*I >= I
+        while last_k > 0 and value_ms - last_k * interval_ms < interval_ms:
+            last_k -= 1
+        while value_ms - (last_k + 1) * interval_ms >= interval_ms:
+            last_k += 1
         k = 1
-        while missing >= interval_ms:
+        while k <= last_k:
             due_t = int(start_s + k * interval_ms / 1000.0)
+            # the samples due in second due_t: k .. end_k, where k*I stays below the second's end
+            next_t_ms = (due_t + 1 - start_s) * 1000.0
+            end_k = min(last_k, max(k, math.ceil(next_t_ms / interval_ms) - 1))
+            while end_k < last_k and (end_k + 1) * interval_ms < next_t_ms:
+                end_k += 1
+            while end_k > k and end_k * interval_ms >= next_t_ms:
+                end_k -= 1
             window = self._window_for(due_t)
             counts = window.endpoints.get((request_type, name))
             if counts is None:
                 counts = window.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
-            chist = counts.corrected()
-            # all samples due in the same second go into one histogram in a tight loop
-            next_t_ms = (due_t + 1 - start_s) * 1000.0
-            while missing >= interval_ms and k * interval_ms < next_t_ms:
-                chist.record(missing)
-                counts.backfilled += 1
-                missing -= interval_ms
-                k += 1
+            chist = _corrected_in(counts, batches)
+            n = end_k - k + 1
+            first_ms = value_ms - k * interval_ms
+            if n >= SERIES_FROM:
+                chist.record_series(first_ms, interval_ms, n)
+            else:
+                _batch(batches, chist).extend([first_ms - j * interval_ms for j in range(n)])
+            counts.backfilled += n
+            k = end_k + 1
         self._cur = None
         self._cur_t = -1
 
@@ -793,6 +807,18 @@ def _batch(batches: dict[int, tuple[LatencyHistogram, list[float]]], hist: Laten
     if entry is None:
         entry = batches[id(hist)] = (hist, [])
     return entry[1]
+
+
+def _corrected_in(counts: _Counts, batches: dict[int, tuple[LatencyHistogram, list[float]]]) -> LatencyHistogram:
+    """``counts.corrected()`` during a flush: a corrected histogram made now copies the measured
+    one, so the measured values this flush queued for it are added first (their list stays, empty:
+    the flush loop may hold it)."""
+    if counts.chist is None:
+        entry = batches.get(id(counts.hist))
+        if entry is not None and entry[1]:
+            counts.hist.record_many(entry[1])
+            entry[1].clear()
+    return counts.corrected()
 
 
 def _apply(groups: dict[int, tuple[LatencyHistogram, list[float]]]) -> None:

@@ -158,3 +158,18 @@ def test_record_many_refuses_infinite_and_nan_latencies_anywhere_in_the_batch() 
     with pytest.raises(MetricsError, match="finite"):
         h.record(float("inf"))
     assert h.count == 0
+
+
+@pytest.mark.parametrize("first, step, n", [(2000.0, 100.0, 19), (10_000.0, 1.0, 9_999), (3.7, 0.0001, 30_000),
+                                            (5.0, 0.0, 40)])
+def test_record_series_fills_the_same_buckets_as_record_one_by_one(first: float, step: float, n: int) -> None:
+    one, series = LatencyHistogram(), LatencyHistogram()
+    for j in range(n):
+        one.record(first - j * step)
+    series.record_series(first, step, n)
+    a, b = one.to_payload(), series.to_payload()
+    assert (a["o"], a["c"], a["n"], a["lo"], a["hi"]) == (b["o"], b["c"], b["n"], b["lo"], b["hi"])
+    assert a["s"] == pytest.approx(b["s"], rel=1e-9)
+    with pytest.raises(MetricsError):
+        series.record_series(1.0, 0.5, 4)  # would reach -0.5 ms
+    assert series.count == n

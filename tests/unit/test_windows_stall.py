@@ -277,3 +277,22 @@ def test_an_infinite_latency_is_refused_before_anything_is_counted() -> None:
     with pytest.raises(MetricsError, match="finite"):
         store.record_request("GET", "/a", float("inf"), False, None, T0 + 0.5)
     assert store.snapshot().total.requests == 0
+
+
+def test_a_long_stall_at_a_short_interval_back_fills_every_prevented_request_in_its_second() -> None:
+    """10 s stall, 1 ms schedule: 9,999 back-filled samples, V - k*I due at start + k*I, counted per
+    second as the expected-interval method says (recorded as one series per second)."""
+    store = WindowStore(clock=FakeClock(float(T0)))
+    start = T0 + 0.25
+    store.record_request("GET", "/a", 10_000.0, False, None, start, start, 1.0)
+    snap = store.snapshot()
+    assert snap.total.backfilled == 9_999
+    expected: dict[int, int] = {}
+    for k in range(1, 10_000):
+        t = int(start + k * 1.0 / 1000.0)
+        expected[t] = expected.get(t, 0) + 1
+    assert {s.t: s.backfilled for s in snap.seconds if s.backfilled} == expected
+    corrected = snap.total.corrected
+    assert corrected is not None and corrected.count == 10_000
+    assert corrected.min_ms == pytest.approx(1.0) and corrected.max_ms == pytest.approx(10_000.0)
+    assert corrected.quantile(0.5) == pytest.approx(5_000.0, rel=0.005)
