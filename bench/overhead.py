@@ -26,11 +26,20 @@ and the plugin's tickers) falls in both arms alike instead of locking onto one. 
 time Python's garbage collector (``gc.callbacks``): its full collections, tens of ms about once a
 second, are taken out of the slice comparison and compared as totals (see ``toggle_summary``).
 
-    python bench/overhead.py [--pairs 3] [--seconds 15] [--users 32] [--target fast|pattern] [--wait pacing]
+    python bench/overhead.py [--pairs 3] [--seconds 15] [--users N] [--target fast|pattern]
+                             [--wait constant|pacing|backfill]
 
-``--wait pacing`` gives the users ``constant_pacing(0.0001)`` (in both variants): still saturated,
-but every task has a schedule, so the plugin's coordinated-omission correction is on for every
-request (the intended-start mark, the corrected histogram); the default ``constant(0)`` has none.
+The wait decides what the plugin's coordinated-omission correction does (the same in both variants):
+
+* ``constant`` (default): ``constant(0)``, 32 users. No schedule, no correction.
+* ``pacing``: ``constant_pacing(0.1)``, 1000 users. The schedule is just out of reach: the users
+  ask for 10,000 requests/s, more than one core sends, so the generator is still saturated.
+  Every task has an intended start, so the correction is on for every request (the mark, the
+  corrected histogram). A saturated closed loop makes a task take users x CPU per request
+  (110-170 ms here), under twice the interval, so little is back-filled. The script prints the
+  back-filled samples per request from the plugin run's record.
+* ``backfill``: ``constant_pacing(0.0001)``, 32 users. Every request is ~35 intervals late, so each
+  back-fills ~35 samples: the cost of a permanent stall, not of the correction in normal running.
 
 Goal: plugin/bare >= 0.98.
 """
@@ -53,6 +62,11 @@ import psutil
 from _common import REPO_ROOT, fmt_table, subprocess_env
 
 TOGGLE_SLICE_S = 0.47  # the A/B slice length (in the locustfile below too)
+WAITS = {  # --wait: the users' wait time and default user count (see the module docstring)
+    "constant": ("constant(0)", 32),
+    "pacing": ("constant_pacing(0.1)", 1000),
+    "backfill": ("constant_pacing(0.0001)", 32),
+}
 
 LOCUSTFILE = """\
 {plugin_import}
@@ -331,7 +345,14 @@ def run_locust(locustfile: Path, host: str, users: int, seconds: int, cpu: int, 
     failures = sum(e["num_failures"] for e in entries)
     span = max(e["last_request_timestamp"] for e in entries) - min(e["start_time"] for e in entries)
     probe = json.loads(probe_path.read_text())
+    backfilled = None
+    record_path = work / f"{tag}-record.json"
+    if plugin and record_path.exists():
+        totals = json.loads(record_path.read_text()).get("totals") or {}
+        corrected = totals.get("corrected") or {}
+        backfilled = (corrected.get("backfilled") or 0) / max(totals.get("requests") or 0, 1)
     return {
+        "backfilled_per_request": backfilled,
         "rps": requests / span,
         "cpu_us_per_req": 1e6 * probe["cpu_s"] / probe["requests"],
         "slice_rps": [s[3] / s[1] for s in probe["slices"] if s[3]],
@@ -351,10 +372,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--users", type=int, default=None, help="default 32 (1000 with --wait pacing)")
     parser.add_argument("--target", choices=("fast", "pattern"), default="fast")
-    parser.add_argument("--wait", choices=("constant", "pacing"), default="constant",
-                        help="constant(0), or constant_pacing(0.0001): the correction on for every request")
+    parser.add_argument("--wait", choices=tuple(WAITS), default="constant",
+                        help="constant(0); constant_pacing(0.1) with 1000 users: the correction on for every "
+                             "request; constant_pacing(0.0001): every request back-fills")
     parser.add_argument("--generator-cpu", type=int, default=0)
     parser.add_argument("--target-cpu", type=int, default=1)
     parser.add_argument("--quiet-wait", type=float, default=3.0,
@@ -382,7 +404,9 @@ def main() -> int:
         "bare": work / "bare_locustfile.py",
         "plugin": work / "plugin_locustfile.py",
     }
-    wait = "constant(0)" if args.wait == "constant" else "constant_pacing(0.0001)"
+    wait, default_users = WAITS[args.wait]
+    if args.users is None:
+        args.users = default_users
     files["bare"].write_text(LOCUSTFILE.format(plugin_import="", wait=wait))
     files["plugin"].write_text(LOCUSTFILE.format(plugin_import="import reliability.plugin  # noqa: F401", wait=wait))
 
@@ -441,6 +465,9 @@ def main() -> int:
           f"us per request, the correction's own share +{(scheduled_ns - with_ns) / 1000:.2f} us")
     if toggled is not None:
         print(toggle_summary(toggled["slices"]))
+    shares = [r["backfilled_per_request"] for r in runs if r.get("backfilled_per_request") is not None]
+    if shares and args.wait != "constant":
+        print(f"back-filled samples per request in the plugin runs: {min(shares):.3f}-{max(shares):.3f}")
     target_peak = max(r["target_cpu"] for r in runs)
     gen_low = min(r["gen_cpu"] for r in runs)
     print(f"target CPU peak {target_peak:.0f} % (must stay well below 100 %), generator CPU min {gen_low:.0f} %")

@@ -44,6 +44,7 @@ DEFAULT_COMPONENTS: Mapping[str, str] = {
 _INF = math.inf
 # a back-filled series this long is counted at once, not queued with the flush's batch
 SERIES_FROM = 256
+FEW_BACKFILLED = 16  # up to this many back-filled samples per request are queued one by one
 FLUSH_EVERY = 256  # requests queued on a load generator before they are folded into windows
 MAX_ERROR_KINDS = 50  # distinct error messages kept per endpoint; more are counted as "(other)"
 MAX_ERROR_TEXT = 200
@@ -523,14 +524,27 @@ class WindowStore:
                   batches: dict[int, tuple[LatencyHistogram, list[float]]]) -> None:
         """The requests a stalled user would have sent every ``interval_ms`` meanwhile: the ``k``-th
         was due at ``start + k*I`` and answered when the stall ended, so its latency is ``V - k*I``;
-        ``k`` runs while that is at least ``I``. Each second's run of them is an arithmetic series:
-        a short one joins the flush's batch, a long one (a long stall at a short interval, up to
-        thousands of samples) is counted at once (:meth:`LatencyHistogram.record_series`)."""
+        ``k`` runs while that is at least ``I``. A few join the flush's batch one by one; more are
+        taken a second at a time as an arithmetic series, queued with the batch or, when long (a
+        long stall at a short interval: thousands of samples), counted at once
+        (:meth:`LatencyHistogram.record_series`)."""
         last_k = int(value_ms // interval_ms) - 1  # the last k with V - k*I >= I
         while last_k > 0 and value_ms - last_k * interval_ms < interval_ms:
             last_k -= 1
         while value_ms - (last_k + 1) * interval_ms >= interval_ms:
             last_k += 1
+        self._cur = None
+        self._cur_t = -1
+        if last_k <= FEW_BACKFILLED:
+            cur_t = -1
+            for k in range(1, last_k + 1):
+                due_t = int(start_s + k * interval_ms / 1000.0)
+                if due_t != cur_t:
+                    counts, queue = self._backfill_into(due_t, request_type, name, batches)
+                    cur_t = due_t
+                queue.append(value_ms - k * interval_ms)
+                counts.backfilled += 1
+            return
         k = 1
         while k <= last_k:
             due_t = int(start_s + k * interval_ms / 1000.0)
@@ -541,21 +555,24 @@ class WindowStore:
                 end_k += 1
             while end_k > k and end_k * interval_ms >= next_t_ms:
                 end_k -= 1
-            window = self._window_for(due_t)
-            counts = window.endpoints.get((request_type, name))
-            if counts is None:
-                counts = window.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
-            chist = _corrected_in(counts, batches)
+            counts, queue = self._backfill_into(due_t, request_type, name, batches)
             n = end_k - k + 1
             first_ms = value_ms - k * interval_ms
             if n >= SERIES_FROM:
-                chist.record_series(first_ms, interval_ms, n)
+                counts.corrected().record_series(first_ms, interval_ms, n)
             else:
-                _batch(batches, chist).extend([first_ms - j * interval_ms for j in range(n)])
+                queue.extend([first_ms - j * interval_ms for j in range(n)])
             counts.backfilled += n
             k = end_k + 1
-        self._cur = None
-        self._cur_t = -1
+
+    def _backfill_into(self, t: int, request_type: str, name: str,
+                       batches: dict[int, tuple[LatencyHistogram, list[float]]]) -> tuple[_Counts, list[float]]:
+        """The endpoint's counts in second ``t`` and the flush's queue for its corrected histogram."""
+        window = self._window_for(t)
+        counts = window.endpoints.get((request_type, name))
+        if counts is None:
+            counts = window.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
+        return counts, _batch(batches, _corrected_in(counts, batches))
 
     def _count_error(self, endpoint: Endpoint, message: str, n: int = 1) -> None:
         kinds = self._errors.setdefault(endpoint, {})

@@ -296,3 +296,24 @@ def test_a_long_stall_at_a_short_interval_back_fills_every_prevented_request_in_
     assert corrected is not None and corrected.count == 10_000
     assert corrected.min_ms == pytest.approx(1.0) and corrected.max_ms == pytest.approx(10_000.0)
     assert corrected.quantile(0.5) == pytest.approx(5_000.0, rel=0.005)
+
+
+def test_back_fill_one_by_one_and_by_series_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few back-filled samples are queued one by one, more as one series per second: both ways
+    give the same windows."""
+    import random
+
+    from reliability.metrics import windows
+
+    rng = random.Random(11)
+    cases = [(T0 + rng.random() * 3, rng.uniform(1, 3000), rng.choice([1.0, 7.5, 50.0, 100.0, 333.0]))
+             for _ in range(300)]
+
+    def stored(few: int) -> tuple[object, ...]:
+        monkeypatch.setattr(windows, "FEW_BACKFILLED", few)
+        store = WindowStore(clock=FakeClock(T0 + 10.0))
+        for start, latency, interval in cases:
+            store.record_request("GET", f"/e{int(interval)}", latency, False, None, start, start, interval)
+        return _canonical(store)
+
+    assert stored(10**9) == stored(0)
