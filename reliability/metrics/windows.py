@@ -42,6 +42,7 @@ DEFAULT_COMPONENTS: Mapping[str, str] = {
     **{t: "ws" for t in ("ws", "wss", "websocket")},
 }
 _INF = math.inf
+_NAN = math.nan
 # a back-filled series this long is counted at once, not queued with the flush's batch
 SERIES_FROM = 256
 FEW_BACKFILLED = 16  # up to this many back-filled samples per request are queued one by one
@@ -347,9 +348,12 @@ class WindowStore:
         self._lag_pending = LatencyHistogram(relative_accuracy)  # not yet drained (workers)
         # Queued requests (see record_request). The common kind, a success without a schedule, is
         # queued without an object of its own: its endpoint's two strings (already alive) in a
-        # list, its latency and send time as doubles in an array. Every other kind is a tuple.
+        # list, its latency and send time as doubles in an array; a scheduled success likewise
+        # (five doubles). Failures and requests without a latency are tuples.
         self._quick_endpoints: list[str] = []  # request type, name, request type, name ...
         self._quick_numbers = array("d")  # latency ms, sent s, latency ms, sent s ...
+        self._paced_endpoints: list[str] = []  # scheduled successes: request type, name ...
+        self._paced_numbers = array("d")  # latency ms, sent s, intended s, interval ms, lag-from s (NaN: None)
         self._pending: list[_Pending] = []
 
     # -- recording (load generators) ---------------------------------------------------------------
@@ -408,6 +412,20 @@ class WindowStore:
             if len(endpoints) >= 2 * FLUSH_EVERY:
                 self.flush()
             return
+        if intended_s is not None and not failed and latency_ms is not None:
+            # a scheduled success (a paced user, an arrival): as above, five doubles, NaN for None
+            endpoints = self._paced_endpoints
+            endpoints.append(request_type)
+            endpoints.append(name)
+            numbers = self._paced_numbers
+            numbers.append(latency_ms)
+            numbers.append(sent_s)
+            numbers.append(intended_s)
+            numbers.append(_NAN if interval_ms is None else interval_ms)
+            numbers.append(_NAN if lag_from_s is None else lag_from_s)
+            if len(endpoints) >= 2 * FLUSH_EVERY:
+                self.flush()
+            return
         pending = self._pending
         pending.append((request_type, name, latency_ms, failed, error, sent_s, intended_s, interval_ms, lag_from_s))
         if len(pending) >= FLUSH_EVERY:
@@ -418,12 +436,25 @@ class WindowStore:
         batches: dict[int, tuple[LatencyHistogram, list[float]]] = {}  # id(hist) -> (hist, its new values)
         if self._quick_endpoints:
             self._flush_quick(batches)
-        pending = self._pending
-        if not pending:
-            _apply(batches)
-            return
-        self._pending = []
         lags: list[float] = []
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self._fold(pending, batches, lags)
+        if self._paced_endpoints:
+            endpoints, numbers = self._paced_endpoints, self._paced_numbers
+            self._paced_endpoints, self._paced_numbers = [], array("d")
+            self._fold(((request_type, name, latency_ms, False, None, sent_s, intended_s,
+                         None if interval_ms != interval_ms else interval_ms,
+                         None if lag_from_s != lag_from_s else lag_from_s)
+                        for request_type, name, latency_ms, sent_s, intended_s, interval_ms, lag_from_s
+                        in zip(endpoints[::2], endpoints[1::2], numbers[::5], numbers[1::5], numbers[2::5],
+                               numbers[3::5], numbers[4::5], strict=True)), batches, lags)
+        _apply(batches)
+        self._lag_pending.record_many(lags)
+
+    def _fold(self, pending: Iterable[_Pending], batches: dict[int, tuple[LatencyHistogram, list[float]]],
+              lags: list[float]) -> None:
+        """:meth:`flush`'s general loop: every kind of request (failures, schedules, back-fill)."""
         window: _Window | None = None
         cur_t = -1
         # The previous request's endpoint, its counts and value lists: consecutive requests often
@@ -469,8 +500,6 @@ class WindowStore:
                 self._backfill(request_type, name, intended_s if intended_s is not None else sent_s,
                                corrected_ms, interval_ms, batches)
                 window, cur_t = None, -1
-        _apply(batches)
-        self._lag_pending.record_many(lags)
 
     def _batch_for(self, window: _Window, request_type: str, name: str,
                    batches: dict[int, tuple[LatencyHistogram, list[float]]]
