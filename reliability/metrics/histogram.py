@@ -131,12 +131,7 @@ class LatencyHistogram:
         offset = self._offset
         for key in keys:
             counts[key - offset] += 1
-        self.count += len(values)
-        self.sum_ms += total
-        if low < self.min_ms:
-            self.min_ms = low
-        if high > self.max_ms:
-            self.max_ms = high
+        self._add_summary(len(values), total, low, high)
 
     def record_series(self, first_ms: float, step_ms: float, n: int) -> None:
         """Add the ``n`` latencies ``first_ms, first_ms - step_ms, ... first_ms - (n-1)*step_ms``
@@ -161,12 +156,16 @@ class LatencyHistogram:
             raise MetricsError(f"latency must be a finite, non-negative number of ms, got {low!r}..{high!r}")
         lo = int(keys.min())
         self._add_counts(lo, np.bincount(keys - lo).tolist())
-        self.count += len(values)
-        self.sum_ms += total
-        if low < self.min_ms:
-            self.min_ms = low
-        if high > self.max_ms:
-            self.max_ms = high
+        self._add_summary(len(values), total, low, high)
+
+    def _add_summary(self, n: int, total_ms: float, low_ms: float, high_ms: float) -> None:
+        """Count, sum, min and max after ``n`` values were added to the buckets."""
+        self.count += n
+        self.sum_ms += total_ms
+        if low_ms < self.min_ms:
+            self.min_ms = low_ms
+        if high_ms > self.max_ms:
+            self.max_ms = high_ms
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add ``other``'s counts to this one (exact; accuracies must match)."""
@@ -272,7 +271,6 @@ class LatencyHistogram:
         return self._counts.itemsize * len(self._counts)
 
 
-@functools.lru_cache(maxsize=16)
 def record_batches(batches: Iterable[tuple[LatencyHistogram, list[float]]]) -> None:
     """``hist.record_many(values)`` for each pair, with the bucket keys of all of them computed in
     one numpy call per accuracy: a load generator's flush spreads a few hundred requests over many
@@ -336,6 +334,7 @@ def _array_keys(values: npt.NDArray[np.float64], multiplier: float) -> npt.NDArr
     return keys
 
 
+@functools.lru_cache(maxsize=16)
 def _key_multiplier(relative_accuracy: float) -> float:
     """The factor LogarithmicMapping.key applies to log2(value), computed as ddsketch does."""
     gamma_mantissa = 2 * relative_accuracy / (1 - relative_accuracy)

@@ -368,9 +368,7 @@ class WindowStore:
         if t != self._cur_t or self._cur is None:
             self._cur = self._window_for(t)
             self._cur_t = t
-        counts = self._cur.endpoints.get((request_type, name))
-        if counts is None:
-            counts = self._cur.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
+        counts = self._counts_in(self._cur, request_type, name)
         if latency_ms is not None:
             counts.hist.record(latency_ms)  # first: a rejected latency leaves the counts untouched
             if counts.chist is not None:
@@ -506,9 +504,7 @@ class WindowStore:
                    ) -> tuple[_Counts, list[float], list[float] | None]:
         """An endpoint's counts in ``window`` (made on first use) and the lists a flush adds to its
         measured and, when it has one, corrected histogram."""
-        counts = window.endpoints.get((request_type, name))
-        if counts is None:
-            counts = window.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
+        counts = self._counts_in(window, request_type, name)
         return counts, _batch(batches, counts.hist), None if counts.chist is None else _batch(batches, counts.chist)
 
     def _flush_quick(self, batches: dict[int, tuple[LatencyHistogram, list[float]]]) -> None:
@@ -597,11 +593,15 @@ class WindowStore:
     def _backfill_into(self, t: int, request_type: str, name: str,
                        batches: dict[int, tuple[LatencyHistogram, list[float]]]) -> tuple[_Counts, list[float]]:
         """The endpoint's counts in second ``t`` and the flush's queue for its corrected histogram."""
-        window = self._window_for(t)
+        counts = self._counts_in(self._window_for(t), request_type, name)
+        return counts, _batch(batches, _corrected_in(counts, batches))
+
+    def _counts_in(self, window: _Window, request_type: str, name: str) -> _Counts:
+        """The endpoint's counts in ``window``, made on first use."""
         counts = window.endpoints.get((request_type, name))
         if counts is None:
             counts = window.endpoints[(request_type, name)] = _Counts(self.relative_accuracy)
-        return counts, _batch(batches, _corrected_in(counts, batches))
+        return counts
 
     def _count_error(self, endpoint: Endpoint, message: str, n: int = 1) -> None:
         kinds = self._errors.setdefault(endpoint, {})
