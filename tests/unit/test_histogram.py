@@ -173,3 +173,32 @@ def test_record_series_fills_the_same_buckets_as_record_one_by_one(first: float,
     with pytest.raises(MetricsError):
         series.record_series(1.0, 0.5, 4)  # would reach -0.5 ms
     assert series.count == n
+
+
+def test_bulk_keys_recompute_values_next_to_an_edge_when_numpy_log_is_off_by_an_ulp(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On this CPU numpy's log may agree with the C library's at every edge; a numpy whose log is
+    one ulp high everywhere must still give record()'s keys."""
+    import math
+
+    import numpy as np
+
+    from reliability.metrics import histogram
+
+    real_log = np.log
+
+    def log_one_ulp_high(x: object, out: object = None) -> object:
+        result = np.nextafter(real_log(x), np.inf)
+        if out is not None:
+            out[...] = result  # type: ignore[index]
+            return out
+        return result
+
+    multiplier = LatencyHistogram(0.004)._multiplier
+    values = []
+    for k in range(-800, 2000):
+        edge = 2.0 ** (k / multiplier)
+        values += [math.nextafter(edge, 0.0), edge]
+    expected = [math.ceil(math.log(max(v, 0.001), 2) * multiplier) for v in values]
+    monkeypatch.setattr(np, "log", log_one_ulp_high)
+    assert histogram.bucket_keys(values, multiplier) == expected
