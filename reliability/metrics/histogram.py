@@ -66,7 +66,7 @@ class LatencyHistogram:
             raise MetricsError(f"relative_accuracy must be in (0, 0.1), got {relative_accuracy!r}")
         self._accuracy = relative_accuracy
         self._mapping = _mapping_for(relative_accuracy)
-        self._multiplier = _key_multiplier(relative_accuracy)
+        self._multiplier = key_multiplier(relative_accuracy)
         self._offset = 0
         self._counts: array[int] = array("Q")
         self.count = 0
@@ -131,7 +131,7 @@ class LatencyHistogram:
         offset = self._offset
         for key in keys:
             counts[key - offset] += 1
-        self._add_summary(len(values), total, low, high)
+        self.add_summary(len(values), total, low, high)
 
     def record_series(self, first_ms: float, step_ms: float, n: int) -> None:
         """Add the ``n`` latencies ``first_ms, first_ms - step_ms, ... first_ms - (n-1)*step_ms``
@@ -147,7 +147,7 @@ class LatencyHistogram:
             self.record_many([first_ms - j * step_ms for j in range(n)])
             return
         values = first_ms - step_ms * np.arange(n, dtype=np.float64)
-        self._record_arrays(values, _array_keys(values, self._multiplier))
+        self._record_arrays(values, array_keys(values, self._multiplier))
 
     def _record_arrays(self, values: npt.NDArray[np.float64], keys: npt.NDArray[np.int64]) -> None:
         """Add ``values`` (float64, their bucket keys beside them) in numpy: for hundreds of values."""
@@ -155,10 +155,26 @@ class LatencyHistogram:
         if not 0.0 <= low <= high < math.inf or total != total:
             raise MetricsError(f"latency must be a finite, non-negative number of ms, got {low!r}..{high!r}")
         lo = int(keys.min())
-        self._add_counts(lo, np.bincount(keys - lo).tolist())
-        self._add_summary(len(values), total, low, high)
+        self.add_key_counts(lo, np.bincount(keys - lo))
+        self.add_summary(len(values), total, low, high)
 
-    def _add_summary(self, n: int, total_ms: float, low_ms: float, high_ms: float) -> None:
+    def add_key_counts(self, lo: int, counts: npt.NDArray[np.int64]) -> None:
+        """Add ``counts[i]`` values to bucket ``lo + i`` (a numpy ``bincount`` of keys minus ``lo``),
+        in numpy. Only the buckets change: the caller adds count, sum, min and max
+        (:meth:`add_summary`)."""
+        hi = lo + len(counts)
+        if not self._counts:
+            self._offset = lo
+            self._counts = array("Q", bytes(8 * len(counts)))
+        elif lo < self._offset or hi > self._offset + len(self._counts):
+            self._add_counts(min(lo, self._offset), [0] * (max(hi, self._offset + len(self._counts))
+                                                            - min(lo, self._offset)))
+        base = lo - self._offset
+        # a view on the array's own buffer: the array cannot grow while it exists (it ends here)
+        view = np.frombuffer(self._counts, dtype=np.uint64)[base : base + len(counts)]
+        np.add(view, counts, out=view, casting="unsafe")
+
+    def add_summary(self, n: int, total_ms: float, low_ms: float, high_ms: float) -> None:
         """Count, sum, min and max after ``n`` values were added to the buckets."""
         self.count += n
         self.sum_ms += total_ms
@@ -292,7 +308,7 @@ def record_batches(batches: Iterable[tuple[LatencyHistogram, list[float]]]) -> N
         for _hist, values in group:
             every += values
         array = np.array(every, dtype=np.float64)
-        keys = _array_keys(array, multiplier)
+        keys = array_keys(array, multiplier)
         at = 0
         for hist, values in group:
             n = len(values)
@@ -306,15 +322,15 @@ def record_batches(batches: Iterable[tuple[LatencyHistogram, list[float]]]) -> N
 def bucket_keys(values: list[float], multiplier: float) -> list[int]:
     """The bucket key of each latency (finite, >= 0), bit for bit what :meth:`LatencyHistogram.record`
     computes: ``ceil(log2(max(v, MIN_TRACKED_MS)) * multiplier)``. Long lists go through
-    :func:`_array_keys` (numpy); short ones through the plain loop, which is faster there."""
+    :func:`array_keys` (numpy); short ones through the plain loop, which is faster there."""
     if len(values) < BULK_KEYS_FROM:
         log, ceil, floor_ms = math.log, math.ceil, MIN_TRACKED_MS
         return [ceil(log(v if v > floor_ms else floor_ms, 2) * multiplier) for v in values]
-    keys: list[int] = _array_keys(np.array(values, dtype=np.float64), multiplier).tolist()
+    keys: list[int] = array_keys(np.array(values, dtype=np.float64), multiplier).tolist()
     return keys
 
 
-def _array_keys(values: npt.NDArray[np.float64], multiplier: float) -> npt.NDArray[np.int64]:
+def array_keys(values: npt.NDArray[np.float64], multiplier: float) -> npt.NDArray[np.int64]:
     """:func:`bucket_keys` of a float64 array, as an int64 array.
 
     numpy's vectorised log may differ from the C library's ``log`` in the last bit. Such a
@@ -335,7 +351,7 @@ def _array_keys(values: npt.NDArray[np.float64], multiplier: float) -> npt.NDArr
 
 
 @functools.lru_cache(maxsize=16)
-def _key_multiplier(relative_accuracy: float) -> float:
+def key_multiplier(relative_accuracy: float) -> float:
     """The factor LogarithmicMapping.key applies to log2(value), computed as ddsketch does."""
     gamma_mantissa = 2 * relative_accuracy / (1 - relative_accuracy)
     multiplier = 1 / math.log1p(gamma_mantissa)

@@ -317,3 +317,58 @@ def test_back_fill_one_by_one_and_by_series_agree(monkeypatch: pytest.MonkeyPatc
         return _canonical(store)
 
     assert stored(10**9) == stored(0)
+
+
+def test_the_numpy_flush_gives_the_same_windows_as_the_plain_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Successes without a schedule are folded in numpy from VECTOR_FLUSH_FROM queued on: grouped by
+    second and endpoint (names and request types equal but not the same objects included), with
+    requests completing seconds later, seconds already rolled up, and endpoints that already have a
+    corrected histogram. The windows equal the plain loop's."""
+    import random
+
+    from reliability.metrics import windows
+
+    rng = random.Random(5)
+    types = ["GET", "POST", "".join(["G", "E", "T"])]  # the last equals "GET" but is another object
+    names = ["/a", "/b", "/c/" + str(rng.randrange(10)), "".join(["/", "a"])]
+    base = T0 + 400  # beyond the 300 s fine horizon of a store whose clock reads T0 + 700
+    batch = []
+    for i in range(5000):
+        latency = rng.lognormvariate(2.0, 1.5) if i % 97 else rng.uniform(1000.0, 4000.0)  # some spill
+        batch.append((rng.choice(types), rng.choice(names), latency, base + rng.random() * 20.0))
+    old = [(rng.choice(types), "/a", 5.0, T0 + 10 + rng.random() * 5) for _ in range(200)]  # rolled up
+
+    def stored(vector_from: int) -> tuple[object, ...]:
+        monkeypatch.setattr(windows, "VECTOR_FLUSH_FROM", vector_from)
+        clock = FakeClock(T0 + 700.0)
+        store = WindowStore(clock=clock)
+        store.record_request("GET", "/b", 3.0, False, None, base + 1.5, base + 1.2, 100.0)  # a corrected hist
+        store.record_request("GET", "/a", 3.0, False, None, T0 + 11.5, T0 + 11.2, 100.0)
+        store.flush()
+        store.rollup()  # seconds before T0 + 400 go to the minute level
+        for request_type, name, latency, sent in old + batch:
+            store.record_request(request_type, name, latency, False, None, sent)
+        return _canonical(store)
+
+    plain, vector = stored(10**9), stored(1)
+    assert plain == vector
+    endpoints = plain[0]
+    assert isinstance(endpoints, tuple) and sum(e[2] for e in endpoints) == 5202  # type: ignore[index]
+
+
+def test_the_numpy_flush_keeps_nothing_back_when_send_times_cannot_be_grouped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send times too far apart for one integer group key go through the plain loop."""
+    answers: list[bool] = []
+    vector = WindowStore._flush_quick_arrays
+
+    def spy(self: WindowStore, *args: object) -> bool:
+        answers.append(vector(self, *args))  # type: ignore[arg-type]
+        return answers[-1]
+
+    monkeypatch.setattr(WindowStore, "_flush_quick_arrays", spy)
+    store = WindowStore(clock=FakeClock(1e17))
+    for i in range(200):
+        store.record_request("GET", f"/e{i % 3}", 5.0, False, None, 1e16 * (i % 2) + i)
+    assert store.snapshot(0, 2e16).total.requests == 200
+    assert answers == [False]

@@ -1,0 +1,49 @@
+"""The plugin's request listener: the inline queue for the common request and the general path for
+everything else give the windows ``WindowStore`` gives for the same requests."""
+
+from __future__ import annotations
+
+import math
+
+from locust.env import Environment
+
+import reliability.plugin as plugin_module
+from reliability.metrics import WindowStore
+from tests.support.fakes import FakeClock
+
+T0 = 1_700_000_000
+
+
+def test_every_kind_of_request_event_lands_where_the_store_puts_it() -> None:
+    clock = FakeClock(T0 + 50.0)
+    env = Environment()
+    plugin = plugin_module.install(env, clock=clock)
+    reference = WindowStore(clock=clock)
+    fire = env.events.request.fire
+    for i in range(3000):
+        sent = T0 + i * 0.01
+        kind = i % 6
+        latency: float | int | None = 2.0 + (i % 50)
+        context: dict[str, object] = {}
+        exception: BaseException | None = None
+        if kind == 1:
+            latency = int(latency)  # an int latency from a custom user: the general path
+        elif kind == 2:
+            exception = ConnectionError("refused")
+        elif kind == 3:
+            context = {"cache": "hit" if i % 12 == 3 else "miss"}
+        elif kind == 4:
+            latency = None
+        fire(request_type="GET", name=f"/e{i % 4}", response_time=latency, response_length=0, response=None,
+             context=context, exception=exception, start_time=sent, url=None)
+        error = None if exception is None else f"ConnectionError: {exception}"
+        reference.record_request("GET", f"/e{i % 4}", latency, exception is not None, error, sent)
+    for bad_start in (math.nan, math.inf, 12.5, None):  # not an epoch time: counted at completion
+        fire(request_type="GET", name="/late", response_time=3.0, response_length=0, response=None, context={},
+             exception=None, start_time=bad_start, url=None)
+        reference.record("GET", "/late", 3.0, False)
+    mine, theirs = plugin.store.snapshot(), reference.snapshot()
+    assert [(e.name, e.requests, e.failures, e.hist.to_payload()["c"]) for e in mine.endpoints] == \
+        [(e.name, e.requests, e.failures, e.hist.to_payload()["c"]) for e in theirs.endpoints]
+    assert mine.seconds == theirs.seconds and mine.total.requests == 3004
+    assert sum(hits + misses for hits, misses in plugin._cache_counts.values()) == 500
