@@ -281,15 +281,13 @@ class ReliabilityPlugin:
         without that call; everything else takes :meth:`_on_other_request`."""
         if (exception is None and not context and not self._expect_marks and type(start_time) is float
                 and 1e9 <= start_time < 1e11 and type(response_time) is float and 0.0 <= response_time < _INF):
-            store = self.store
-            endpoints = store.quick_endpoints
-            endpoints.append(request_type)
-            endpoints.append(name)
-            numbers = store.quick_numbers
-            numbers.append(response_time)
-            numbers.append(start_time)
-            if len(endpoints) >= QUICK_QUEUE_LIMIT:
-                store.flush()
+            quick = self.store.quick
+            quick.append(request_type)
+            quick.append(name)
+            quick.append(response_time)
+            quick.append(start_time)
+            if len(quick) >= QUICK_QUEUE_LIMIT:
+                self.store.flush()
             return
         self._on_other_request(request_type, name, response_time, context, exception, start_time)
 

@@ -47,7 +47,6 @@ DEFAULT_COMPONENTS: Mapping[str, str] = {
     **{t: "ws" for t in ("ws", "wss", "websocket")},
 }
 _INF = math.inf
-_NAN = math.nan
 # a back-filled series this long is counted at once, not queued with the flush's batch
 SERIES_FROM = 256
 FEW_BACKFILLED = 16  # up to this many back-filled samples per request are queued one by one
@@ -56,7 +55,7 @@ FLUSH_EVERY = 256  # requests queued on a load generator before they are folded 
 # are), and folded in numpy from VECTOR_FLUSH_FROM on (below, numpy's per-call cost is more than
 # the Python loop it saves)
 QUICK_FLUSH_EVERY = 1024
-QUICK_QUEUE_LIMIT = 2 * QUICK_FLUSH_EVERY  # length of WindowStore.quick_endpoints that asks for a flush
+QUICK_QUEUE_LIMIT = 4 * QUICK_FLUSH_EVERY  # length of WindowStore.quick that asks for a flush
 VECTOR_FLUSH_FROM = 64
 MAX_CODES = 4096  # request types or names coded for the vectorised flush before the codes restart
 MAX_ERROR_KINDS = 50  # distinct error messages kept per endpoint; more are counted as "(other)"
@@ -359,15 +358,12 @@ class WindowStore:
         self.lag = LatencyHistogram(relative_accuracy)
         self._lag_pending = LatencyHistogram(relative_accuracy)  # not yet drained (workers)
         # Queued requests (see record_request). The common kind, a success without a schedule, is
-        # queued without an object of its own: its endpoint's two strings (already alive) in a
-        # list, its latency and send time as doubles in an array; a scheduled success likewise
-        # (five doubles). Failures and requests without a latency are tuples.
-        # These two are the same objects for the store's life (a flush empties them in place):
-        # the plugin's request listener appends to them directly (see record_request).
-        self.quick_endpoints: list[str] = []  # request type, name, request type, name ...
-        self.quick_numbers = array("d")  # latency ms, sent s, latency ms, sent s ...
-        self._paced_endpoints: list[str] = []  # scheduled successes: request type, name ...
-        self._paced_numbers = array("d")  # latency ms, sent s, intended s, interval ms, lag-from s (NaN: None)
+        # queued without an object of its own: its four fields (objects already alive) side by
+        # side in one list; a scheduled success likewise (seven fields). Failures and requests
+        # without a latency are tuples. ``quick`` is the same list for the store's life (a flush
+        # empties it in place): the plugin's request listener appends to it directly.
+        self.quick: list[object] = []  # request type, name, latency ms, sent s, request type, ...
+        self._paced: list[object] = []  # ... latency ms, sent s, intended s, interval ms, lag-from s
         self._pending: list[_Pending] = []
         # small integer codes of the request types and names seen by the vectorised flush
         self._type_codes: dict[str, int] = {}
@@ -418,28 +414,27 @@ class WindowStore:
             # no allocation here: an object made per request and kept until the flush would
             # make Python's garbage collector run more often, and its cost shows in place
             # (``bench/overhead.py`` times the collector), not in a tight loop
-            # (reliability.plugin's listener does the same inline, without this call)
-            endpoints = self.quick_endpoints
-            endpoints.append(request_type)
-            endpoints.append(name)
-            numbers = self.quick_numbers
-            numbers.append(latency_ms)
-            numbers.append(sent_s)
-            if len(endpoints) >= QUICK_QUEUE_LIMIT:
+            # (reliability.plugin's listener does the same inline, without this call). Appends to
+            # a list: a list's append is a specialised instruction, an array's is not (~3x dearer)
+            quick = self.quick
+            quick.append(request_type)
+            quick.append(name)
+            quick.append(latency_ms)
+            quick.append(sent_s)
+            if len(quick) >= QUICK_QUEUE_LIMIT:
                 self.flush()
             return
         if intended_s is not None and not failed and latency_ms is not None:
-            # a scheduled success (a paced user, an arrival): as above, five doubles, NaN for None
-            endpoints = self._paced_endpoints
-            endpoints.append(request_type)
-            endpoints.append(name)
-            numbers = self._paced_numbers
-            numbers.append(latency_ms)
-            numbers.append(sent_s)
-            numbers.append(intended_s)
-            numbers.append(_NAN if interval_ms is None else interval_ms)
-            numbers.append(_NAN if lag_from_s is None else lag_from_s)
-            if len(endpoints) >= 2 * FLUSH_EVERY:
+            # a scheduled success (a paced user, an arrival): as above, seven fields
+            paced = self._paced
+            paced.append(request_type)
+            paced.append(name)
+            paced.append(latency_ms)
+            paced.append(sent_s)
+            paced.append(intended_s)
+            paced.append(interval_ms)
+            paced.append(lag_from_s)
+            if len(paced) >= 7 * FLUSH_EVERY:
                 self.flush()
             return
         pending = self._pending
@@ -450,21 +445,18 @@ class WindowStore:
     def flush(self) -> None:
         """Fold the queued requests into their windows (see :meth:`record_request`)."""
         batches: dict[int, tuple[LatencyHistogram, list[float]]] = {}  # id(hist) -> (hist, its new values)
-        if self.quick_endpoints:
+        if self.quick:
             self._flush_quick(batches)
         lags: list[float] = []
         if self._pending:
             pending, self._pending = self._pending, []
             self._fold(pending, batches, lags)
-        if self._paced_endpoints:
-            endpoints, numbers = self._paced_endpoints, self._paced_numbers
-            self._paced_endpoints, self._paced_numbers = [], array("d")
-            self._fold(((request_type, name, latency_ms, False, None, sent_s, intended_s,
-                         None if interval_ms != interval_ms else interval_ms,
-                         None if lag_from_s != lag_from_s else lag_from_s)
+        if self._paced:
+            paced, self._paced = self._paced, []
+            self._fold(((request_type, name, latency_ms, False, None, sent_s, intended_s, interval_ms, lag_from_s)
                         for request_type, name, latency_ms, sent_s, intended_s, interval_ms, lag_from_s
-                        in zip(endpoints[::2], endpoints[1::2], numbers[::5], numbers[1::5], numbers[2::5],
-                               numbers[3::5], numbers[4::5], strict=True)), batches, lags)
+                        in zip(paced[::7], paced[1::7], paced[2::7], paced[3::7], paced[4::7], paced[5::7],
+                               paced[6::7], strict=True)), batches, lags)
         _apply(batches)
         self._lag_pending.record_many(lags)
 
@@ -530,9 +522,9 @@ class WindowStore:
         to the other queues does not matter: a corrected histogram made later in the flush copies
         the measured one with them, one that exists gets them too. A long queue goes through
         :meth:`_flush_quick_arrays` (numpy), a short one through the plain loop."""
-        endpoints, numbers = self.quick_endpoints[:], self.quick_numbers[:]
-        del self.quick_endpoints[:], self.quick_numbers[:]
-        if len(endpoints) >= 2 * VECTOR_FLUSH_FROM and self._flush_quick_arrays(endpoints, numbers):
+        quick = self.quick[:]
+        del self.quick[:]
+        if len(quick) >= 4 * VECTOR_FLUSH_FROM and self._flush_quick_arrays(quick):  # type: ignore[arg-type]
             return
         window: _Window | None = None
         cur_t = -1
@@ -540,8 +532,12 @@ class WindowStore:
         counts: _Counts  # set with the first request: last_name is None
         values: list[float]
         cvalues: list[float] | None
-        for request_type, name, latency_ms, sent_s in zip(endpoints[::2], endpoints[1::2], numbers[::2],
-                                                           numbers[1::2], strict=True):
+        request_type: str
+        name: str
+        latency_ms: float
+        sent_s: float
+        for request_type, name, latency_ms, sent_s in zip(quick[::4], quick[1::4], quick[2::4],  # type: ignore[assignment]
+                                                           quick[3::4], strict=True):
             t = int(sent_s)
             if t != cur_t or window is None:
                 window, cur_t = self._window_for(t), t
@@ -558,19 +554,23 @@ class WindowStore:
                 self._spill(t, t, done_t)
                 window, cur_t = None, -1
 
-    def _flush_quick_arrays(self, endpoints: list[str], numbers: array[float]) -> bool:
+    def _flush_quick_arrays(self, quick: list[str | float]) -> bool:
         """:meth:`_flush_quick`'s loop in numpy: the requests are grouped by (second, endpoint) with one
         sort, and each group's buckets are counted with one ``bincount``, so the Python work is per
         group, not per request. The same windows as the loop (a test checks it). Returns False,
         having changed nothing, for send times it cannot group (not finite, or too far apart)."""
-        data = np.frombuffer(numbers, dtype=np.float64)
-        latency, sent = data[0::2], data[1::2]
+        try:
+            latency = np.array(quick[2::4], dtype=np.float64)
+            sent = np.array(quick[3::4], dtype=np.float64)
+        except OverflowError:  # an int send time beyond a double (not Locust's): the plain loop
+            return False
         if not np.isfinite(sent).all():
             return False
         sent_t = np.trunc(sent)  # int(sent_s)
         first_t = float(sent_t.min())
         span_t = float(sent_t.max()) - first_t + 1.0
-        types, names = endpoints[0::2], endpoints[1::2]
+        types: list[str] = quick[0::4]  # type: ignore[assignment]
+        names: list[str] = quick[1::4]  # type: ignore[assignment]
         type_of, type_code = self._codes(types, self._type_codes)
         name_of, name_code = self._codes(names, self._name_codes)
         n_types = len(type_of)

@@ -1,4 +1,6 @@
-"""The plugin's request listener: the inline queue for the common request and the general path for
+"""Run by test_plugin_listener.py in a subprocess of its own (it imports locust).
+
+The plugin's request listener: the inline queue for the common request and the general path for
 everything else give the windows ``WindowStore`` gives for the same requests."""
 
 from __future__ import annotations
