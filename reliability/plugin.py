@@ -50,7 +50,7 @@ from reliability.extension import Extension as Extension  # re-exported: the pro
 from reliability.locust_hooks import listen
 from reliability.masking import MaskingFilter, install_log_masking, mask, mask_data
 from reliability.metrics.payload import check_report
-from reliability.metrics.windows import QUICK_QUEUE_LIMIT, WindowStore
+from reliability.metrics.windows import PACED_QUEUE_LIMIT, QUICK_QUEUE_LIMIT, WindowStore
 from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
 from reliability.pacing import MARK_ATTR, locust_pacing_s, pace_user_classes
 from reliability.plugin_options import add_to
@@ -276,19 +276,36 @@ class ReliabilityPlugin:
         passes is a named parameter: binding them is cheaper than collecting the unused ones into
         a ``**kwargs`` dict (about 0.2 us of the listener's ~1 us).
 
-        The common request (a success without a schedule or a context, Locust's epoch ``start_time``,
-        a valid latency) is queued right here, as ``WindowStore.record_request`` would queue it,
-        without that call; everything else takes :meth:`_on_other_request`."""
-        if (exception is None and not context and not self._expect_marks and type(start_time) is float
-                and 1e9 <= start_time < 1e11 and type(response_time) is float and 0.0 <= response_time < _INF):
-            quick = self.store.quick
-            quick.append(request_type)
-            quick.append(name)
-            quick.append(response_time)
-            quick.append(start_time)
-            if len(quick) >= QUICK_QUEUE_LIMIT:
-                self.store.flush()
-            return
+        The common requests (a success without a context, Locust's epoch ``start_time``, a valid
+        latency, either without a schedule or the first of a task with an intended start) are queued
+        right here, as ``WindowStore.record_request`` would queue them, without that call; everything
+        else takes :meth:`_on_other_request`."""
+        if (exception is None and not context and type(start_time) is float and 1e9 <= start_time < 1e11
+                and type(response_time) is float and 0.0 <= response_time < _INF):
+            mark = getcurrent().__dict__.get(MARK_ATTR) if self._expect_marks else None
+            if mark is None:
+                quick = self.store.quick
+                quick.append(request_type)
+                quick.append(name)
+                quick.append(response_time)
+                quick.append(start_time)
+                if len(quick) >= QUICK_QUEUE_LIMIT:
+                    self.store.flush()
+                return
+            intended = mark.start_s
+            if intended is not None:  # the task's first request consumes the mark
+                mark.start_s = None
+                paced = self.store.paced
+                paced.append(request_type)
+                paced.append(name)
+                paced.append(response_time)
+                paced.append(start_time)
+                paced.append(intended)
+                paced.append(mark.interval_ms)
+                paced.append(mark.lag_from_s)
+                if len(paced) >= PACED_QUEUE_LIMIT:
+                    self.store.flush()
+                return
         self._on_other_request(request_type, name, response_time, context, exception, start_time)
 
     def _on_other_request(self, request_type: str, name: str, response_time: float | None,

@@ -56,6 +56,7 @@ FLUSH_EVERY = 256  # requests queued on a load generator before they are folded 
 # the Python loop it saves)
 QUICK_FLUSH_EVERY = 1024
 QUICK_QUEUE_LIMIT = 4 * QUICK_FLUSH_EVERY  # length of WindowStore.quick that asks for a flush
+PACED_QUEUE_LIMIT = 7 * FLUSH_EVERY  # and of WindowStore.paced (seven fields per request)
 VECTOR_FLUSH_FROM = 64
 MAX_CODES = 4096  # request types or names coded for the vectorised flush before the codes restart
 MAX_ERROR_KINDS = 50  # distinct error messages kept per endpoint; more are counted as "(other)"
@@ -361,9 +362,10 @@ class WindowStore:
         # queued without an object of its own: its four fields (objects already alive) side by
         # side in one list; a scheduled success likewise (seven fields). Failures and requests
         # without a latency are tuples. ``quick`` is the same list for the store's life (a flush
-        # empties it in place): the plugin's request listener appends to it directly.
+        # empties it in place): the plugin's request listener appends to it, and to ``paced``
+        # (which a flush replaces), directly.
         self.quick: list[object] = []  # request type, name, latency ms, sent s, request type, ...
-        self._paced: list[object] = []  # ... latency ms, sent s, intended s, interval ms, lag-from s
+        self.paced: list[object] = []  # ... latency ms, sent s, intended s, interval ms, lag-from s
         self._pending: list[_Pending] = []
         # small integer codes of the request types and names seen by the vectorised flush
         self._type_codes: dict[str, int] = {}
@@ -426,7 +428,7 @@ class WindowStore:
             return
         if intended_s is not None and not failed and latency_ms is not None:
             # a scheduled success (a paced user, an arrival): as above, seven fields
-            paced = self._paced
+            paced = self.paced
             paced.append(request_type)
             paced.append(name)
             paced.append(latency_ms)
@@ -434,7 +436,7 @@ class WindowStore:
             paced.append(intended_s)
             paced.append(interval_ms)
             paced.append(lag_from_s)
-            if len(paced) >= 7 * FLUSH_EVERY:
+            if len(paced) >= PACED_QUEUE_LIMIT:
                 self.flush()
             return
         pending = self._pending
@@ -451,12 +453,19 @@ class WindowStore:
         if self._pending:
             pending, self._pending = self._pending, []
             self._fold(pending, batches, lags)
-        if self._paced:
-            paced, self._paced = self._paced, []
-            self._fold(((request_type, name, latency_ms, False, None, sent_s, intended_s, interval_ms, lag_from_s)
-                        for request_type, name, latency_ms, sent_s, intended_s, interval_ms, lag_from_s
-                        in zip(paced[::7], paced[1::7], paced[2::7], paced[3::7], paced[4::7], paced[5::7],
-                               paced[6::7], strict=True)), batches, lags)
+        if self.paced:
+            paced, self.paced = self.paced, []
+            rest = None
+            if len(paced) >= 7 * VECTOR_FLUSH_FROM:
+                _apply(batches)  # a corrected histogram made below copies the measured one: complete it first
+                rest = self._flush_paced_arrays(paced, lags)
+            if rest is not None:
+                self._fold(rest, batches, lags)
+            else:
+                self._fold(((request_type, name, latency_ms, False, None, sent_s, intended_s, interval_ms, lag_from_s)
+                           for request_type, name, latency_ms, sent_s, intended_s, interval_ms, lag_from_s
+                           in zip(paced[::7], paced[1::7], paced[2::7], paced[3::7], paced[4::7], paced[5::7],
+                                  paced[6::7], strict=True)), batches, lags)
         _apply(batches)
         self._lag_pending.record_many(lags)
 
@@ -564,59 +573,144 @@ class WindowStore:
             sent = np.array(quick[3::4], dtype=np.float64)
         except OverflowError:  # an int send time beyond a double (not Locust's): the plain loop
             return False
-        if not np.isfinite(sent).all():
-            return False
         sent_t = np.trunc(sent)  # int(sent_s)
-        first_t = float(sent_t.min())
-        span_t = float(sent_t.max()) - first_t + 1.0
-        types: list[str] = quick[0::4]  # type: ignore[assignment]
-        names: list[str] = quick[1::4]  # type: ignore[assignment]
-        type_of, type_code = self._codes(types, self._type_codes)
-        name_of, name_code = self._codes(names, self._name_codes)
-        n_types = len(type_of)
-        width = n_types * len(name_of)
-        if span_t * width >= 2.0**53:
+        grouped = self._grouped(quick[0::4], quick[1::4], sent_t)  # type: ignore[arg-type]
+        if grouped is None:
             return False
-        group = (sent_t - first_t).astype(np.int64)  # (second, name, type) as one integer
-        if width > 1:
-            group *= width
-            if name_code is not None:
-                group += name_code * n_types
-            if type_code is not None:
-                group += type_code
-        keys = array_keys(latency, key_multiplier(self.relative_accuracy))
         done_t = np.trunc(sent + latency / 1000.0)  # int(sent_s + latency_ms / 1000.0)
         spilled = np.flatnonzero(done_t != sent_t).tolist()
-        if group[0] != group[-1] or (group != group[0]).any():
-            order = np.argsort(group)
-            group, latency, keys = group[order], latency[order], keys[order]
-            starts = np.flatnonzero(group[1:] != group[:-1]) + 1
-            starts = np.concatenate((np.zeros(1, dtype=np.int64), starts))
-        else:
-            starts = np.zeros(1, dtype=np.int64)
-        ends = [*starts[1:].tolist(), len(group)]
-        for at, end, code, total, low, high, low_key, high_key in zip(
-                starts.tolist(), ends, group[starts].tolist(), np.add.reduceat(latency, starts).tolist(),
-                np.minimum.reduceat(latency, starts).tolist(), np.maximum.reduceat(latency, starts).tolist(),
-                np.minimum.reduceat(keys, starts).tolist(), np.maximum.reduceat(keys, starts).tolist(),
-                strict=True):
-            second, endpoint = divmod(code, width)
-            name_index, type_index = divmod(endpoint, n_types)
-            counts = self._counts_in(self._window_for(int(first_t) + second), type_of[type_index],
-                                     name_of[name_index])
-            n = end - at
-            counts.requests += n
-            bins = np.bincount(keys[at:end] - low_key, minlength=high_key - low_key + 1)
-            for hist in (counts.hist, counts.chist):
-                if hist is not None:
-                    hist.add_key_counts(low_key, bins)
-                    hist.add_summary(n, total, low, high)
+        order, starts, groups = grouped
+        if order is not None:
+            latency = latency[order]
+        self._add_grouped(latency, None, starts, groups)
         for i in spilled:  # rare: completed in a later second than sent
             t = int(sent_t[i])
             self._spill(t, t, int(done_t[i]))
         self._cur = None
         self._cur_t = -1
         return True
+
+    def _flush_paced_arrays(self, paced: list[object], lags: list[float]) -> list[_Pending] | None:
+        """Scheduled successes (seven fields each) in numpy, as :meth:`_fold` counts them: in the
+        intended second, the measured latency in the measured histogram, the latency from the
+        intended start in the corrected one, the start lag in the schedule-lag histogram. Those
+        that back-fill (a corrected latency of two intervals or more) are returned for
+        :meth:`_fold`, as are all when the fields cannot be grouped (None: nothing changed)."""
+        try:
+            latency = np.array(paced[2::7], dtype=np.float64)
+            sent = np.array(paced[3::7], dtype=np.float64)
+            intended = np.array(paced[4::7], dtype=np.float64)
+            interval = _floats_or_nan(paced[5::7])
+            lag_from = _floats_or_nan(paced[6::7])
+        except (OverflowError, TypeError, ValueError):
+            return None
+        if not np.isfinite(sent).all():
+            return None
+        corrected = np.where(sent > intended, latency + (sent - intended) * 1000.0, latency)
+        refill = np.flatnonzero(corrected >= 2 * interval)  # NaN interval (none): never
+        rest: list[_Pending] = []
+        if len(refill):
+            keep = np.ones(len(latency), dtype=bool)
+            keep[refill] = False
+            for i in refill.tolist():
+                at = 7 * i
+                rest.append((paced[at], paced[at + 1], paced[at + 2], False, None, paced[at + 3],  # type: ignore[arg-type]
+                             paced[at + 4], paced[at + 5], paced[at + 6]))
+            latency, sent, intended, corrected, lag_from = (a[keep] for a in (latency, sent, intended, corrected,
+                                                                              lag_from))
+            types = [x for x, k in zip(paced[0::7], keep.tolist(), strict=True) if k]
+            names = [x for x, k in zip(paced[1::7], keep.tolist(), strict=True) if k]
+        else:
+            types, names = paced[0::7], paced[1::7]
+        if not len(latency):
+            return rest
+        intended_t = np.trunc(intended)  # int(intended_s)
+        grouped = self._grouped(types, names, intended_t)  # type: ignore[arg-type]
+        if grouped is None:
+            return None
+        lag_ms = (sent - np.where(np.isnan(lag_from), intended, lag_from)) * 1000.0
+        lags += np.maximum(lag_ms, 0.0).tolist()
+        done_t = np.trunc(sent + latency / 1000.0)
+        spilled = np.flatnonzero(done_t != intended_t).tolist()
+        sent_t = np.trunc(sent)
+        order, starts, groups = grouped
+        if order is not None:
+            latency, corrected = latency[order], corrected[order]
+        self._add_grouped(latency, corrected, starts, groups)
+        for i in spilled:
+            self._spill(int(intended_t[i]), int(sent_t[i]), int(done_t[i]))
+        self._cur = None
+        self._cur_t = -1
+        return rest
+
+    def _grouped(self, types: list[str], names: list[str], second: npt.NDArray[np.float64]
+                 ) -> tuple[npt.NDArray[np.intp] | None, list[int], list[tuple[int, str, str]]] | None:
+        """Requests grouped by (second, request type, name): the order that sorts them by group
+        (None: already one group), where each group starts in that order, and each group's
+        (second, request type, name). None when the seconds cannot be one integer key."""
+        if not np.isfinite(second).all():
+            return None
+        first_t = float(second.min())
+        span_t = float(second.max()) - first_t + 1.0
+        type_of, type_code = self._codes(types, self._type_codes)
+        name_of, name_code = self._codes(names, self._name_codes)
+        n_types = len(type_of)
+        width = n_types * len(name_of)
+        if span_t * width >= 2.0**53:
+            return None
+        group = (second - first_t).astype(np.int64)  # (second, name, type) as one integer
+        if width > 1:
+            group *= width
+            if name_code is not None:
+                group += name_code * n_types
+            if type_code is not None:
+                group += type_code
+        order = None
+        starts = [0]
+        if group[0] != group[-1] or (group != group[0]).any():
+            order = np.argsort(group)
+            group = group[order]
+            starts += (np.flatnonzero(group[1:] != group[:-1]) + 1).tolist()
+        groups = []
+        for code in group[starts].tolist():
+            second_i, endpoint = divmod(code, width)
+            name_index, type_index = divmod(endpoint, n_types)
+            groups.append((int(first_t) + second_i, type_of[type_index], name_of[name_index]))
+        return order, starts, groups
+
+    def _add_grouped(self, measured: npt.NDArray[np.float64], corrected: npt.NDArray[np.float64] | None,
+                     starts: list[int], groups: list[tuple[int, str, str]]) -> None:
+        """Add grouped requests (see :meth:`_grouped`; values in group order) to their windows: the
+        measured latencies to the measured histogram and, with ``corrected``, those to the corrected
+        one (made from the measured one first when it does not exist yet); without, the measured
+        latencies also to a corrected histogram that exists."""
+        multiplier = key_multiplier(self.relative_accuracy)
+        ends = [*starts[1:], len(measured)]
+        for values, scheduled in ((measured, False), (corrected, True)):
+            if values is None:
+                continue
+            keys = array_keys(values, multiplier)
+            index = np.array(starts, dtype=np.intp)
+            for at, end, (t, request_type, name), total, low, high, low_key, high_key in zip(
+                    starts, ends, groups, np.add.reduceat(values, index).tolist(),
+                    np.minimum.reduceat(values, index).tolist(), np.maximum.reduceat(values, index).tolist(),
+                    np.minimum.reduceat(keys, index).tolist(), np.maximum.reduceat(keys, index).tolist(),
+                    strict=True):
+                counts = self._counts_in(self._window_for(t), request_type, name)
+                bins = np.bincount(keys[at:end] - low_key, minlength=high_key - low_key + 1)
+                if scheduled:
+                    targets: tuple[LatencyHistogram | None, ...] = (counts.chist,)
+                else:
+                    counts.requests += end - at
+                    if corrected is not None:
+                        counts.corrected()  # from the measured one before this batch's measured values
+                        targets = (counts.hist,)
+                    else:
+                        targets = (counts.hist, counts.chist)
+                for hist in targets:
+                    if hist is not None:
+                        hist.add_key_counts(low_key, bins)
+                        hist.add_summary(end - at, total, low, high)
 
     @staticmethod
     def _codes(strings: list[str], codes: dict[str, int]) -> tuple[list[str], npt.NDArray[np.int64] | None]:
@@ -963,6 +1057,14 @@ def _corrected_in(counts: _Counts, batches: dict[int, tuple[LatencyHistogram, li
             counts.hist.record_many(entry[1])
             entry[1].clear()
     return counts.corrected()
+
+
+def _floats_or_nan(values: list[object]) -> npt.NDArray[np.float64]:
+    """A float64 array of ``values``, NaN for None."""
+    try:
+        return np.array(values, dtype=np.float64)
+    except TypeError:  # some None
+        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def _apply(groups: dict[int, tuple[LatencyHistogram, list[float]]]) -> None:

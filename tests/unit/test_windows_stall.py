@@ -320,10 +320,11 @@ def test_back_fill_one_by_one_and_by_series_agree(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_numpy_flush_gives_the_same_windows_as_the_plain_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Successes without a schedule are folded in numpy from VECTOR_FLUSH_FROM queued on: grouped by
-    second and endpoint (names and request types equal but not the same objects included), with
-    requests completing seconds later, seconds already rolled up, and endpoints that already have a
-    corrected histogram. The windows equal the plain loop's."""
+    """Successes, with and without a schedule, are folded in numpy from VECTOR_FLUSH_FROM queued on:
+    grouped by second and endpoint (names and request types equal but not the same objects
+    included), with requests completing seconds later, seconds already rolled up, endpoints that
+    already have a corrected histogram, back-fill, no interval, a lag origin of their own, and
+    failures queued in between. The windows and the schedule lag equal the plain loop's."""
     import random
 
     from reliability.metrics import windows
@@ -337,6 +338,15 @@ def test_the_numpy_flush_gives_the_same_windows_as_the_plain_loop(monkeypatch: p
         latency = rng.lognormvariate(2.0, 1.5) if i % 97 else rng.uniform(1000.0, 4000.0)  # some spill
         batch.append((rng.choice(types), rng.choice(names), latency, base + rng.random() * 20.0))
     old = [(rng.choice(types), "/a", 5.0, T0 + 10 + rng.random() * 5) for _ in range(200)]  # rolled up
+    scheduled = []  # intended up to 0.5 s before the send; intervals 100 ms, none, or 2 s; some lag origins
+    for i in range(3000):
+        sent = base + rng.random() * 20.0
+        intended = sent - rng.random() * 0.5
+        interval = rng.choice([100.0, None, 2000.0])
+        lag_from = None if i % 3 else intended + rng.random() * 0.1
+        latency = rng.lognormvariate(2.0, 1.5) if i % 89 else rng.uniform(1000.0, 3000.0)
+        scheduled.append((rng.choice(types), rng.choice(names), latency, False, None, sent, intended, interval,
+                          lag_from))
 
     def stored(vector_from: int) -> tuple[object, ...]:
         monkeypatch.setattr(windows, "VECTOR_FLUSH_FROM", vector_from)
@@ -348,12 +358,17 @@ def test_the_numpy_flush_gives_the_same_windows_as_the_plain_loop(monkeypatch: p
         store.rollup()  # seconds before T0 + 400 go to the minute level
         for request_type, name, latency, sent in old + batch:
             store.record_request(request_type, name, latency, False, None, sent)
+        for i, args in enumerate(scheduled):
+            store.record_request(*args)  # type: ignore[arg-type]
+            if i % 700 == 0:
+                store.record_request("GET", "/a", 2.0, True, "HTTPError: 500", base + 3.0)  # pending between
         return _canonical(store)
 
     plain, vector = stored(10**9), stored(1)
     assert plain == vector
     endpoints = plain[0]
-    assert isinstance(endpoints, tuple) and sum(e[2] for e in endpoints) == 5202  # type: ignore[index]
+    assert isinstance(endpoints, tuple) and sum(e[2] for e in endpoints) == 8207  # type: ignore[index]
+    assert sum(e[4] for e in endpoints) > 0  # type: ignore[index]  # some back-filled
 
 
 def test_the_numpy_flush_keeps_nothing_back_when_send_times_cannot_be_grouped(
