@@ -149,6 +149,12 @@ class LatencyHistogram:
         values = first_ms - step_ms * np.arange(n, dtype=np.float64)
         self._record_arrays(values, array_keys(values, self._multiplier))
 
+    def record_array(self, values: npt.NDArray[np.float64]) -> None:
+        """Add a float64 array of latencies, keyed and counted in numpy (the same buckets as
+        :meth:`record` one by one). Invalid values are rejected before anything is added."""
+        if len(values):
+            self._record_arrays(values, array_keys(values, self._multiplier))
+
     def _record_arrays(self, values: npt.NDArray[np.float64], keys: npt.NDArray[np.int64]) -> None:
         """Add ``values`` (float64, their bucket keys beside them) in numpy: for hundreds of values."""
         low, high, total = float(values.min()), float(values.max()), float(values.sum())

@@ -458,7 +458,7 @@ class WindowStore:
             rest = None
             if len(paced) >= 7 * VECTOR_FLUSH_FROM:
                 _apply(batches)  # a corrected histogram made below copies the measured one: complete it first
-                rest = self._flush_paced_arrays(paced, lags)
+                rest = self._flush_paced_arrays(paced)
             if rest is not None:
                 self._fold(rest, batches, lags)
             else:
@@ -590,7 +590,7 @@ class WindowStore:
         self._cur_t = -1
         return True
 
-    def _flush_paced_arrays(self, paced: list[object], lags: list[float]) -> list[_Pending] | None:
+    def _flush_paced_arrays(self, paced: list[object]) -> list[_Pending] | None:
         """Scheduled successes (seven fields each) in numpy, as :meth:`_fold` counts them: in the
         intended second, the measured latency in the measured histogram, the latency from the
         intended start in the corrected one, the start lag in the schedule-lag histogram. Those
@@ -629,7 +629,7 @@ class WindowStore:
         if grouped is None:
             return None
         lag_ms = (sent - np.where(np.isnan(lag_from), intended, lag_from)) * 1000.0
-        lags += np.maximum(lag_ms, 0.0).tolist()
+        self._lag_pending.record_array(np.maximum(lag_ms, 0.0))
         done_t = np.trunc(sent + latency / 1000.0)
         spilled = np.flatnonzero(done_t != intended_t).tolist()
         sent_t = np.trunc(sent)
