@@ -125,7 +125,10 @@ def test_the_guard_gives_up_at_the_deadline_and_revert_finishes_later(redis_serv
         redis_server.stop()
         proc.send_signal(signal.SIGKILL)
         assert seconds_until(lambda: read_journal(journal).faults["held"].state == "abandoned", 10) is not None
-    log = journal.with_name(journal.name + ".guard.log").read_text()
+        # the guard journals "abandoned" first, then writes its log: wait for the log too
+        guard_log = journal.with_name(journal.name + ".guard.log")
+        assert seconds_until(lambda: "STILL APPLIED" in guard_log.read_text(), 10) is not None
+    log = guard_log.read_text()
     assert "GAVE UP" in log and "STILL APPLIED" in log and "CONFIG SET maxmemory" in log
     listed = subprocess.run([sys.executable, "-m", "reliability.cli", "revert", "--list", str(journal)],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
