@@ -120,14 +120,8 @@ class LatencyHistogram:
         if keys is None:
             keys = bucket_keys(values, self._multiplier)
         lo, hi = min(keys), max(keys)
+        self._cover(lo, hi + 1)
         counts = self._counts
-        if not counts:
-            self._offset = lo
-            counts = self._counts = array("Q", bytes(8 * (hi - lo + 1)))
-        elif lo < self._offset or hi >= self._offset + len(counts):
-            self._add_counts(min(lo, self._offset), [0] * (max(hi, self._offset + len(counts) - 1)
-                                                            - min(lo, self._offset) + 1))
-            counts = self._counts
         offset = self._offset
         for key in keys:
             counts[key - offset] += 1
@@ -168,17 +162,20 @@ class LatencyHistogram:
         """Add ``counts[i]`` values to bucket ``lo + i`` (a numpy ``bincount`` of keys minus ``lo``),
         in numpy. Only the buckets change: the caller adds count, sum, min and max
         (:meth:`add_summary`)."""
-        hi = lo + len(counts)
-        if not self._counts:
-            self._offset = lo
-            self._counts = array("Q", bytes(8 * len(counts)))
-        elif lo < self._offset or hi > self._offset + len(self._counts):
-            self._add_counts(min(lo, self._offset), [0] * (max(hi, self._offset + len(self._counts))
-                                                            - min(lo, self._offset)))
+        self._cover(lo, lo + len(counts))
         base = lo - self._offset
         # a view on the array's own buffer: the array cannot grow while it exists (it ends here)
         view = np.frombuffer(self._counts, dtype=np.uint64)[base : base + len(counts)]
         np.add(view, counts, out=view, casting="unsafe")
+
+    def _cover(self, lo: int, hi: int) -> None:
+        """Grow the dense counts (zeros) so that they hold buckets ``lo`` to ``hi - 1``."""
+        if not self._counts:
+            self._offset = lo
+            self._counts = array("Q", bytes(8 * (hi - lo)))
+        elif lo < self._offset or hi > self._offset + len(self._counts):
+            self._add_counts(min(lo, self._offset), [0] * (max(hi, self._offset + len(self._counts))
+                                                            - min(lo, self._offset)))
 
     def add_summary(self, n: int, total_ms: float, low_ms: float, high_ms: float) -> None:
         """Count, sum, min and max after ``n`` values were added to the buckets."""
