@@ -36,7 +36,8 @@ def corrected_stats(stats: EndpointStats) -> s.Corrected | None:
     )
 
 
-def schedule_section(lag: LatencyHistogram, sla: SlaSpec, paced_users: dict[str, float]) -> s.Schedule:
+def schedule_section(lag: LatencyHistogram, sla: SlaSpec, paced_users: dict[str, float],
+                     held_at_stop: int = 0) -> s.Schedule:
     """How late scheduled tasks started (ms) against the bound that keeps the run conclusive."""
     enough = lag.count >= MIN_LAG_SAMPLES
     p99 = lag.quantile(0.99) if lag.count else None
@@ -48,6 +49,7 @@ def schedule_section(lag: LatencyHistogram, sla: SlaSpec, paced_users: dict[str,
         lag_bound_ms=sla.schedule_lag_bound_ms,
         kept=None if not enough else bool(p99 is not None and p99 <= sla.schedule_lag_bound_ms),
         paced_users={name: {"interval_s": interval} for name, interval in sorted(paced_users.items())},
+        held_at_stop=held_at_stop,
     )
 
 

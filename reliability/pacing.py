@@ -38,6 +38,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 from gevent import getcurrent
+from greenlet import GreenletExit
 from greenlet import greenlet as RawGreenlet
 
 if TYPE_CHECKING:
@@ -89,10 +90,37 @@ def intended_start(start_s: float, lag_from_s: float | None = None) -> Iterator[
     mark_intended_start(start_s, lag_from_s=lag_from_s)
     try:
         yield
-    finally:
-        mark = getcurrent().__dict__.get(MARK_ATTR)
-        if mark is not None:
-            mark.start_s = None
+    except GreenletExit:  # killed mid-task at the stop: the mark stays for held_at_stop
+        raise
+    except BaseException:
+        _clear_mark()
+        raise
+    else:
+        _clear_mark()
+
+
+def _clear_mark() -> None:
+    mark = getcurrent().__dict__.get(MARK_ATTR)
+    if mark is not None:
+        mark.start_s = None
+
+
+def pending_marks(greenlets: Iterable[object], now_s: float) -> list[tuple[IntendedStart, float]]:
+    """The marks of ``greenlets`` whose task was due before ``now_s`` and whose first request has
+    not completed (the mark is not consumed): ``(mark, start_s)``. Taken when the test is stopping,
+    before Locust kills the users; :func:`still_pending` then keeps those the kill cut short."""
+    found: list[tuple[IntendedStart, float]] = []
+    for g in greenlets:
+        mark = getattr(g, "__dict__", {}).get(MARK_ATTR)
+        if mark is not None and mark.start_s is not None and mark.start_s < now_s:
+            found.append((mark, mark.start_s))
+    return found
+
+
+def still_pending(marks: Iterable[tuple[IntendedStart, float]]) -> list[float]:
+    """The intended starts of ``marks`` still unconsumed once the users stopped: those tasks' first
+    requests never completed (a task that finished meanwhile consumed or replaced its mark)."""
+    return [start for mark, start in marks if mark.start_s == start]
 
 
 def intended_start_api(environment: Environment) -> Callable[[float, float | None], AbstractContextManager[None]]:

@@ -52,7 +52,14 @@ from reliability.masking import MaskingFilter, install_log_masking, mask, mask_d
 from reliability.metrics.payload import check_report
 from reliability.metrics.windows import PACED_QUEUE_LIMIT, QUICK_QUEUE_LIMIT, WindowStore
 from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
-from reliability.pacing import MARK_ATTR, locust_pacing_s, pace_user_classes
+from reliability.pacing import (
+    MARK_ATTR,
+    IntendedStart,
+    locust_pacing_s,
+    pace_user_classes,
+    pending_marks,
+    still_pending,
+)
 from reliability.plugin_options import add_to
 from reliability.record import (
     GeneratorUsage,
@@ -124,6 +131,7 @@ class ReliabilityPlugin:
         self.exit_codes = ExitCodes()
         self._record: RunRecord | None = None
         self._expect_marks = False  # a scheduler marks intended starts (reliability.pacing)
+        self._stopping_marks: list[tuple[IntendedStart, float]] = []  # in flight as the test stopped
         self.paced_users: dict[str, float] = {}  # user class -> schedule interval (s)
         self.masker = MaskingFilter()  # attached to the log handlers by on_init
         self._resolved: tuple[tuple[object, ...], tuple[ScenarioSpec, SlaSpec]] | None = None  # (option values, spec)
@@ -260,6 +268,8 @@ class ReliabilityPlugin:
             listen(ev.worker_report, self.on_worker_report)
             listen(ev.worker_connect, self.on_worker_connect)
         listen(ev.test_start, self.on_test_start)
+        if self.role in ("local", "worker"):
+            listen(ev.test_stopping, self.on_test_stopping)
         listen(ev.test_stop, self.on_test_stop)
         listen(ev.quitting, self.on_quitting)
         if self.role != "worker":
@@ -478,7 +488,16 @@ class ReliabilityPlugin:
                     sla.min_requests, sla.status_interval_s,
                     f"after {sla.abort.grace_s:g} s" if sla.abort.enabled else "off")
 
+    def on_test_stopping(self, environment: Environment, **_kwargs: object) -> None:
+        """Before Locust kills the users: note the scheduled tasks whose first request is in flight."""
+        runner = environment.runner
+        if self._expect_marks and runner is not None:
+            self._stopping_marks = pending_marks(list(runner.user_greenlets), self.clock())
+
     def on_test_stop(self, environment: Environment, **_kwargs: object) -> None:
+        if self._stopping_marks:  # killed in flight: held to the stop (see WindowStore.record_held_at_stop)
+            self.store.record_held_at_stop(still_pending(self._stopping_marks), self.clock())
+            self._stopping_marks = []
         if self.role == "worker":
             self._final_drain = True  # reports from now on carry the current, unfinished second too
             return
@@ -596,7 +615,8 @@ class ReliabilityPlugin:
         verdict = evaluate(snapshot, self.sla)  # graded once; the features' results join it below
         if self.aborted and verdict.passed:
             reasons.append(f"run aborted: {self.aborted}")
-        schedule = schedule_section(self.store.schedule_lag(), self.sla, self._paced_anywhere())
+        schedule = schedule_section(self.store.schedule_lag(), self.sla, self._paced_anywhere(),
+                                    self.store.held_at_stop)
         lagging = lag_problem(schedule)
         if lagging:
             reasons.append(lagging)

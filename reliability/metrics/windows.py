@@ -112,6 +112,7 @@ class WindowsPayload(_WindowsPayloadBase, total=False):
     """What a worker sends to the master each report (under ``data["reliability"]["windows"]``)."""
 
     lag: HistogramPayload  # start lags (ms) of scheduled requests since the last report
+    hs: int  # scheduled tasks still in flight when the users stopped, since the last report
 
 
 class _Counts:
@@ -358,6 +359,8 @@ class WindowStore:
         # how late scheduled requests started after their intended start (ms): the generator's lag
         self.lag = LatencyHistogram(relative_accuracy)
         self._lag_pending = LatencyHistogram(relative_accuracy)  # not yet drained (workers)
+        self.held_at_stop = 0  # scheduled tasks whose first request was still in flight at the stop
+        self._held_at_stop_pending = 0  # not yet drained (workers)
         # Queued requests (see record_request). The common kind, a success without a schedule, is
         # queued without an object of its own: its four fields (objects already alive) side by
         # side in one list; a scheduled success likewise (seven fields). Failures and requests
@@ -816,6 +819,31 @@ class WindowStore:
             window = self._fine[t] = _Window(t)
         return window
 
+    def record_held_at_stop(self, sent_s: Iterable[float], stop_s: float) -> int:
+        """Requests that were due (sent, or due to be) at ``sent_s`` (epoch s) and still in flight
+        when the users were stopped at ``stop_s``: Locust kills them, so they never complete and
+        :meth:`record_request` never sees them. Each is held for the whole seconds between its send
+        and the stop, as if it completed at the stop (a stall that lasts to the end of a run is
+        still a stall); no latency is recorded (it is not known). Returns how many were counted."""
+        stop_t = int(stop_s)
+        starts: dict[int, int] = {}
+        for s in sent_s:
+            if math.isfinite(s) and s <= stop_s:
+                starts[int(s) + 1] = starts.get(int(s) + 1, 0) + 1
+        held = sum(starts.values())
+        self.held_at_stop += held
+        self._held_at_stop_pending += held
+        running = 0
+        for t in range(min(starts, default=stop_t), stop_t):  # one pass: each second adds those sent before it
+            running += starts.get(t, 0)
+            if running:
+                self._window_for(t).held += running
+                if self._rolled_before is not None and t < self._rolled_before:  # already summarised
+                    self._timeline.put(t, _Counts(self.relative_accuracy), None, (running, 0, 0))
+        self._cur = None  # _window_for may have rolled levels: look the current one up again
+        self._cur_t = -1
+        return held
+
     def note_users(self, t: int, users: int) -> None:
         """Remember how many users ran during second ``t`` (master or local runner)."""
         if self._rolled_before is None or t >= self._rolled_before:
@@ -856,6 +884,9 @@ class WindowStore:
             payload["lag"] = self._lag_pending.to_payload()
             self.lag.merge(self._lag_pending)
             self._lag_pending = LatencyHistogram(self.relative_accuracy)
+        if self._held_at_stop_pending:
+            payload["hs"] = self._held_at_stop_pending
+            self._held_at_stop_pending = 0
         return payload
 
     def schedule_lag(self) -> LatencyHistogram:
@@ -898,6 +929,7 @@ class WindowStore:
             lag = payload.get("lag")
             if lag is not None:
                 self.lag.merge(LatencyHistogram.from_payload(lag))
+            self.held_at_stop += int(payload.get("hs", 0))
         except (KeyError, TypeError, ValueError) as exc:
             raise MetricsError(f"malformed window payload: {exc!r}") from exc
         return merged

@@ -180,6 +180,7 @@ class Schedule(Section):
     lag_bound_ms: float | None = None
     kept: bool | None = None  # None: too few starts to tell
     paced_users: dict[str, dict[str, float]] = Field(default_factory=dict)  # class -> {"interval_s": s}
+    held_at_stop: int = 0  # scheduled tasks whose first request was still in flight when the users stopped
 
 
 class ErrorCount(Section):

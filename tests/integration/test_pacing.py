@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, serve
 
 SCRIPT = r"""
 import json, time
@@ -94,6 +94,21 @@ gevent.spawn(arrival).join()
 snap2 = plugin2.store.snapshot()
 ep2 = {e.name: e for e in snap2.endpoints}
 out["arrival"] = [ep2["/arrival"].corrected.max_ms, snap2.total.backfilled, ep2["/later"].corrected is None]
+
+def killed():
+    with api(time.time() - 0.1):
+        gevent.sleep(10)  # a request in flight when the test stops
+
+def failed():
+    with api(time.time() - 0.1):
+        raise ValueError("user code failed")
+
+g = gevent.spawn(killed)
+gevent.sleep(0.05)
+g.kill()
+f = gevent.spawn(failed)
+f.join()
+out["marks_after"] = [g.reliability_intended.start_s is not None, f.reliability_intended.start_s is None]
 print(json.dumps(out))
 """
 
@@ -114,3 +129,55 @@ def test_pacing_marks_and_the_listener_measures_from_the_intended_start() -> Non
     arrival_ms, backfilled, later_unscheduled = out["arrival"]
     assert 2500.0 <= arrival_ms <= 2600.0 and backfilled == 0
     assert later_unscheduled  # measured only: no mark was left for it
+    assert out["marks_after"] == [True, True]  # killed mid-task: kept for held_at_stop; failed: cleared
+
+
+HELD_SCRIPT = r"""
+import json, sys, time
+import gevent
+from locust import HttpUser, constant_pacing, task
+from locust.env import Environment
+
+import reliability.plugin as plugin_module
+
+class Paced(HttpUser):
+    host = sys.argv[1]
+    wait_time = constant_pacing(0.2)
+
+    @task
+    def t(self):
+        self.client.get("/", timeout=60)
+
+env = Environment(user_classes=[Paced])
+plugin = plugin_module.install(env)
+runner = env.create_local_runner()
+runner.start(4, spawn_rate=100)
+gevent.sleep(float(sys.argv[2]))
+stop_s = time.time()
+runner.stop()
+snap = plugin.store.snapshot()
+print(json.dumps({"held_at_stop": plugin.store.held_at_stop, "stop_s": stop_s, "requests": snap.total.requests,
+                  "seconds": [[s.t, s.requests, s.held, s.done] for s in snap.seconds]}))
+"""
+
+
+def test_scheduled_requests_killed_in_flight_at_the_stop_count_as_held() -> None:
+    # fast for 1 s after the first request, then frozen past the stop: 4 paced users each have a
+    # request in flight when the runner stops them 4 s in, and no Locust event ever reports it
+    with serve(["tests/support/pattern_server.py", "--delay-ms", "5", "--freeze-every", "1000",
+                "--freeze-for", "500", "--freeze-first", "1"]) as served:
+        proc = subprocess.run([sys.executable, "-c", HELD_SCRIPT, served.url, "4"], capture_output=True, text=True,
+                              cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["held_at_stop"] == 4, out
+    assert 4 * 4 <= out["requests"] <= 4 * 6  # about 1 s of pacing every 0.2 s (the first task is unmarked)
+    rows = {t: (requests, held, done) for t, requests, held, done in out["seconds"]}
+    last_done = max(t for t, (_, _, done) in rows.items() if done)
+    stop_t = int(out["stop_s"])
+    frozen = range(last_done + 2, stop_t)  # whole seconds after the last completion and before the stop
+    assert len(frozen) >= 1, rows
+    for t in frozen:
+        requests, held, done = rows[t]
+        assert held == 4 and done == 0 and requests == 0, (t, rows)
+    assert all(t <= stop_t for t in rows)  # nothing counted after the stop

@@ -387,3 +387,31 @@ def test_the_numpy_flush_keeps_nothing_back_when_send_times_cannot_be_grouped(
         store.record_request("GET", f"/e{i % 3}", 5.0, False, None, 1e16 * (i % 2) + i)
     assert store.snapshot(0, 2e16).total.requests == 200
     assert answers == [False]
+
+
+def test_requests_killed_in_flight_at_the_stop_are_held_to_it_and_survive_drain_and_rollup() -> None:
+    clock = FakeClock(T0 + 10)
+    worker, master = WindowStore(clock=clock), WindowStore(clock=clock)
+    for store in (worker, master):
+        store.record_request("GET", "/a", 5.0, False, None, T0 + 0.2, T0 + 0.2, 100.0)
+    # two tasks due at T0+1.5 and one at T0+3.9, none completed when the users stopped at T0+6.4;
+    # a NaN and a start after the stop are no evidence
+    assert worker.record_held_at_stop([T0 + 1.5, T0 + 1.7, T0 + 3.9, float("nan"), T0 + 7.0], T0 + 6.4) == 3
+    held = {s.t: s.held for s in worker.snapshot().seconds}
+    assert held == {T0: 0, T0 + 2: 2, T0 + 3: 2, T0 + 4: 3, T0 + 5: 3}  # whole seconds after the send, before the stop
+    for t in (T0 + 2, T0 + 5):
+        second = next(s for s in worker.snapshot().seconds if s.t == t)
+        assert second_state(second, 0.05) == STALLED
+    payload = worker.drain(final=True)
+    assert payload.get("hs") == 3
+    master_before = master.snapshot().seconds
+    master.merge_payload(payload)
+    assert master.held_at_stop == 3 and worker.drain(final=True).get("hs") is None  # sent once
+    assert {s.t: s.held for s in master.snapshot().seconds if s.held} == {k: v for k, v in held.items() if v}
+    assert len(master.snapshot().seconds) > len(master_before)
+    # a stall older than the fine horizon lands in the already summarised timeline as well
+    old = WindowStore(clock=FakeClock(T0), fine_horizon_s=10)
+    old.record_request("GET", "/a", 5.0, False, None, T0 + 0.2)
+    old.rollup(T0 + 100)
+    old.record_held_at_stop([T0 + 0.5], T0 + 3.5)
+    assert {s.t: s.held for s in old.snapshot().seconds} == {T0: 0, T0 + 1: 1, T0 + 2: 1}
