@@ -125,6 +125,10 @@ def _start_probe(**_kwargs):
         on = True
         while True:
             gevent.sleep(TOGGLE_SLICE_S if _TOGGLE else 1.0)
+            if _TOGGLE and on:
+                # the on-slice's queued requests are folded in it: otherwise a later flush (a full
+                # queue, the ticker) may fall in an off-slice and count there
+                _env.reliability.store.flush()
             now = _sample()
             _probe["slices"].append([on, now[0] - last[0], now[1] - last[1], now[2] - last[2],
                                      now[3] - last[3], now[4] - last[4]])

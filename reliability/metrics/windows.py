@@ -54,7 +54,7 @@ FLUSH_EVERY = 256  # requests queued on a load generator before they are folded 
 # successes without a schedule: queued up to this many (cheaper per request in numpy the more there
 # are), and folded in numpy from VECTOR_FLUSH_FROM on (below, numpy's per-call cost is more than
 # the Python loop it saves)
-QUICK_FLUSH_EVERY = 1024
+QUICK_FLUSH_EVERY = 4096
 QUICK_QUEUE_LIMIT = 4 * QUICK_FLUSH_EVERY  # length of WindowStore.quick that asks for a flush
 PACED_QUEUE_LIMIT = 7 * FLUSH_EVERY  # and of WindowStore.paced (seven fields per request)
 VECTOR_FLUSH_FROM = 64
