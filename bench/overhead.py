@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import shutil
 import statistics
 import subprocess
@@ -68,6 +69,25 @@ WAITS = {  # --wait: the users' wait time and default user count (see the module
     "pacing": ("constant_pacing(0.15)", 1000),
     "backfill": ("constant_pacing(0.0001)", 32),
 }
+
+# the plugin variant times the store's flush (a class-level wrap: the plugin makes a new store at the
+# test start), so the A/B can tell the per-request listener from the batched fold
+FLUSH_TIMER = """
+from reliability.metrics.windows import WindowStore as _Store
+
+_unwrapped_flush = _Store.flush
+
+
+def _timed_flush(self):
+    t0 = time.process_time()
+    try:
+        _unwrapped_flush(self)
+    finally:
+        _flush_s[0] += time.process_time() - t0
+
+
+_Store.flush = _timed_flush
+"""
 
 LOCUSTFILE = """\
 {plugin_import}
@@ -113,8 +133,12 @@ def _gc_timer(phase, info):
 gc.callbacks.append(_gc_timer)
 
 
+_flush_s = [0.0]  # CPU time inside the plugin's WindowStore.flush (the plugin variant only)
+{flush_timer}
+
 def _sample():
-    return time.perf_counter(), time.process_time(), _env.runner.stats.total.num_requests, _gc_s[0], _gc_s[2]
+    return (time.perf_counter(), time.process_time(), _env.runner.stats.total.num_requests, _gc_s[0], _gc_s[2],
+            _flush_s[0])
 
 
 @events.spawning_complete.add_listener
@@ -131,7 +155,7 @@ def _start_probe(**_kwargs):
                 _env.reliability.store.flush()
             now = _sample()
             _probe["slices"].append([on, now[0] - last[0], now[1] - last[1], now[2] - last[2],
-                                     now[3] - last[3], now[4] - last[4]])
+                                     now[3] - last[3], now[4] - last[4], now[5] - last[5]])
             if _TOGGLE:
                 hook = _env.events.request
                 if on:
@@ -198,9 +222,10 @@ def summarize_pairs(pairs: list[tuple[dict[str, Any], dict[str, Any]]], max_fore
     return statistics.median(b["cpu_us_per_req"] for b, _ in used)
 
 
-def toggle_summary(slices: list[list[Any]]) -> str:
-    """The listener's cost in place, from the in-process A/B. Slice i is [on, wall s, CPU s,
-    requests, GC s, collections]; on- and off-slices alternate.
+def toggle_figures(slices: list[list[Any]]) -> dict[str, float] | None:
+    """The listener's cost in place, from the in-process A/B (None when no slice was recorded).
+    Slice i is [on, wall s, CPU s, requests, GC s, collections, flush s]; on- and off-slices
+    alternate.
 
     Python's full collections (40-60 ms each, about once a second in a saturated Locust process)
     land in some slices and not in others, which makes single slices differ by 10 %. So the CPU the
@@ -213,7 +238,7 @@ def toggle_summary(slices: list[list[Any]]) -> str:
                if slices[i][0] and not slices[i - 1][0] and not slices[i + 1][0]
                and slices[i][3] and slices[i - 1][3] and slices[i + 1][3]]
     if not triples:
-        return "in-process A/B: no slices recorded"
+        return None
 
     def outside_gc_us(x: list[Any]) -> float:
         return (float(x[2]) - float(x[4])) / float(x[3]) * 1e6
@@ -226,19 +251,74 @@ def toggle_summary(slices: list[list[Any]]) -> str:
     def total(xs: list[list[Any]], field: int) -> float:
         return sum(float(x[field]) for x in xs)
 
+    flush_on = total([x for x in ons if len(x) > 6], 6) / total(ons, 3) * 1e6
     gc_on = total(ons, 4) / total(ons, 3) * 1e6
     gc_off = total(offs, 4) / total(offs, 3) * 1e6
     cpu_on = total(ons, 2) / total(ons, 3) * 1e6
     cpu_off = total(offs, 2) / total(offs, 3) * 1e6
-    rps = (total(ons, 3) / total(ons, 1)) / (total(offs, 3) / total(offs, 1))
-    in_place = direct + gc_on - gc_off
-    busy = sum(1 for trio in triples if all(x[2] >= 0.95 * x[1] for x in trio))
-    return (f"in-process A/B (plugin's request listener on/off every {TOGGLE_SLICE_S} s, {len(triples)} on-slices, "
-            f"{busy} with the CPU >= 95 % busy): the listener costs {direct:+.2f} us per request outside the garbage "
-            f"collector (median against the off-slices either side; {base:.1f} us of Locust's own), the collector "
-            f"{gc_on:.2f} vs {gc_off:.2f} us per request ({gc_on - gc_off:+.2f} us): {in_place:+.2f} us in place, "
-            f"predicting a ratio of {base / (base + in_place):.3f}. Totals over all slices: CPU {cpu_on:.1f} vs "
-            f"{cpu_off:.1f} us per request (ratio off/on {cpu_off / cpu_on:.3f}), throughput ratio on/off {rps:.3f}")
+    return {
+        "on_slices": len(triples),
+        "busy_slices": sum(1 for trio in triples if all(x[2] >= 0.95 * x[1] for x in trio)),
+        "direct_us": direct, "base_us": base, "gc_on_us": gc_on, "gc_off_us": gc_off,
+        "in_place_us": direct + gc_on - gc_off, "flush_us": flush_on, "cpu_on_us": cpu_on, "cpu_off_us": cpu_off,
+        "cpu_ratio": cpu_off / cpu_on,
+        "rps_ratio": (total(ons, 3) / total(ons, 1)) / (total(offs, 3) / total(offs, 1)),
+    }
+
+
+def toggle_summary(slices: list[list[Any]]) -> str:
+    """:func:`toggle_figures` in a sentence."""
+    f = toggle_figures(slices)
+    if f is None:
+        return "in-process A/B: no slices recorded"
+    return (f"in-process A/B (plugin's request listener on/off every {TOGGLE_SLICE_S} s, {f['on_slices']:.0f} "
+            f"on-slices, {f['busy_slices']:.0f} with the CPU >= 95 % busy): the listener costs {f['direct_us']:+.2f} "
+            f"us per request outside the garbage collector (the store's flush {f['flush_us']:.2f} us of it; median "
+            f"against the off-slices either side; "
+            f"{f['base_us']:.1f} us of Locust's own), the collector {f['gc_on_us']:.2f} vs {f['gc_off_us']:.2f} us "
+            f"per request ({f['gc_on_us'] - f['gc_off_us']:+.2f} us): {f['in_place_us']:+.2f} us in place, "
+            f"predicting a ratio of {f['base_us'] / (f['base_us'] + f['in_place_us']):.3f}. Totals over all slices: "
+            f"CPU {f['cpu_on_us']:.1f} vs {f['cpu_off_us']:.1f} us per request (ratio off/on {f['cpu_ratio']:.3f}), "
+            f"throughput ratio on/off {f['rps_ratio']:.3f}")
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float, float] | None:
+    """(lower, upper, coverage): the distribution-free interval for the median of ``values``
+    between two order statistics, the narrowest symmetric pair whose binomial coverage is at least
+    ``confidence``; None when there are too few values for that coverage (fewer than 6 at 95 %)."""
+    xs = sorted(values)
+    n = len(xs)
+    best = None
+    for k in range(n // 2):  # the interval [xs[k], xs[n - 1 - k]]
+        coverage = 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n
+        if coverage >= confidence:
+            best = (xs[k], xs[n - 1 - k], coverage)
+        else:
+            break
+    return best
+
+
+def runs_summary(figures: list[dict[str, float]]) -> str:
+    """Across separate A/B processes: each process differs a little (heap layout, hash seed), so one
+    run's figure spreads more than its slices suggest; the median over runs and its interval say
+    what the listener costs."""
+    lines = [fmt_table(["A/B run", "on-slices", "outside GC us", "of it flush us", "GC share us", "in place us",
+                        "CPU ratio off/on"],
+                       [[str(i + 1), f"{f['on_slices']:.0f}", f"{f['direct_us']:+.2f}", f"{f['flush_us']:.2f}",
+                         f"{f['gc_on_us'] - f['gc_off_us']:+.2f}", f"{f['in_place_us']:+.2f}",
+                         f"{f['cpu_ratio']:.3f}"] for i, f in enumerate(figures)])]
+    for key, label, fmt in (("in_place_us", "in place, us per request", "+.2f"),
+                            ("direct_us", "outside the collector, us per request", "+.2f"),
+                            ("flush_us", "of it the store's flush, us per request", ".2f"),
+                            ("cpu_ratio", "CPU ratio off/on", ".3f")):
+        values = [f[key] for f in figures]
+        interval = median_interval(values)
+        spread = f"span {format(min(values), fmt)} to {format(max(values), fmt)}"
+        ci = ("" if interval is None else
+              f", {100 * interval[2]:.1f} % interval of the median {format(interval[0], fmt)} to "
+              f"{format(interval[1], fmt)}")
+        lines.append(f"{label}: median {format(statistics.median(values), fmt)} over {len(values)} runs ({spread}{ci})")
+    return "\n".join(lines)
 
 
 def listener_cost_ns(rounds: int = 7, n: int = 100_000) -> tuple[float, float, float]:
@@ -394,6 +474,9 @@ def main() -> int:
                         help="seconds; no extra pair starts that would end after this")
     parser.add_argument("--toggle-seconds", type=int, default=30,
                         help="length of the in-process A/B run (plugin listener on/off every 0.47 s); 0 skips it")
+    parser.add_argument("--toggle-runs", type=int, default=1,
+                        help="separate in-process A/B runs (each --toggle-seconds long); from 6 on the median "
+                             "over runs gets a 95 %% interval")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir with logs and records")
     parser.add_argument("--listener-cost", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -412,8 +495,9 @@ def main() -> int:
     wait, default_users = WAITS[args.wait]
     if args.users is None:
         args.users = default_users
-    files["bare"].write_text(LOCUSTFILE.format(plugin_import="", wait=wait))
-    files["plugin"].write_text(LOCUSTFILE.format(plugin_import="import reliability.plugin  # noqa: F401", wait=wait))
+    files["bare"].write_text(LOCUSTFILE.format(plugin_import="", wait=wait, flush_timer=""))
+    files["plugin"].write_text(LOCUSTFILE.format(plugin_import="import reliability.plugin  # noqa: F401", wait=wait,
+                                                   flush_timer=FLUSH_TIMER))
 
     target_proc, host = start_target(args.target, args.target_cpu)
     target = psutil.Process(target_proc.pid)
@@ -423,6 +507,7 @@ def main() -> int:
     started = time.monotonic()
     pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
     toggled: dict[str, Any] | None = None
+    toggle_runs: list[dict[str, Any]] = []
     try:
         while True:
             clean = [pair for pair in pairs if _is_clean(pair, args.max_foreign)]
@@ -444,10 +529,13 @@ def main() -> int:
                       f"{r['target_cpu']:3.0f} %, other processes {r['foreign_gen_cpu']:3.0f} % / "
                       f"{r['foreign_target_cpu']:3.0f} %  exit {r['exit']:.0f}", flush=True)
             pairs.append((pair[0], pair[1]))
-        if args.toggle_seconds:
+        for k in range(args.toggle_runs if args.toggle_seconds else 0):
             wait_for_quiet((args.generator_cpu, args.target_cpu), args.quiet_wait)
             toggled = run_locust(files["plugin"], host, args.users, args.toggle_seconds, args.generator_cpu,
-                                 args.target_cpu, work, "toggle", target, plugin=True, toggle=True)
+                                 args.target_cpu, work, f"toggle{k}", target, plugin=True, toggle=True)
+            toggle_runs.append(toggled)
+            if args.toggle_runs > 1:
+                print(f"  A/B run {k + 1}: {toggle_summary(toggled['slices'])}", flush=True)
     finally:
         target_proc.terminate()
         target_proc.wait(10)
@@ -456,7 +544,7 @@ def main() -> int:
         else:
             print(f"logs kept in {work}")
 
-    runs = [r for pair in pairs for r in pair] + ([toggled] if toggled is not None else [])
+    runs = [r for pair in pairs for r in pair] + toggle_runs
     cpu_b = toggled["cpu_us_per_req"] if toggled is not None else 100.0
     if pairs:
         cpu_b = summarize_pairs(pairs, args.max_foreign)
@@ -468,8 +556,12 @@ def main() -> int:
           f"{cpu_b:.0f} us CPU per request of Locust here that predicts a ratio of {cpu_b / (cpu_b + added_us):.3f}")
     print(f"with every request on a schedule (mark + corrected histogram): +{(scheduled_ns - without_ns) / 1000:.2f} "
           f"us per request, the correction's own share +{(scheduled_ns - with_ns) / 1000:.2f} us")
-    if toggled is not None:
-        print(toggle_summary(toggled["slices"]))
+    if len(toggle_runs) == 1:
+        print(toggle_summary(toggle_runs[0]["slices"]))
+    elif toggle_runs:
+        figures = [f for f in (toggle_figures(r["slices"]) for r in toggle_runs) if f is not None]
+        if figures:
+            print(runs_summary(figures))
     shares = [r["backfilled_per_request"] for r in runs if r.get("backfilled_per_request") is not None]
     if shares and args.wait != "constant":
         print(f"back-filled samples per request in the plugin runs: {min(shares):.3f}-{max(shares):.3f}")
@@ -479,7 +571,7 @@ def main() -> int:
     print(f"elapsed {time.monotonic() - started:.0f} s")
     if target_peak > 90:
         print("WARNING: the target's core is near saturation; the ratio is not a generator measurement")
-    results = {"bare": [b for b, _ in pairs], "plugin": [p for _, p in pairs] + ([toggled] if toggled else [])}
+    results = {"bare": [b for b, _ in pairs], "plugin": [p for _, p in pairs] + toggle_runs}
     bad = [r["exit"] for r in results["bare"] if r["exit"] != 0] + [
         r["exit"] for r in results["plugin"] if r["exit"] not in (0, 3, 4)
     ]
