@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import numbers
 import sys
 import time
 from argparse import Namespace
@@ -81,7 +82,25 @@ ROLLUP_EVERY_S = 10
 LIVE_EVAL_EVERY_S = 2.0
 EXIT_LISTENER_ERROR = 2
 EXIT_USAGE = 2
-_INF = math.inf
+_MAX_MS = 1e308  # the inline queue takes latencies below (inf and NaN are not below)
+
+
+def _as_float(value: object) -> float | None:
+    """A real number (int, float, numpy's, Fraction ...) as a float; None for anything else."""
+    if type(value) is float:
+        return value
+    if not isinstance(value, numbers.Real):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _epoch_s(start_time: object) -> float | None:
+    """``start_time`` as epoch seconds (2001-5138, Locust's ``time.time()``); None for anything else."""
+    sent = _as_float(start_time)
+    return sent if sent is not None and 1e9 <= sent < 1e11 else None
 
 
 def add_arguments(parser: LocustArgumentParser, **_kwargs: object) -> None:
@@ -286,21 +305,25 @@ class ReliabilityPlugin:
         passes is a named parameter: binding them is cheaper than collecting the unused ones into
         a ``**kwargs`` dict (about 0.2 us of the listener's ~1 us).
 
-        The common requests (a success without a context, Locust's epoch ``start_time``, a valid
-        latency, either without a schedule or the first of a task with an intended start) are queued
-        right here, as ``WindowStore.record_request`` would queue them, without that call; everything
-        else takes :meth:`_on_other_request`."""
+        The common requests (a success without a context, a float ``start_time`` in epoch seconds, a
+        valid float latency, either without a schedule or the first of a task with an intended
+        start) are queued right here, as ``WindowStore.record_request`` would queue them, without
+        that call; everything else takes :meth:`_on_other_request`, which converts other real numbers (an int, numpy's)
+        to floats. Every bytecode counts here: in a saturated Locust process the listener runs on
+        cold caches at ~3x its tight-loop cost (``bench/overhead.py``)."""
         if (exception is None and not context and type(start_time) is float and 1e9 <= start_time < 1e11
-                and type(response_time) is float and 0.0 <= response_time < _INF):
+                and type(response_time) is float and 0.0 <= response_time < _MAX_MS):
             mark = getcurrent().__dict__.get(MARK_ATTR) if self._expect_marks else None
             if mark is None:
-                quick = self.store.quick
+                store = self.store
+                quick = store.quick
                 quick.append(request_type)
                 quick.append(name)
-                quick.append(response_time)
-                quick.append(start_time)
+                values = store.quick_ms
+                values.append(response_time)
+                values.append(start_time)
                 if len(quick) >= QUICK_QUEUE_LIMIT:
-                    self.store.flush()
+                    store.flush()
                 return
             intended = mark.start_s
             if intended is not None:  # the task's first request consumes the mark
@@ -331,20 +354,24 @@ class ReliabilityPlugin:
                 counts = self._cache_counts.setdefault((request_type, name), [0, 0])
                 counts[0 if outcome == "hit" else 1] += 1
         store = self.store
+        if response_time is not None and type(response_time) is not float:  # an int, numpy's ...
+            as_float = _as_float(response_time)
+            response_time = math.nan if as_float is None else as_float  # not a number: invalid
+        # Locust's start_time is epoch seconds; a custom user passing something else (None, a
+        # perf_counter reading, NaN) is counted in the second the request completed in
+        sent = _epoch_s(start_time)
         try:
-            # Locust's start_time is epoch seconds; a custom user passing something else (None, a
-            # perf_counter reading, NaN) is counted in the second the request completed in
-            if type(start_time) is not float or not 1e9 <= start_time < 1e11:
+            if sent is None:
                 store.record(request_type, name, response_time, failed, error)
             elif not self._expect_marks:
-                store.record_request(request_type, name, response_time, failed, error, start_time)
+                store.record_request(request_type, name, response_time, failed, error, sent)
             else:
                 mark = getcurrent().__dict__.get(MARK_ATTR)
                 if mark is None:
-                    store.record_request(request_type, name, response_time, failed, error, start_time)
+                    store.record_request(request_type, name, response_time, failed, error, sent)
                 else:
                     intended, mark.start_s = mark.start_s, None  # the task's first request consumes it
-                    store.record_request(request_type, name, response_time, failed, error, start_time,
+                    store.record_request(request_type, name, response_time, failed, error, sent,
                                          intended, mark.interval_ms, mark.lag_from_s)
         except MetricsError:
             # a custom user reported a negative/NaN time: count the request, drop the latency

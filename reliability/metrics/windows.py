@@ -55,7 +55,7 @@ FLUSH_EVERY = 256  # requests queued on a load generator before they are folded 
 # are), and folded in numpy from VECTOR_FLUSH_FROM on (below, numpy's per-call cost is more than
 # the Python loop it saves)
 QUICK_FLUSH_EVERY = 4096
-QUICK_QUEUE_LIMIT = 4 * QUICK_FLUSH_EVERY  # length of WindowStore.quick that asks for a flush
+QUICK_QUEUE_LIMIT = 2 * QUICK_FLUSH_EVERY  # length of WindowStore.quick that asks for a flush
 PACED_QUEUE_LIMIT = 7 * FLUSH_EVERY  # and of WindowStore.paced (seven fields per request)
 VECTOR_FLUSH_FROM = 64
 MAX_CODES = 4096  # request types or names coded for the vectorised flush before the codes restart
@@ -362,12 +362,14 @@ class WindowStore:
         self.held_at_stop = 0  # scheduled tasks whose first request was still in flight at the stop
         self._held_at_stop_pending = 0  # not yet drained (workers)
         # Queued requests (see record_request). The common kind, a success without a schedule, is
-        # queued without an object of its own: its four fields (objects already alive) side by
-        # side in one list; a scheduled success likewise (seven fields). Failures and requests
-        # without a latency are tuples. ``quick`` is the same list for the store's life (a flush
-        # empties it in place): the plugin's request listener appends to it, and to ``paced``
-        # (which a flush replaces), directly.
-        self.quick: list[object] = []  # request type, name, latency ms, sent s, request type, ...
+        # queued without an object of its own: its request type and name (objects already alive)
+        # side by side in ``quick``, its latency and send time as doubles in ``quick_ms`` (so
+        # Locust's float objects are not kept alive until the flush); a scheduled success's seven
+        # fields side by side in ``paced``. Failures and requests without a latency are tuples.
+        # The plugin's request listener appends to the three directly; a flush replaces
+        # ``quick_ms`` and ``paced`` and empties ``quick`` in place.
+        self.quick: list[object] = []  # request type, name, request type, ...
+        self.quick_ms: array[float] = array("d")  # latency ms, sent s, latency ms, ...
         self.paced: list[object] = []  # ... latency ms, sent s, intended s, interval ms, lag-from s
         self._pending: list[_Pending] = []
         # small integer codes of the request types and names seen by the vectorised flush
@@ -419,16 +421,21 @@ class WindowStore:
             # no allocation here: an object made per request and kept until the flush would
             # make Python's garbage collector run more often, and its cost shows in place
             # (``bench/overhead.py`` times the collector), not in a tight loop
-            # (reliability.plugin's listener does the same inline, without this call). Appends to
-            # a list: a list's append is a specialised instruction, an array's is not (~3x dearer)
-            quick = self.quick
-            quick.append(request_type)
-            quick.append(name)
-            quick.append(latency_ms)
-            quick.append(sent_s)
-            if len(quick) >= QUICK_QUEUE_LIMIT:
-                self.flush()
-            return
+            # (reliability.plugin's listener does the same inline, without this call). The two
+            # numbers go into an array of doubles: a list would keep their float objects alive
+            # until the flush, which costs more in place than the array's dearer append
+            values = self.quick_ms
+            try:
+                values.append(latency_ms)
+                values.append(sent_s)
+            except (TypeError, OverflowError):  # not a double: queued as a tuple below
+                del values[len(self.quick):]
+            else:
+                quick = self.quick
+                quick += (request_type, name)
+                if len(quick) >= QUICK_QUEUE_LIMIT:
+                    self.flush()
+                return
         if intended_s is not None and not failed and latency_ms is not None:
             # a scheduled success (a paced user, an arrival): as above, seven fields
             paced = self.paced
@@ -536,7 +543,8 @@ class WindowStore:
         :meth:`_flush_quick_arrays` (numpy), a short one through the plain loop."""
         quick = self.quick[:]
         del self.quick[:]
-        if len(quick) >= 4 * VECTOR_FLUSH_FROM and self._flush_quick_arrays(quick):  # type: ignore[arg-type]
+        numbers, self.quick_ms = self.quick_ms, array("d")
+        if len(quick) >= 2 * VECTOR_FLUSH_FROM and self._flush_quick_arrays(quick, numbers):  # type: ignore[arg-type]
             return
         window: _Window | None = None
         cur_t = -1
@@ -548,8 +556,8 @@ class WindowStore:
         name: str
         latency_ms: float
         sent_s: float
-        for request_type, name, latency_ms, sent_s in zip(quick[::4], quick[1::4], quick[2::4],  # type: ignore[assignment]
-                                                           quick[3::4], strict=True):
+        for request_type, name, latency_ms, sent_s in zip(quick[::2], quick[1::2], numbers[::2],  # type: ignore[assignment]
+                                                           numbers[1::2], strict=True):
             t = int(sent_s)
             if t != cur_t or window is None:
                 window, cur_t = self._window_for(t), t
@@ -566,18 +574,16 @@ class WindowStore:
                 self._spill(t, t, done_t)
                 window, cur_t = None, -1
 
-    def _flush_quick_arrays(self, quick: list[str | float]) -> bool:
+    def _flush_quick_arrays(self, quick: list[str], values: array[float]) -> bool:
         """:meth:`_flush_quick`'s loop in numpy: the requests are grouped by (second, endpoint) with one
         sort, and each group's buckets are counted with one ``bincount``, so the Python work is per
         group, not per request. The same windows as the loop (a test checks it). Returns False,
         having changed nothing, for send times it cannot group (not finite, or too far apart)."""
-        try:
-            latency = np.array(quick[2::4], dtype=np.float64)
-            sent = np.array(quick[3::4], dtype=np.float64)
-        except OverflowError:  # an int send time beyond a double (not Locust's): the plain loop
-            return False
+        pairs = np.frombuffer(values, dtype=np.float64)
+        latency = pairs[0::2]
+        sent = pairs[1::2]
         sent_t = np.trunc(sent)  # int(sent_s)
-        grouped = self._grouped(quick[0::4], quick[1::4], sent_t)  # type: ignore[arg-type]
+        grouped = self._grouped(quick[0::2], quick[1::2], sent_t)
         if grouped is None:
             return False
         done_t = np.trunc(sent + latency / 1000.0)  # int(sent_s + latency_ms / 1000.0)

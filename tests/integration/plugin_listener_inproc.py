@@ -6,7 +6,9 @@ everything else give the windows ``WindowStore`` gives for the same requests."""
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
+import numpy as np
 from locust.env import Environment
 
 import reliability.plugin as plugin_module
@@ -14,6 +16,25 @@ from reliability.metrics import WindowStore
 from tests.support.fakes import FakeClock
 
 T0 = 1_700_000_000
+
+
+class _Stamp:
+    """Compares with floats like a time, yet is no number (no ``__float__``)."""
+
+    def __init__(self, s: float) -> None:
+        self.s = s
+
+    def __le__(self, other: object) -> bool:
+        return self.s <= other  # type: ignore[operator]
+
+    def __lt__(self, other: object) -> bool:
+        return self.s < other  # type: ignore[operator]
+
+    def __ge__(self, other: object) -> bool:
+        return self.s >= other  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        return self.s > other  # type: ignore[operator]
 
 
 def test_every_kind_of_request_event_lands_where_the_store_puts_it() -> None:
@@ -40,12 +61,24 @@ def test_every_kind_of_request_event_lands_where_the_store_puts_it() -> None:
              context=context, exception=exception, start_time=sent, url=None)
         error = None if exception is None else f"ConnectionError: {exception}"
         reference.record_request("GET", f"/e{i % 4}", latency, exception is not None, error, sent)
-    for bad_start in (math.nan, math.inf, 12.5, None):  # not an epoch time: counted at completion
+    for bad_start in (math.nan, math.inf, 12.5, None, "1700000001", _Stamp(T0 + 1.0)):
+        # not a number of epoch seconds: counted at completion (the stamp compares like one and
+        # fails only when the inline queue converts it: nothing of it may stay queued)
         fire(request_type="GET", name="/late", response_time=3.0, response_length=0, response=None, context={},
              exception=None, start_time=bad_start, url=None)
         reference.record("GET", "/late", 3.0, False)
+    # other real numbers are numbers: an int or numpy send time counts in its second, failed or not
+    for i, (sent_as, latency_as) in enumerate([(int, float), (np.float64, float), (int, int), (float, np.float32),
+                                               (float, Fraction)]):
+        for failed in (False, True):
+            sent, latency = T0 + 20 + i, 4.5 + i
+            fire(request_type="GET", name="/numbers", response_time=latency_as(latency), response_length=0,
+                 response=None, context={}, exception=ConnectionError("x") if failed else None,
+                 start_time=sent_as(sent), url=None)
+            reference.record_request("GET", "/numbers", float(latency_as(latency)), failed,
+                                     "ConnectionError: x" if failed else None, float(sent_as(sent)))
     mine, theirs = plugin.store.snapshot(), reference.snapshot()
     assert [(e.name, e.requests, e.failures, e.hist.to_payload()["c"]) for e in mine.endpoints] == \
         [(e.name, e.requests, e.failures, e.hist.to_payload()["c"]) for e in theirs.endpoints]
-    assert mine.seconds == theirs.seconds and mine.total.requests == 3004
+    assert mine.seconds == theirs.seconds and mine.total.requests == 3016
     assert sum(hits + misses for hits, misses in plugin._cache_counts.values()) == 500
