@@ -192,8 +192,15 @@ def test_a_freeze_pages_and_the_alert_dates_the_outage(frozen_once: Served, tmp_
     assert events and (events[0]["kind"], events[0]["severity"]) == ("breach", "page"), (events, proc.stdout[-3000:])
     breach = events[0]
     assert any(b["firing"] and b["short_by"] == "seconds" for b in breach["burn_rates"])
-    # dated by the first down second, the one the freeze hit; seen once its requests came back (+4 s)
+    # dated by the first down second, the one the freeze hit; seen once its requests came back (the
+    # freeze lasts 4 s). A freeze that starts late in a second leaves that second mostly fast (up):
+    # the first down second then begins just after the freeze did, and the time to detect is under 4 s
     assert freeze_at - 1.0 <= breach["down_since_s"] <= freeze_at + 0.5, (breach, freeze_at)
-    assert 4.0 <= breach["time_to_detect_s"] <= 7.0, breach
+    detected_at = breach["down_since_s"] + breach["time_to_detect_s"]
+    assert freeze_at + 3.8 <= detected_at <= freeze_at + 7.0, (breach, freeze_at)
+    assert 3.0 <= breach["time_to_detect_s"] <= 7.0, breach
+    # a 4 s freeze covers at least 3 whole seconds: the first holds the requests it caught (slow),
+    # the others have none sent and none completed (stalled). The second it ends in counts by the
+    # few fast requests sent after it, so a freeze ending early in a second adds no third stall
     down = [row for row in record["timeline"] if row["state"] in ("stalled", "slow")]
-    assert down and record["uptime"]["stalled_windows"] >= 3
+    assert len(down) >= 3 and record["uptime"]["stalled_windows"] >= 2, (down, record["uptime"])
