@@ -251,7 +251,7 @@ def toggle_figures(slices: list[list[Any]]) -> dict[str, float] | None:
     def total(xs: list[list[Any]], field: int) -> float:
         return sum(float(x[field]) for x in xs)
 
-    flush_on = total([x for x in ons if len(x) > 6], 6) / total(ons, 3) * 1e6
+    flush_on = total(ons, 6) / total(ons, 3) * 1e6
     gc_on = total(ons, 4) / total(ons, 3) * 1e6
     gc_off = total(offs, 4) / total(offs, 3) * 1e6
     cpu_on = total(ons, 2) / total(ons, 3) * 1e6
@@ -506,7 +506,6 @@ def main() -> int:
           + (f", then a {args.toggle_seconds} s in-process A/B" if args.toggle_seconds else ""))
     started = time.monotonic()
     pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    toggled: dict[str, Any] | None = None
     toggle_runs: list[dict[str, Any]] = []
     try:
         while True:
@@ -545,7 +544,7 @@ def main() -> int:
             print(f"logs kept in {work}")
 
     runs = [r for pair in pairs for r in pair] + toggle_runs
-    cpu_b = toggled["cpu_us_per_req"] if toggled is not None else 100.0
+    cpu_b = toggle_runs[-1]["cpu_us_per_req"] if toggle_runs else 100.0
     if pairs:
         cpu_b = summarize_pairs(pairs, args.max_foreign)
     out = subprocess.run([sys.executable, __file__, "--listener-cost"], capture_output=True, text=True,

@@ -82,7 +82,7 @@ ROLLUP_EVERY_S = 10
 LIVE_EVAL_EVERY_S = 2.0
 EXIT_LISTENER_ERROR = 2
 EXIT_USAGE = 2
-_MAX_MS = 1e308  # the inline queue takes latencies below (inf and NaN are not below)
+_INF = math.inf
 
 
 def _as_float(value: object) -> float | None:
@@ -308,11 +308,11 @@ class ReliabilityPlugin:
         The common requests (a success without a context, a float ``start_time`` in epoch seconds, a
         valid float latency, either without a schedule or the first of a task with an intended
         start) are queued right here, as ``WindowStore.record_request`` would queue them, without
-        that call; everything else takes :meth:`_on_other_request`, which converts other real numbers (an int, numpy's)
-        to floats. Every bytecode counts here: in a saturated Locust process the listener runs on
-        cold caches at ~3x its tight-loop cost (``bench/overhead.py``)."""
+        that call; everything else takes :meth:`_on_other_request`, which converts other real
+        numbers (an int, numpy's) to floats. Every bytecode counts here: in a saturated Locust
+        process the listener runs on cold caches at ~3x its tight-loop cost (``bench/overhead.py``)."""
         if (exception is None and not context and type(start_time) is float and 1e9 <= start_time < 1e11
-                and type(response_time) is float and 0.0 <= response_time < _MAX_MS):
+                and type(response_time) is float and 0.0 <= response_time < _INF):
             mark = getcurrent().__dict__.get(MARK_ATTR) if self._expect_marks else None
             if mark is None:
                 store = self.store
@@ -354,24 +354,25 @@ class ReliabilityPlugin:
                 counts = self._cache_counts.setdefault((request_type, name), [0, 0])
                 counts[0 if outcome == "hit" else 1] += 1
         store = self.store
-        if response_time is not None and type(response_time) is not float:  # an int, numpy's ...
-            as_float = _as_float(response_time)
-            response_time = math.nan if as_float is None else as_float  # not a number: invalid
+        latency = response_time
+        if latency is not None and type(latency) is not float:  # an int, numpy's ...
+            as_float = _as_float(latency)
+            latency = math.nan if as_float is None else as_float  # not a number: invalid
         # Locust's start_time is epoch seconds; a custom user passing something else (None, a
         # perf_counter reading, NaN) is counted in the second the request completed in
         sent = _epoch_s(start_time)
         try:
             if sent is None:
-                store.record(request_type, name, response_time, failed, error)
+                store.record(request_type, name, latency, failed, error)
             elif not self._expect_marks:
-                store.record_request(request_type, name, response_time, failed, error, sent)
+                store.record_request(request_type, name, latency, failed, error, sent)
             else:
                 mark = getcurrent().__dict__.get(MARK_ATTR)
                 if mark is None:
-                    store.record_request(request_type, name, response_time, failed, error, sent)
+                    store.record_request(request_type, name, latency, failed, error, sent)
                 else:
                     intended, mark.start_s = mark.start_s, None  # the task's first request consumes it
-                    store.record_request(request_type, name, response_time, failed, error, sent,
+                    store.record_request(request_type, name, latency, failed, error, sent,
                                          intended, mark.interval_ms, mark.lag_from_s)
         except MetricsError:
             # a custom user reported a negative/NaN time: count the request, drop the latency

@@ -432,7 +432,8 @@ class WindowStore:
                 del values[len(self.quick):]
             else:
                 quick = self.quick
-                quick += (request_type, name)
+                quick.append(request_type)
+                quick.append(name)
                 if len(quick) >= QUICK_QUEUE_LIMIT:
                     self.flush()
                 return
