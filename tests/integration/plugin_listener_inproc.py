@@ -9,6 +9,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
+from locust import log as locust_log
 from locust.env import Environment
 
 import reliability.plugin as plugin_module
@@ -82,3 +83,5 @@ def test_every_kind_of_request_event_lands_where_the_store_puts_it() -> None:
         [(e.name, e.requests, e.failures, e.hist.to_payload()["c"]) for e in theirs.endpoints]
     assert mine.seconds == theirs.seconds and mine.total.requests == 3016
     assert sum(hits + misses for hits, misses in plugin._cache_counts.values()) == 500
+    # Locust only logs a listener's exception (and exits 2 later): none may have been raised
+    assert not locust_log.unhandled_greenlet_exception
