@@ -51,7 +51,7 @@ from reliability.extension import Extension as Extension  # re-exported: the pro
 from reliability.locust_hooks import listen
 from reliability.masking import MaskingFilter, install_log_masking, mask, mask_data
 from reliability.metrics.payload import check_report
-from reliability.metrics.windows import PACED_QUEUE_LIMIT, QUICK_QUEUE_LIMIT, WindowStore
+from reliability.metrics.windows import PACED_QUEUE_LIMIT, WindowStore
 from reliability.options import resolve_spec as resolve_spec  # re-exported: where locustfiles found it
 from reliability.pacing import (
     MARK_ATTR,
@@ -70,6 +70,7 @@ from reliability.record import (
     iso,
     write_record,
 )
+from reliability.request_dispatch import can_take_over, give_back, take_over
 from reliability.schema import sections as s
 from reliability.sla import EXIT_FAILED, EXIT_INCONCLUSIVE, OUTCOMES, Verdict, evaluate, status_line
 
@@ -150,6 +151,7 @@ class ReliabilityPlugin:
         self.exit_codes = ExitCodes()
         self._record: RunRecord | None = None
         self._expect_marks = False  # a scheduler marks intended starts (reliability.pacing)
+        self._request_fire: Callable[..., None] | None = None  # the request event's dispatch, once taken over
         self._stopping_marks: list[tuple[IntendedStart, float]] = []  # in flight as the test stopped
         self.paced_users: dict[str, float] = {}  # user class -> schedule interval (s)
         self.masker = MaskingFilter()  # attached to the log handlers by on_init
@@ -280,7 +282,7 @@ class ReliabilityPlugin:
     def attach(self) -> None:
         ev = self.environment.events
         if self.role in ("local", "worker"):
-            listen(ev.request, self.on_request)
+            self.count_requests()
         if self.role == "worker":
             listen(ev.report_to_master, self.on_report_to_master)
         if self.role == "master":
@@ -297,48 +299,59 @@ class ReliabilityPlugin:
 
     # -- load generators ---------------------------------------------------------------------------
 
+    def count_requests(self) -> None:
+        """Count this load generator's requests: through the request event's own dispatch where
+        the hook is Locust's plain ``EventHook`` (:mod:`reliability.request_dispatch`, about 0.5 us
+        a request cheaper in place), else as a listener (:meth:`on_request`)."""
+        hook = self.environment.events.request
+        if self._request_fire is not None or self.on_request in hook._handlers:
+            return
+        if can_take_over(hook):
+            self._request_fire = take_over(hook, self)
+        else:
+            logger.debug("the request event is not Locust's own EventHook: counting requests as a listener")
+            listen(hook, self.on_request)
+
+    def stop_counting_requests(self) -> None:
+        """Undo :meth:`count_requests` (``bench/overhead.py`` toggles the two)."""
+        hook = self.environment.events.request
+        if self._request_fire is not None:
+            give_back(hook, self._request_fire)
+            self._request_fire = None
+        elif self.on_request in hook._handlers:
+            hook.remove_listener(self.on_request)  # type: ignore[no-untyped-call]
+
     def on_request(self, request_type: str, name: str, response_time: float | None,
                    response_length: object = None, response: object = None,
                    context: Mapping[str, object] | None = None, exception: BaseException | None = None,
                    start_time: object = None, url: object = None, **_kwargs: object) -> None:
-        """Locust's ``request`` event, once per request on a load generator. Every keyword Locust
-        passes is a named parameter: binding them is cheaper than collecting the unused ones into
-        a ``**kwargs`` dict (about 0.2 us of the listener's ~1 us).
+        """Locust's ``request`` event, once per request on a load generator, for the requests
+        :mod:`reliability.request_dispatch` does not queue itself (all of them where the plugin
+        listens as a plain listener). Every keyword Locust passes is a named parameter: binding
+        them is cheaper than collecting the unused ones into a ``**kwargs`` dict.
 
-        The common requests (a success without a context, a float ``start_time`` in epoch seconds, a
-        valid float latency, either without a schedule or the first of a task with an intended
-        start) are queued right here, as ``WindowStore.record_request`` would queue them, without
-        that call; everything else takes :meth:`_on_other_request`, which converts other real
-        numbers (an int, numpy's) to floats. Every bytecode counts here: in a saturated Locust
-        process the listener runs on cold caches at ~3x its tight-loop cost (``bench/overhead.py``)."""
-        if (exception is None and not context and type(start_time) is float and 1e9 <= start_time < 1e11
-                and type(response_time) is float and 0.0 <= response_time < _INF):
-            mark = getcurrent().__dict__.get(MARK_ATTR) if self._expect_marks else None
-            if mark is None:
-                store = self.store
-                quick = store.quick
-                quick.append(request_type)
-                quick.append(name)
-                values = store.quick_ms
-                values.append(response_time)
-                values.append(start_time)
-                if len(quick) >= QUICK_QUEUE_LIMIT:
-                    store.flush()
-                return
-            intended = mark.start_s
-            if intended is not None:  # the task's first request consumes the mark
-                mark.start_s = None
-                paced = self.store.paced
-                paced.append(request_type)
-                paced.append(name)
-                paced.append(response_time)
-                paced.append(start_time)
-                paced.append(intended)
-                paced.append(mark.interval_ms)
-                paced.append(mark.lag_from_s)
-                if len(paced) >= PACED_QUEUE_LIMIT:
-                    self.store.flush()
-                return
+        A scheduled success (the first request of a task with an intended-start mark, a float
+        ``start_time`` in epoch seconds, a valid float latency) is queued right here, as
+        ``WindowStore.record_request`` would queue it, without that call; everything else takes
+        :meth:`_on_other_request`, which converts other real numbers (an int, numpy's) to floats."""
+        if self._expect_marks and exception is None and not context:
+            mark = getcurrent().__dict__.get(MARK_ATTR)
+            if mark is not None:
+                intended = mark.start_s
+                if (intended is not None and type(start_time) is float and 1e9 <= start_time < 1e11
+                        and type(response_time) is float and 0.0 <= response_time < _INF):
+                    mark.start_s = None  # the task's first request consumes the mark
+                    paced = self.store.paced
+                    paced.append(request_type)
+                    paced.append(name)
+                    paced.append(response_time)
+                    paced.append(start_time)
+                    paced.append(intended)
+                    paced.append(mark.interval_ms)
+                    paced.append(mark.lag_from_s)
+                    if len(paced) >= PACED_QUEUE_LIMIT:
+                        self.store.flush()
+                    return
         self._on_other_request(request_type, name, response_time, context, exception, start_time)
 
     def _on_other_request(self, request_type: str, name: str, response_time: float | None,
@@ -375,8 +388,12 @@ class ReliabilityPlugin:
                     store.record_request(request_type, name, latency, failed, error, sent,
                                          intended, mark.interval_ms, mark.lag_from_s)
         except MetricsError:
-            # a custom user reported a negative/NaN time: count the request, drop the latency
-            store.record(request_type, name, None, failed, error)
+            # a custom user reported a negative/NaN time: count the request, drop the latency (in
+            # its send second, as the flush does with an invalid latency the inline queue took)
+            if sent is None:
+                store.record(request_type, name, None, failed, error)
+            else:
+                store.record_request(request_type, name, None, failed, error, sent)
             if not self._bad_latency_logged:
                 logger.warning("ignoring invalid response_time %r for %s %s", response_time, request_type, name)
                 self._bad_latency_logged = True

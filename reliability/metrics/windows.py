@@ -18,6 +18,7 @@ Memory stays bounded on long runs by rolling old windows up (``rollup()``):
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from array import array
@@ -37,6 +38,8 @@ from reliability.metrics.histogram import (
     key_multiplier,
     record_batches,
 )
+
+logger = logging.getLogger(__name__)
 
 Endpoint = tuple[str, str]  # (request_type, name)
 
@@ -366,12 +369,15 @@ class WindowStore:
         # side by side in ``quick``, its latency and send time as doubles in ``quick_ms`` (so
         # Locust's float objects are not kept alive until the flush); a scheduled success's seven
         # fields side by side in ``paced``. Failures and requests without a latency are tuples.
-        # The plugin's request listener appends to the three directly; a flush replaces
+        # The plugin's request listener appends to the three directly (the latencies in
+        # ``quick_ms`` unchecked: the flush checks them); a flush replaces
         # ``quick_ms`` and ``paced`` and empties ``quick`` in place.
         self.quick: list[object] = []  # request type, name, request type, ...
         self.quick_ms: array[float] = array("d")  # latency ms, sent s, latency ms, ...
         self.paced: list[object] = []  # ... latency ms, sent s, intended s, interval ms, lag-from s
         self._pending: list[_Pending] = []
+        # the listener queues latencies unchecked: the flush sets invalid ones aside (and logs one)
+        self.invalid_latency_logged = False
         # small integer codes of the request types and names seen by the vectorised flush
         self._type_codes: dict[str, int] = {}
         self._name_codes: dict[str, int] = {}
@@ -545,6 +551,9 @@ class WindowStore:
         quick = self.quick[:]
         del self.quick[:]
         numbers, self.quick_ms = self.quick_ms, array("d")
+        latency = np.frombuffer(numbers, dtype=np.float64)[0::2]
+        if not ((latency >= 0.0) & (latency < _INF)).all():
+            quick, numbers = self._set_aside_invalid(quick, numbers)
         if len(quick) >= 2 * VECTOR_FLUSH_FROM and self._flush_quick_arrays(quick, numbers):  # type: ignore[arg-type]
             return
         window: _Window | None = None
@@ -574,6 +583,24 @@ class WindowStore:
             if done_t != t:  # rare: the request did not complete in the second it counts in
                 self._spill(t, t, done_t)
                 window, cur_t = None, -1
+
+    def _set_aside_invalid(self, quick: list[object], numbers: array[float]) -> tuple[list[object], array[float]]:
+        """The queued successes whose latency is no valid number of ms (negative, infinite, NaN: a
+        custom user's) go to the general queue without a latency, each counted in its send second;
+        the first is logged once per store. Returns the valid rest."""
+        keep_names: list[object] = []
+        keep = array("d")
+        for i in range(0, len(numbers), 2):
+            latency_ms, sent_s = numbers[i], numbers[i + 1]
+            if 0.0 <= latency_ms < _INF:
+                keep_names += quick[i:i + 2]
+                keep += numbers[i:i + 2]
+                continue
+            self._pending.append((quick[i], quick[i + 1], None, False, None, sent_s, None, None, None))  # type: ignore[arg-type]
+            if not self.invalid_latency_logged:
+                logger.warning("ignoring invalid response_time %r for %s %s", latency_ms, quick[i], quick[i + 1])
+                self.invalid_latency_logged = True
+        return keep_names, keep
 
     def _flush_quick_arrays(self, quick: list[str], values: array[float]) -> bool:
         """:meth:`_flush_quick`'s loop in numpy: the requests are grouped by (second, endpoint) with one

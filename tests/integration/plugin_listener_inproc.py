@@ -5,12 +5,15 @@ everything else give the windows ``WindowStore`` gives for the same requests."""
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from locust import log as locust_log
 from locust.env import Environment
+from locust.event import EventHook
 
 import reliability.plugin as plugin_module
 from reliability.metrics import WindowStore
@@ -38,10 +41,20 @@ class _Stamp:
         return self.s > other  # type: ignore[operator]
 
 
-def test_every_kind_of_request_event_lands_where_the_store_puts_it() -> None:
+@pytest.mark.parametrize("mode", ["dispatch", "listener"])
+def test_every_kind_of_request_event_lands_where_the_store_puts_it(mode: str) -> None:
+    """Through the plugin's own dispatch of the event (Locust's plain hook) and, where somebody
+    replaced the hook's ``fire`` before, through the plugin's listener: the same windows."""
     clock = FakeClock(T0 + 50.0)
     env = Environment()
+    hook = env.events.request
+    if mode == "listener":
+        hook.fire = functools.partial(EventHook.fire, hook)  # somebody else's fire: not taken over
     plugin = plugin_module.install(env, clock=clock)
+    if mode == "dispatch":
+        assert vars(hook)["fire"] is plugin._request_fire and plugin.on_request not in hook._handlers
+    else:
+        assert plugin._request_fire is None and plugin.on_request in hook._handlers
     reference = WindowStore(clock=clock)
     fire = env.events.request.fire
     for i in range(3000):
@@ -78,10 +91,18 @@ def test_every_kind_of_request_event_lands_where_the_store_puts_it() -> None:
                  start_time=sent_as(sent), url=None)
             reference.record_request("GET", "/numbers", float(latency_as(latency)), failed,
                                      "ConnectionError: x" if failed else None, float(sent_as(sent)))
+    # a latency that is no valid number of ms (the inline queue takes it unchecked, the flush sets
+    # it aside): counted in its send second without a latency, like the general path's
+    for i, bad_latency in enumerate((math.nan, -1.0, math.inf, -math.inf, -3)):
+        for failed in (False, True):
+            sent = T0 + 30 + i
+            fire(request_type="GET", name="/bad", response_time=bad_latency, response_length=0, response=None,
+                 context={}, exception=ConnectionError("y") if failed else None, start_time=sent, url=None)
+            reference.record_request("GET", "/bad", None, failed, "ConnectionError: y" if failed else None, sent)
     mine, theirs = plugin.store.snapshot(), reference.snapshot()
     assert [(e.name, e.requests, e.failures, e.hist.to_payload()["c"]) for e in mine.endpoints] == \
         [(e.name, e.requests, e.failures, e.hist.to_payload()["c"]) for e in theirs.endpoints]
-    assert mine.seconds == theirs.seconds and mine.total.requests == 3016
+    assert mine.seconds == theirs.seconds and mine.total.requests == 3026
     assert sum(hits + misses for hits, misses in plugin._cache_counts.values()) == 500
     # Locust only logs a listener's exception (and exits 2 later): none may have been raised
     assert not locust_log.unhandled_greenlet_exception
