@@ -16,13 +16,15 @@ is the median over undisturbed pairs (over all pairs, flagged as indicative, if 
 Steadier figures come with it: CPU time per request inside the locust process (a probe in both
 locustfiles, between 2 s after the spawn and the stop), the ratio of the fastest 1 s slices (other
 processes only take throughput away, so the fastest seconds are the least disturbed) and, in a
-separate process, the cost of the plugin's ``request`` listener alone (``events.request.fire``
+separate process, the cost of the plugin's request counting alone (``events.request.fire``
 with and without it, best of 7 alternating rounds). Last, an A/B inside one plugin-enabled locust
-process (``--toggle-seconds``): the plugin's request listener is detached and re-attached every
-0.47 s, and each listener-on slice is compared with the mean of the off-slices either side, which
-cancels drift and most contention; it measures the per-request listener, the plugin's only
-per-request work. The slice is not a divisor of a second, so the once-a-second work (Locust's
-and the plugin's tickers) falls in both arms alike instead of locking onto one. Both locustfiles
+process (``--toggle-seconds``): the plugin's request counting is switched off and on every 0.47 s
+(``stop_counting_requests()`` / ``count_requests()``: the plugin's own dispatch of the request
+event, or its listener where it cannot take the dispatch over), and each counting slice is
+compared with the mean of the other slices either side, which cancels drift and most contention;
+it measures the per-request work (the plugin's only) with the dispatch it saves or adds. The
+slice is not a divisor of a second, so the once-a-second work (Locust's and the plugin's
+tickers) falls in both arms alike instead of locking onto one. Both locustfiles
 time Python's garbage collector (``gc.callbacks``): its full collections, tens of ms about once a
 second, are taken out of the slice comparison and compared as totals (see ``toggle_summary``).
 

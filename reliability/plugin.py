@@ -330,29 +330,37 @@ class ReliabilityPlugin:
         listens as a plain listener). Every keyword Locust passes is a named parameter: binding
         them is cheaper than collecting the unused ones into a ``**kwargs`` dict.
 
-        A scheduled success (the first request of a task with an intended-start mark, a float
-        ``start_time`` in epoch seconds, a valid float latency) is queued right here, as
-        ``WindowStore.record_request`` would queue it, without that call; everything else takes
+        A scheduled success is queued by :meth:`queue_scheduled`; everything else takes
         :meth:`_on_other_request`, which converts other real numbers (an int, numpy's) to floats."""
         if self._expect_marks and exception is None and not context:
             mark = getcurrent().__dict__.get(MARK_ATTR)
-            if mark is not None:
-                intended = mark.start_s
-                if (intended is not None and type(start_time) is float and 1e9 <= start_time < 1e11
-                        and type(response_time) is float and 0.0 <= response_time < _INF):
-                    mark.start_s = None  # the task's first request consumes the mark
-                    paced = self.store.paced
-                    paced.append(request_type)
-                    paced.append(name)
-                    paced.append(response_time)
-                    paced.append(start_time)
-                    paced.append(intended)
-                    paced.append(mark.interval_ms)
-                    paced.append(mark.lag_from_s)
-                    if len(paced) >= PACED_QUEUE_LIMIT:
-                        self.store.flush()
-                    return
+            if mark is not None and self.queue_scheduled(mark, request_type, name, response_time, start_time):
+                return
         self._on_other_request(request_type, name, response_time, context, exception, start_time)
+
+    def queue_scheduled(self, mark: IntendedStart, request_type: str, name: str, response_time: object,
+                        start_time: object) -> bool:
+        """Queue a success without a context that carries an intended-start ``mark`` when it is the
+        task's first request (the mark's start not consumed yet) with a float ``start_time`` in
+        epoch seconds and a valid float latency, as ``WindowStore.record_request`` would queue it,
+        without that call. Returns whether it did (else the general path must count it)."""
+        intended = mark.start_s
+        if (intended is None or type(start_time) is not float or not 1e9 <= start_time < 1e11
+                or type(response_time) is not float or not 0.0 <= response_time < _INF):
+            return False
+        mark.start_s = None  # the task's first request consumes the mark
+        store = self.store
+        paced = store.paced
+        paced.append(request_type)
+        paced.append(name)
+        paced.append(response_time)
+        paced.append(start_time)
+        paced.append(intended)
+        paced.append(mark.interval_ms)
+        paced.append(mark.lag_from_s)
+        if len(paced) >= PACED_QUEUE_LIMIT:
+            store.flush()
+        return True
 
     def _on_other_request(self, request_type: str, name: str, response_time: float | None,
                           context: Mapping[str, object] | None, exception: BaseException | None,

@@ -25,11 +25,13 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from gevent import getcurrent
 from locust import log as locust_log
 from locust.event import EventHook
 from locust.exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopTest, StopUser
 
 from reliability.metrics.windows import QUICK_QUEUE_LIMIT, WindowStore
+from reliability.pacing import MARK_ATTR, IntendedStart
 
 # what Locust's fire lets through from a listener (2.47: the same tuple)
 _PASSED_ON = (StopUser, StopTest, RescheduleTask, RescheduleTaskImmediately, InterruptTaskSet)
@@ -42,6 +44,9 @@ class Counter(Protocol):
     _expect_marks: bool
 
     def on_request(self, request_type: str, name: str, response_time: float | None, **kwargs: Any) -> None: ...
+
+    def queue_scheduled(self, mark: IntendedStart, request_type: str, name: str, response_time: object,
+                        start_time: object) -> bool: ...
 
 
 def can_take_over(hook: object) -> bool:
@@ -62,7 +67,10 @@ def take_over(hook: EventHook, plugin: Counter) -> Callable[..., None]:
                 start_time = kwargs["start_time"]
             except KeyError:  # a custom user's event without Locust's full set of keywords
                 exception = context = True
-            if exception is None and not context and not plugin._expect_marks:
+            # a success without a context: queued here unless the user's greenlet carries an
+            # intended-start mark (read only once a scheduler said there are marks)
+            if exception is None and not context and (not plugin._expect_marks or (
+                    (mark := getcurrent().__dict__.get(MARK_ATTR)) is None)):
                 store = plugin.store
                 values = store.quick_ms
                 try:
@@ -81,7 +89,8 @@ def take_over(hook: EventHook, plugin: Counter) -> Callable[..., None]:
                         store.flush()
                 else:
                     plugin.on_request(**kwargs)
-            else:
+            elif exception is not None or context or not plugin.queue_scheduled(  # a marked success
+                    mark, kwargs["request_type"], kwargs["name"], kwargs["response_time"], start_time):
                 plugin.on_request(**kwargs)
         except _PASSED_ON:
             raise
