@@ -106,3 +106,52 @@ def test_every_kind_of_request_event_lands_where_the_store_puts_it(mode: str) ->
     assert sum(hits + misses for hits, misses in plugin._cache_counts.values()) == 500
     # Locust only logs a listener's exception (and exits 2 later): none may have been raised
     assert not locust_log.unhandled_greenlet_exception
+
+
+@pytest.mark.parametrize("mode", ["dispatch", "listener"])
+def test_scheduled_requests_land_where_the_store_puts_them(mode: str) -> None:
+    """With intended-start marks (a paced user): the first success of a marked task is queued with
+    its schedule, the task's later requests, failures and unmarked requests are not, in both modes."""
+    import gevent
+
+    from reliability.pacing import mark_intended_start
+
+    clock = FakeClock(T0 + 50.0)
+    env = Environment()
+    hook = env.events.request
+    if mode == "listener":
+        hook.fire = functools.partial(EventHook.fire, hook)
+    plugin = plugin_module.install(env, clock=clock)
+    plugin.expect_intended_starts()
+    reference = WindowStore(clock=clock)
+
+    def task(i: int) -> None:
+        sent = T0 + i * 0.05
+        marked = i % 4 != 3
+        if marked:
+            mark_intended_start(sent - 0.02 * (i % 5), 0.01)  # late by up to 80 ms: back-fills
+        failed = i % 7 == 0
+        exception = ConnectionError("down") if failed else None
+        error = "ConnectionError: down" if failed else None
+        latency = 3.0 + i % 11
+        hook.fire(request_type="GET", name=f"/p{i % 3}", response_time=latency, response_length=0, response=None,
+                  context={}, exception=exception, start_time=sent, url=None)
+        if marked:
+            reference.record_request("GET", f"/p{i % 3}", latency, failed, error, sent, sent - 0.02 * (i % 5), 10.0)
+        else:
+            reference.record_request("GET", f"/p{i % 3}", latency, failed, error, sent)
+        # the task's second request: its start was consumed, the interval stays
+        hook.fire(request_type="GET", name="/then", response_time=2.0, response_length=0, response=None,
+                  context={}, exception=None, start_time=sent + 0.004, url=None)
+        reference.record_request("GET", "/then", 2.0, False, None, sent + 0.004, None, 10.0 if marked else None)
+
+    for i in range(400):
+        gevent.spawn(task, i).join()
+    mine, theirs = plugin.store.snapshot(), reference.snapshot()
+    assert [(e.name, e.requests, e.failures, e.hist.to_payload()["c"],
+             None if e.corrected is None else e.corrected.to_payload()["c"]) for e in mine.endpoints] == \
+        [(e.name, e.requests, e.failures, e.hist.to_payload()["c"],
+          None if e.corrected is None else e.corrected.to_payload()["c"]) for e in theirs.endpoints]
+    assert mine.seconds == theirs.seconds and mine.total.requests == 800 and mine.total.backfilled > 0
+    assert plugin.store.schedule_lag().to_payload() == reference.schedule_lag().to_payload()
+    assert not locust_log.unhandled_greenlet_exception
