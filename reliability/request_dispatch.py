@@ -3,12 +3,12 @@ the plugin's count of the common request done first, inside it.
 
 A Locust listener is called as ``handler(**kwargs)``: the event's nine keywords are unpacked from
 the dict and bound to the listener's parameters once per listener and request. In a saturated
-load generator, on cold caches, that call alone costs about 0.4-0.5 us, a third of what the
-plugin adds per request (``bench/overhead.py``). So where the hook is Locust's plain
+load generator, on cold caches, that call alone cost about 0.4-0.5 us, a third of what the
+plugin added per request as a listener (``bench/overhead.py``). So where the hook is Locust's plain
 ``EventHook``, :func:`take_over` gives it a ``fire`` of its own (an instance attribute, the class
-is untouched) that reads the common request (a success without a context, sent at an epoch
-``start_time``, no intended-start mark to read) straight from the keyword dict into the plugin's
-queue, then runs Locust's loop over the hook's listeners unchanged: the same order, the same copy
+is untouched) that reads the common requests (a success without a context, sent at an epoch
+``start_time``, with or without an intended-start mark) straight from the keyword dict into the
+plugin's queues, then runs Locust's loop over the hook's listeners unchanged: the same order, the same copy
 of the list (listeners may add or remove listeners while the event fires), Locust's control-flow
 exceptions (``StopUser`` ...) passed on, any other exception of a listener logged and marked the
 way Locust does (the process then exits 2). Every other request goes to the plugin's listener
