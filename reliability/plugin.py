@@ -145,7 +145,6 @@ class ReliabilityPlugin:
         self._process.cpu_percent(None)
         self._breach_since: float | None = None
         self._finalized = False
-        self._bad_latency_logged = False
         self._cache_counts: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [hits, misses]
         self.extensions: list[Extension] = []
         self.exit_codes = ExitCodes()
@@ -331,12 +330,12 @@ class ReliabilityPlugin:
         them is cheaper than collecting the unused ones into a ``**kwargs`` dict.
 
         A scheduled success is queued by :meth:`queue_scheduled`; everything else takes
-        :meth:`_on_other_request`, which converts other real numbers (an int, numpy's) to floats."""
+        :meth:`count_other_request`, which converts other real numbers (an int, numpy's) to floats."""
         if self._expect_marks and exception is None and not context:
             mark = getcurrent().__dict__.get(MARK_ATTR)
             if mark is not None and self.queue_scheduled(mark, request_type, name, response_time, start_time):
                 return
-        self._on_other_request(request_type, name, response_time, context, exception, start_time)
+        self.count_other_request(request_type, name, response_time, context, exception, start_time)
 
     def queue_scheduled(self, mark: IntendedStart, request_type: str, name: str, response_time: object,
                         start_time: object) -> bool:
@@ -362,7 +361,7 @@ class ReliabilityPlugin:
             store.flush()
         return True
 
-    def _on_other_request(self, request_type: str, name: str, response_time: float | None,
+    def count_other_request(self, request_type: str, name: str, response_time: float | None,
                           context: Mapping[str, object] | None, exception: BaseException | None,
                           start_time: object) -> None:
         if exception is None:
@@ -402,9 +401,7 @@ class ReliabilityPlugin:
                 store.record(request_type, name, None, failed, error)
             else:
                 store.record_request(request_type, name, None, failed, error, sent)
-            if not self._bad_latency_logged:
-                logger.warning("ignoring invalid response_time %r for %s %s", response_time, request_type, name)
-                self._bad_latency_logged = True
+            store.warn_invalid_latency(response_time, request_type, name)
 
     # a report is Locust's msgpack payload (its own keys too): the plugin writes and reads only its key
 

@@ -11,8 +11,8 @@ is untouched) that reads the common requests (a success without a context, sent 
 plugin's queues, then runs Locust's loop over the hook's listeners unchanged: the same order, the same copy
 of the list (listeners may add or remove listeners while the event fires), Locust's control-flow
 exceptions (``StopUser`` ...) passed on, any other exception of a listener logged and marked the
-way Locust does (the process then exits 2). Every other request goes to the plugin's listener
-method, called as a listener would be. :func:`give_back` restores Locust's ``fire``.
+way Locust does (the process then exits 2). Every other request goes to the plugin's general
+path (``count_other_request``), as from its listener. :func:`give_back` restores Locust's ``fire``.
 
 Locust is pinned to 2.47 (``pyproject.toml``); ``tests/integration/request_dispatch_inproc.py``
 checks the loop against Locust's own ``EventHook.fire`` case by case.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from gevent import getcurrent
@@ -43,7 +43,9 @@ class Counter(Protocol):
     store: WindowStore
     _expect_marks: bool
 
-    def on_request(self, request_type: str, name: str, response_time: float | None, **kwargs: Any) -> None: ...
+    def count_other_request(self, request_type: str, name: str, response_time: float | None,
+                            context: Mapping[str, object] | None, exception: BaseException | None,
+                            start_time: object) -> None: ...
 
     def queue_scheduled(self, mark: IntendedStart, request_type: str, name: str, response_time: object,
                         start_time: object) -> bool: ...
@@ -66,32 +68,33 @@ def take_over(hook: EventHook, plugin: Counter) -> Callable[..., None]:
                 context = kwargs["context"]
                 start_time = kwargs["start_time"]
             except KeyError:  # a custom user's event without Locust's full set of keywords
-                exception = context = True
-            # a success without a context: queued here unless the user's greenlet carries an
-            # intended-start mark (read only once a scheduler said there are marks)
-            if exception is None and not context and (not plugin._expect_marks or (
-                    (mark := getcurrent().__dict__.get(MARK_ATTR)) is None)):
-                store = plugin.store
-                values = store.quick_ms
-                try:
-                    queued = 1e9 <= start_time < 1e11
-                    if queued:  # the array converts any real number and refuses anything else
-                        values.append(kwargs["response_time"])
-                        values.append(start_time)
-                except Exception:  # None, a str, no __float__ ...: nothing of it stays queued
-                    del values[len(store.quick):]
-                    queued = False
-                if queued:
-                    quick = store.quick
-                    quick.append(kwargs["request_type"])
-                    quick.append(kwargs["name"])
-                    if len(quick) >= QUICK_QUEUE_LIMIT:
-                        store.flush()
+                exception, context = kwargs.get("exception"), kwargs.get("context")
+                start_time = kwargs.get("start_time")
+            queued = False
+            if exception is None and not context:  # a success: queued here when it can be
+                mark = getcurrent().__dict__.get(MARK_ATTR) if plugin._expect_marks else None
+                if mark is not None:
+                    queued = plugin.queue_scheduled(mark, kwargs["request_type"], kwargs["name"],
+                                                    kwargs["response_time"], start_time)
                 else:
-                    plugin.on_request(**kwargs)
-            elif exception is not None or context or not plugin.queue_scheduled(  # a marked success
-                    mark, kwargs["request_type"], kwargs["name"], kwargs["response_time"], start_time):
-                plugin.on_request(**kwargs)
+                    store = plugin.store
+                    values = store.quick_ms
+                    try:
+                        if 1e9 <= start_time < 1e11:  # the array converts any real number, refuses the rest
+                            values.append(kwargs["response_time"])
+                            values.append(start_time)
+                            queued = True
+                    except Exception:  # None, a str, no __float__ ...: nothing of it stays queued
+                        del values[len(store.quick):]
+                    if queued:
+                        quick = store.quick
+                        quick.append(kwargs["request_type"])
+                        quick.append(kwargs["name"])
+                        if len(quick) >= QUICK_QUEUE_LIMIT:
+                            store.flush()
+            if not queued:
+                plugin.count_other_request(kwargs["request_type"], kwargs["name"], kwargs["response_time"], context,
+                                           exception, start_time)
         except _PASSED_ON:
             raise
         except Exception:

@@ -377,7 +377,7 @@ class WindowStore:
         self.paced: list[object] = []  # ... latency ms, sent s, intended s, interval ms, lag-from s
         self._pending: list[_Pending] = []
         # the listener queues latencies unchecked: the flush sets invalid ones aside (and logs one)
-        self.invalid_latency_logged = False
+        self._invalid_latency_logged = False
         # small integer codes of the request types and names seen by the vectorised flush
         self._type_codes: dict[str, int] = {}
         self._name_codes: dict[str, int] = {}
@@ -597,10 +597,14 @@ class WindowStore:
                 keep += numbers[i:i + 2]
                 continue
             self._pending.append((quick[i], quick[i + 1], None, False, None, sent_s, None, None, None))  # type: ignore[arg-type]
-            if not self.invalid_latency_logged:
-                logger.warning("ignoring invalid response_time %r for %s %s", latency_ms, quick[i], quick[i + 1])
-                self.invalid_latency_logged = True
+            self.warn_invalid_latency(latency_ms, quick[i], quick[i + 1])
         return keep_names, keep
+
+    def warn_invalid_latency(self, value: object, request_type: object, name: object) -> None:
+        """Log a latency that was ignored (not a valid number of ms), once per store."""
+        if not self._invalid_latency_logged:
+            logger.warning("ignoring invalid response_time %r for %s %s", value, request_type, name)
+            self._invalid_latency_logged = True
 
     def _flush_quick_arrays(self, quick: list[str], values: array[float]) -> bool:
         """:meth:`_flush_quick`'s loop in numpy: the requests are grouped by (second, endpoint) with one

@@ -156,7 +156,7 @@ def test_the_plugins_own_failure_is_logged_like_a_listeners_and_locusts_listener
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("plugin bug")
 
-    plugin.on_request = broken  # the general path (a failure takes it) raises
+    plugin.count_other_request = broken  # the general path (a failure takes it) raises
     locust_log.unhandled_greenlet_exception = False
     with caplog.at_level(logging.ERROR):
         taken.fire(**_event(6, exception=ConnectionError("refused")))
