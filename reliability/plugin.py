@@ -518,6 +518,7 @@ class ReliabilityPlugin:
         self.store = WindowStore(clock=self.clock, components=self.scenario.components,
                                  timeline_quantiles=(0.5, 0.95, 0.99), down_quantile=self.sla.percentile / 100.0)
         self.started_at = self.clock()
+        self.store.set_span(self.started_at)  # the second the run started in is covered only in part
         self.ended_at = None
         self._finalized = False
         self.final = self.live = None
@@ -661,6 +662,7 @@ class ReliabilityPlugin:
         if runner is not None and runner.exceptions:
             count = sum(e["count"] for e in runner.exceptions.values())
             reasons.append(f"user code raised {count} exception(s) (see Locust's exception report)")
+        self.store.set_span(start, end)  # ... and the second it stopped in
         snapshot = self.store.snapshot()
         verdict = evaluate(snapshot, self.sla)  # graded once; the features' results join it below
         if self.aborted and verdict.passed:

@@ -156,6 +156,7 @@ def build_record(
             ratio=_num(verdict.uptime.ratio, 6),
             request_availability=_num(verdict.uptime.request_availability, 6),
             partial_windows=verdict.uptime.partial_windows,
+            edge_windows=verdict.uptime.edge_windows,
         ),
         endpoints=[s.EndpointStats(type=e.request_type, name=e.name, component=e.component, **_stats(e, duration))
                    for e in snapshot.endpoints],

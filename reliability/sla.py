@@ -64,6 +64,7 @@ class UptimeResult:
     stalled_windows: int = 0  # down because requests were outstanding and none completed
     slow_windows: int = 0  # down because of latency above down_latency_ms
     down_latency_ms: float | None = None
+    edge_windows: int = 0  # seconds with traffic the run covered less than half of: not graded
 
 
 @dataclass(frozen=True)
@@ -186,17 +187,23 @@ class Verdict:
                           "inconclusive": self.inconclusive + tuple(n for n in notes if n not in self.inconclusive)})
 
 
-UP, ERRORS, STALLED, SLOW = "up", "errors", "stalled", "slow"
+UP, ERRORS, STALLED, SLOW, EDGE = "up", "errors", "stalled", "slow", "edge"
+# a window the run covered for less than this share of its second (the second it started or stopped
+# in) is an edge: its requests count everywhere, but too little of the second was seen to grade it
+EDGE_COVERAGE = 0.5
 
 
 def second_state(second: SecondCounts, down_error_ratio: float, down_latency_ms: float | None = None,
                  basis: str = "measured") -> str | None:
-    """What one 1 s window says about the service: None (idle: not counted), ``up``, or why it was
-    down (``errors``, ``stalled``, ``slow``). Uptime, the live status, time-to-detect, recovery,
-    alerts and the capacity search all read windows through this one rule."""
+    """What one 1 s window says about the service: None (idle: not counted), ``edge`` (the run
+    covered less than half of it: not counted either), ``up``, or why it was down (``errors``,
+    ``stalled``, ``slow``). Uptime, the live status, time-to-detect, recovery, alerts and the
+    capacity search all read windows through this one rule."""
     corrected = basis == "corrected"
     if second.requests <= 0 and second.held <= 0 and not (corrected and second.backfilled > 0):
         return None  # nothing sent, nothing stuck: idle (completions of earlier requests alone do not count)
+    if second.covered < EDGE_COVERAGE:
+        return EDGE
     done = second.requests if second.done is None else second.done
     if second.held > 0 and done <= 0:
         return STALLED
@@ -212,15 +219,16 @@ def second_state(second: SecondCounts, down_error_ratio: float, down_latency_ms:
 
 def compute_uptime(seconds: Iterable[SecondCounts], down_error_ratio: float, down_latency_ms: float | None = None,
                    basis: str = "measured") -> UptimeResult:
-    windows = up = good = total = partial = stalled = slow = 0
+    windows = up = good = total = partial = stalled = slow = edge = 0
     for s in seconds:
         state = second_state(s, down_error_ratio, down_latency_ms, basis)
-        if state is None:
+        total += s.requests  # request availability: every request, edges included
+        good += s.requests - s.failures
+        if state is None or state == EDGE:
+            edge += state == EDGE
             continue
         windows += 1
         partial += s.partial
-        total += s.requests
-        good += s.requests - s.failures
         up += state == UP
         stalled += state == STALLED
         slow += state == SLOW
@@ -234,6 +242,7 @@ def compute_uptime(seconds: Iterable[SecondCounts], down_error_ratio: float, dow
         stalled_windows=stalled,
         slow_windows=slow,
         down_latency_ms=down_latency_ms,
+        edge_windows=edge,
     )
 
 

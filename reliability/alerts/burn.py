@@ -97,7 +97,8 @@ def budget_remaining(requests: int, failures: int, budget_ratio: float | None) -
 # -- the per-second counts ----------------------------------------------------------------------------
 
 # a second's window state as ``reliability.sla.second_state`` names it (None: idle), as a small code
-_STATE_CODES: dict[str | None, int] = {None: 0, "up": 1, "errors": 2, "stalled": 3, "slow": 4}
+# (an ``edge`` second, one the run covered less than half of, counts neither way: as idle)
+_STATE_CODES: dict[str | None, int] = {None: 0, "edge": 0, "up": 1, "errors": 2, "stalled": 3, "slow": 4}
 _DOWN_FROM = 2  # errors, stalled, slow: down (uptime's rule)
 _BAD_FROM = 3  # stalled, slow: what the seconds SLI counts (errors already burn through the requests)
 

@@ -224,6 +224,7 @@ class SecondCounts:
     held: int = 0
     done: int | None = None
     backfilled: int = 0
+    covered: float = 1.0  # share of the second inside the run (less in the seconds it started and stopped in)
 
 
 @dataclass(frozen=True)
@@ -356,6 +357,7 @@ class WindowStore:
         self._rolled_before: int | None = None  # fine windows before this second were rolled up
         self._timeline = _Timeline(tuple(sorted({*timeline_quantiles, down_quantile})))
         self._partial: set[int] = set()
+        self._span: tuple[float | None, float | None] = (None, None)
         self._errors: dict[Endpoint, dict[str, int]] = {}
         self._cur_t = -1
         self._cur: _Window | None = None
@@ -887,6 +889,19 @@ class WindowStore:
         if self._rolled_before is None or t >= self._rolled_before:
             self._window_for(t).users = users
 
+    def set_span(self, start: float | None = None, end: float | None = None) -> None:
+        """The run's first and last instants (epoch seconds; None: not known yet). The second the
+        run started in and the second it stopped in are covered only in part: their
+        :attr:`SecondCounts.covered` says how much (the rest of the seconds are covered whole)."""
+        self._span = (start, end)
+
+    def _covered(self, second: SecondCounts) -> SecondCounts:
+        start, end = self._span
+        lo = max(float(second.t), start) if start is not None else float(second.t)
+        hi = min(second.t + 1.0, end) if end is not None else second.t + 1.0
+        share = min(1.0, max(0.0, hi - lo))
+        return second if share == 1.0 else replace(second, covered=share)
+
     def mark_partial(self, start_t: int, end_t: int) -> None:
         """Flag seconds ``[start_t, end_t)`` as missing some generator's data."""
         for t in range(start_t, end_t):
@@ -1058,6 +1073,8 @@ class WindowStore:
             total.absorb(per_endpoint[key])
         components = tuple(_stats("", name, name, c) for name, c in sorted(by_component.items()))
         ordered = tuple(seconds[t] for t in sorted(seconds))
+        if self._span != (None, None):
+            ordered = tuple(self._covered(second) for second in ordered)
         first = ordered[0].t if ordered else (lo if start_t is not None else 0)
         last = ordered[-1].t + 1 if ordered else (hi if end_t is not None else 0)
         return Snapshot(

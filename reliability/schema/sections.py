@@ -142,6 +142,7 @@ class Uptime(Section):
     stalled_windows: int = 0  # down: requests in flight all second, none completed
     slow_windows: int = 0  # down: latency at the SLA percentile above down_latency_ms
     down_latency_ms: float | None = None
+    edge_windows: int = 0  # seconds with traffic the run covered less than half of: not graded
 
 
 class EndpointStats(Stats):
@@ -166,7 +167,7 @@ class Second(Section):
     p95_ms: float | None = None
     partial: bool = False
     phase: str | None = None  # baseline | fault | recovery (runs with a fault schedule)
-    state: str | None = None  # up | errors | stalled | slow; None: idle (README, "SLIs")
+    state: str | None = None  # up | errors | stalled | slow | edge; None: idle (README, "SLIs")
     corrected_latency_ms: float | None = None  # at the SLA percentile, from the intended start
 
 

@@ -8,7 +8,7 @@ from reliability.config import SlaSpec, parse_scenario
 from reliability.exceptions import MetricsError
 from reliability.metrics import DEFAULT_RELATIVE_ACCURACY, WindowStore
 from reliability.metrics.payload import check_report
-from reliability.sla import ERRORS, SLOW, STALLED, UP, compute_uptime, evaluate, second_state
+from reliability.sla import EDGE, ERRORS, SLOW, STALLED, UP, compute_uptime, evaluate, second_state
 from tests.support.fakes import FakeClock
 
 T0 = 1_000_000
@@ -94,6 +94,36 @@ def test_slow_and_error_rules_and_the_idle_second() -> None:
     assert second_state(seconds[T0 + 1], 0.05, 1000.0) == ERRORS  # type: ignore[arg-type]
     store.note_users(T0 + 5, 10)
     assert second_state(_by_t(store)[T0 + 5], 0.05, 1000.0) is None  # type: ignore[arg-type]
+
+
+def test_the_seconds_the_run_covered_less_than_half_of_are_edges_not_graded() -> None:
+    store = WindowStore(clock=FakeClock(float(T0)))
+    # the run: T0+0.7 .. T0+3.2; the stop's sliver at T0+3 has 10 requests and 1 of them failed
+    store.set_span(T0 + 0.7)
+    for t in (0, 1, 2):
+        for i in range(30):
+            store.record_request("GET", "/a", 5.0, False, None, T0 + t + max(0.7 if t == 0 else 0.0, i / 30))
+    for i in range(10):
+        store.record_request("GET", "/a", 5.0, i == 9, "HTTP 500", T0 + 3 + i / 100)
+    live = _by_t(store)  # while the run goes on, the second it stopped in is not known yet
+    assert live[T0].covered == pytest.approx(0.3) and live[T0 + 3].covered == 1.0  # type: ignore[attr-defined]
+    store.set_span(T0 + 0.7, T0 + 3.2)
+    seconds = _by_t(store)
+    assert [seconds[T0 + t].covered for t in range(4)] == pytest.approx([0.3, 1.0, 1.0, 0.2])  # type: ignore[attr-defined]
+    assert second_state(seconds[T0], 0.05) == EDGE  # type: ignore[arg-type]
+    assert second_state(seconds[T0 + 3], 0.05) == EDGE  # 1 of 10 failed: the rule would say down  # type: ignore[arg-type]
+    uptime = compute_uptime(store.snapshot().seconds, 0.05)
+    assert (uptime.windows, uptime.up_windows, uptime.edge_windows, uptime.ratio) == (2, 2, 2, 1.0)
+    assert uptime.request_availability == pytest.approx(1 - 1 / 100)  # every request counts there
+    # covered half or more: graded as any second
+    store.set_span(T0 + 0.5, T0 + 3.5)
+    uptime = compute_uptime(store.snapshot().seconds, 0.05)
+    assert (uptime.windows, uptime.up_windows, uptime.edge_windows) == (4, 3, 0)
+    # a run inside one second: graded only if it lasted half of it
+    store = WindowStore(clock=FakeClock(float(T0)))
+    store.set_span(T0 + 0.1, T0 + 0.4)
+    store.record_request("GET", "/a", 5.0, False, None, T0 + 0.2)
+    assert compute_uptime(store.snapshot().seconds, 0.05).windows == 0
 
 
 def test_the_slow_rule_reads_the_graded_basis() -> None:
