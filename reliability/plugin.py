@@ -459,6 +459,11 @@ class ReliabilityPlugin:
             logger.info("worker %s joined at +%.0f s; counted from its join", client_id,
                         self.clock() - self.started_at)
 
+    def _sample_usage(self, now: float) -> None:
+        """This process's CPU since the last sample (or the test's start) and its memory."""
+        gen_id, role = ("local", "local") if self.role == "local" else ("master", "master")
+        self._usage(gen_id, role).add(now, self._process.cpu_percent(None), self._process.memory_info().rss / 1e6)
+
     def _usage(self, gen_id: str, role: str) -> GeneratorUsage:
         usage = self.generators.get(gen_id)
         if usage is None:
@@ -500,6 +505,7 @@ class ReliabilityPlugin:
             self.expect_intended_starts()
 
     def on_test_start(self, environment: Environment, **_kwargs: object) -> None:
+        self._process.cpu_percent(None)  # CPU samples cover the run, not Locust's start-up before it
         if self.role != "master":
             self._pace_users(environment)
         if self.role == "worker":
@@ -585,7 +591,8 @@ class ReliabilityPlugin:
     # -- periodic work -----------------------------------------------------------------------------
 
     def _tick_loop(self) -> None:
-        last_usage = last_eval = last_status = 0.0
+        last_eval = last_status = 0.0
+        last_usage = self.clock()  # the first sample covers a whole interval of the run, not the start-up
         ticks = 0
         while True:
             now = self.clock()
@@ -594,9 +601,7 @@ class ReliabilityPlugin:
                 self.store.note_users(int(now), runner.user_count)
             if now - last_usage >= USAGE_SAMPLE_S:
                 last_usage = now
-                gen_id, role = ("local", "local") if self.role == "local" else ("master", "master")
-                self._usage(gen_id, role).add(now, self._process.cpu_percent(None),
-                                              self._process.memory_info().rss / 1e6)
+                self._sample_usage(now)
             self._check_workers(now)
             if self.ended_at is None:
                 self._tick_extensions(now)
@@ -651,6 +656,8 @@ class ReliabilityPlugin:
             first, last_s = lost.partial_s or (0, 0)
             reasons.append(f"worker {lost.id} went missing (detected {lost.detected_at}); its last "
                            f"reports were lost: seconds +{first}..+{last_s} have partial data")
+        if self.role != "worker" and not any(g.role != "worker" and g.samples for g in self.generators.values()):
+            self._sample_usage(self.clock())  # a run shorter than one sampling interval
         saturated = False
         for gen in self.generators.values():
             if gen.role != "master" and gen.saturated:

@@ -17,10 +17,11 @@ from tests.support.records import FIXTURES, NAMES, SCRIPT, hostile, load
 
 
 def _regressed(record: dict[str, Any]) -> dict[str, Any]:
-    """GET /api/items 60 % slower, errors up 1 point on it: a planted regression."""
+    """GET /api/items 60 % and 10 ms slower (past both latency conditions however fast the fixture's
+    run was), errors up 1 point on it: a planted regression."""
     for e in record["endpoints"]:
         if (e["type"], e["name"]) == ("GET", "/api/items"):
-            e["p95_ms"] *= 1.6
+            e["p95_ms"] = e["p95_ms"] * 1.6 + 10.0
             e["error_ratio"] += 0.01
     return record
 
@@ -123,7 +124,7 @@ def test_run_compare_exit_codes_and_markdown(tmp_path: Path) -> None:
     assert "REGRESSION" in out.getvalue() and "2 regression(s)" in out.getvalue()
     assert summary.read_text().startswith("## ❌ Run comparison: 2 regression(s)")
     # a looser threshold lets the same pair pass
-    args = _parser(add_compare_arguments).parse_args([base, worse, "--latency-increase-pct", "100",
+    args = _parser(add_compare_arguments).parse_args([base, worse, "--latency-increase-ms", "20",
                                                       "--error-increase-pct", "2"])
     assert run_compare(args, out=io.StringIO()) == 0
 
