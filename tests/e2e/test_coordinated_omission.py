@@ -76,8 +76,8 @@ def _results(served: Served, record: Path, samples: Path) -> tuple[dict[str, Any
 
 
 def _check_down_seconds(record: dict[str, Any], anchor: float) -> None:
-    """Every second wholly inside a freeze is down; every down second touches one."""
-    down = {row["epoch_s"] for row in record["timeline"] if row["state"] not in (None, "up")}
+    """Every second wholly inside a freeze is down; every down second touches one (an edge is neither)."""
+    down = {row["epoch_s"] for row in record["timeline"] if row["state"] in ("errors", "stalled", "slow")}
     end = _epoch(record["run"]["ended_at"])
     frozen_whole, touched = set(), set()
     k = 0
