@@ -63,6 +63,7 @@ from reliability.pacing import (
 )
 from reliability.plugin_options import add_to
 from reliability.record import (
+    USAGE_SAMPLE_S,
     GeneratorUsage,
     RunRecord,
     build_record,
@@ -78,7 +79,6 @@ logger = logging.getLogger("reliability")
 T = TypeVar("T")
 
 PAYLOAD_KEY = "reliability"
-USAGE_SAMPLE_S = 3.0
 ROLLUP_EVERY_S = 10
 LIVE_EVAL_EVERY_S = 2.0
 EXIT_LISTENER_ERROR = 2

@@ -33,6 +33,9 @@ __all__ = ["SCHEMA_VERSION", "GeneratorUsage", "RunRecord", "build_record", "def
            "read_json", "read_record", "sla_section", "write_json", "write_record"]
 
 
+USAGE_SAMPLE_S = 3.0  # seconds between a load generator's CPU and memory samples
+
+
 @dataclass
 class GeneratorUsage:
     """CPU and memory samples of one load-generating process (local runner or a worker)."""

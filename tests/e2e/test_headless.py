@@ -23,7 +23,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from reliability.plugin import USAGE_SAMPLE_S
+from reliability.record import USAGE_SAMPLE_S
 from tests.support.processes import ROOT, Served, locust_cmd, run, serve
 from tests.support.schemas import assert_valid_record
 from tests.support.servers import free_port
