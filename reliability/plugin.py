@@ -461,8 +461,8 @@ class ReliabilityPlugin:
 
     def _sample_usage(self, now: float) -> None:
         """This process's CPU since the last sample (or the test's start) and its memory."""
-        gen_id, role = ("local", "local") if self.role == "local" else ("master", "master")
-        self._usage(gen_id, role).add(now, self._process.cpu_percent(None), self._process.memory_info().rss / 1e6)
+        own = "local" if self.role == "local" else "master"  # this process's id and role alike
+        self._usage(own, own).add(now, self._process.cpu_percent(None), self._process.memory_info().rss / 1e6)
 
     def _usage(self, gen_id: str, role: str) -> GeneratorUsage:
         usage = self.generators.get(gen_id)
@@ -656,7 +656,8 @@ class ReliabilityPlugin:
             first, last_s = lost.partial_s or (0, 0)
             reasons.append(f"worker {lost.id} went missing (detected {lost.detected_at}); its last "
                            f"reports were lost: seconds +{first}..+{last_s} have partial data")
-        if self.role != "worker" and not any(g.role != "worker" and g.samples for g in self.generators.values()):
+        own = self.generators.get("local" if self.role == "local" else "master")
+        if own is None or not own.samples:
             self._sample_usage(self.clock())  # a run shorter than one sampling interval
         saturated = False
         for gen in self.generators.values():

@@ -224,8 +224,10 @@ def compute_uptime(seconds: Iterable[SecondCounts], down_error_ratio: float, dow
         state = second_state(s, down_error_ratio, down_latency_ms, basis)
         total += s.requests  # request availability: every request, edges included
         good += s.requests - s.failures
-        if state is None or state == EDGE:
-            edge += state == EDGE
+        if state == EDGE:
+            edge += 1
+            continue
+        if state is None:
             continue
         windows += 1
         partial += s.partial
