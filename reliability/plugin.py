@@ -459,9 +459,14 @@ class ReliabilityPlugin:
             logger.info("worker %s joined at +%.0f s; counted from its join", client_id,
                         self.clock() - self.started_at)
 
+    @property
+    def _own_generator(self) -> str:
+        """This process's id among the generators' usage, and its role alike (not a worker's)."""
+        return "local" if self.role == "local" else "master"
+
     def _sample_usage(self, now: float) -> None:
         """This process's CPU since the last sample (or the test's start) and its memory."""
-        own = "local" if self.role == "local" else "master"  # this process's id and role alike
+        own = self._own_generator
         self._usage(own, own).add(now, self._process.cpu_percent(None), self._process.memory_info().rss / 1e6)
 
     def _usage(self, gen_id: str, role: str) -> GeneratorUsage:
@@ -656,7 +661,7 @@ class ReliabilityPlugin:
             first, last_s = lost.partial_s or (0, 0)
             reasons.append(f"worker {lost.id} went missing (detected {lost.detected_at}); its last "
                            f"reports were lost: seconds +{first}..+{last_s} have partial data")
-        own = self.generators.get("local" if self.role == "local" else "master")
+        own = self.generators.get(self._own_generator)
         if own is None or not own.samples:
             self._sample_usage(self.clock())  # a run shorter than one sampling interval
         saturated = False

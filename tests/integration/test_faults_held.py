@@ -125,7 +125,9 @@ def test_exhaustion_leaving_slots_free_counts_its_held_sessions(dsn: str) -> Non
 
 
 def test_slow_redis_is_applied_while_the_server_spends_the_time(redis_server: RedisServer) -> None:
-    fault = _fault({"type": "redis.slow", "url": redis_server.url, "block_ms": 100, "period_ms": 300}, "held-slow")
+    period_ms = 300
+    fault = _fault({"type": "redis.slow", "url": redis_server.url, "block_ms": 100, "period_ms": period_ms},
+                   "held-slow")
     fault.inject()
     try:
         time.sleep(0.7)
@@ -136,7 +138,7 @@ def test_slow_redis_is_applied_while_the_server_spends_the_time(redis_server: Re
         fault.revert()
     # a new baseline, so the EVAL time between the last verdict and the revert is not counted: a
     # verdict within one period of the last keeps the old baseline, so wait a period first
-    time.sleep(0.35)
+    time.sleep(period_ms / 1000 + 0.05)
     fault.still_applied()
     time.sleep(0.7)  # the script no longer runs: the server spends nothing on it
     gone = fault.still_applied()
