@@ -5,7 +5,11 @@ COPY pyproject.toml README.md ./
 COPY reliability ./reliability
 COPY locustfiles ./locustfiles
 COPY scenarios ./scenarios
-RUN pip install --no-cache-dir . \
+# a C compiler for the install only: the request event's compiled dispatch (reliability/_dispatch.c)
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && pip install --no-cache-dir . \
+ && (cd / && python -c "import reliability._dispatch") \
+ && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 reliability \
  && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin reliability \
  && mkdir -p /app/reports && chown reliability:reliability /app/reports

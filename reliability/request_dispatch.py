@@ -14,6 +14,14 @@ exceptions (``StopUser`` ...) passed on, any other exception of a listener logge
 way Locust does (the process then exits 2). Every other request goes to the plugin's general
 path (``count_other_request``), as from its listener. :func:`give_back` restores Locust's ``fire``.
 
+The ``fire`` is compiled where the package's C extension was built (``reliability/_dispatch.c``,
+the same steps; an install without a C compiler goes on without it): a saturated load generator
+pays several times a bytecode's tight-loop price for each of this module's, between Locust's own
+work that leaves the caches cold. This module's ``fire`` is its specification and its fallback;
+``RELIABILITY_DISPATCH=python`` chooses it where both exist. The one difference: the compiled
+``fire`` queues a success itself only when its latency and send time are Python floats (Locust's
+are); an int or numpy number takes the general path, which counts it the same.
+
 Locust is pinned to 2.47 (``pyproject.toml``); ``tests/integration/request_dispatch_inproc.py``
 checks the loop against Locust's own ``EventHook.fire`` case by case.
 """
@@ -21,6 +29,7 @@ checks the loop against Locust's own ``EventHook.fire`` case by case.
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -33,8 +42,16 @@ from locust.exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImm
 from reliability.metrics.windows import QUICK_QUEUE_LIMIT, WindowStore
 from reliability.pacing import MARK_ATTR, IntendedStart
 
+try:
+    from reliability._dispatch import Fire as _CompiledFire
+except ImportError:  # built without a C compiler: the Python fire below does the same
+    _CompiledFire = None
+
 # what Locust's fire lets through from a listener (2.47: the same tuple)
 _PASSED_ON = (StopUser, StopTest, RescheduleTask, RescheduleTaskImmediately, InterruptTaskSet)
+
+COMPILED_AVAILABLE = _CompiledFire is not None
+DISPATCH_ENV = "RELIABILITY_DISPATCH"  # "python": the Python fire even where the compiled one exists
 
 
 class Counter(Protocol):
@@ -57,9 +74,37 @@ def can_take_over(hook: object) -> bool:
             and isinstance(getattr(hook, "_handlers", None), list))
 
 
-def take_over(hook: EventHook, plugin: Counter) -> Callable[..., None]:
+def use_compiled(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether :func:`take_over` gives the compiled ``fire``: where it is built, unless
+    ``RELIABILITY_DISPATCH=python``. Any other value than ``python``/``compiled`` is logged as a
+    warning (a diagnostic switch: it must not stop a load test) and the default taken."""
+    choice = environ.get(DISPATCH_ENV, "").strip().lower()
+    if choice not in ("", "python", "compiled"):
+        logging.warning("%s must be 'python' or 'compiled', got %r: using the default", DISPATCH_ENV,
+                        environ[DISPATCH_ENV])
+    return COMPILED_AVAILABLE and choice != "python"
+
+
+def _report(exc: BaseException) -> None:
+    """A listener's (or the count's) error, logged and marked as Locust's ``fire`` does (the
+    compiled ``fire`` calls it with the exception, its traceback attached)."""
+    logging.error("Uncaught exception in event handler: \n%s", "".join(traceback.format_exception(exc)))
+    locust_log.unhandled_greenlet_exception = True
+
+
+def take_over(hook: EventHook, plugin: Counter, *, compiled: bool | None = None) -> Callable[..., None]:
     """Give ``hook`` (see :func:`can_take_over`) a ``fire`` that counts each request for ``plugin``
-    and then calls the hook's listeners as Locust does. Returns that ``fire``."""
+    and then calls the hook's listeners as Locust does. Returns that ``fire``: the compiled one when
+    ``compiled`` (default: :func:`use_compiled`), else the Python one."""
+    if compiled is None:
+        compiled = use_compiled()
+    if compiled:
+        if _CompiledFire is None:
+            raise RuntimeError("reliability._dispatch is not built (no C compiler at install time)")
+        compiled_fire: Callable[..., None] = _CompiledFire(hook, plugin, _PASSED_ON, _report, getcurrent, MARK_ATTR,
+                                                           QUICK_QUEUE_LIMIT)
+        hook.fire = compiled_fire  # type: ignore[method-assign]
+        return compiled_fire
 
     def fire(*, reverse: bool = False, **kwargs: Any) -> None:
         try:
@@ -77,6 +122,7 @@ def take_over(hook: EventHook, plugin: Counter) -> Callable[..., None]:
                     queued = plugin.queue_scheduled(mark, kwargs["request_type"], kwargs["name"],
                                                     kwargs["response_time"], start_time)
                 else:
+                    request_type, name = kwargs["request_type"], kwargs["name"]  # before anything is queued
                     store = plugin.store
                     values = store.quick_ms
                     try:
@@ -88,8 +134,8 @@ def take_over(hook: EventHook, plugin: Counter) -> Callable[..., None]:
                         del values[len(store.quick):]
                     if queued:
                         quick = store.quick
-                        quick.append(kwargs["request_type"])
-                        quick.append(kwargs["name"])
+                        quick.append(request_type)
+                        quick.append(name)
                         if len(quick) >= QUICK_QUEUE_LIMIT:
                             store.flush()
             if not queued:

@@ -16,10 +16,30 @@ from locust.env import Environment
 from locust.event import EventHook
 
 import reliability.plugin as plugin_module
+from reliability import request_dispatch
 from reliability.metrics import WindowStore
 from tests.support.fakes import FakeClock
 
 T0 = 1_700_000_000
+MODES = ["compiled", "python", "listener"]  # the plugin's compiled dispatch, its Python one, its listener
+
+
+def _install(mode: str, env: Environment, clock: FakeClock,
+             monkeypatch: pytest.MonkeyPatch) -> plugin_module.ReliabilityPlugin:
+    """The plugin on ``env``, counting requests the way ``mode`` names."""
+    hook = env.events.request
+    if mode == "compiled" and not request_dispatch.COMPILED_AVAILABLE:
+        pytest.skip("reliability._dispatch is not built (no C compiler at install time)")
+    monkeypatch.setenv(request_dispatch.DISPATCH_ENV, "python" if mode == "python" else "compiled")
+    if mode == "listener":
+        hook.fire = functools.partial(EventHook.fire, hook)  # somebody else's fire: not taken over
+    plugin = plugin_module.install(env, clock=clock)
+    if mode == "listener":
+        assert plugin._request_fire is None and plugin.on_request in hook._handlers
+    else:
+        assert vars(hook)["fire"] is plugin._request_fire and plugin.on_request not in hook._handlers
+        assert (type(plugin._request_fire).__name__ == "Fire") == (mode == "compiled")
+    return plugin
 
 
 class _Stamp:
@@ -41,20 +61,14 @@ class _Stamp:
         return self.s > other  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("mode", ["dispatch", "listener"])
-def test_every_kind_of_request_event_lands_where_the_store_puts_it(mode: str) -> None:
-    """Through the plugin's own dispatch of the event (Locust's plain hook) and, where somebody
-    replaced the hook's ``fire`` before, through the plugin's listener: the same windows."""
+@pytest.mark.parametrize("mode", MODES)
+def test_every_kind_of_request_event_lands_where_the_store_puts_it(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the plugin's own dispatch of the event (Locust's plain hook; compiled and Python)
+    and, where somebody replaced the hook's ``fire`` before, through the plugin's listener: the
+    same windows."""
     clock = FakeClock(T0 + 50.0)
     env = Environment()
-    hook = env.events.request
-    if mode == "listener":
-        hook.fire = functools.partial(EventHook.fire, hook)  # somebody else's fire: not taken over
-    plugin = plugin_module.install(env, clock=clock)
-    if mode == "dispatch":
-        assert vars(hook)["fire"] is plugin._request_fire and plugin.on_request not in hook._handlers
-    else:
-        assert plugin._request_fire is None and plugin.on_request in hook._handlers
+    plugin = _install(mode, env, clock, monkeypatch)
     reference = WindowStore(clock=clock)
     fire = env.events.request.fire
     for i in range(3000):
@@ -108,8 +122,8 @@ def test_every_kind_of_request_event_lands_where_the_store_puts_it(mode: str) ->
     assert not locust_log.unhandled_greenlet_exception
 
 
-@pytest.mark.parametrize("mode", ["dispatch", "listener"])
-def test_scheduled_requests_land_where_the_store_puts_them(mode: str) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_scheduled_requests_land_where_the_store_puts_them(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """With intended-start marks (a paced user): the first success of a marked task is queued with
     its schedule, the task's later requests, failures and unmarked requests are not, in both modes."""
     import gevent
@@ -119,9 +133,7 @@ def test_scheduled_requests_land_where_the_store_puts_them(mode: str) -> None:
     clock = FakeClock(T0 + 50.0)
     env = Environment()
     hook = env.events.request
-    if mode == "listener":
-        hook.fire = functools.partial(EventHook.fire, hook)
-    plugin = plugin_module.install(env, clock=clock)
+    plugin = _install(mode, env, clock, monkeypatch)
     plugin.expect_intended_starts()
     reference = WindowStore(clock=clock)
 

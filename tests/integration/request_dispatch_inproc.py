@@ -2,7 +2,8 @@
 
 ``reliability.request_dispatch``: the request event's dispatch the plugin takes over behaves as
 Locust's own ``EventHook.fire`` for every other listener, case by case, side by side with a hook
-Locust dispatches itself."""
+Locust dispatches itself. Every test runs twice: with the compiled dispatch and with the Python
+one (``RELIABILITY_DISPATCH``)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,26 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from gevent import GreenletExit
 from locust import log as locust_log
 from locust.env import Environment
 from locust.event import EventHook
 from locust.exception import RescheduleTask, StopUser
 
 import reliability.plugin as plugin_module
-from reliability.request_dispatch import can_take_over, give_back, take_over
+from reliability import request_dispatch
+from reliability.request_dispatch import can_take_over, give_back, take_over, use_compiled
 
 T0 = 1_700_000_000.0
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def dispatch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The dispatch the plugin installs in this test (skipped where the extension is not built)."""
+    if request.param == "compiled" and not request_dispatch.COMPILED_AVAILABLE:
+        pytest.skip("reliability._dispatch is not built (no C compiler at install time)")
+    monkeypatch.setenv(request_dispatch.DISPATCH_ENV, request.param)
+    return str(request.param)
 
 
 def _event(i: int, **overrides: Any) -> dict[str, Any]:
@@ -36,6 +48,7 @@ def _pair() -> tuple[Environment, EventHook, EventHook]:
     plugin = plugin_module.install(env)
     taken = env.events.request
     assert vars(taken)["fire"] is plugin._request_fire
+    assert (type(plugin._request_fire).__name__ == "Fire") == use_compiled()
     return env, taken, EventHook()
 
 
@@ -52,7 +65,7 @@ def _same_on_both(taken: EventHook, plain: EventHook, make: Callable[[list[tuple
             hook.add_listener(handler)
         try:
             hook.fire(**fire_kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # KeyboardInterrupt, GreenletExit too: what fire passes on
             log.append(("raised", type(exc).__name__))
         for handler in list(hook._handlers):
             if handler in added:
@@ -128,8 +141,8 @@ def test_a_failing_listener_is_logged_and_marked_and_the_others_still_run(caplog
     assert env.reliability.store.snapshot().total.requests == 1  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("control", [StopUser, RescheduleTask])
-def test_locusts_control_flow_exceptions_pass_through(control: type[Exception]) -> None:
+@pytest.mark.parametrize("control", [StopUser, RescheduleTask, KeyboardInterrupt, GreenletExit])
+def test_locusts_control_flow_exceptions_pass_through(control: type[BaseException]) -> None:
     env, taken, plain = _pair()
 
     def make(log: list[tuple[str, object]], _hook: EventHook) -> list[Callable[..., None]]:
@@ -144,6 +157,40 @@ def test_locusts_control_flow_exceptions_pass_through(control: type[Exception]) 
     log = _same_on_both(taken, plain, make, _event(5))
     assert log == [("stopper", None), ("raised", control.__name__)]
     assert env.reliability.store.snapshot().total.requests == 1  # type: ignore[attr-defined]
+
+
+def test_positional_arguments_are_refused_as_locusts_fire_refuses_them() -> None:
+    env, taken, plain = _pair()
+    for hook in (taken, plain):
+        with pytest.raises(TypeError, match="positional"):
+            hook.fire("GET", **_event(9))
+    assert env.reliability.store.snapshot().total.requests == 0  # type: ignore[attr-defined]
+
+
+def test_an_event_without_a_request_type_is_logged_and_leaves_nothing_queued(caplog: pytest.LogCaptureFixture) -> None:
+    env, taken, _plain = _pair()
+    plugin = env.reliability  # type: ignore[attr-defined]
+    event = _event(10)
+    del event["request_type"]
+    locust_log.unhandled_greenlet_exception = False
+    with caplog.at_level(logging.ERROR):
+        taken.fire(**event)
+    assert locust_log.unhandled_greenlet_exception is True
+    assert any("request_type" in r.getMessage() for r in caplog.records)
+    assert (len(plugin.store.quick), len(plugin.store.quick_ms)) == (0, 0)  # no half-queued request
+    taken.fire(**_event(11))
+    assert plugin.store.snapshot().total.requests == 1
+    locust_log.unhandled_greenlet_exception = False
+
+
+def test_the_dispatch_switch_takes_python_compiled_or_warns_about_anything_else(
+        caplog: pytest.LogCaptureFixture) -> None:
+    assert use_compiled({request_dispatch.DISPATCH_ENV: "python"}) is False
+    assert use_compiled({request_dispatch.DISPATCH_ENV: "compiled"}) is request_dispatch.COMPILED_AVAILABLE
+    assert use_compiled({}) is request_dispatch.COMPILED_AVAILABLE
+    with caplog.at_level(logging.WARNING):
+        assert use_compiled({request_dispatch.DISPATCH_ENV: "fast"}) is request_dispatch.COMPILED_AVAILABLE
+    assert any("must be 'python' or 'compiled', got 'fast'" in r.getMessage() for r in caplog.records)
 
 
 def test_the_plugins_own_failure_is_logged_like_a_listeners_and_locusts_listeners_still_run(
