@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
 import shutil
@@ -65,6 +66,10 @@ from typing import Any
 import psutil
 from _common import REPO_ROOT, fmt_table, subprocess_env
 
+# reliability.request_dispatch's switch and whether its compiled fire is built, read without
+# importing that module (it imports locust, which monkey-patches this process)
+DISPATCH_ENV = "RELIABILITY_DISPATCH"
+COMPILED_AVAILABLE = importlib.util.find_spec("reliability._dispatch") is not None
 TOGGLE_SLICE_S = 0.47  # the A/B slice length (in the locustfile below too)
 WAITS = {  # --wait: the users' wait time and default user count (see the module docstring)
     "constant": ("constant(0)", 32),
@@ -398,8 +403,19 @@ def wait_for_quiet(cpus: tuple[int, int], limit_s: float, busy_pct: float = 20.0
     return time.monotonic() - t0
 
 
+def dispatch_env(dispatch: str | None) -> dict[str, str]:
+    """The benchmark's subprocess environment with ``RELIABILITY_DISPATCH`` set to ``dispatch``
+    (``python`` or ``compiled``; None: the plugin's default)."""
+    env = subprocess_env()
+    env.pop(DISPATCH_ENV, None)
+    if dispatch is not None:
+        env[DISPATCH_ENV] = dispatch
+    return env
+
+
 def run_locust(locustfile: Path, host: str, users: int, seconds: int, cpu: int, target_cpu: int, work: Path,
-               tag: str, target: psutil.Process, plugin: bool, toggle: bool = False) -> dict[str, Any]:
+               tag: str, target: psutil.Process, plugin: bool, toggle: bool = False,
+               dispatch: str | None = None) -> dict[str, Any]:
     stats_base = work / f"{tag}-stats"
     cmd = ["taskset", "-c", str(cpu), sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
            "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "-H", host, "--only-summary",
@@ -409,7 +425,7 @@ def run_locust(locustfile: Path, host: str, users: int, seconds: int, cpu: int, 
     log = (work / f"{tag}.log").open("w")
     wall0 = time.monotonic()
     probe_path = work / f"{tag}-probe.json"
-    env = {**subprocess_env(), "BENCH_PROBE_OUT": str(probe_path), "BENCH_TOGGLE": "1" if toggle else "0"}
+    env = {**dispatch_env(dispatch), "BENCH_PROBE_OUT": str(probe_path), "BENCH_TOGGLE": "1" if toggle else "0"}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
     gen = psutil.Process(proc.pid)
     # (elapsed s, generator CPU s, target CPU s); CPU % is taken over the steady part only, after
@@ -478,6 +494,10 @@ def main() -> int:
     parser.add_argument("--toggle-runs", type=int, default=1,
                         help="separate in-process A/B runs (each --toggle-seconds long); from 6 on the median "
                              "over runs gets a 95 %% interval")
+    parser.add_argument("--dispatch", choices=("default", "python", "compiled", "alternate"), default="default",
+                        help="the plugin's request dispatch in the plugin runs: its default (compiled where "
+                             "built), the Python or the compiled one, or both alternated run by run (the A/B "
+                             "runs and the tight loop are then summarised for each)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir with logs and records")
     parser.add_argument("--listener-cost", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -500,6 +520,14 @@ def main() -> int:
     files["plugin"].write_text(LOCUSTFILE.format(plugin_import="import reliability.plugin  # noqa: F401", wait=wait,
                                                    flush_timer=FLUSH_TIMER))
 
+    dispatches: list[str | None] = {"default": [None], "python": ["python"], "compiled": ["compiled"],
+                                    "alternate": ["compiled", "python"]}[args.dispatch]
+    if "compiled" in dispatches and not COMPILED_AVAILABLE:
+        print("the compiled dispatch is not built (reliability._dispatch: pip install -e . with a C compiler)",
+              file=sys.stderr)
+        return 1
+    default = "compiled" if COMPILED_AVAILABLE else "python"
+    print(f"the plugin's request dispatch: {', '.join(d or default for d in dispatches)}")
     target_proc, host = start_target(args.target, args.target_cpu)
     target = psutil.Process(target_proc.pid)
     print(f"target {args.target} on CPU {args.target_cpu} at {host}; locust on CPU {args.generator_cpu}, "
@@ -522,7 +550,8 @@ def main() -> int:
             for kind in ("bare", "plugin"):
                 wait_for_quiet((args.generator_cpu, args.target_cpu), args.quiet_wait)
                 r = run_locust(files[kind], host, args.users, args.seconds, args.generator_cpu, args.target_cpu,
-                               work, f"{kind}{i}", target, plugin=kind == "plugin")
+                               work, f"{kind}{i}", target, plugin=kind == "plugin",
+                               dispatch=dispatches[i % len(dispatches)] if kind == "plugin" else None)
                 pair.append(r)
                 print(f"  pair {i + 1} {kind:6s} {r['rps']:6.0f} req/s ({r['requests']:.0f} requests, "
                       f"{r['failures']:.0f} failed)  CPU: locust {r['gen_cpu']:3.0f} %, target "
@@ -531,11 +560,15 @@ def main() -> int:
             pairs.append((pair[0], pair[1]))
         for k in range(args.toggle_runs if args.toggle_seconds else 0):
             wait_for_quiet((args.generator_cpu, args.target_cpu), args.quiet_wait)
+            dispatch = dispatches[k % len(dispatches)]
             toggled = run_locust(files["plugin"], host, args.users, args.toggle_seconds, args.generator_cpu,
-                                 args.target_cpu, work, f"toggle{k}", target, plugin=True, toggle=True)
+                                 args.target_cpu, work, f"toggle{k}", target, plugin=True, toggle=True,
+                                 dispatch=dispatch)
+            toggled["dispatch"] = dispatch
             toggle_runs.append(toggled)
             if args.toggle_runs > 1:
-                print(f"  A/B run {k + 1}: {toggle_summary(toggled['slices'])}", flush=True)
+                label = f" ({dispatch})" if len(dispatches) > 1 else ""
+                print(f"  A/B run {k + 1}{label}: {toggle_summary(toggled['slices'])}", flush=True)
     finally:
         target_proc.terminate()
         target_proc.wait(10)
@@ -548,20 +581,25 @@ def main() -> int:
     cpu_b = toggle_runs[-1]["cpu_us_per_req"] if toggle_runs else 100.0
     if pairs:
         cpu_b = summarize_pairs(pairs, args.max_foreign)
-    out = subprocess.run([sys.executable, __file__, "--listener-cost"], capture_output=True, text=True,
-                         env=subprocess_env(), check=True).stdout
-    with_ns, without_ns, scheduled_ns = json.loads(out.strip().splitlines()[-1])
-    added_us = (with_ns - without_ns) / 1000
-    print(f"plugin request listener alone (in-process, min of 7 rounds): +{added_us:.2f} us per request; against "
-          f"{cpu_b:.0f} us CPU per request of Locust here that predicts a ratio of {cpu_b / (cpu_b + added_us):.3f}")
-    print(f"with every request on a schedule (mark + corrected histogram): +{(scheduled_ns - without_ns) / 1000:.2f} "
-          f"us per request, the correction's own share +{(scheduled_ns - with_ns) / 1000:.2f} us")
-    if len(toggle_runs) == 1:
-        print(toggle_summary(toggle_runs[0]["slices"]))
-    elif toggle_runs:
-        figures = [f for f in (toggle_figures(r["slices"]) for r in toggle_runs) if f is not None]
-        if figures:
-            print(runs_summary(figures))
+    for dispatch in dispatches:
+        label = f" [{dispatch} dispatch]" if len(dispatches) > 1 else ""
+        out = subprocess.run([sys.executable, __file__, "--listener-cost"], capture_output=True, text=True,
+                             env=dispatch_env(dispatch), check=True).stdout
+        with_ns, without_ns, scheduled_ns = json.loads(out.strip().splitlines()[-1])
+        added_us = (with_ns - without_ns) / 1000
+        print(f"plugin request listener alone{label} (in-process, min of 7 rounds): +{added_us:.2f} us per request; "
+              f"against {cpu_b:.0f} us CPU per request of Locust here that predicts a ratio of "
+              f"{cpu_b / (cpu_b + added_us):.3f}")
+        print(f"with every request on a schedule (mark + corrected histogram): "
+              f"+{(scheduled_ns - without_ns) / 1000:.2f} us per request, the correction's own share "
+              f"+{(scheduled_ns - with_ns) / 1000:.2f} us")
+        mine = [r for r in toggle_runs if r["dispatch"] == dispatch]
+        if len(mine) == 1:
+            print(toggle_summary(mine[0]["slices"]))
+        elif mine:
+            figures = [f for f in (toggle_figures(r["slices"]) for r in mine) if f is not None]
+            if figures:
+                print(runs_summary(figures))
     shares = [r["backfilled_per_request"] for r in runs if r.get("backfilled_per_request") is not None]
     if shares and args.wait != "constant":
         print(f"back-filled samples per request in the plugin runs: {min(shares):.3f}-{max(shares):.3f}")
