@@ -19,17 +19,19 @@
 typedef struct {
     PyObject_HEAD
     PyObject *hook;       /* the EventHook taken over (its _handlers) */
-    PyObject *plugin;     /* store, _expect_marks, queue_scheduled, count_other_request */
+    PyObject *plugin;     /* store, _expect_marks, count_other_request */
     PyObject *passed_on;  /* tuple of exception classes a listener's error passes on with */
     PyObject *report;     /* report(exc): logs a listener's error the way Locust does */
     PyObject *getcurrent; /* gevent.getcurrent */
     PyObject *mark_attr;  /* the greenlet attribute holding a paced task's intended start */
     Py_ssize_t limit;     /* length of store.quick that asks for a flush */
+    Py_ssize_t paced_limit; /* length of store.paced that asks for a flush */
 } FireObject;
 
 static PyObject *s_exception, *s_context, *s_start_time, *s_request_type, *s_name, *s_response_time,
     *s_reverse, *s_store, *s_quick, *s_quick_ms, *s_append, *s_flush, *s_expect_marks,
-    *s_queue_scheduled, *s_count_other_request, *s_handlers, *s_dict, *s_copy, *s_get;
+    *s_count_other_request, *s_handlers, *s_dict, *s_copy, *s_get, *s_start_s, *s_interval_ms,
+    *s_lag_from_s, *s_paced;
 static PyObject *empty_tuple, *reversed_slice;
 
 /* The error just raised by the counting or by a listener: 0 when it was logged (an Exception that
@@ -76,6 +78,61 @@ append(PyObject *seq, PyObject *item)
     return 0;
 }
 
+/* store.flush() once ``queue`` holds ``limit`` items or more: 0 done, -1 error. */
+static int
+flush_at(PyObject *store, PyObject *queue, Py_ssize_t limit)
+{
+    Py_ssize_t length = PyList_CheckExact(queue) ? PyList_GET_SIZE(queue) : PyObject_Length(queue);
+    if (length < 0)
+        return -1;
+    if (length < limit)
+        return 0;
+    PyObject *done = PyObject_CallMethodNoArgs(store, s_flush);
+    if (done == NULL)
+        return -1;
+    Py_DECREF(done);
+    return 0;
+}
+
+/* A paced task's success, as the plugin's ``queue_scheduled`` queues it: when its mark's start is
+   not consumed yet and its latency and send time are floats, the seven fields go to store.paced and
+   the mark's start is consumed. 1 queued, 0 not (the general path counts it), -1 error. */
+static int
+queue_scheduled(FireObject *self, PyObject *kwargs, PyObject *mark, PyObject *start_time)
+{
+    PyObject *request_type = required(kwargs, s_request_type), *name, *response_time;
+    if (request_type == NULL || (name = required(kwargs, s_name)) == NULL
+            || (response_time = required(kwargs, s_response_time)) == NULL)
+        return -1;
+    PyObject *intended = PyObject_GetAttr(mark, s_start_s);
+    if (intended == NULL)
+        return -1;
+    int queued = intended != Py_None && start_time != NULL && PyFloat_CheckExact(start_time)
+        && 1e9 <= PyFloat_AS_DOUBLE(start_time) && PyFloat_AS_DOUBLE(start_time) < 1e11
+        && PyFloat_CheckExact(response_time) && 0.0 <= PyFloat_AS_DOUBLE(response_time)
+        && PyFloat_AS_DOUBLE(response_time) < Py_HUGE_VAL;
+    if (!queued) {
+        Py_DECREF(intended);
+        return 0;
+    }
+    PyObject *interval_ms = NULL, *lag_from_s = NULL, *store = NULL, *paced = NULL;
+    int failed = PyObject_SetAttr(mark, s_start_s, Py_None) < 0  /* the task's first request consumes it */
+        || (interval_ms = PyObject_GetAttr(mark, s_interval_ms)) == NULL
+        || (lag_from_s = PyObject_GetAttr(mark, s_lag_from_s)) == NULL
+        || (store = PyObject_GetAttr(self->plugin, s_store)) == NULL
+        || (paced = PyObject_GetAttr(store, s_paced)) == NULL;
+    PyObject *fields[] = {request_type, name, response_time, start_time, intended, interval_ms, lag_from_s};
+    for (size_t i = 0; !failed && i < sizeof fields / sizeof fields[0]; i++)
+        failed = append(paced, fields[i]) < 0;
+    failed = failed || flush_at(store, paced, self->paced_limit) < 0;
+    Py_XDECREF(paced);
+    Py_XDECREF(store);
+    Py_XDECREF(lag_from_s);
+    Py_XDECREF(interval_ms);
+    Py_DECREF(intended);
+    return failed ? -1 : 1;
+}
+
 /* A success's own queue: 1 queued, 0 not (the general path counts it), -1 error. */
 static int
 queue_success(FireObject *self, PyObject *kwargs, PyObject *start_time)
@@ -110,22 +167,9 @@ queue_success(FireObject *self, PyObject *kwargs, PyObject *start_time)
         if (mark == NULL)
             return -1;
         if (mark != Py_None) {
-            PyObject *request_type = required(kwargs, s_request_type), *name, *response_time;
-            if (request_type == NULL || (name = required(kwargs, s_name)) == NULL
-                    || (response_time = required(kwargs, s_response_time)) == NULL) {
-                Py_DECREF(mark);
-                return -1;
-            }
-            PyObject *args[] = {self->plugin, mark, request_type, name, response_time,
-                                start_time != NULL ? start_time : Py_None};
-            PyObject *queued = PyObject_VectorcallMethod(s_queue_scheduled, args,
-                                                         6 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            int queued = queue_scheduled(self, kwargs, mark, start_time);
             Py_DECREF(mark);
-            if (queued == NULL)
-                return -1;
-            int truth = PyObject_IsTrue(queued);
-            Py_DECREF(queued);
-            return truth;
+            return queued;
         }
         Py_DECREF(mark);
     }
@@ -167,15 +211,7 @@ queue_success(FireObject *self, PyObject *kwargs, PyObject *start_time)
         }
         failed = failed || append(quick, request_type) < 0 || append(quick, name) < 0;
     }
-    if (!failed) {
-        Py_ssize_t length = PyList_CheckExact(quick) ? PyList_GET_SIZE(quick) : PyObject_Length(quick);
-        failed = length < 0;
-        if (!failed && length >= self->limit) {
-            PyObject *done = PyObject_CallMethodNoArgs(store, s_flush);
-            failed = done == NULL;
-            Py_XDECREF(done);
-        }
-    }
+    failed = failed || flush_at(store, quick, self->limit) < 0;
     Py_XDECREF(quick);
     Py_DECREF(values);
     Py_DECREF(store);
@@ -328,11 +364,12 @@ fire_call(FireObject *self, PyObject *args, PyObject *kwargs)
 static PyObject *
 fire_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *keywords[] = {"hook", "plugin", "passed_on", "report", "getcurrent", "mark_attr", "limit", NULL};
+    static char *keywords[] = {"hook", "plugin", "passed_on", "report", "getcurrent", "mark_attr", "limit",
+                               "paced_limit", NULL};
     PyObject *hook, *plugin, *passed_on, *report, *getcurrent, *mark_attr;
-    Py_ssize_t limit;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!OOUn:Fire", keywords, &hook, &plugin, &PyTuple_Type,
-                                     &passed_on, &report, &getcurrent, &mark_attr, &limit))
+    Py_ssize_t limit, paced_limit;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!OOUnn:Fire", keywords, &hook, &plugin, &PyTuple_Type,
+                                     &passed_on, &report, &getcurrent, &mark_attr, &limit, &paced_limit))
         return NULL;
     FireObject *self = (FireObject *)type->tp_alloc(type, 0);
     if (self == NULL)
@@ -344,6 +381,7 @@ fire_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->getcurrent = Py_NewRef(getcurrent);
     self->mark_attr = Py_NewRef(mark_attr);
     self->limit = limit;
+    self->paced_limit = paced_limit;
     return (PyObject *)self;
 }
 
@@ -382,7 +420,7 @@ fire_dealloc(FireObject *self)
 static PyTypeObject FireType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "reliability._dispatch.Fire",
-    .tp_doc = PyDoc_STR("Fire(hook, plugin, passed_on, report, getcurrent, mark_attr, limit): the request "
+    .tp_doc = PyDoc_STR("Fire(hook, plugin, passed_on, report, getcurrent, mark_attr, limit, paced_limit): the request "
                         "event's fire, counting each request for the plugin, then calling hook's listeners."),
     .tp_basicsize = sizeof(FireObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -414,7 +452,9 @@ PyInit__dispatch(void)
             || intern(&s_reverse, "reverse") < 0 || intern(&s_store, "store") < 0
             || intern(&s_quick, "quick") < 0 || intern(&s_quick_ms, "quick_ms") < 0
             || intern(&s_append, "append") < 0 || intern(&s_flush, "flush") < 0
-            || intern(&s_expect_marks, "_expect_marks") < 0 || intern(&s_queue_scheduled, "queue_scheduled") < 0
+            || intern(&s_expect_marks, "_expect_marks") < 0 || intern(&s_start_s, "start_s") < 0
+            || intern(&s_interval_ms, "interval_ms") < 0 || intern(&s_lag_from_s, "lag_from_s") < 0
+            || intern(&s_paced, "paced") < 0
             || intern(&s_count_other_request, "count_other_request") < 0
             || intern(&s_handlers, "_handlers") < 0 || intern(&s_dict, "__dict__") < 0
             || intern(&s_copy, "copy") < 0 || intern(&s_get, "get") < 0)

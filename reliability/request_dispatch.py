@@ -39,7 +39,7 @@ from locust import log as locust_log
 from locust.event import EventHook
 from locust.exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopTest, StopUser
 
-from reliability.metrics.windows import QUICK_QUEUE_LIMIT, WindowStore
+from reliability.metrics.windows import PACED_QUEUE_LIMIT, QUICK_QUEUE_LIMIT, WindowStore
 from reliability.pacing import MARK_ATTR, IntendedStart
 
 try:
@@ -102,7 +102,7 @@ def take_over(hook: EventHook, plugin: Counter, *, compiled: bool | None = None)
         if _CompiledFire is None:
             raise RuntimeError("reliability._dispatch is not built (no C compiler at install time)")
         compiled_fire: Callable[..., None] = _CompiledFire(hook, plugin, _PASSED_ON, _report, getcurrent, MARK_ATTR,
-                                                           QUICK_QUEUE_LIMIT)
+                                                           QUICK_QUEUE_LIMIT, PACED_QUEUE_LIMIT)
         hook.fire = compiled_fire  # type: ignore[method-assign]
         return compiled_fire
 

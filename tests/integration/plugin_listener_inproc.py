@@ -167,3 +167,105 @@ def test_scheduled_requests_land_where_the_store_puts_them(mode: str, monkeypatc
     assert mine.seconds == theirs.seconds and mine.total.requests == 800 and mine.total.backfilled > 0
     assert plugin.store.schedule_lag().to_payload() == reference.schedule_lag().to_payload()
     assert not locust_log.unhandled_greenlet_exception
+
+
+def _windows(plugin: plugin_module.ReliabilityPlugin) -> tuple[object, ...]:
+    """What a store holds: per endpoint its counts and both histograms, the seconds, the lag."""
+    snap = plugin.store.snapshot()
+    return ([(e.name, e.requests, e.failures, e.hist.to_payload()["c"],
+              None if e.corrected is None else e.corrected.to_payload()["c"]) for e in snap.endpoints],
+            snap.seconds, snap.total.requests, snap.total.backfilled, plugin.store.schedule_lag().to_payload())
+
+
+@pytest.mark.parametrize("mode", ["compiled", "python"])
+def test_scheduled_events_of_every_kind_are_counted_as_the_plugins_listener_counts_them(
+        mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A marked task's first request of every shape (float, int, numpy and missing times, invalid
+    latencies, failures, contexts): the dispatch queues only the float successes itself and gives
+    the rest to the general path, which must leave the windows the plugin's listener leaves."""
+    import gevent
+
+    from reliability.pacing import mark_intended_start
+
+    latencies: list[object] = [4.0, 7, np.float64(6.5), math.nan, -2.0, math.inf, 3.0, 3.0, 3.0, 3.0, 3.0]
+    starts: list[object] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, "int", "numpy", "perf", "none", 0.0]
+
+    def run(on: str) -> tuple[object, ...]:
+        env = Environment()
+        plugin = _install(on, env, FakeClock(T0 + 90.0), monkeypatch)
+        plugin.expect_intended_starts()
+
+        def task(i: int) -> None:
+            sent = T0 + i * 0.02
+            mark_intended_start(sent - 0.015 * (i % 4), 0.005)
+            kind = i % len(latencies)
+            start: object = {"int": int(sent), "numpy": np.float64(sent), "perf": 12.5,
+                             "none": None}.get(starts[kind], sent)  # type: ignore[call-overload]
+            exception = ConnectionError("down") if i % 13 == 0 else None
+            context = {"cache": "hit"} if i % 17 == 0 else {}
+            env.events.request.fire(request_type="GET", name=f"/k{kind}", response_time=latencies[kind],
+                                    response_length=0, response=None, context=context, exception=exception,
+                                    start_time=start, url=None)
+            env.events.request.fire(request_type="GET", name="/second", response_time=1.5, response_length=0,
+                                    response=None, context={}, exception=None, start_time=sent + 0.001, url=None)
+
+        for i in range(660):
+            gevent.spawn(task, i).join()
+        return _windows(plugin)
+
+    mine, theirs = run(mode), run("listener")
+    assert mine == theirs
+    assert mine[2] == 1320 and mine[3] > 0  # type: ignore[operator]
+    assert not locust_log.unhandled_greenlet_exception
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_scheduled_queue_flushes_at_its_limit(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gevent
+
+    from reliability.metrics.windows import PACED_QUEUE_LIMIT
+    from reliability.pacing import mark_intended_start
+
+    env = Environment()
+    plugin = _install(mode, env, FakeClock(T0 + 90.0), monkeypatch)
+    plugin.expect_intended_starts()
+    reference = WindowStore(clock=FakeClock(T0 + 90.0))
+    tasks = PACED_QUEUE_LIMIT // 7 + 5
+
+    def task(i: int) -> None:
+        sent = T0 + i * 0.004
+        mark_intended_start(sent - 0.001, 0.01)
+        env.events.request.fire(request_type="GET", name="/f", response_time=2.0 + i % 9, response_length=0,
+                                response=None, context={}, exception=None, start_time=sent, url=None)
+        reference.record_request("GET", "/f", 2.0 + i % 9, False, None, sent, sent - 0.001, 10.0)
+
+    for i in range(tasks):
+        gevent.spawn(task, i).join()
+    if mode != "listener":  # the listener's path queues through the store's own record_request
+        assert len(plugin.store.paced) == 7 * 5  # flushed once, at the limit
+    snap, expected = plugin.store.snapshot(), reference.snapshot()
+    assert snap.total.requests == tasks and snap.seconds == expected.seconds
+    assert snap.total.corrected.to_payload()["c"] == expected.total.corrected.to_payload()["c"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_mark_that_is_no_intended_start_is_logged_and_counts_nothing(
+        mode: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import gevent
+
+    from reliability.pacing import MARK_ATTR
+
+    monkeypatch.setattr(locust_log, "unhandled_greenlet_exception", False)
+    env = Environment()
+    plugin = _install(mode, env, FakeClock(T0 + 90.0), monkeypatch)
+    plugin.expect_intended_starts()
+
+    def task() -> None:
+        setattr(gevent.getcurrent(), MARK_ATTR, object())  # somebody else's object under the name
+        env.events.request.fire(request_type="GET", name="/m", response_time=2.0, response_length=0, response=None,
+                                context={}, exception=None, start_time=T0 + 1.0, url=None)
+
+    with caplog.at_level("ERROR"):
+        gevent.spawn(task).join()
+    assert plugin.store.snapshot().total.requests == 0
+    assert locust_log.unhandled_greenlet_exception and "AttributeError" in caplog.text
