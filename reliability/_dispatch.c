@@ -78,6 +78,14 @@ append(PyObject *seq, PyObject *item)
     return 0;
 }
 
+/* Whether ``start_time`` is Locust's send time: a float of epoch seconds (NULL: not passed). */
+static int
+is_epoch_float(PyObject *start_time)
+{
+    return start_time != NULL && PyFloat_CheckExact(start_time) && 1e9 <= PyFloat_AS_DOUBLE(start_time)
+        && PyFloat_AS_DOUBLE(start_time) < 1e11;
+}
+
 /* store.flush() once ``queue`` holds ``limit`` items or more: 0 done, -1 error. */
 static int
 flush_at(PyObject *store, PyObject *queue, Py_ssize_t limit)
@@ -107,9 +115,7 @@ queue_scheduled(FireObject *self, PyObject *kwargs, PyObject *mark, PyObject *st
     PyObject *intended = PyObject_GetAttr(mark, s_start_s);
     if (intended == NULL)
         return -1;
-    int queued = intended != Py_None && start_time != NULL && PyFloat_CheckExact(start_time)
-        && 1e9 <= PyFloat_AS_DOUBLE(start_time) && PyFloat_AS_DOUBLE(start_time) < 1e11
-        && PyFloat_CheckExact(response_time) && 0.0 <= PyFloat_AS_DOUBLE(response_time)
+    int queued = intended != Py_None && is_epoch_float(start_time) && PyFloat_CheckExact(response_time) && 0.0 <= PyFloat_AS_DOUBLE(response_time)
         && PyFloat_AS_DOUBLE(response_time) < Py_HUGE_VAL;
     if (!queued) {
         Py_DECREF(intended);
@@ -173,10 +179,7 @@ queue_success(FireObject *self, PyObject *kwargs, PyObject *start_time)
         }
         Py_DECREF(mark);
     }
-    if (start_time == NULL || !PyFloat_CheckExact(start_time))
-        return 0;
-    double sent_s = PyFloat_AS_DOUBLE(start_time);
-    if (!(1e9 <= sent_s && sent_s < 1e11))
+    if (!is_epoch_float(start_time))
         return 0;
     PyObject *response_time = PyDict_GetItemWithError(kwargs, s_response_time);
     if (response_time == NULL)
