@@ -246,6 +246,7 @@ def test_the_scheduled_queue_flushes_at_its_limit(mode: str, monkeypatch: pytest
     snap, expected = plugin.store.snapshot(), reference.snapshot()
     assert snap.total.requests == tasks and snap.seconds == expected.seconds
     assert snap.total.corrected.to_payload()["c"] == expected.total.corrected.to_payload()["c"]  # type: ignore[union-attr]
+    assert not locust_log.unhandled_greenlet_exception
 
 
 @pytest.mark.parametrize("mode", MODES)
